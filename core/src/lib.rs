@@ -1,0 +1,1 @@
+//! oversqlite local runtime: schema, triggers, configuration and durable state.

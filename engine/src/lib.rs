@@ -1,0 +1,1 @@
+//! oversqlite sync engine.

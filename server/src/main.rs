@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("oversqlite-server: not built yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! oversqlite: SQLite loadable extension. This file only registers.

@@ -1,0 +1,1 @@
+//! Shared helpers for the oversqlite test suites (fixture runners, end-to-end).

@@ -1,0 +1,76 @@
+# oversqlite — build, test, demo and benchmark entry points.
+#
+# Every workspace package is built on its own (`cargo build -p NAME`): the extension
+# turns on rusqlite's `loadable_extension` feature, which must never be unified with the
+# `bundled` SQLite used by the server, the test host and the core/engine unit tests.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= /usr/bin/python3
+EXT_DEBUG := target/debug/liboversqlite.so
+EXT_RELEASE := target/release/liboversqlite.so
+SERVER_DEBUG := target/debug/oversqlite-server
+SERVER_RELEASE := target/release/oversqlite-server
+
+# Debian packages the build and the suites need on a fresh machine.
+APT_PACKAGES := libclang-dev clang sqlite3 python3 nodejs npm make g++
+
+.PHONY: all deps build release server example test test-rust test-python test-shell test-node node-deps clean
+
+all: build
+
+## deps: install the Debian packages that are missing (CI machines start fresh).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## build: the extension, debug profile (target/debug/liboversqlite.so).
+build: deps
+	$(CARGO) build -p oversqlite
+
+## release: the optimised extension and server (used by the demo and the benchmark).
+release: deps
+	$(CARGO) build --release -p oversqlite
+	$(CARGO) build --release -p oversqlite-server
+
+## server: the debug oversqlite-server binary.
+server: deps
+	$(CARGO) build -p oversqlite-server
+
+## example: a first run — local changes captured by the extension, from the sqlite3 shell.
+example: build
+	@rm -f target/example.db
+	sqlite3 target/example.db < sql/examples/local_capture.sql
+
+## test: everything CI runs.
+test: deps build server test-rust test-python test-shell test-node
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test -p oversqlite-protocol
+	$(CARGO) test -p oversqlite-core
+	$(CARGO) test -p oversqlite-engine
+	$(CARGO) test -p oversqlite
+	$(CARGO) test -p oversqlite-server
+	$(CARGO) test -p oversqlite-tests
+
+test-python: build
+	$(PYTHON) tests/python/test_local.py
+
+test-shell: build
+	bash tests/shell/run.sh
+
+node-deps: deps
+	@if [ ! -f tests/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then \
+	  cd tests/node && npm_config_nodedir=/usr npm install --no-audit --no-fund --omit-lockfile-registry-resolved; fi
+
+test-node: build node-deps
+	cd tests/node && node --test
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,183 @@
+//! Canonical JSON exactly as the go-oversync server computes it (PROTOCOL.md §8.2):
+//! byte-wise sorted object keys, no whitespace, ECMAScript number formatting and Go
+//! `encoding/json` string escaping (including the HTML-safe `<`, `>`, `&`, U+2028, U+2029).
+
+use serde_json::{Number, Value};
+
+/// Canonical text of a JSON value.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
+/// Parses JSON text and returns its canonical form (the server marshals, re-parses and
+/// re-serialises; this is the same round trip).
+pub fn canonicalize_json_text(text: &str) -> Result<String, serde_json::Error> {
+    let value: Value = serde_json::from_str(text)?;
+    Ok(canonical_json(&value))
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => out.push_str(&format_number(n)),
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            // Sorted explicitly: serde_json's map keeps insertion order if any crate in the
+            // build enables `preserve_order`. `str` ordering is byte-wise UTF-8 ordering.
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, key);
+                out.push(':');
+                write_value(out, &map[key.as_str()]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Every number goes through an IEEE-754 double, as in the Go server, so integers above
+/// 2^53 lose precision the same way on both sides.
+fn format_number(n: &Number) -> String {
+    let f = n.as_f64().unwrap_or(0.0);
+    ecmascript_number_to_string(f)
+}
+
+/// ECMAScript `Number.prototype.toString` for finite doubles: shortest round-trip digits,
+/// plain notation for 1e-6 <= |x| < 1e21, exponent notation otherwise, `-0` as `0`.
+pub fn ecmascript_number_to_string(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        // JSON cannot carry NaN/Infinity; 0 and -0 both print as "0".
+        return "0".to_string();
+    }
+    let mut out = String::new();
+    if value < 0.0 {
+        out.push('-');
+    }
+    // `{:e}` yields the shortest round-trip digits as `d[.ddd]e<exp>`.
+    let sci = format!("{:e}", value.abs());
+    let (mantissa, exponent) = sci.split_once('e').expect("LowerExp always contains 'e'");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
+    let k = digits.len() as i32;
+    // n: position of the decimal point relative to the digit string (ECMA-262 notation).
+    let n = exponent + 1;
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat('0').take((n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.push_str(&digits[..n as usize]);
+        out.push('.');
+        out.push_str(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat('0').take((-n) as usize));
+        out.push_str(&digits);
+    } else {
+        out.push_str(&digits[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if n - 1 >= 0 { '+' } else { '-' });
+        out.push_str(&(n - 1).abs().to_string());
+    }
+    out
+}
+
+/// Go `encoding/json` string escaping with HTML escaping on.
+fn write_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\u{0}'..='\u{1f}' => {
+                let code = c as u32;
+                out.push_str("\\u");
+                for shift in [12, 8, 4, 0] {
+                    out.push(HEX[((code >> shift) & 0xf) as usize] as char);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_follow_ecmascript_formatting() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (1000.0, "1000"),
+            (1.5, "1.5"),
+            (-2.25, "-2.25"),
+            (0.1, "0.1"),
+            (0.000001, "0.000001"),
+            (0.0000001, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (1e21, "1e+21"),
+            (1.2345e22, "1.2345e+22"),
+            (9007199254740993.0, "9007199254740992"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(ecmascript_number_to_string(*value), *expected, "{value:e}");
+        }
+    }
+
+    #[test]
+    fn integers_and_floats_share_one_notation() {
+        let text = canonicalize_json_text(r#"[1, 1.0, 1e3, 1.50, -0.0, 9007199254740993, 12345678901234567890]"#).unwrap();
+        assert_eq!(text, "[1,1,1000,1.5,0,9007199254740992,12345678901234567000]");
+    }
+
+    #[test]
+    fn strings_use_go_html_safe_escaping() {
+        let value = json!("a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}<>&\u{2028}\u{2029}/é😀");
+        assert_eq!(
+            canonical_json(&value),
+            "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\\u003c\\u003e\\u0026\\u2028\\u2029/é😀\""
+        );
+    }
+
+    #[test]
+    fn object_keys_sorted_bytewise_without_whitespace() {
+        let text = canonicalize_json_text(r#"{ "b": 1, "a": [true, false, null], "B": {"é": 1, "z": 2}, "_": "" }"#).unwrap();
+        assert_eq!(text, r#"{"B":{"z":2,"é":1},"_":"","a":[true,false,null],"b":1}"#);
+    }
+}

@@ -1,1 +1,73 @@
-//! oversqlite: SQLite loadable extension. This file only registers.
+//! oversqlite: SQLite loadable extension. This file only registers; the SQL adapters
+//! live in `sql/`, the runtime in `oversqlite-core`.
+//!
+//! The entry point initialises two API tables: sqlite-loadable's (used to register
+//! functions and virtual tables) and rusqlite's (`loadable_extension`, used for all
+//! database access through `Connection::from_handle` on the caller's connection).
+use std::os::raw::{c_char, c_uint};
+
+use oversqlite_core::Error;
+use rusqlite::Connection;
+use sqlite_loadable::prelude::*;
+use sqlite_loadable::{api, define_scalar_function, FunctionFlags};
+
+pub mod sql;
+
+use sql::args::Args;
+use sql::guard::{connection, context_db, format_error, guarded};
+use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, version_fn};
+
+type Body = fn(&Connection, &Args) -> Result<String, Error>;
+
+/// Registers a TEXT-returning function of any arity (arity is checked by `body` so
+/// wrong counts get a usage message). The guard turns panics into SQL errors.
+fn register(db: *mut sqlite3, name: &'static str, body: Body, flags: FunctionFlags) -> sqlite_loadable::Result<()> {
+    let call = move |ctx: *mut sqlite3_context, values: &[*mut sqlite3_value]| -> sqlite_loadable::Result<()> {
+        let outcome = guarded(name, || {
+            let conn = connection(context_db(ctx))?;
+            body(&conn, &Args::new(values))
+        });
+        let set = match outcome {
+            Ok(text) => api::result_text(ctx, text),
+            Err(e) => api::result_error(ctx, &format_error(name, &e)),
+        };
+        if set.is_err() {
+            api::result_error_code(ctx, 1);
+        }
+        Ok(())
+    };
+    define_scalar_function(db, name, -1, call, flags)
+}
+
+fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
+    let writer = FunctionFlags::UTF8 | FunctionFlags::DIRECTONLY;
+    register(db, "oversqlite_init", config_fns::init, writer)?;
+    register(db, "oversqlite_enable_sync", config_fns::enable_sync, writer)?;
+    register(db, "oversqlite_disable_sync", config_fns::disable_sync, writer)?;
+    register(db, "oversqlite_config", config_fns::show, FunctionFlags::UTF8)?;
+    register(db, "oversqlite_open", open_fn::open, writer)?;
+    register(db, "oversqlite_version", version_fn::version, FunctionFlags::UTF8 | FunctionFlags::DETERMINISTIC)?;
+    rows_vtab::register::<runtime_vtabs::Pending>(db)?;
+    rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
+    Ok(())
+}
+
+/// SQLite entry point (found by `.load ./liboversqlite` from the file name).
+///
+/// # Safety
+/// Called by SQLite with a valid connection and API routine table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_oversqlite_init(
+    db: *mut sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *mut sqlite3_api_routines,
+) -> c_uint {
+    let loaded = std::panic::catch_unwind(|| {
+        // SAFETY: `p_api` is the routine table SQLite passed to this entry point.
+        if unsafe { rusqlite::ffi::rusqlite_extension_init2(p_api.cast()) }.is_err() {
+            return 1;
+        }
+        sqlite_loadable::entrypoints::register_entrypoint(db, pz_err_msg, p_api, register_all)
+    });
+    loaded.unwrap_or(1)
+}

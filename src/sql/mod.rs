@@ -1,0 +1,9 @@
+//! Thin SQL adapters over `oversqlite_core`: argument checks, result encoding, error
+//! formatting and the panic guard. No sync logic lives here.
+pub mod args;
+pub mod config_fns;
+pub mod guard;
+pub mod open_fn;
+pub mod rows_vtab;
+pub mod runtime_vtabs;
+pub mod version_fn;

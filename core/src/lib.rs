@@ -31,11 +31,13 @@
 //!   `json_object`, byte-identical to the triggers.
 //! * Transactions ([`tx`]): [`tx::write_tx`] — `BEGIN IMMEDIATE` or a savepoint when the caller
 //!   is already in a transaction; rolls back on error and on panic.
+//! * Test hook ([`fault`]): [`fault::point`] panics when `OVERSQLITE_TEST_FAULT=panic:<point>`.
 //! * Errors ([`error`]): [`Error`] `{code: ErrorCode, message}`, displayed as `<code>: <message>`.
 
 pub mod config;
 pub mod ddl;
 pub mod error;
+pub mod fault;
 pub mod keys;
 pub mod model;
 pub mod open;

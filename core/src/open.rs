@@ -43,6 +43,7 @@ pub fn open(conn: &Connection) -> Result<(Config, OpenReport)> {
             )?;
             triggers_written += triggers::install_triggers(conn, &config.schema, table)?;
         }
+        crate::fault::point("open.after_triggers");
         let mut attachment = state::read_attachment(conn)?;
         let first_open = attachment.current_source_id.is_empty();
         if first_open {

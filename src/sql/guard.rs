@@ -7,19 +7,9 @@ use oversqlite_core::{Error, ErrorCode};
 use rusqlite::Connection;
 use sqlite_loadable::prelude::{sqlite3, sqlite3_context};
 
-/// Test hook: `OVERSQLITE_TEST_FAULT=panic:<point>` (or `panic:*`) makes the named entry
-/// point panic, so tests can prove the host receives an error instead of aborting.
-/// Points are function names (`oversqlite_open`) or `<vtab>.<callback>`
-/// (`oversqlite_pending.filter`).
-pub fn fault_point(point: &str) {
-    if let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") {
-        if let Some(target) = spec.strip_prefix("panic:") {
-            if target == "*" || target == point {
-                panic!("OVERSQLITE_TEST_FAULT injected panic at {point}");
-            }
-        }
-    }
-}
+/// Test hook, see `oversqlite_core::fault`: `OVERSQLITE_TEST_FAULT=panic:<point>` makes the
+/// named entry point panic, so tests can prove the host gets an error instead of aborting.
+pub use oversqlite_core::fault::point as fault_point;
 
 fn panic_text(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -1,5 +1,6 @@
 //! A read-only, eponymous virtual table whose rows are computed by `RowSource::rows` when
 //! a scan starts. Every callback runs under the panic guard.
+use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::os::raw::c_int;
 
@@ -38,10 +39,26 @@ fn point<S: RowSource>(callback: &str) -> String {
     format!("{}.{callback}", S::NAME)
 }
 
+/// Hands an error message to SQLite through `zErrMsg` (for callbacks where
+/// sqlite-loadable passes only a code: `xBestIndex`, `xOpen`).
+fn set_vtab_error(vtab: *mut sqlite3_vtab, name: &str, e: &Error) {
+    if let Ok(msg) = api::mprintf(&format_error(name, e)) {
+        // SAFETY: `vtab` points at our live table; SQLite frees zErrMsg with sqlite3_free,
+        // and mprintf allocates with sqlite3_mprintf.
+        unsafe {
+            if !(*vtab).zErrMsg.is_null() {
+                rusqlite::ffi::sqlite3_free((*vtab).zErrMsg.cast());
+            }
+            (*vtab).zErrMsg = msg;
+        }
+    }
+}
+
 #[repr(C)]
 pub struct RowsTable<S: RowSource> {
-    /// Must be first: SQLite sees this struct as a `sqlite3_vtab`.
-    base: sqlite3_vtab,
+    /// Must be first: SQLite sees this struct as a `sqlite3_vtab`. In a cell because
+    /// SQLite reads `zErrMsg` we write from `&self` callbacks.
+    base: UnsafeCell<sqlite3_vtab>,
     db: *mut sqlite3,
     source: PhantomData<S>,
 }
@@ -53,6 +70,9 @@ pub struct RowsCursor<S: RowSource> {
     db: *mut sqlite3,
     rows: Vec<Vec<Cell>>,
     pos: usize,
+    /// An error caught in `eof`, which cannot report one: `eof` then answers "not at end"
+    /// so SQLite calls `column`, which reports it.
+    deferred: RefCell<Option<Error>>,
     source: PhantomData<S>,
 }
 
@@ -64,7 +84,7 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
         guarded(&point::<S>("connect"), || {
             // SAFETY: an all-zero sqlite3_vtab is the documented initial state.
             let base: sqlite3_vtab = unsafe { std::mem::zeroed() };
-            Ok((S::SCHEMA.to_string(), RowsTable { base, db, source: PhantomData }))
+            Ok((S::SCHEMA.to_string(), RowsTable { base: UnsafeCell::new(base), db, source: PhantomData }))
         })
         .map_err(|e| to_loadable(S::NAME, e))
     }
@@ -76,7 +96,10 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
             info.set_estimated_rows(100);
             Ok(())
         })
-        .map_err(|_| BestIndexError::Error)
+        .map_err(|e| {
+            set_vtab_error(self.base.get(), S::NAME, &e);
+            BestIndexError::Error
+        })
     }
 
     fn open(&'vtab mut self) -> sqlite_loadable::Result<RowsCursor<S>> {
@@ -84,9 +107,12 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
         guarded(&point::<S>("open"), || {
             // SAFETY: as in `connect`.
             let base: sqlite3_vtab_cursor = unsafe { std::mem::zeroed() };
-            Ok(RowsCursor { base, db, rows: Vec::new(), pos: 0, source: PhantomData })
+            Ok(RowsCursor { base, db, rows: Vec::new(), pos: 0, deferred: RefCell::new(None), source: PhantomData })
         })
-        .map_err(|e| to_loadable(S::NAME, e))
+        .map_err(|e| {
+            set_vtab_error(self.base.get(), S::NAME, &e);
+            to_loadable(S::NAME, e)
+        })
     }
 }
 
@@ -100,17 +126,28 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
     }
 
     fn next(&mut self) -> sqlite_loadable::Result<()> {
+        if let Some(e) = self.deferred.borrow_mut().take() {
+            return Err(to_loadable(S::NAME, e));
+        }
         guarded(&point::<S>("next"), || Ok(())).map_err(|e| to_loadable(S::NAME, e))?;
         self.pos += 1;
         Ok(())
     }
 
     fn eof(&self) -> bool {
-        // A panic here cannot carry an error; ending the scan is the safe answer.
-        guarded(&point::<S>("eof"), || Ok(self.pos >= self.rows.len())).unwrap_or(true)
+        match guarded(&point::<S>("eof"), || Ok(self.pos >= self.rows.len())) {
+            Ok(at_end) => at_end,
+            Err(e) => {
+                self.deferred.replace(Some(e));
+                false
+            }
+        }
     }
 
     fn column(&self, ctx: *mut sqlite3_context, i: c_int) -> sqlite_loadable::Result<()> {
+        if let Some(e) = self.deferred.borrow_mut().take() {
+            return Err(to_loadable(S::NAME, e));
+        }
         guarded(&point::<S>("column"), || {
             match self.rows.get(self.pos).and_then(|r| r.get(i as usize)) {
                 Some(Cell::Int(v)) => api::result_int64(ctx, *v),

@@ -77,3 +77,14 @@ pub fn open(conn: &Connection) -> Result<Value, String> {
     let text = call(conn, "SELECT oversqlite_open()", &[])?.ok_or("oversqlite_open returned NULL")?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
+
+/// A fresh temporary database file path (removed first if left over).
+pub fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oversqlite-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.db"));
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}

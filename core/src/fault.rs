@@ -1,0 +1,13 @@
+//! Test hook for crash-safety tests: with `OVERSQLITE_TEST_FAULT=panic:<point>` (or
+//! `panic:*` for every point) the named point panics. Entry points of the extension are
+//! points (`oversqlite_open`, `oversqlite_pending.filter`), and so are a few steps inside
+//! multi-step transactions (`open.after_triggers`), to prove a panic mid-way rolls back.
+pub fn point(name: &str) {
+    if let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") {
+        if let Some(target) = spec.strip_prefix("panic:") {
+            if target == "*" || target == name {
+                panic!("OVERSQLITE_TEST_FAULT injected panic at {name}");
+            }
+        }
+    }
+}

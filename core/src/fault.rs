@@ -6,7 +6,9 @@ pub fn point(name: &str) {
     if let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") {
         if let Some(target) = spec.strip_prefix("panic:") {
             if target == "*" || target == name {
-                panic!("OVERSQLITE_TEST_FAULT injected panic at {name}");
+                // resume_unwind skips the panic hook: an injected fault unwinds exactly like a
+                // real panic but does not print a backtrace into the host's stderr.
+                std::panic::resume_unwind(Box::new(format!("OVERSQLITE_TEST_FAULT injected panic at {name}")));
             }
         }
     }

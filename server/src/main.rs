@@ -1,4 +1,207 @@
+//! oversqlite-server: a go-oversync-compatible sync server (protocol of go-oversync commit
+//! 1f1118f) storing everything in one SQLite file.
+
+mod auth;
+mod codec;
+mod config;
+mod error;
+mod http;
+mod service;
+mod state;
+mod store;
+mod timefmt;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Registry;
+use crate::state::{AppState, Settings};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "oversqlite-server", version, about = "go-oversync-compatible sync server with an embedded SQLite store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Print a bearer token (HS256 JWT, `sub` = user id) for the given user.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct SecretArg {
+    /// HS256 secret for bearer tokens (falls back to `jwt_secret` in the config file).
+    #[arg(long, env = "OVERSQLITE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (TOML) registering the synced tables.
+    #[arg(long)]
+    config: PathBuf,
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// SQLite store file (created if missing).
+    #[arg(long, default_value = "./oversqlite-server.db")]
+    data: PathBuf,
+    #[command(flatten)]
+    secret: SecretArg,
+    /// Mount the test hooks: /dummy-signin, /test/reset, /test/retention-floor,
+    /// /test/server-bundle, /test/watch-subscribers. Never in production.
+    #[arg(long)]
+    enable_test_endpoints: bool,
+    /// Committed bundles kept per user before the retained floor moves up.
+    #[arg(long, default_value_t = 10_000)]
+    retained_window: i64,
+    /// Largest floor increase per commit (bundles pruned at once).
+    #[arg(long, default_value_t = 1_000)]
+    prune_batch: i64,
+    /// Lifetime of an uncommitted push session (refreshed by each chunk).
+    #[arg(long, default_value_t = 900)]
+    push_session_ttl_seconds: i64,
+    /// Lifetime of a snapshot session.
+    #[arg(long, default_value_t = 900)]
+    snapshot_session_ttl_seconds: i64,
+    /// Lifetime of a scope initialisation lease handed out by connect.
+    #[arg(long, default_value_t = 900)]
+    initialization_lease_ttl_seconds: i64,
+    /// Interval between `: heartbeat` comments on /sync/watch, in milliseconds.
+    #[arg(long, default_value_t = 25_000)]
+    watch_heartbeat_ms: u64,
+    /// Turn off /sync/watch (503 bundle_change_watch_disabled; capability false).
+    #[arg(long)]
+    disable_watch: bool,
+    /// Row limit of one snapshot session (0 = unlimited; exceeding it is a 500).
+    #[arg(long, default_value_t = 0)]
+    max_rows_per_snapshot_session: i64,
+    /// Payload byte limit of one snapshot session (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    max_bytes_per_snapshot_session: i64,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Configuration file (may hold `jwt_secret`).
+    #[arg(long)]
+    config: PathBuf,
+    /// User id to put in the `sub` claim.
+    #[arg(long)]
+    user: String,
+    /// Token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_seconds: i64,
+    #[command(flatten)]
+    secret: SecretArg,
+}
+
+fn resolve_secret(arg: &SecretArg, registry: &Registry) -> Result<String, String> {
+    arg.jwt_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| registry.jwt_secret.clone())
+        .ok_or_else(|| "no JWT secret: pass --jwt-secret, set OVERSQLITE_JWT_SECRET, or set jwt_secret in the config file".into())
+}
+
 fn main() {
-    eprintln!("oversqlite-server: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    };
+    if let Err(message) = result {
+        eprintln!("oversqlite-server: {message}");
+        std::process::exit(2);
+    }
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let registry = Registry::load(&args.config)?;
+    let secret = resolve_secret(&args.secret, &registry)?;
+    if args.user.trim().is_empty() {
+        return Err("--user must not be empty".into());
+    }
+    println!("{}", auth::issue_token(&secret, &args.user, args.ttl_seconds)?);
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let registry = Arc::new(Registry::load(&args.config)?);
+    let jwt_secret = resolve_secret(&args.secret, &registry)?;
+    if args.retained_window < 0 || args.prune_batch <= 0 {
+        return Err("--retained-window must be >= 0 and --prune-batch > 0".into());
+    }
+    let store = Store::open(&args.data, registry.clone())?;
+    let settings = Settings {
+        retained_window: args.retained_window,
+        prune_batch: args.prune_batch,
+        push_session_ttl_secs: args.push_session_ttl_seconds,
+        snapshot_session_ttl_secs: args.snapshot_session_ttl_seconds,
+        lease_ttl_secs: args.initialization_lease_ttl_seconds,
+        heartbeat: Duration::from_millis(args.watch_heartbeat_ms.max(1)),
+        watch_enabled: !args.disable_watch,
+        test_endpoints: args.enable_test_endpoints,
+        max_rows_per_snapshot_session: args.max_rows_per_snapshot_session,
+        max_bytes_per_snapshot_session: args.max_bytes_per_snapshot_session,
+        jwt_secret,
+    };
+    let state = Arc::new(AppState::new(store, registry, settings));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("oversqlite-server listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        let shutdown_state = state.clone();
+        let shutdown = async move {
+            wait_for_signal().await;
+            shutdown_state.shutting_down.store(true, Ordering::Relaxed);
+            // Watch streams never end on their own: give in-flight requests a moment, then exit.
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                std::process::exit(0);
+            });
+        };
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
 }

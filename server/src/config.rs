@@ -1,0 +1,330 @@
+//! Server configuration file (TOML): application name, schema version and the registered
+//! tables with their columns. Loaded once at start-up and validated completely, so every
+//! later lookup can assume a consistent registry.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Logical column type; decides both the SQLite storage class and the wire encoding (§1.4).
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    /// JSON string, stored as TEXT.
+    Text,
+    /// JSON integer number, stored as INTEGER.
+    Integer,
+    /// JSON number, stored as REAL.
+    Real,
+    /// Standard base64 (with padding) on the wire, stored as BLOB.
+    Blob,
+    /// Canonical dashed lowercase UUID text on the wire and in the store.
+    Uuid,
+    /// Timestamp text, stored and sent verbatim.
+    Timestamp,
+}
+
+impl ColumnType {
+    fn sqlite_type(self) -> &'static str {
+        match self {
+            ColumnType::Text | ColumnType::Uuid | ColumnType::Timestamp => "TEXT",
+            ColumnType::Integer => "INTEGER",
+            ColumnType::Real => "REAL",
+            ColumnType::Blob => "BLOB",
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    #[serde(default = "default_nullable")]
+    pub nullable: bool,
+}
+
+fn default_nullable() -> bool {
+    true
+}
+
+/// `column` references the sync key of `references` ("schema.table", or "table" in the same
+/// schema). Enforced as a deferred foreign key that includes the owner column.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignKeyConfig {
+    pub column: String,
+    pub references: String,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    #[serde(default)]
+    pub schema: String,
+    pub table: String,
+    pub key: String,
+    pub columns: Vec<ColumnConfig>,
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKeyConfig>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    #[serde(default = "default_schema_version")]
+    pub schema_version: i64,
+    /// Optional HS256 secret; `--jwt-secret` / `OVERSQLITE_JWT_SECRET` take precedence.
+    #[serde(default)]
+    pub jwt_secret: Option<String>,
+    pub tables: Vec<TableConfig>,
+}
+
+fn default_app_name() -> String {
+    "oversqlite-server".to_string()
+}
+
+fn default_schema_version() -> i64 {
+    1
+}
+
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub nullable: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ForeignKey {
+    pub column: String,
+    pub target: String,
+    pub target_key_column: String,
+}
+
+/// One registered table, names normalised to lowercase.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    pub schema: String,
+    pub table: String,
+    /// `"schema.table"`; also the SQLite table name in the store (quoted).
+    pub qualified: String,
+    pub key_column: String,
+    pub columns: Vec<Column>,
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+impl TableSpec {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn key_type(&self) -> ColumnType {
+        self.column(&self.key_column).map(|c| c.column_type).unwrap_or(ColumnType::Text)
+    }
+
+    pub fn sql_name(&self) -> String {
+        quote_ident(&self.qualified)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` for the store: visible columns plus the hidden owner.
+    pub fn create_table_sql(&self) -> String {
+        let mut parts = vec![format!("{} TEXT NOT NULL", quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN))];
+        for column in &self.columns {
+            let not_null = if column.nullable { "" } else { " NOT NULL" };
+            parts.push(format!("{} {}{}", quote_ident(&column.name), column.column_type.sqlite_type(), not_null));
+        }
+        parts.push(format!(
+            "PRIMARY KEY ({}, {})",
+            quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+            quote_ident(&self.key_column)
+        ));
+        for fk in &self.foreign_keys {
+            parts.push(format!(
+                "FOREIGN KEY ({scope}, {col}) REFERENCES {target} ({scope}, {target_key}) DEFERRABLE INITIALLY DEFERRED",
+                scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+                col = quote_ident(&fk.column),
+                target = quote_ident(&fk.target),
+                target_key = quote_ident(&fk.target_key_column),
+            ));
+        }
+        format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", self.sql_name(), parts.join(",\n  "))
+    }
+}
+
+/// Validated configuration: tables sorted by `"schema.table"` (byte-wise), which is also
+/// the reference's `table_id` order used for snapshots.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub app_name: String,
+    pub schema_version: i64,
+    pub jwt_secret: Option<String>,
+    pub tables: Vec<TableSpec>,
+}
+
+impl Registry {
+    pub fn load(path: &Path) -> Result<Registry, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Registry::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Registry, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        Registry::from_file(file)
+    }
+
+    fn from_file(file: ConfigFile) -> Result<Registry, String> {
+        if file.tables.is_empty() {
+            return Err("at least one [[tables]] entry is required".into());
+        }
+        let mut by_name: BTreeMap<String, TableSpec> = BTreeMap::new();
+        let mut pending_fks: Vec<(String, ForeignKeyConfig)> = Vec::new();
+        for table in file.tables {
+            let schema = normalise_name(if table.schema.trim().is_empty() { "public" } else { &table.schema });
+            let name = normalise_name(&table.table);
+            check_identifier("schema", &schema)?;
+            check_identifier("table", &name)?;
+            let qualified = format!("{schema}.{name}");
+            let mut seen = HashSet::new();
+            let mut columns = Vec::new();
+            for column in table.columns {
+                let column_name = normalise_name(&column.name);
+                check_identifier(&format!("column of {qualified}"), &column_name)?;
+                if column_name == oversqlite_protocol::HIDDEN_SCOPE_COLUMN {
+                    return Err(format!("{qualified}: column name {column_name} is reserved"));
+                }
+                if !seen.insert(column_name.clone()) {
+                    return Err(format!("{qualified}: duplicate column {column_name}"));
+                }
+                columns.push(Column { name: column_name, column_type: column.column_type, nullable: column.nullable });
+            }
+            let key_column = normalise_name(&table.key);
+            let key = columns
+                .iter_mut()
+                .find(|c| c.name == key_column)
+                .ok_or_else(|| format!("{qualified}: key column {key_column} is not among its columns"))?;
+            if !matches!(key.column_type, ColumnType::Text | ColumnType::Uuid) {
+                return Err(format!("{qualified}: key column {key_column} must have type text or uuid"));
+            }
+            key.nullable = false;
+            for fk in table.foreign_keys {
+                pending_fks.push((qualified.clone(), fk));
+            }
+            let spec = TableSpec { schema, table: name, qualified: qualified.clone(), key_column, columns, foreign_keys: Vec::new() };
+            if by_name.insert(qualified.clone(), spec).is_some() {
+                return Err(format!("table {qualified} is registered twice"));
+            }
+        }
+        for (owner, fk) in pending_fks {
+            let owner_schema = by_name[&owner].schema.clone();
+            let reference = normalise_name(&fk.references);
+            let target = if reference.contains('.') { reference } else { format!("{owner_schema}.{reference}") };
+            let target_spec = by_name
+                .get(&target)
+                .ok_or_else(|| format!("{owner}: foreign key references unregistered table {target}"))?;
+            let target_key_column = target_spec.key_column.clone();
+            let target_key_type = target_spec.key_type();
+            let column = normalise_name(&fk.column);
+            let owner_spec = by_name.get_mut(&owner).expect("owner registered above");
+            let from = owner_spec
+                .column(&column)
+                .ok_or_else(|| format!("{owner}: foreign key column {column} is not among its columns"))?;
+            if from.column_type != target_key_type {
+                return Err(format!("{owner}: foreign key column {column} must have the type of {target}.{target_key_column}"));
+            }
+            owner_spec.foreign_keys.push(ForeignKey { column, target, target_key_column });
+        }
+        Ok(Registry {
+            app_name: file.app_name,
+            schema_version: file.schema_version,
+            jwt_secret: file.jwt_secret.filter(|s| !s.is_empty()),
+            tables: by_name.into_values().collect(),
+        })
+    }
+
+    pub fn table(&self, schema: &str, table: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.schema == schema && t.table == table)
+    }
+
+    pub fn schemas(&self) -> Vec<String> {
+        let mut schemas: Vec<String> = self.tables.iter().map(|t| t.schema.clone()).collect();
+        schemas.dedup();
+        schemas.sort();
+        schemas.dedup();
+        schemas
+    }
+}
+
+fn normalise_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Same identifier rule as the reference server (`^[a-z0-9_]+$` after lowercasing).
+pub fn is_valid_identifier(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn check_identifier(what: &str, name: &str) -> Result<(), String> {
+    if is_valid_identifier(name) {
+        Ok(())
+    } else {
+        Err(format!("invalid {what} name {name:?} (allowed: a-z, 0-9, _)"))
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_business_config_is_valid() {
+        let registry = Registry::parse(include_str!("../config/business.toml")).unwrap();
+        let names: Vec<&str> = registry.tables.iter().map(|t| t.qualified.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "business.categories",
+                "business.file_reviews",
+                "business.files",
+                "business.posts",
+                "business.team_members",
+                "business.teams",
+                "business.typed_rows",
+                "business.users"
+            ]
+        );
+        let reviews = registry.table("business", "file_reviews").unwrap();
+        assert_eq!(reviews.key_type(), ColumnType::Uuid);
+        assert_eq!(reviews.foreign_keys[0].target, "business.files");
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let bad_key = r#"
+            [[tables]]
+            schema = "s"
+            table = "t"
+            key = "id"
+            columns = [{ name = "id", type = "integer" }]
+        "#;
+        assert!(Registry::parse(bad_key).unwrap_err().contains("text or uuid"));
+        let bad_fk = r#"
+            [[tables]]
+            table = "t"
+            key = "id"
+            columns = [{ name = "id", type = "text" }, { name = "p", type = "text" }]
+            foreign_keys = [{ column = "p", references = "missing" }]
+        "#;
+        assert!(Registry::parse(bad_fk).unwrap_err().contains("unregistered table public.missing"));
+        assert!(Registry::parse("tables = []").is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! Push commit (§2.5, §10.4) and the bundle machinery shared with server-originated
+//! bundles: conflict check, apply, committed bundle with after-images read back, bundle log,
+//! row state, source state, retention.
+
+use std::collections::HashSet;
+
+use oversqlite_protocol::{
+    bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails, WatchEvent,
+};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use super::push::{delete_session_rows, load_session, recheck_lease};
+use super::push_rows::StagedRow;
+use super::scope::{expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source};
+use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
+use crate::config::{quote_ident, TableSpec};
+use crate::error::{ApiError, Fail, ServiceResult};
+use crate::state::AppState;
+use crate::timefmt::{now_ms, rfc3339_from_ms};
+
+pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) -> ServiceResult<(PushCommitResponse, WatchEvent)> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let session = load_session(&tx, push_id, user, now)?;
+    let rows = load_staged_rows(&tx, &session.push_id)?;
+    let invalid = |m: String| Fail::Api(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, m));
+    if rows.len() as i64 != session.planned_row_count {
+        return Err(invalid(format!(
+            "staged row count {} does not match planned_row_count {}",
+            rows.len(),
+            session.planned_row_count
+        )));
+    }
+    let mut seen = HashSet::new();
+    for (index, (ordinal, row)) in rows.iter().enumerate() {
+        if *ordinal != index as i64 {
+            return Err(invalid(format!("staged rows are not contiguous at row_ordinal {index}")));
+        }
+        if !seen.insert((row.table.clone(), row.key.clone())) {
+            return Err(invalid(format!("duplicate target row in staged push session: {} {}", row.table, row.key)));
+        }
+    }
+    if !session.initialization_id.is_empty() {
+        recheck_lease(app, &tx, user, &session.source_id, &session.initialization_id, now)?;
+    }
+    let expected = expected_next_source_bundle_id(&tx, user, &session.source_id)?;
+    if expected != session.source_bundle_id {
+        return Err(ApiError::conflict(
+            codes::SOURCE_SEQUENCE_CHANGED,
+            format!(
+                "source {} now expects source_bundle_id {expected}, session holds {}",
+                session.source_id, session.source_bundle_id
+            ),
+        )
+        .into());
+    }
+    let staged: Vec<StagedRow> = rows.into_iter().map(|(_, row)| row).collect();
+    let meta = apply_bundle(app, &tx, user, &session.source_id, session.source_bundle_id, &staged, now)?;
+    delete_session_rows(&tx, &session.push_id)?;
+    if !session.initialization_id.is_empty() {
+        mark_initialized(&tx, user, &session.source_id, &rfc3339_from_ms(now))?;
+    }
+    commit_checked(tx)?;
+    let event = WatchEvent {
+        bundle_seq: meta.bundle_seq,
+        source_id: Some(meta.source_id.clone()),
+        source_bundle_id: Some(meta.source_bundle_id),
+    };
+    Ok((meta, event))
+}
+
+/// Commits, turning a deferred foreign-key violation into `400 push_commit_invalid`.
+pub fn commit_checked(tx: rusqlite::Transaction<'_>) -> ServiceResult<()> {
+    match tx.commit() {
+        Ok(()) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            Err(ApiError::bad_request(
+                codes::PUSH_COMMIT_INVALID,
+                "bundle violates a foreign key: a referenced row does not exist in this scope",
+            )
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn load_staged_rows(conn: &Connection, push_id: &str) -> ServiceResult<Vec<(i64, StagedRow)>> {
+    let mut stmt = conn.prepare(
+        "SELECT row_ordinal, table_name, key, op, base_row_version, payload FROM _oversync_push_rows
+         WHERE push_id = ?1 ORDER BY row_ordinal",
+    )?;
+    let rows = stmt.query_map([push_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut staged = Vec::new();
+    for row in rows {
+        let (ordinal, table, key, op, base_row_version, payload) = row?;
+        let op = Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?;
+        let payload = payload.map(|p| serde_json::from_str::<Payload>(&p)).transpose()?;
+        staged.push((ordinal, StagedRow { table, key, op, base_row_version, payload }));
+    }
+    Ok(staged)
+}
+
+/// `(bundle_seq, deleted)` of the row state, if the server has ever seen the row.
+pub fn row_state(conn: &Connection, user: &str, table: &str, key: &str) -> rusqlite::Result<Option<(i64, bool)>> {
+    conn.query_row(
+        "SELECT bundle_seq, deleted FROM _oversync_row_state WHERE user_id = ?1 AND table_name = ?2 AND key = ?3",
+        params![user, table, key],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+    )
+    .optional()
+}
+
+/// Current row of `table` in wire form (hidden owner column excluded), if present.
+pub fn read_row(conn: &Connection, table: &TableSpec, user: &str, key: &str) -> rusqlite::Result<Option<Payload>> {
+    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
+        columns.join(", "),
+        table.sql_name(),
+        quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+        quote_ident(&table.key_column)
+    );
+    conn.query_row(&sql, params![user, key], |r| row_to_payload(table, r)).optional()
+}
+
+pub fn row_to_payload(table: &TableSpec, r: &rusqlite::Row<'_>) -> rusqlite::Result<Payload> {
+    let mut payload = Payload::new();
+    for (i, column) in table.columns.iter().enumerate() {
+        let value: SqlValue = r.get(i)?;
+        payload.insert(column.name.clone(), sql_to_wire(column, value));
+    }
+    Ok(payload)
+}
+
+fn check_conflict(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<()> {
+    let state = row_state(conn, user, &row.table, &row.key)?;
+    let base = row.base_row_version;
+    let rejection = match (row.op, state) {
+        (Op::Insert, None) if base == 0 => None,
+        (Op::Insert, None) => Some(format!("expected missing row at version 0, got {base}")),
+        (Op::Insert, Some((version, true))) if base == version => None,
+        (Op::Insert, Some((version, true))) => Some(format!("expected base_row_version {version}, got {base}")),
+        (Op::Insert, Some((version, false))) => Some(format!("row already exists at version {version}")),
+        (_, None) | (_, Some((_, true))) => Some("row does not exist".to_string()),
+        (_, Some((version, false))) if base == version => None,
+        (_, Some((version, false))) => Some(format!("expected version {version}, got {base}")),
+    };
+    let Some(reason) = rejection else { return Ok(()) };
+    let (server_row_version, server_row_deleted) = state.unwrap_or((0, false));
+    let server_row = if state.is_some() && !server_row_deleted { read_row(conn, table, user, &row.key)? } else { None };
+    let details = PushConflictDetails {
+        schema: table.schema.clone(),
+        table: table.table.clone(),
+        key: wire_key(table, &row.key),
+        op: row.op,
+        base_row_version: base,
+        server_row_version,
+        server_row_deleted,
+        server_row,
+    };
+    let message = format!("{} conflict on {} {}: {reason}", row.op.as_str().to_lowercase(), table.qualified, row.key);
+    Err(ApiError::push_conflict(message, details).into())
+}
+
+fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<()> {
+    let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
+    let key_column = quote_ident(&table.key_column);
+    let converted = |payload: &Payload| -> ServiceResult<Vec<(String, SqlValue)>> {
+        payload
+            .iter()
+            .map(|(name, value)| {
+                let column = table.column(name).ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
+                let sql = wire_to_sql(column, value).map_err(Fail::Internal)?;
+                Ok((name.clone(), sql))
+            })
+            .collect()
+    };
+    match (row.op, &row.payload) {
+        (Op::Delete, _) => {
+            let sql = format!("DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name());
+            conn.execute(&sql, params![user, row.key])?;
+        }
+        (Op::Insert, Some(payload)) => {
+            let values = converted(payload)?;
+            let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
+            let marks: Vec<String> = (0..=values.len()).map(|i| format!("?{}", i + 1)).collect();
+            let sql = format!("INSERT INTO {} ({scope}, {}) VALUES ({})", table.sql_name(), names.join(", "), marks.join(", "));
+            let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string())];
+            args.extend(values.into_iter().map(|(_, v)| v));
+            conn.execute(&sql, params_from_iter(args))?;
+        }
+        (Op::Update, Some(payload)) => {
+            let values: Vec<(String, SqlValue)> =
+                converted(payload)?.into_iter().filter(|(n, _)| *n != table.key_column).collect();
+            if !values.is_empty() {
+                let sets: Vec<String> = values.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)).collect();
+                let sql = format!("UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name(), sets.join(", "));
+                let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string()), SqlValue::Text(row.key.clone())];
+                args.extend(values.into_iter().map(|(_, v)| v));
+                conn.execute(&sql, params_from_iter(args))?;
+            }
+        }
+        (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
+    }
+    Ok(())
+}
+
+/// Conflict-checks, applies and records one bundle inside the caller's write transaction.
+/// The committed bundle holds exactly the given rows, in order, with after-images read back.
+pub fn apply_bundle(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    source: &str,
+    source_bundle_id: i64,
+    rows: &[StagedRow],
+    now: i64,
+) -> ServiceResult<PushCommitResponse> {
+    if rows.is_empty() {
+        return Err(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, "push session produced no captured business-table effects").into());
+    }
+    let table_of = |row: &StagedRow| -> ServiceResult<&TableSpec> {
+        let (schema, table) = row.table.split_once('.').unwrap_or(("", &row.table));
+        app.registry.table(schema, table).ok_or_else(|| Fail::Internal(format!("table {} not registered", row.table)))
+    };
+    conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    for row in rows {
+        check_conflict(conn, table_of(row)?, user, row)?;
+    }
+    for row in rows {
+        apply_row(conn, table_of(row)?, user, row)?;
+    }
+    let state = load_user(conn, user)?.ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
+    let bundle_seq = state.next_bundle_seq;
+    let mut bundle_rows = Vec::with_capacity(rows.len());
+    for row in rows {
+        let table = table_of(row)?;
+        let payload = match row.op {
+            Op::Delete => None,
+            _ => Some(read_row(conn, table, user, &row.key)?.ok_or_else(|| Fail::Internal(format!("row {} {} vanished", row.table, row.key)))?),
+        };
+        bundle_rows.push(BundleRow {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            key: wire_key(table, &row.key),
+            op: row.op,
+            row_version: bundle_seq,
+            payload,
+        });
+    }
+    let digest = bundle_digest(&bundle_rows);
+    conn.execute(
+        "UPDATE _oversync_user_state SET next_bundle_seq = ?2 WHERE user_id = ?1",
+        params![user, bundle_seq + 1],
+    )?;
+    conn.execute(
+        "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![user, bundle_seq, source, source_bundle_id, rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
+    )?;
+    {
+        let mut insert_row = conn.prepare(
+            "INSERT INTO _oversync_bundle_rows (user_id, bundle_seq, row_ordinal, table_name, key, op, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut upsert_state = conn.prepare(
+            "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
+        )?;
+        for (ordinal, (row, bundle_row)) in rows.iter().zip(&bundle_rows).enumerate() {
+            let payload = bundle_row.payload.as_ref().map(serde_json::to_string).transpose()?;
+            insert_row.execute(params![user, bundle_seq, ordinal as i64, row.table, row.key, row.op.as_str(), payload])?;
+            upsert_state.execute(params![user, row.table, row.key, bundle_seq, i64::from(row.op == Op::Delete)])?;
+        }
+    }
+    record_committed_source(conn, user, source, source_bundle_id)?;
+    enforce_retention(app, conn, user, bundle_seq, state.retained_floor)?;
+    Ok(PushCommitResponse {
+        bundle_seq,
+        source_id: source.to_string(),
+        source_bundle_id,
+        row_count: rows.len() as i64,
+        bundle_hash: digest.bundle_hash,
+    })
+}
+
+/// §10.7: keep `retained_window` bundles; raise the floor by at most one prune batch.
+fn enforce_retention(app: &AppState, conn: &Connection, user: &str, latest: i64, floor: i64) -> rusqlite::Result<()> {
+    let target = (latest - app.settings.retained_window).max(0);
+    if target <= floor {
+        return Ok(());
+    }
+    let new_floor = target.min(floor + app.settings.prune_batch);
+    conn.execute("DELETE FROM _oversync_bundle_rows WHERE user_id = ?1 AND bundle_seq <= ?2", params![user, new_floor])?;
+    conn.execute("DELETE FROM _oversync_bundle_log WHERE user_id = ?1 AND bundle_seq <= ?2", params![user, new_floor])?;
+    conn.execute("UPDATE _oversync_user_state SET retained_bundle_floor = ?2 WHERE user_id = ?1", params![user, new_floor])?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Protocol semantics over the store (§10). Every function runs synchronously on a pooled
+//! connection; the HTTP layer calls them through `AppState::run*`.
+
+pub mod admin;
+pub mod commit;
+pub mod connect;
+pub mod push;
+pub mod push_rows;
+pub mod reads;
+pub mod scope;
+pub mod server_bundle;
+pub mod snapshot;

@@ -1,0 +1,170 @@
+//! The SQLite store: one database file holding the registered tables (real tables named
+//! `"schema.table"` with the hidden `_sync_scope_id` owner column) and the server's own
+//! bookkeeping tables (`_oversync_*`). WAL with `synchronous=FULL`, so a transaction that
+//! committed before a 200 was sent survives `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::Registry;
+use crate::error::{Fail, ServiceResult};
+
+const BOOKKEEPING_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS _oversync_user_state (
+  user_id TEXT PRIMARY KEY,
+  next_bundle_seq INTEGER NOT NULL DEFAULT 1,
+  retained_bundle_floor INTEGER NOT NULL DEFAULT 0,
+  scope_state INTEGER NOT NULL DEFAULT 0,
+  initializer_source_id TEXT,
+  initialization_id TEXT,
+  lease_expires_at_ms INTEGER,
+  initialized_at TEXT,
+  initialized_by_source_id TEXT
+);
+CREATE TABLE IF NOT EXISTS _oversync_source_state (
+  user_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  max_committed_source_bundle_id INTEGER NOT NULL DEFAULT 0,
+  replaced_by_source_id TEXT,
+  retirement_reason TEXT,
+  PRIMARY KEY (user_id, source_id)
+);
+CREATE TABLE IF NOT EXISTS _oversync_row_state (
+  user_id TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  bundle_seq INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  PRIMARY KEY (user_id, table_name, key)
+);
+CREATE TABLE IF NOT EXISTS _oversync_bundle_log (
+  user_id TEXT NOT NULL,
+  bundle_seq INTEGER NOT NULL,
+  source_id TEXT NOT NULL,
+  source_bundle_id INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  byte_count INTEGER NOT NULL,
+  bundle_hash TEXT NOT NULL,
+  committed_at TEXT NOT NULL,
+  PRIMARY KEY (user_id, bundle_seq),
+  UNIQUE (user_id, source_id, source_bundle_id)
+);
+CREATE TABLE IF NOT EXISTS _oversync_bundle_rows (
+  user_id TEXT NOT NULL,
+  bundle_seq INTEGER NOT NULL,
+  row_ordinal INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  op TEXT NOT NULL,
+  payload TEXT,
+  PRIMARY KEY (user_id, bundle_seq, row_ordinal)
+);
+CREATE TABLE IF NOT EXISTS _oversync_push_sessions (
+  push_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  source_bundle_id INTEGER NOT NULL,
+  planned_row_count INTEGER NOT NULL,
+  next_expected_row_ordinal INTEGER NOT NULL,
+  initialization_id TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _oversync_push_rows (
+  push_id TEXT NOT NULL,
+  row_ordinal INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  op TEXT NOT NULL,
+  base_row_version INTEGER NOT NULL,
+  payload TEXT,
+  PRIMARY KEY (push_id, row_ordinal)
+);
+CREATE TABLE IF NOT EXISTS _oversync_snapshot_sessions (
+  snapshot_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  snapshot_bundle_seq INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  byte_count INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _oversync_snapshot_rows (
+  snapshot_id TEXT NOT NULL,
+  row_ordinal INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  row_version INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  PRIMARY KEY (snapshot_id, row_ordinal)
+);
+CREATE TABLE IF NOT EXISTS _oversync_counters (
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+"#;
+
+/// Names of the bookkeeping tables, in an order that is safe for wiping.
+pub const BOOKKEEPING_TABLES: [&str; 10] = [
+    "_oversync_snapshot_rows",
+    "_oversync_snapshot_sessions",
+    "_oversync_push_rows",
+    "_oversync_push_sessions",
+    "_oversync_bundle_rows",
+    "_oversync_bundle_log",
+    "_oversync_row_state",
+    "_oversync_source_state",
+    "_oversync_user_state",
+    "_oversync_counters",
+];
+
+/// A small pool of connections to one database file. Each operation borrows a connection
+/// for its duration; SQLite itself serialises writers (busy timeout), WAL lets readers run.
+pub struct Store {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    pub registry: Arc<Registry>,
+}
+
+impl Store {
+    pub fn open(path: &Path, registry: Arc<Registry>) -> Result<Store, String> {
+        let store = Store { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), registry };
+        let conn = store.connect().map_err(|e| format!("cannot open store {}: {e}", path.display()))?;
+        let mut ddl = String::from(BOOKKEEPING_DDL);
+        for table in &store.registry.tables {
+            ddl.push_str(&table.create_table_sql());
+            ddl.push_str(";\n");
+        }
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
+            .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
+        store.idle.lock().expect("store pool lock").push(conn);
+        Ok(store)
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        Ok(conn)
+    }
+
+    /// Runs `work` with a pooled connection (blocking; call from `spawn_blocking`).
+    pub fn with_conn<R>(&self, work: impl FnOnce(&mut Connection) -> ServiceResult<R>) -> ServiceResult<R> {
+        let pooled = self.idle.lock().expect("store pool lock").pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect().map_err(|e| Fail::Internal(format!("open store connection: {e}")))?,
+        };
+        let result = work(&mut conn);
+        if conn.is_autocommit() {
+            self.idle.lock().expect("store pool lock").push(conn);
+        }
+        result
+    }
+}

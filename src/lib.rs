@@ -6,40 +6,16 @@
 //! database access through `Connection::from_handle` on the caller's connection).
 use std::os::raw::{c_char, c_uint};
 
-use oversqlite_core::Error;
-use rusqlite::Connection;
 use sqlite_loadable::prelude::*;
-use sqlite_loadable::{api, define_scalar_function, FunctionFlags};
+use sqlite_loadable::FunctionFlags;
 
 pub mod sql;
 
-use sql::args::Args;
-use sql::guard::{connection, context_db, format_error, guarded};
+use sql::function::register;
 use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, version_fn};
 
-type Body = fn(&Connection, &Args) -> Result<String, Error>;
-
-/// Registers a TEXT-returning function of any arity (arity is checked by `body` so
-/// wrong counts get a usage message). The guard turns panics into SQL errors.
-fn register(db: *mut sqlite3, name: &'static str, body: Body, flags: FunctionFlags) -> sqlite_loadable::Result<()> {
-    let call = move |ctx: *mut sqlite3_context, values: &[*mut sqlite3_value]| -> sqlite_loadable::Result<()> {
-        let outcome = guarded(name, || {
-            let conn = connection(context_db(ctx))?;
-            body(&conn, &Args::new(values))
-        });
-        let set = match outcome {
-            Ok(text) => api::result_text(ctx, text),
-            Err(e) => api::result_error(ctx, &format_error(name, &e)),
-        };
-        if set.is_err() {
-            api::result_error_code(ctx, 1);
-        }
-        Ok(())
-    };
-    define_scalar_function(db, name, -1, call, flags)
-}
-
 fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
+    // Functions that write are DIRECTONLY: a view or trigger cannot call them.
     let writer = FunctionFlags::UTF8 | FunctionFlags::DIRECTONLY;
     register(db, "oversqlite_init", config_fns::init, writer)?;
     register(db, "oversqlite_enable_sync", config_fns::enable_sync, writer)?;

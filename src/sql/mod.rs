@@ -2,6 +2,7 @@
 //! formatting and the panic guard. No sync logic lives here.
 pub mod args;
 pub mod config_fns;
+pub mod function;
 pub mod guard;
 pub mod open_fn;
 pub mod rows_vtab;

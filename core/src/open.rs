@@ -20,6 +20,8 @@ pub struct OpenReport {
     pub managed_tables: Vec<String>,
     /// True when this open bound the first source (and captured pre-existing rows).
     pub first_open: bool,
+    /// Pre-existing rows queued as pending changes: every row on the first open, and the
+    /// rows of tables newly enabled since the previous open.
     pub captured_rows: i64,
     /// Triggers created or replaced by this open (0 when nothing changed).
     pub triggers_written: usize,
@@ -36,11 +38,15 @@ pub fn open(conn: &Connection) -> Result<(Config, OpenReport)> {
         let config = config::load(conn)?;
         let removed_tables = retire_unconfigured_tables(conn, &config)?;
         let mut triggers_written = 0;
+        let mut newly_managed = Vec::new();
         for table in &config.tables {
-            conn.execute(
+            let inserted = conn.execute(
                 "INSERT INTO _sync_managed_tables(schema_name, table_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 [&config.schema, &table.name],
             )?;
+            if inserted > 0 {
+                newly_managed.push(table);
+            }
             triggers_written += triggers::install_triggers(conn, &config.schema, table)?;
         }
         crate::fault::point("open.after_triggers");
@@ -50,7 +56,11 @@ pub fn open(conn: &Connection) -> Result<(Config, OpenReport)> {
             attachment.current_source_id = state::new_source_id();
         }
         state::ensure_source(conn, &attachment.current_source_id)?;
-        let captured_rows = if first_open { capture_existing_rows(conn, &config)? } else { 0 };
+        let captured_rows = if first_open {
+            capture_existing_rows(conn, &config)?
+        } else {
+            capture_newly_managed_rows(conn, &config.schema, &newly_managed)?
+        };
         normalize_attachment(conn, attachment.clone())?;
         let report = OpenReport {
             source_id: attachment.current_source_id,
@@ -139,6 +149,40 @@ fn capture_existing_rows(conn: &Connection, config: &Config) -> Result<i64> {
         captured += conn.execute(&capture_sql(&config.schema, table), [base])? as i64;
     }
     Ok(captured)
+}
+
+/// A table enabled on an already-bound database: its existing rows were written while no
+/// trigger watched them, so queue them now exactly as the capture triggers would have
+/// (INSERT, or UPDATE against a live row version kept from an earlier enablement).
+/// Without this, rows of a table enabled after the first open would never be uploaded.
+fn capture_newly_managed_rows(conn: &Connection, schema: &str, tables: &[&ManagedTable]) -> Result<i64> {
+    let mut captured = 0;
+    for table in tables {
+        let base: i64 = conn.query_row("SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows", [], |r| r.get(0))?;
+        captured += conn.execute(&late_capture_sql(schema, table), [base])? as i64;
+    }
+    Ok(captured)
+}
+
+fn late_capture_sql(schema: &str, table: &ManagedTable) -> String {
+    let (s, t) = (quote_literal(schema), quote_literal(&table.name));
+    let key = key_expr(table, "src");
+    format!(
+        "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
+         SELECT {s}, {t}, {key},
+                CASE WHEN EXISTS (SELECT 1 FROM _sync_row_state WHERE schema_name={s} AND table_name={t} AND key_json={key} AND deleted=0)
+                     THEN 'UPDATE' ELSE 'INSERT' END,
+                COALESCE((SELECT row_version FROM _sync_row_state WHERE schema_name={s} AND table_name={t} AND key_json={key}), 0),
+                {row},
+                ?1 + row_number() OVER (ORDER BY src.{k}),
+                strftime('%Y-%m-%dT%H:%M:%fZ','now')
+         FROM main.{qt} AS src WHERE true ORDER BY src.{k}
+         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET
+           op=excluded.op, payload=excluded.payload, updated_at=excluded.updated_at",
+        row = row_expr(table, "src"),
+        k = quote_ident(&table.key_column),
+        qt = quote_ident(&table.name),
+    )
 }
 
 fn capture_sql(schema: &str, table: &ManagedTable) -> String {

@@ -216,3 +216,34 @@ fn rejected_enable_writes_nothing() {
     assert_eq!(n, 0);
     assert_eq!(config::load(&conn).unwrap_err().code, ErrorCode::NotConfigured);
 }
+
+#[test]
+fn enabling_a_table_later_captures_its_existing_rows() {
+    let conn = users_posts();
+    let (_, first) = open::open(&conn).unwrap();
+    assert_eq!(first.captured_rows, 1);
+    conn.execute_batch(
+        "CREATE TABLE tags (id TEXT PRIMARY KEY NOT NULL, label TEXT);
+         INSERT INTO tags VALUES ('t2', 'two'), ('t1', 'one');
+         INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted) VALUES ('main', 'tags', '{\"id\":\"t2\"}', 5, 0);",
+    )
+    .unwrap();
+    config::enable_sync(&conn, "tags", &[]).unwrap();
+    let (_, report) = open::open(&conn).unwrap();
+    assert!(!report.first_open);
+    assert_eq!(report.captured_rows, 2);
+    let rows: Vec<(String, String, i64, i64)> = conn
+        .prepare("SELECT key_json, op, base_row_version, dirty_ordinal FROM _sync_dirty_rows WHERE table_name = 'tags' ORDER BY dirty_ordinal")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("{\"id\":\"t1\"}".into(), "INSERT".into(), 0, 2), ("{\"id\":\"t2\"}".into(), "UPDATE".into(), 5, 3)]
+    );
+    // Already-managed tables are not captured again.
+    let (_, again) = open::open(&conn).unwrap();
+    assert_eq!(again.captured_rows, 0);
+}

@@ -2,6 +2,16 @@
 //! namespace, so a migration sets it once and every `open` re-reads it:
 //! `_oversqlite_config` (server URL + remote schema) and `_oversqlite_tables`
 //! (one row per enabled table, in enable order). Changes take effect at the next `open`.
+//!
+//! Enabling validates the table on its own at once (it must exist, have a single TEXT or
+//! BLOB primary key, no `_sync_scope_id`); FK closure needs the whole set, so `open`
+//! checks it. When `open` first manages a table on an already-bound database it queues the
+//! table's existing rows, as the triggers would have.
+//!
+//! Disabling removes the registration; the next `open` drops the table's six triggers and
+//! its `_sync_managed_tables` row, keeps its `_sync_row_state` rows (so re-enabling resumes
+//! from the known versions), and refuses with `state_conflict` while dirty or outbox rows
+//! of that table still wait for upload.
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 

@@ -1,0 +1,211 @@
+//! `SyncClient`: the engine's entry point. One client serves one database
+//! connection; each public operation loads the configuration and durable state
+//! afresh, takes the cross-process operation lock, and refuses to run inside the
+//! caller's transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::api::{Remote, Requests};
+use crate::auth::{NoToken, TokenProvider};
+use crate::conflict::{ConflictResolver, ServerWins};
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::lock::OperationLock;
+use crate::report::{Authority, PendingStatus, SyncStatus};
+use crate::schema::Config;
+use crate::state;
+use crate::transport::{RetryPolicy, Transport, UreqTransport};
+
+/// Tunables. Defaults follow the reference client (§7.4, §7.6, §7.7, §7.11).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Rows per push chunk (never above the server's `max_rows_per_push_chunk`).
+    pub upload_chunk_rows: usize,
+    /// `max_bundles` per pull page (1..=5000).
+    pub download_max_bundles: i64,
+    /// `max_rows` per snapshot chunk.
+    pub snapshot_chunk_rows: i64,
+    /// `max_rows` per committed-bundle page.
+    pub committed_rows_page: i64,
+    /// Per-request transient retry.
+    pub retry: RetryPolicy,
+    /// Waits between attempts while a just-committed bundle is not yet visible
+    /// (`404 committed_bundle_not_found`); attempts = len + 1.
+    pub committed_not_found_backoff: Vec<Duration>,
+    /// Automatic re-pushes after a resolved conflict before giving up.
+    pub max_conflict_retries: u32,
+    /// Rounds of sync + detach in `sync_then_detach`.
+    pub sync_then_detach_rounds: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            upload_chunk_rows: 200,
+            download_max_bundles: 1000,
+            snapshot_chunk_rows: 1000,
+            committed_rows_page: 1000,
+            retry: RetryPolicy::default(),
+            committed_not_found_backoff: [75, 150, 300, 600, 600].iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            max_conflict_retries: 2,
+            sync_then_detach_rounds: 3,
+        }
+    }
+}
+
+pub struct SyncClient {
+    pub settings: EngineSettings,
+    transport: Arc<dyn Transport>,
+    tokens: Arc<dyn TokenProvider>,
+    resolver: Arc<dyn ConflictResolver>,
+    /// The user a successful `attach` connected in this client (KMP `session_connected`).
+    connected_user: Option<String>,
+}
+
+impl SyncClient {
+    /// A client over the production transport, no token, server-wins conflicts.
+    pub fn new() -> Self {
+        Self::with_transport(Arc::new(UreqTransport::default()))
+    }
+
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
+        SyncClient {
+            settings: EngineSettings::default(),
+            transport,
+            tokens: Arc::new(NoToken),
+            resolver: Arc::new(ServerWins),
+            connected_user: None,
+        }
+    }
+
+    pub fn set_token_provider(&mut self, tokens: Arc<dyn TokenProvider>) {
+        self.tokens = tokens;
+    }
+
+    pub fn set_resolver(&mut self, resolver: Arc<dyn ConflictResolver>) {
+        self.resolver = resolver;
+    }
+
+    pub fn set_transport(&mut self, transport: Arc<dyn Transport>) {
+        self.transport = transport;
+    }
+
+    /// The user connected by `attach` in this client, if any.
+    pub fn connected_user(&self) -> Option<&str> {
+        self.connected_user.as_deref()
+    }
+
+    pub(crate) fn transport_ref(&self) -> &dyn Transport {
+        self.transport.as_ref()
+    }
+
+    pub(crate) fn tokens_ref(&self) -> &dyn TokenProvider {
+        self.tokens.as_ref()
+    }
+
+    pub(crate) fn set_connected(&mut self, user: Option<String>) {
+        self.connected_user = user;
+    }
+
+    /// Starts an operation: refuses inside a transaction, takes the operation lock,
+    /// loads the configuration.
+    pub(crate) fn begin<'a>(&'a self, conn: &'a Connection) -> Result<Ctx<'a>> {
+        if !conn.is_autocommit() {
+            return Err(SyncError::new(
+                ErrorKind::InTransaction,
+                "cannot sync inside an open transaction; commit or roll back first",
+            ));
+        }
+        oversqlite_core::state::require_runtime(conn)?;
+        let lock = OperationLock::acquire(conn)?;
+        let config = oversqlite_core::config::load(conn)?;
+        Ok(Ctx {
+            conn,
+            remote: Remote {
+                requests: Requests::new(&config.server_url),
+                transport: self.transport.as_ref(),
+                tokens: self.tokens.as_ref(),
+                retry: &self.settings.retry,
+            },
+            config,
+            settings: &self.settings,
+            resolver: self.resolver.as_ref(),
+            _lock: lock,
+        })
+    }
+
+    /// Precondition of push/pull/sync/rebuild/status: attached in this client and
+    /// the current source has its row.
+    pub(crate) fn require_connected(&self, ctx: &Ctx) -> Result<state::Attachment> {
+        let att = state::attachment(ctx.conn)?;
+        let connected = state::is_attached(&att) && self.connected_user.as_deref() == Some(att.attached_user_id.as_str());
+        if !connected || state::source_row(ctx.conn, &att.current_source_id)?.is_none() {
+            return Err(SyncError::new(ErrorKind::AttachRequired, "not attached; call oversqlite_attach(user_id) first"));
+        }
+        Ok(att)
+    }
+}
+
+impl Default for SyncClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything one operation needs.
+pub(crate) struct Ctx<'a> {
+    pub conn: &'a Connection,
+    pub config: Config,
+    pub remote: Remote<'a>,
+    pub settings: &'a EngineSettings,
+    pub resolver: &'a dyn ConflictResolver,
+    _lock: OperationLock,
+}
+
+impl Ctx<'_> {
+    pub fn table(&self, name: &str) -> Result<&crate::schema::ManagedTable> {
+        self.config
+            .table(name)
+            .ok_or_else(|| SyncError::protocol(format!("table {name:?} is not a managed table of this database")))
+    }
+
+    /// Index of a table in FK order (parents first).
+    pub fn table_order(&self, name: &str) -> usize {
+        self.config.tables.iter().position(|t| t.name == name).unwrap_or(usize::MAX)
+    }
+
+    pub fn check_schema(&self, schema: &str) -> Result<()> {
+        if schema != self.config.schema {
+            return Err(SyncError::protocol(format!(
+                "row schema {schema:?} does not match the configured schema {:?}",
+                self.config.schema
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `syncStatus()` (§7.1).
+pub fn sync_status(conn: &Connection) -> Result<SyncStatus> {
+    let att = state::attachment(conn)?;
+    let live: i64 = conn.query_row("SELECT COUNT(*) FROM _sync_row_state WHERE deleted = 0", [], |r| r.get(0))?;
+    let authority = if !att.pending_initialization_id.is_empty() {
+        Authority::PendingLocalSeed
+    } else if live == 0 {
+        Authority::AuthoritativeEmpty
+    } else {
+        Authority::AuthoritativeMaterialized
+    };
+    let pending = state::pending_row_count(conn)?;
+    Ok(SyncStatus {
+        authority,
+        pending: PendingStatus {
+            has_pending_sync_data: pending > 0,
+            pending_row_count: pending,
+            blocks_detach: state::is_attached(&att) && pending > 0,
+        },
+        last_bundle_seq_seen: att.last_bundle_seq_seen,
+    })
+}

@@ -1,0 +1,374 @@
+//! Value codecs between the three representations of a row (§6):
+//! * local JSON — what the capture triggers store (`json_object`, BLOBs as hex);
+//! * wire JSON — what the server speaks (BLOBs base64, UUID BLOBs dashed);
+//! * SQLite values — what is bound when the runtime writes application rows.
+//!
+//! Wire decoding is strict (fail closed on anything the server should not send);
+//! local decoding is tolerant because it reads what this database itself wrote.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Number, Value};
+
+use crate::error::{Result, SyncError};
+use crate::rfc3339;
+use crate::schema::{ColumnKind, KeyKind, ManagedTable};
+
+// ---------- hex / uuid helpers ----------
+
+pub fn hex_encode(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}
+
+/// 16 bytes → canonical lowercase dashed UUID text.
+pub fn uuid_text(bytes: &[u8]) -> Option<String> {
+    if bytes.len() != 16 {
+        return None;
+    }
+    let h = hex_encode(bytes);
+    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// Strict: exactly the canonical 36-character lowercase dashed form.
+pub fn parse_canonical_uuid(text: &str) -> Option<Vec<u8>> {
+    let b = text.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    for (i, c) in b.iter().enumerate() {
+        let dash = matches!(i, 8 | 13 | 18 | 23);
+        if dash != (*c == b'-') || (!dash && !matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+    }
+    hex_decode(&text.replace('-', ""))
+}
+
+/// Strict base64: must decode and re-encode to exactly the same text.
+fn parse_exact_base64(text: &str) -> Option<Vec<u8>> {
+    let bytes = BASE64.decode(text).ok()?;
+    (BASE64.encode(&bytes) == text).then_some(bytes)
+}
+
+fn column_error(table: &str, column: &str, what: impl std::fmt::Display) -> SyncError {
+    SyncError::protocol(format!("column {table}.{column}: {what}"))
+}
+
+// ---------- local → wire (push) ----------
+
+/// Converts one local JSON value to its wire form (§6.2).
+pub fn local_value_to_wire(table: &str, column: &str, kind: ColumnKind, v: &Value) -> Result<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    match kind {
+        ColumnKind::Text => Ok(Value::String(match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => return Err(column_error(table, column, format!("unsupported local TEXT value {other}"))),
+        })),
+        ColumnKind::Integer => match v {
+            Value::Bool(b) => Ok(Value::from(*b as i64)),
+            Value::Number(n) => integer_of(n)
+                .map(Value::from)
+                .ok_or_else(|| column_error(table, column, format!("local value {n} is not a 64-bit integer"))),
+            other => Err(column_error(table, column, format!("local value {other} is not an integer"))),
+        },
+        ColumnKind::Real => match v {
+            Value::Number(n) => canonical_real(n).ok_or_else(|| column_error(table, column, format!("local value {n} is not a finite number"))),
+            other => Err(column_error(table, column, format!("local value {other} is not a number"))),
+        },
+        ColumnKind::Blob => {
+            let bytes = local_blob_bytes(v, false).ok_or_else(|| column_error(table, column, "local BLOB value is not hex"))?;
+            Ok(Value::String(BASE64.encode(bytes)))
+        }
+        ColumnKind::UuidBlob => {
+            let bytes = local_blob_bytes(v, true).ok_or_else(|| column_error(table, column, "local UUID value is not 16 bytes"))?;
+            Ok(Value::String(uuid_text(&bytes).ok_or_else(|| column_error(table, column, "local UUID value is not 16 bytes"))?))
+        }
+    }
+}
+
+fn integer_of(n: &Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+}
+
+/// A finite number in canonical form: integral values as integers (`1.0` → `1`).
+fn canonical_real(n: &Number) -> Option<Value> {
+    if n.is_i64() || n.is_u64() {
+        return Some(Value::Number(n.clone()));
+    }
+    let f = n.as_f64()?;
+    if !f.is_finite() {
+        return None;
+    }
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        return Some(Value::from(f as i64));
+    }
+    Number::from_f64(f).map(Value::Number)
+}
+
+/// Tolerant local BLOB parsing: hex (optionally `\x`-prefixed); for UUID columns
+/// also UUID text or 16-byte base64.
+fn local_blob_bytes(v: &Value, uuid: bool) -> Option<Vec<u8>> {
+    let s = v.as_str()?;
+    let hex = s.strip_prefix("\\x").unwrap_or(s);
+    if let Some(b) = hex_decode(&hex.to_ascii_lowercase()) {
+        if !uuid || b.len() == 16 {
+            return Some(b);
+        }
+    }
+    if uuid {
+        if let Some(b) = parse_canonical_uuid(&s.to_ascii_lowercase()) {
+            return Some(b);
+        }
+    }
+    let b = parse_exact_base64(s)?;
+    (!uuid || b.len() == 16).then_some(b)
+}
+
+/// Converts a whole local payload to the wire payload; every column must be present.
+pub fn local_payload_to_wire(table: &ManagedTable, local: &Map<String, Value>) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for col in &table.columns {
+        let v = lookup(local, &col.json_name, &col.name)
+            .ok_or_else(|| SyncError::state(format!("local payload for {} is missing column {}", table.name, col.json_name)))?;
+        out.insert(col.json_name.clone(), local_value_to_wire(&table.name, &col.json_name, col.kind, v)?);
+    }
+    Ok(out)
+}
+
+fn lookup<'a>(m: &'a Map<String, Value>, json_name: &str, declared: &str) -> Option<&'a Value> {
+    m.get(json_name).or_else(|| m.get(declared))
+}
+
+/// The local key value (the text inside `key_json`: TEXT as is, BLOB as lowercase hex)
+/// → the wire key string.
+pub fn local_key_to_wire(table: &ManagedTable, local: &str) -> Result<String> {
+    match table.key_kind {
+        KeyKind::Text => Ok(local.to_string()),
+        KeyKind::UuidBlob => hex_decode(local)
+            .and_then(|b| uuid_text(&b))
+            .ok_or_else(|| SyncError::state(format!("local key {local:?} of {} is not a 16-byte BLOB", table.name))),
+    }
+}
+
+// ---------- wire → local (apply) ----------
+
+/// Strictly decodes one wire value for binding into a column of `kind` (§6.3).
+pub fn wire_value_to_sql(table: &str, column: &str, kind: ColumnKind, v: &Value) -> Result<SqlValue> {
+    if v.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    match kind {
+        ColumnKind::Text => Ok(SqlValue::Text(match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => return Err(column_error(table, column, format!("wire value {other} is not a scalar"))),
+        })),
+        ColumnKind::Integer => match v {
+            Value::Bool(b) => Ok(SqlValue::Integer(*b as i64)),
+            Value::Number(n) => integer_of(n)
+                .map(SqlValue::Integer)
+                .ok_or_else(|| column_error(table, column, format!("wire value {n} is not a 64-bit integer"))),
+            other => Err(column_error(table, column, format!("wire value {other} is not an integer"))),
+        },
+        ColumnKind::Real => match v {
+            Value::Number(n) => n.as_f64().map(SqlValue::Real).ok_or_else(|| column_error(table, column, "wire number out of range")),
+            other => Err(column_error(table, column, format!("wire value {other} is not a number"))),
+        },
+        ColumnKind::Blob => v
+            .as_str()
+            .and_then(parse_exact_base64)
+            .map(SqlValue::Blob)
+            .ok_or_else(|| column_error(table, column, "wire BLOB value is not canonical base64")),
+        ColumnKind::UuidBlob => v
+            .as_str()
+            .and_then(parse_canonical_uuid)
+            .map(SqlValue::Blob)
+            .ok_or_else(|| column_error(table, column, "wire UUID value is not a canonical lowercase dashed UUID")),
+    }
+}
+
+/// Decodes a full wire payload into SQLite values in table column order. The
+/// payload must name exactly the table's columns (case-insensitively).
+pub fn wire_payload_to_row(table: &ManagedTable, payload: &Map<String, Value>) -> Result<Vec<SqlValue>> {
+    let same_set = payload.len() == table.columns.len()
+        && payload.keys().all(|k| table.columns.iter().any(|c| c.json_name.eq_ignore_ascii_case(k)));
+    if !same_set {
+        return Err(SyncError::protocol(format!("payload for {} must contain every table column", table.name)));
+    }
+    table
+        .columns
+        .iter()
+        .map(|col| {
+            let v = payload
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&col.json_name))
+                .map(|(_, v)| v)
+                .unwrap_or(&Value::Null);
+            wire_value_to_sql(&table.name, &col.json_name, col.kind, v)
+        })
+        .collect()
+}
+
+/// A row key in its local forms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalKey {
+    /// The value inside `key_json` (TEXT key as is, BLOB key as lowercase hex).
+    pub json_value: String,
+    /// The value bound when addressing the application row.
+    pub sql: SqlValue,
+}
+
+/// Maps a wire key (`{"<key>": "<string>"}`) to the local key of `table`.
+pub fn wire_key_to_local(table: &ManagedTable, key: &std::collections::BTreeMap<String, String>) -> Result<LocalKey> {
+    let value = key
+        .get(&table.key_json_name)
+        .or_else(|| key.get(&table.key_column))
+        .ok_or_else(|| SyncError::protocol(format!("key for {} must contain {}", table.name, table.key_json_name)))?;
+    if key.len() != 1 {
+        return Err(SyncError::protocol(format!("key for {} must contain exactly one column", table.name)));
+    }
+    match table.key_kind {
+        KeyKind::Text => Ok(LocalKey { json_value: value.clone(), sql: SqlValue::Text(value.clone()) }),
+        KeyKind::UuidBlob => {
+            let bytes = parse_canonical_uuid(value).ok_or_else(|| {
+                SyncError::protocol(format!("key {value:?} for {} is not a canonical lowercase dashed UUID", table.name))
+            })?;
+            Ok(LocalKey { json_value: hex_encode(&bytes), sql: SqlValue::Blob(bytes) })
+        }
+    }
+}
+
+/// The local key from a stored `key_json` text.
+pub fn local_key_from_key_json(table: &ManagedTable, key_json: &str) -> Result<LocalKey> {
+    let parsed: Map<String, Value> =
+        serde_json::from_str(key_json).map_err(|e| SyncError::state(format!("stored key_json {key_json:?} is invalid: {e}")))?;
+    let value = parsed
+        .get(&table.key_json_name)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| SyncError::state(format!("stored key_json {key_json:?} lacks {}", table.key_json_name)))?;
+    match table.key_kind {
+        KeyKind::Text => Ok(LocalKey { json_value: value.to_string(), sql: SqlValue::Text(value.to_string()) }),
+        KeyKind::UuidBlob => {
+            let bytes = hex_decode(value).filter(|b| b.len() == 16).ok_or_else(|| SyncError::state(format!("stored key {value:?} is not 16-byte hex")))?;
+            Ok(LocalKey { json_value: value.to_string(), sql: SqlValue::Blob(bytes) })
+        }
+    }
+}
+
+// ---------- typed equivalence (§6.4) ----------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Typed {
+    Null,
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Blob(Vec<u8>),
+}
+
+fn typed_from_sql(v: SqlValue) -> Typed {
+    match v {
+        SqlValue::Null => Typed::Null,
+        SqlValue::Text(s) => Typed::Text(s),
+        SqlValue::Integer(i) => Typed::Int(i),
+        SqlValue::Real(f) => Typed::Real(if f == 0.0 { 0.0 } else { f }),
+        SqlValue::Blob(b) => Typed::Blob(b),
+    }
+}
+
+/// Which representation a payload is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadForm {
+    Local,
+    Wire,
+}
+
+fn typed_value(table: &ManagedTable, kind: ColumnKind, column: &str, v: &Value, form: PayloadForm) -> Option<Typed> {
+    match form {
+        PayloadForm::Wire => wire_value_to_sql(&table.name, column, kind, v).ok().map(typed_from_sql),
+        PayloadForm::Local => {
+            if v.is_null() {
+                return Some(Typed::Null);
+            }
+            match kind {
+                ColumnKind::Blob | ColumnKind::UuidBlob => local_blob_bytes(v, kind == ColumnKind::UuidBlob).map(Typed::Blob),
+                _ => {
+                    let wire = local_value_to_wire(&table.name, column, kind, v).ok()?;
+                    wire_value_to_sql(&table.name, column, kind, &wire).ok().map(typed_from_sql)
+                }
+            }
+        }
+    }
+}
+
+fn same_value(a: &Typed, b: &Typed, rfc3339_rule: bool) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a, b) {
+        (Typed::Text(x), Typed::Text(y)) if rfc3339_rule => match (rfc3339::parse(x), rfc3339::parse(y)) {
+            (Some(p), Some(q)) => p == q,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Typed equivalence of two payloads of `table`: both must hold exactly the table's
+/// columns and every column must decode to equal typed values. With `rfc3339_rule`
+/// two texts that are the same RFC 3339 instant also match.
+pub fn payloads_equivalent(
+    table: &ManagedTable,
+    a: &Map<String, Value>,
+    a_form: PayloadForm,
+    b: &Map<String, Value>,
+    b_form: PayloadForm,
+    rfc3339_rule: bool,
+) -> bool {
+    if a.len() != table.columns.len() || b.len() != table.columns.len() {
+        return false;
+    }
+    table.columns.iter().all(|col| {
+        let (Some(va), Some(vb)) = (lookup(a, &col.json_name, &col.name), lookup(b, &col.json_name, &col.name)) else {
+            return false;
+        };
+        match (typed_value(table, col.kind, &col.json_name, va, a_form), typed_value(table, col.kind, &col.json_name, vb, b_form)) {
+            (Some(x), Some(y)) => same_value(&x, &y, rfc3339_rule),
+            _ => false,
+        }
+    })
+}
+
+/// Parses a stored JSON object text (payload columns).
+pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(SyncError::state(format!("stored {what} is not a JSON object"))),
+    }
+}

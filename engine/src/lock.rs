@@ -1,0 +1,44 @@
+//! Cross-process "operation in progress" guard.
+//!
+//! Two processes (or two connections) syncing one database file must never run a
+//! push/pull/rebuild concurrently: both could upload the same frozen bundle, and the
+//! loser's commit would be refused with `source_sequence_changed`, forcing a needless
+//! source recovery. The guard is an exclusive advisory lock (`flock`) on a sidecar
+//! file `<database>-oversqlite.lock`: the OS releases it when the holder exits or
+//! crashes, so no stale lock can survive. A concurrent operation fails at once with
+//! `sync_in_progress` (never queues). In-memory and temporary databases cannot be
+//! shared across connections and take no lock. If the sidecar cannot be created
+//! (read-only directory) the operation runs unguarded: the durable state checks
+//! inside `BEGIN IMMEDIATE` still prevent corruption, only the wasted recovery
+//! above remains possible.
+
+use std::fs::{File, OpenOptions, TryLockError};
+
+use rusqlite::Connection;
+
+use crate::error::{ErrorKind, Result, SyncError};
+
+pub struct OperationLock {
+    _file: Option<File>,
+}
+
+impl OperationLock {
+    pub fn acquire(conn: &Connection) -> Result<Self> {
+        let path = match conn.path() {
+            Some(p) if !p.is_empty() && p != ":memory:" => p.to_string(),
+            _ => return Ok(OperationLock { _file: None }),
+        };
+        let file = match OpenOptions::new().create(true).truncate(false).write(true).open(format!("{path}-oversqlite.lock")) {
+            Ok(f) => f,
+            Err(_) => return Ok(OperationLock { _file: None }),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(OperationLock { _file: Some(file) }),
+            Err(TryLockError::WouldBlock) => Err(SyncError::new(
+                ErrorKind::SyncInProgress,
+                "another sync operation is running on this database (this or another process); retry when it finishes",
+            )),
+            Err(TryLockError::Error(_)) => Ok(OperationLock { _file: None }),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `detach()` and `sync_then_detach()` (§7.9). A successful detach wipes managed
+//! data and rotates to a fresh source in one transaction, so the next user of this
+//! database starts clean and the old source can never be reused.
+
+use rusqlite::{params, Connection};
+
+use crate::client::{Ctx, SyncClient};
+use crate::error::Result;
+use crate::ops::snapshot::managed_table_names;
+use crate::report::{ChangedTables, DetachOutcome, DetachReport, SyncThenDetachReport};
+use crate::rows::quote_ident;
+use crate::state;
+use crate::tx::{apply_tx, write_tx};
+
+impl SyncClient {
+    pub fn detach(&mut self, conn: &Connection) -> Result<DetachReport> {
+        let report = {
+            let ctx = self.begin(conn)?;
+            detach_in(&ctx)?
+        };
+        if report.outcome == DetachOutcome::Detached {
+            self.set_connected(None);
+        }
+        Ok(report)
+    }
+
+    /// Up to `sync_then_detach_rounds` rounds of sync + detach; stops early when a
+    /// blocked detach shows no progress in the pending count.
+    pub fn sync_then_detach(&mut self, conn: &Connection) -> Result<SyncThenDetachReport> {
+        let mut changed = ChangedTables::new();
+        let mut previous_pending: Option<i64> = None;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let sync = self.sync(conn)?;
+            changed.extend(sync.changed_tables.iter().cloned());
+            let detach = self.detach(conn)?;
+            changed.extend(detach.changed_tables.iter().cloned());
+            let done = detach.outcome == DetachOutcome::Detached;
+            let stalled = previous_pending.is_some_and(|p| detach.pending_row_count >= p);
+            if done || stalled || rounds >= self.settings.sync_then_detach_rounds {
+                return Ok(SyncThenDetachReport {
+                    is_success: done,
+                    last_sync: sync,
+                    detach: detach.outcome,
+                    sync_rounds: rounds,
+                    remaining_pending_row_count: detach.pending_row_count,
+                    changed_tables: changed,
+                });
+            }
+            previous_pending = Some(detach.pending_row_count);
+        }
+    }
+}
+
+fn detach_in(ctx: &Ctx) -> Result<DetachReport> {
+    let conn = ctx.conn;
+    let op = state::operation(conn)?;
+    if op.kind == "remote_replace" {
+        // Cancel the hydrate: metadata only, application rows are untouched.
+        write_tx(conn, |c| {
+            let source = state::attachment(c)?.current_source_id;
+            c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+            state::persist_anonymous(c, &source)?;
+            state::reset_operation(c)
+        })?;
+        return Ok(DetachReport { outcome: DetachOutcome::Detached, pending_row_count: state::pending_row_count(conn)?, changed_tables: ChangedTables::new() });
+    }
+    let att = state::attachment(conn)?;
+    let pending = state::pending_row_count(conn)?;
+    if state::is_attached(&att) && pending > 0 {
+        return Ok(DetachReport { outcome: DetachOutcome::BlockedUnsyncedData, pending_row_count: pending, changed_tables: ChangedTables::new() });
+    }
+    let old = att.current_source_id.clone();
+    let new = state::new_source_id(&[old.as_str()]);
+    let tables = apply_tx(conn, |c| {
+        let tables = managed_table_names(ctx, c)?;
+        for t in &tables {
+            c.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
+            c.execute("DELETE FROM _sync_row_state WHERE table_name = ?1", [t])?;
+        }
+        c.execute("DELETE FROM _sync_dirty_rows", [])?;
+        state::clear_outbox(c)?;
+        c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+        state::ensure_source_row(c, &new)?;
+        c.execute("UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1", params![old, new])?;
+        state::persist_anonymous(c, &new)?;
+        state::reset_operation(c)?;
+        Ok(tables)
+    })?;
+    Ok(DetachReport { outcome: DetachOutcome::Detached, pending_row_count: 0, changed_tables: tables.into_iter().collect() })
+}

@@ -1,0 +1,13 @@
+//! The public operations, one workflow per file.
+
+pub mod attach;
+pub mod conflict_apply;
+pub mod detach;
+pub mod freeze;
+pub mod pull;
+pub mod push;
+pub mod recovery;
+pub mod replay;
+pub mod snapshot;
+pub mod sync;
+pub mod watch;

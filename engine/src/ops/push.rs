@@ -1,0 +1,390 @@
+//! `push_pending` (§7.4): freeze → upload through a push session → commit →
+//! persist `committed_remote` → fetch and verify the committed rows → replay.
+//! Conflicts (§7.5) are resolved and the push re-run a bounded number of times.
+
+use oversqlite_protocol::{codes, bundle_hash, BundleRow, Op, PushChunkRequest, PushConflictDetails, PushSessionCreateRequest, PushSessionCreateResponse};
+
+use crate::api::{HttpFailure, Reply};
+use crate::client::{sync_status, Ctx, SyncClient};
+use crate::codec::{parse_object, payloads_equivalent, PayloadForm};
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::ops::conflict_apply::apply_conflict;
+use crate::ops::freeze::{self, Outbox};
+use crate::ops::recovery::enter_source_recovery;
+use crate::ops::replay::replay_committed;
+use crate::report::{ChangedTables, PushOutcome, PushReport};
+use crate::state;
+use crate::tx::write_tx;
+use crate::validate::{validate_committed_page, CommittedMeta};
+
+enum Step {
+    NoChange,
+    Committed { bundle_seq: i64, row_count: i64 },
+    ConflictResolved,
+}
+
+enum Upload {
+    Committed { meta: CommittedMeta, strict: bool },
+    Conflict(PushConflictDetails),
+}
+
+impl SyncClient {
+    pub fn push_pending(&mut self, conn: &rusqlite::Connection) -> Result<PushReport> {
+        let ctx = self.begin(conn)?;
+        self.require_connected(&ctx)?;
+        let mut changed = ChangedTables::new();
+        let report = push_in(&ctx, &mut changed);
+        if let Err(e) = &report {
+            self.forget_user_after(e);
+        }
+        report
+    }
+
+    /// A lost initialisation lease resets the binding; forget the in-memory user too.
+    pub(crate) fn forget_user_after(&mut self, e: &SyncError) {
+        if e.kind == ErrorKind::InitializationLeaseInvalid {
+            self.set_connected(None);
+        }
+    }
+}
+
+/// Gates shared by push, pull and sync: source recovery first, then the rebuild gate.
+pub(crate) fn check_gates(ctx: &Ctx) -> Result<()> {
+    let op = state::operation(ctx.conn)?;
+    if op.kind == "source_recovery" {
+        if !oversqlite_protocol::codes::is_recovery_reason(&op.reason) {
+            return Err(SyncError::new(
+                ErrorKind::InvalidSourceRecoveryReason,
+                format!("persisted source recovery reason {:?} is not one this runtime knows; the database needs manual repair", op.reason),
+            ));
+        }
+        return Err(source_recovery_error(&op.reason));
+    }
+    if op.kind != "none" {
+        return Err(SyncError::new(ErrorKind::AttachRequired, format!("a {} operation is pending; call oversqlite_attach to finish it", op.kind)));
+    }
+    if state::attachment(ctx.conn)?.rebuild_required {
+        return Err(SyncError::new(ErrorKind::RebuildRequired, "local state must be rebuilt from a snapshot; call oversqlite_rebuild()"));
+    }
+    Ok(())
+}
+
+pub(crate) fn source_recovery_error(reason: &str) -> SyncError {
+    SyncError::new(
+        ErrorKind::SourceRecoveryRequired,
+        format!("this device's source can no longer continue its sequence ({reason}); call oversqlite_rebuild() to rotate to a new source"),
+    )
+}
+
+/// The push workflow with gates; used by `push_pending` and `sync`.
+pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushReport> {
+    check_gates(ctx)?;
+    let mut conflicts = 0u32;
+    let mut outcome = PushOutcome::NoChange;
+    let mut last_seq = None;
+    let mut row_count = 0;
+    loop {
+        match push_once(ctx, changed)? {
+            Step::NoChange => break,
+            Step::Committed { bundle_seq, row_count: n } => {
+                outcome = PushOutcome::Committed;
+                last_seq = Some(bundle_seq);
+                row_count += n;
+                break;
+            }
+            Step::ConflictResolved => {
+                conflicts += 1;
+                if state::dirty_count(ctx.conn)? == 0 {
+                    break;
+                }
+            }
+        }
+        if conflicts > ctx.settings.max_conflict_retries {
+            return Err(SyncError::new(
+                ErrorKind::PushConflictRetryExhausted,
+                format!("push conflicts kept recurring after {conflicts} resolutions; local changes are kept, push again later"),
+            ));
+        }
+    }
+    Ok(PushReport { outcome, bundle_seq: last_seq, row_count, conflicts_resolved: conflicts, status: sync_status(ctx.conn)?, changed_tables: changed.clone() })
+}
+
+fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
+    let outbox = match state::outbox(ctx.conn)?.state.as_str() {
+        "none" => match freeze::freeze(ctx)? {
+            Some(o) => o,
+            None => return Ok(Step::NoChange),
+        },
+        _ => freeze::load(ctx.conn, ctx)?,
+    };
+    let (meta, strict) = if outbox.bundle.state == "committed_remote" {
+        let b = &outbox.bundle;
+        let meta = CommittedMeta {
+            bundle_seq: b.remote_bundle_seq,
+            source_id: b.source_id.clone(),
+            source_bundle_id: b.source_bundle_id,
+            row_count: b.row_count,
+            bundle_hash: b.remote_bundle_hash.clone(),
+        };
+        (meta, true)
+    } else {
+        match upload(ctx, &outbox)? {
+            Upload::Committed { meta, strict } => (meta, strict),
+            Upload::Conflict(details) => {
+                apply_conflict(ctx, &outbox, &details, changed)?;
+                return Ok(Step::ConflictResolved);
+            }
+        }
+    };
+    let committed = match fetch_committed(ctx, &meta) {
+        Ok(rows) => rows,
+        Err(Fetch::Pruned) => {
+            // The server no longer retains the bundle's rows; only a snapshot can
+            // reconcile. The tuple is known committed, so record it as such.
+            write_tx(ctx.conn, |c| {
+                mark_committed_remote(c, &meta)?;
+                state::set_rebuild_required(c)
+            })?;
+            return Err(SyncError::new(
+                ErrorKind::RebuildRequired,
+                format!("committed bundle {} is no longer retained by the server; call oversqlite_rebuild()", meta.bundle_seq),
+            ));
+        }
+        Err(Fetch::Failed(e)) => return Err(e),
+    };
+    if let Err(why) = compare(ctx, &outbox, &committed, strict) {
+        let current = state::outbox(ctx.conn)?;
+        if current.state == "committed_remote" {
+            write_tx(ctx.conn, state::set_rebuild_required)?;
+            return Err(SyncError::new(
+                ErrorKind::RebuildRequired,
+                format!("committed bundle {} does not match the uploaded outbox ({why}); call oversqlite_rebuild()", meta.bundle_seq),
+            ));
+        }
+        return Err(SyncError::new(
+            ErrorKind::SourceSequenceMismatch,
+            format!("the server already committed source bundle {} with different rows ({why})", meta.source_bundle_id),
+        ));
+    }
+    write_tx(ctx.conn, |c| mark_committed_remote(c, &meta))?;
+    replay_committed(ctx, &outbox, &committed, &meta, changed)?;
+    Ok(Step::Committed { bundle_seq: meta.bundle_seq, row_count: committed.len() as i64 })
+}
+
+fn mark_committed_remote(conn: &rusqlite::Connection, meta: &CommittedMeta) -> Result<()> {
+    conn.execute(
+        "UPDATE _sync_outbox_bundle SET state = 'committed_remote', remote_bundle_seq = ?1, remote_bundle_hash = ?2 WHERE singleton_key = 1",
+        rusqlite::params![meta.bundle_seq, meta.bundle_hash],
+    )?;
+    Ok(())
+}
+
+/// Reaction to a refusal from the push-session routes (§2.3–§2.5).
+fn push_failure(ctx: &Ctx, failure: HttpFailure, what: &str) -> SyncError {
+    let code = failure.code().unwrap_or("").to_string();
+    let result = match (failure.status, code.as_str()) {
+        (409, codes::HISTORY_PRUNED) | (409, codes::SOURCE_SEQUENCE_OUT_OF_ORDER) | (409, codes::SOURCE_SEQUENCE_CHANGED) => {
+            enter_source_recovery(ctx.conn, &code, None)
+        }
+        (409, codes::SOURCE_RETIRED) => {
+            let preferred = failure.body.as_ref().and_then(|b| b.replaced_by_source_id.clone()).filter(|s| !s.trim().is_empty());
+            enter_source_recovery(ctx.conn, &code, preferred.as_deref())
+        }
+        (409, codes::INITIALIZATION_STALE) | (410, codes::INITIALIZATION_EXPIRED) => lose_lease(ctx, &code),
+        _ => Ok(failure.into_error(what)),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+/// §7.3 lease loss: back to anonymous on the same source; local intent is kept.
+fn lose_lease(ctx: &Ctx, code: &str) -> Result<SyncError> {
+    write_tx(ctx.conn, |c| {
+        let att = state::attachment(c)?;
+        state::persist_anonymous(c, &att.current_source_id)?;
+        state::reset_operation(c)
+    })?;
+    Ok(SyncError::new(
+        ErrorKind::InitializationLeaseInvalid,
+        format!("the initialisation lease is no longer valid ({code}); local changes are kept, call oversqlite_attach(user_id) again"),
+    ))
+}
+
+fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
+    let att = state::attachment(ctx.conn)?;
+    let source = outbox.bundle.source_id.clone();
+    if source != att.current_source_id {
+        return Err(SyncError::state(format!(
+            "the prepared outbox belongs to source {source:?}, not the current source; call oversqlite_rebuild()"
+        )));
+    }
+    let planned = outbox.push_rows.len() as i64;
+    let request = PushSessionCreateRequest {
+        source_bundle_id: outbox.bundle.source_bundle_id,
+        planned_row_count: planned,
+        initialization_id: Some(att.pending_initialization_id.clone()).filter(|s| !s.is_empty()),
+    };
+    let created = match ctx.remote.create_push(&source, &request)? {
+        Reply::Ok(r) => r,
+        Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
+    };
+    let push_id = match created {
+        PushSessionCreateResponse::AlreadyCommitted { bundle_seq, source_id, source_bundle_id, row_count, bundle_hash } => {
+            if bundle_seq <= 0 || source_id != source || source_bundle_id != request.source_bundle_id || bundle_hash.is_empty() {
+                return Err(SyncError::protocol(format!(
+                    "already_committed response (bundle_seq {bundle_seq}, source bundle {source_bundle_id}) does not match the request"
+                )));
+            }
+            let meta = CommittedMeta { bundle_seq, source_id, source_bundle_id, row_count, bundle_hash };
+            return Ok(Upload::Committed { meta, strict: true });
+        }
+        PushSessionCreateResponse::Staging { push_id, planned_row_count, next_expected_row_ordinal } => {
+            if push_id.is_empty() || planned_row_count != planned || next_expected_row_ordinal != 0 {
+                return Err(SyncError::protocol(format!(
+                    "staging response (planned {planned_row_count}, next ordinal {next_expected_row_ordinal}) does not match the request for {planned} rows"
+                )));
+            }
+            push_id
+        }
+    };
+    let result = stage_and_commit(ctx, &source, &push_id, outbox);
+    if !matches!(result, Ok(Upload::Committed { .. })) {
+        // The session is useless now; the next push starts a new one.
+        ctx.remote.best_effort(ctx.remote.requests.push_session_delete(&source, &push_id));
+    }
+    result
+}
+
+fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> Result<Upload> {
+    let chunk = ctx.settings.upload_chunk_rows.max(1);
+    let mut start = 0usize;
+    while start < outbox.push_rows.len() {
+        let end = (start + chunk).min(outbox.push_rows.len());
+        let body = PushChunkRequest { start_row_ordinal: start as i64, rows: outbox.push_rows[start..end].to_vec() };
+        match ctx.remote.push_chunk(source, push_id, &body)? {
+            Reply::Ok(r) => {
+                if r.push_id != push_id || r.next_expected_row_ordinal != end as i64 {
+                    return Err(SyncError::protocol(format!(
+                        "push chunk response (push_id {:?}, next ordinal {}) does not match the upload (next ordinal {end})",
+                        r.push_id, r.next_expected_row_ordinal
+                    )));
+                }
+            }
+            Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+        }
+        start = end;
+    }
+    match ctx.remote.commit_push(source, push_id)? {
+        Reply::Ok(c) => {
+            if c.source_id != source || c.source_bundle_id != outbox.bundle.source_bundle_id || c.bundle_seq <= 0 || c.bundle_hash.is_empty() {
+                return Err(SyncError::protocol(format!(
+                    "commit response (bundle_seq {}, source bundle {}) does not match the pushed bundle {}",
+                    c.bundle_seq, c.source_bundle_id, outbox.bundle.source_bundle_id
+                )));
+            }
+            let meta = CommittedMeta {
+                bundle_seq: c.bundle_seq,
+                source_id: c.source_id,
+                source_bundle_id: c.source_bundle_id,
+                row_count: c.row_count,
+                bundle_hash: c.bundle_hash,
+            };
+            // Persist at once: if anything later fails, the next push resumes at the
+            // fetch instead of re-uploading (§13 item 3).
+            write_tx(ctx.conn, |conn| mark_committed_remote(conn, &meta))?;
+            Ok(Upload::Committed { meta, strict: false })
+        }
+        Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::PUSH_CONFLICT) => {
+            let details = f
+                .body
+                .and_then(|b| b.conflict)
+                .ok_or_else(|| SyncError::protocol("push_conflict response without conflict details"))?;
+            crate::validate::validate_conflict(&details)?;
+            Ok(Upload::Conflict(details))
+        }
+        Reply::Failed(f) => Err(push_failure(ctx, f, "push commit")),
+    }
+}
+
+enum Fetch {
+    Pruned,
+    Failed(SyncError),
+}
+
+impl From<SyncError> for Fetch {
+    fn from(e: SyncError) -> Self {
+        Fetch::Failed(e)
+    }
+}
+
+/// Pages through the committed rows (§2.7) and verifies count and `bundle_hash`.
+fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<BundleRow>, Fetch> {
+    let mut rows: Vec<BundleRow> = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let mut attempt = 0usize;
+        let page = loop {
+            match ctx.remote.committed_rows(&meta.source_id, meta.bundle_seq, after, ctx.settings.committed_rows_page)? {
+                Reply::Ok(p) => break p,
+                Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => return Err(Fetch::Pruned),
+                Reply::Failed(f)
+                    if f.status == 404
+                        && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
+                        && attempt < ctx.settings.committed_not_found_backoff.len() =>
+                {
+                    // The commit may not be visible yet (§2.7): bounded retry.
+                    std::thread::sleep(ctx.settings.committed_not_found_backoff[attempt]);
+                    attempt += 1;
+                }
+                Reply::Failed(f) => return Err(Fetch::Failed(f.into_error("committed bundle fetch"))),
+            }
+        };
+        validate_committed_page(&page, meta, after)?;
+        let more = page.has_more;
+        let next = page.next_row_ordinal;
+        rows.extend(page.rows);
+        if !more {
+            break;
+        }
+        after = Some(next);
+    }
+    if rows.len() as i64 != meta.row_count {
+        return Err(Fetch::Failed(SyncError::protocol(format!(
+            "committed bundle {} returned {} rows but row_count is {}",
+            meta.bundle_seq,
+            rows.len(),
+            meta.row_count
+        ))));
+    }
+    let hash = bundle_hash(&rows);
+    if hash != meta.bundle_hash {
+        return Err(Fetch::Failed(SyncError::protocol(format!(
+            "committed bundle {} bundle hash mismatch: rows hash to {hash}, server advertised {}",
+            meta.bundle_seq, meta.bundle_hash
+        ))));
+    }
+    Ok(rows)
+}
+
+/// Position-by-position comparison of committed rows with the outbox (§7.4).
+fn compare(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRow], strict: bool) -> std::result::Result<(), String> {
+    if committed.len() != outbox.rows.len() {
+        return Err(format!("{} committed rows for {} uploaded rows", committed.len(), outbox.rows.len()));
+    }
+    for (i, (c, (o, p))) in committed.iter().zip(outbox.rows.iter().zip(&outbox.push_rows)).enumerate() {
+        if c.schema != p.schema || c.table != p.table || c.key != p.key || c.op != p.op {
+            return Err(format!("row {i} is {}:{}:{:?} on the server but {}:{}:{:?} locally", c.table, c.op, c.key, p.table, p.op, p.key));
+        }
+        if strict && c.op != Op::Delete {
+            let table = ctx.table(&c.table).map_err(|e| e.message)?;
+            let local = o.local_payload.as_deref().map(|t| parse_object(t, "outbox local_payload"));
+            let equivalent = match (local, &c.payload) {
+                (Some(Ok(l)), Some(w)) => payloads_equivalent(table, &l, PayloadForm::Local, w, PayloadForm::Wire, true),
+                _ => false,
+            };
+            if !equivalent {
+                return Err(format!("row {i} ({}:{:?}) has a different payload on the server", c.table, c.key));
+            }
+        }
+    }
+    Ok(())
+}

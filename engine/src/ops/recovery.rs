@@ -1,0 +1,67 @@
+//! Entering source recovery (§7.8): persist the gate and reserve the replacement
+//! source durably, before anything is sent with the new id.
+
+use rusqlite::Connection;
+
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::ops::push::source_recovery_error;
+use crate::state::{self, Operation};
+use crate::tx::write_tx;
+
+/// Checks that `replacement` has a fresh source row (next id 1, not replaced).
+pub(crate) fn require_fresh_replacement(conn: &Connection, replacement: &str) -> Result<()> {
+    match state::source_row(conn, replacement)? {
+        Some(r) if r.next_source_bundle_id == 1 && r.replaced_by_source_id.is_empty() => Ok(()),
+        Some(r) => Err(SyncError::new(
+            ErrorKind::SourceReplacementInvalid,
+            format!(
+                "replacement source {replacement:?} is not fresh (next_source_bundle_id {}, replaced_by {:?}); it cannot take over this device's history",
+                r.next_source_bundle_id, r.replaced_by_source_id
+            ),
+        )),
+        None => Err(SyncError::new(ErrorKind::SourceReplacementInvalid, format!("replacement source {replacement:?} has no local row"))),
+    }
+}
+
+/// Persists `source_recovery(reason, replacement)` and returns the error the caller
+/// must raise. An existing reservation is kept; a server naming a different one is
+/// refused (`source_replacement_diverged`).
+pub(crate) fn enter_source_recovery(conn: &Connection, reason: &str, preferred: Option<&str>) -> Result<SyncError> {
+    write_tx(conn, |c| {
+        let att = state::attachment(c)?;
+        let op = state::operation(c)?;
+        let current = att.current_source_id.clone();
+        let replacement = if op.kind == "source_recovery" && !op.replacement_source_id.is_empty() {
+            if let Some(p) = preferred {
+                if p != op.replacement_source_id {
+                    return Err(SyncError::new(
+                        ErrorKind::SourceReplacementDiverged,
+                        format!(
+                            "the server names replacement source {p:?} but {:?} is already reserved locally",
+                            op.replacement_source_id
+                        ),
+                    ));
+                }
+            }
+            op.replacement_source_id.clone()
+        } else {
+            match preferred.filter(|p| *p != current) {
+                Some(p) => p.to_string(),
+                None => state::new_source_id(&[current.as_str()]),
+            }
+        };
+        state::ensure_source_row(c, &replacement)?;
+        require_fresh_replacement(c, &replacement)?;
+        state::set_rebuild_required(c)?;
+        state::write_operation(
+            c,
+            &Operation {
+                kind: "source_recovery".into(),
+                reason: reason.to_string(),
+                replacement_source_id: replacement,
+                ..Operation::none()
+            },
+        )
+    })?;
+    Ok(source_recovery_error(reason))
+}

@@ -1,0 +1,330 @@
+//! Snapshot rebuild (§7.7): stage a snapshot session durably chunk by chunk (invisible
+//! to the app), then replace all managed state in one final apply transaction.
+//! Modes: keep-source (`ClearAll`, `PreserveCommittedRemote`) and rotated
+//! (`PreserveSourceRecovery`, §7.7.3).
+
+use oversqlite_protocol::{codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement};
+use rusqlite::{params, Connection};
+
+use crate::api::Reply;
+use crate::client::{sync_status, Ctx, SyncClient};
+use crate::codec::{local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local, wire_payload_to_row};
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::ops::pull::require_drained;
+use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
+use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
+use crate::rows::{self, quote_ident};
+use crate::state;
+use crate::tx::{apply_tx, write_tx};
+use crate::validate::{validate_snapshot_chunk, validate_snapshot_session};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxMode {
+    /// The outbox must be empty; everything local is replaced.
+    ClearAll,
+    /// The snapshot already contains the committed outbox bundle: drop it.
+    PreserveCommittedRemote,
+    /// Rotation: the unsent outbox moves to the new source as its bundle 1.
+    PreserveSourceRecovery,
+}
+
+/// A source rotation requested with the snapshot.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub new_source_id: String,
+    pub reason: String,
+}
+
+impl SyncClient {
+    /// `rebuild()` (§7.7.2): picks rotated recovery, preserve-committed or clear-all.
+    pub fn rebuild(&mut self, conn: &Connection) -> Result<PullReport> {
+        let ctx = self.begin(conn)?;
+        let att = self.require_connected(&ctx)?;
+        let op = state::operation(conn)?;
+        let outbox = state::outbox(conn)?;
+        let mut changed = ChangedTables::new();
+        let restore = if op.kind == "source_recovery" {
+            if op.replacement_source_id.trim().is_empty() || !codes::is_recovery_reason(&op.reason) {
+                return Err(SyncError::new(
+                    ErrorKind::InvalidSourceRecoveryReason,
+                    format!(
+                        "persisted source recovery (reason {:?}, replacement {:?}) is not usable; the database needs manual repair",
+                        op.reason, op.replacement_source_id
+                    ),
+                ));
+            }
+            let rotation = Rotation { new_source_id: op.replacement_source_id.clone(), reason: op.reason.clone() };
+            rebuild_from_snapshot(&ctx, &att.attached_user_id, Some(rotation), OutboxMode::PreserveSourceRecovery, &mut changed)?
+        } else if outbox.state == "committed_remote" {
+            rebuild_from_snapshot(&ctx, &att.attached_user_id, None, OutboxMode::PreserveCommittedRemote, &mut changed)?
+        } else {
+            rebuild_from_snapshot(&ctx, &att.attached_user_id, None, OutboxMode::ClearAll, &mut changed)?
+        };
+        Ok(PullReport {
+            outcome: RemoteOutcome::AppliedSnapshot,
+            restore: Some(restore),
+            bundles_applied: 0,
+            status: sync_status(conn)?,
+            changed_tables: changed,
+        })
+    }
+}
+
+/// The common algorithm (§7.7.1): stage, then final apply; always cleans up the
+/// server session.
+pub(crate) fn rebuild_from_snapshot(
+    ctx: &Ctx,
+    user: &str,
+    rotation: Option<Rotation>,
+    mode: OutboxMode,
+    changed: &mut ChangedTables,
+) -> Result<Restore> {
+    match mode {
+        OutboxMode::ClearAll => require_drained(ctx)?,
+        OutboxMode::PreserveCommittedRemote => {
+            let dirty = state::dirty_count(ctx.conn)?;
+            if dirty > 0 {
+                return Err(SyncError::new(ErrorKind::PendingLocalChanges, format!("cannot rebuild while {dirty} local dirty rows exist; push them first")));
+            }
+        }
+        OutboxMode::PreserveSourceRecovery => {
+            if state::outbox_row_count(ctx.conn)? > 0 && state::outbox(ctx.conn)?.state == "none" {
+                return Err(SyncError::state("outbox rows exist without a frozen outbox bundle"));
+            }
+        }
+    }
+    let source = state::attachment(ctx.conn)?.current_source_id;
+    let session = stage_snapshot(ctx, &source, rotation.as_ref(), |_, _| Ok(()))?;
+    final_apply(ctx, user, &session, rotation.as_ref(), mode, changed)
+}
+
+/// Creates a session and stages all its chunks; `on_session` runs right after the
+/// session is created (remote_replace persists it). Deletes the session afterwards.
+pub(crate) fn stage_snapshot(
+    ctx: &Ctx,
+    source: &str,
+    rotation: Option<&Rotation>,
+    on_session: impl FnOnce(&Connection, &SnapshotSessionCreateResponse) -> Result<()>,
+) -> Result<SnapshotSessionCreateResponse> {
+    write_tx(ctx.conn, |c| {
+        c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+        Ok(())
+    })?;
+    let body = rotation.map(|r| SnapshotSessionCreateRequest {
+        source_replacement: Some(SourceReplacement {
+            previous_source_id: source.to_string(),
+            new_source_id: r.new_source_id.clone(),
+            reason: r.reason.clone(),
+        }),
+    });
+    let session = match ctx.remote.create_snapshot(source, body.as_ref())? {
+        Reply::Ok(s) => s,
+        Reply::Failed(f) => {
+            let code = f.code().unwrap_or("").to_string();
+            let replaced_by = f.body.as_ref().and_then(|b| b.replaced_by_source_id.clone()).unwrap_or_default();
+            return Err(match (rotation, f.status, code.as_str()) {
+                (Some(r), 409, codes::SOURCE_RETIRED) if replaced_by != r.new_source_id => SyncError::new(
+                    ErrorKind::SourceReplacementDiverged,
+                    format!("the server retired this source in favour of {replaced_by:?}, not the reserved replacement {:?}", r.new_source_id),
+                ),
+                (Some(_), 409, codes::SOURCE_REPLACEMENT_INVALID) => SyncError::new(
+                    ErrorKind::SourceReplacementInvalid,
+                    format!("the server rejected the source replacement: {}", f.body.as_ref().map(|b| b.message.as_str()).unwrap_or("")),
+                ),
+                (None, 409, codes::SOURCE_RETIRED) => {
+                    let preferred = Some(replaced_by).filter(|s| !s.trim().is_empty());
+                    enter_source_recovery(ctx.conn, &code, preferred.as_deref()).unwrap_or_else(|e| e)
+                }
+                _ => f.into_error("snapshot session create"),
+            });
+        }
+    };
+    validate_snapshot_session(&session)?;
+    let result = (|| {
+        write_tx(ctx.conn, |c| on_session(c, &session))?;
+        stage_chunks(ctx, source, &session)
+    })();
+    ctx.remote.best_effort(ctx.remote.requests.snapshot_session_delete(source, &session.snapshot_id));
+    result.map(|_| session)
+}
+
+fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let chunk = ctx
+            .remote
+            .snapshot_chunk(source, &session.snapshot_id, after, ctx.settings.snapshot_chunk_rows.max(1))?
+            .ok_or_error("snapshot chunk fetch")?;
+        validate_snapshot_chunk(&chunk, &session.snapshot_id, session.snapshot_bundle_seq, after)?;
+        let mut staged = Vec::with_capacity(chunk.rows.len());
+        for row in &chunk.rows {
+            ctx.check_schema(&row.schema)?;
+            let table = ctx.table(&row.table)?;
+            let key = wire_key_to_local(table, &row.key)?;
+            let payload = serde_json::to_string(&row.payload).expect("payload serialises");
+            staged.push((table, key, row.row_version, payload));
+        }
+        write_tx(ctx.conn, |c| {
+            for (i, (table, key, version, payload)) in staged.iter().enumerate() {
+                let key_json = rows::key_json(c, table, key)?;
+                c.execute(
+                    "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![session.snapshot_id, after + 1 + i as i64, ctx.config.schema, table.name, key_json, version, payload],
+                )?;
+            }
+            Ok(())
+        })?;
+        if !chunk.has_more {
+            return Ok(());
+        }
+        after = chunk.next_row_ordinal;
+    }
+}
+
+pub(crate) fn staged_count(conn: &Connection, snapshot_id: &str) -> Result<i64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = ?1", [snapshot_id], |r| r.get(0))?)
+}
+
+/// Managed tables that exist: the configuration plus the runtime registry.
+pub(crate) fn managed_table_names(ctx: &Ctx, conn: &Connection) -> Result<Vec<String>> {
+    let mut names: Vec<String> = ctx.config.tables.iter().map(|t| t.name.clone()).collect();
+    let mut stmt = conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
+    for n in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let n = n?;
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let mut existing = Vec::new();
+    for n in names {
+        if oversqlite_core::table_info::table_exists(conn, &n)? {
+            existing.push(n);
+        }
+    }
+    Ok(existing)
+}
+
+/// The final apply (§7.7.1): one apply-mode transaction replacing all managed state.
+pub(crate) fn final_apply(
+    ctx: &Ctx,
+    user: &str,
+    session: &SnapshotSessionCreateResponse,
+    rotation: Option<&Rotation>,
+    mode: OutboxMode,
+    changed: &mut ChangedTables,
+) -> Result<Restore> {
+    if let Some(r) = rotation {
+        require_fresh_replacement(ctx.conn, &r.new_source_id)?;
+    }
+    let schema = ctx.config.schema.clone();
+    let snapshot_id = session.snapshot_id.clone();
+    let tables = apply_tx(ctx.conn, |conn| {
+        let att = state::attachment(conn)?;
+        let old_source = att.current_source_id.clone();
+        let outbox = state::outbox(conn)?;
+        // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
+        let carried: Vec<(String, String, Option<String>)> = if mode == OutboxMode::PreserveSourceRecovery {
+            let mut v: Vec<(String, String, Option<String>)> =
+                state::outbox_rows(conn)?.into_iter().map(|r| (r.table_name, r.key_json, r.local_payload)).collect();
+            let mut stmt = conn.prepare("SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal")?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                v.push(row?);
+            }
+            v
+        } else {
+            Vec::new()
+        };
+
+        let tables = managed_table_names(ctx, conn)?;
+        for t in &tables {
+            conn.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
+            conn.execute("DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2", params![schema, t])?;
+        }
+        if mode != OutboxMode::PreserveSourceRecovery {
+            conn.execute("DELETE FROM _sync_dirty_rows", [])?;
+        }
+        if mode == OutboxMode::ClearAll {
+            state::clear_outbox(conn)?;
+        }
+
+        let mut stmt = conn.prepare(
+            "SELECT table_name, key_json, row_version, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
+        )?;
+        let staged = stmt
+            .query_map([&snapshot_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        let mut count = 0i64;
+        for (table_name, key_json, version, payload) in &staged {
+            let table = ctx.table(table_name)?;
+            let values = wire_payload_to_row(table, &parse_object(payload, "staged snapshot payload")?)?;
+            rows::upsert_row(conn, table, values)?;
+            rows::upsert_row_state(conn, &schema, &table.name, key_json, *version, false)?;
+            count += 1;
+        }
+        if count != session.row_count {
+            return Err(SyncError::protocol(format!(
+                "staged snapshot row count {count} does not match expected row_count {}",
+                session.row_count
+            )));
+        }
+
+        let mut current = old_source.clone();
+        if let Some(r) = rotation {
+            if r.new_source_id != old_source {
+                conn.execute(
+                    "UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1",
+                    params![old_source, r.new_source_id],
+                )?;
+                current = r.new_source_id.clone();
+            }
+        }
+        match mode {
+            OutboxMode::ClearAll => {}
+            OutboxMode::PreserveCommittedRemote => {
+                if outbox.state == "committed_remote" {
+                    state::set_next_source_bundle_id_at_least(conn, &outbox.source_id, outbox.source_bundle_id + 1)?;
+                }
+                state::clear_outbox(conn)?;
+            }
+            OutboxMode::PreserveSourceRecovery => {
+                if outbox.state != "none" {
+                    state::ensure_source_row(conn, &current)?;
+                    state::set_next_source_bundle_id_at_least(conn, &current, 2)?;
+                    conn.execute("UPDATE _sync_outbox_bundle SET source_id = ?1, source_bundle_id = 1 WHERE singleton_key = 1", [&current])?;
+                    conn.execute("UPDATE _sync_outbox_rows SET source_bundle_id = 1", [])?;
+                }
+                reapply_local_intent(ctx, conn, &carried)?;
+            }
+        }
+        conn.execute(
+            "UPDATE _sync_attachment_state SET current_source_id = ?1, binding_state = 'attached', attached_user_id = ?2,
+             schema_name = ?3, last_bundle_seq_seen = ?4, rebuild_required = 0, pending_initialization_id = '' WHERE singleton_key = 1",
+            params![current, user, schema, session.snapshot_bundle_seq],
+        )?;
+        state::reset_operation(conn)?;
+        conn.execute("DELETE FROM _sync_snapshot_stage WHERE snapshot_id = ?1", [&snapshot_id])?;
+        Ok(tables)
+    })?;
+    changed.extend(tables);
+    Ok(Restore { bundle_seq: session.snapshot_bundle_seq, row_count: session.row_count })
+}
+
+/// Makes carried local intent visible again on top of the snapshot, so a rotated
+/// rebuild does not hide rows the user still intends to upload (Go reference
+/// behaviour; KMP drops them from the app tables until the replay requeues them).
+fn reapply_local_intent(ctx: &Ctx, conn: &Connection, carried: &[(String, String, Option<String>)]) -> Result<()> {
+    for (table_name, key_json, payload) in carried {
+        let table = ctx.table(table_name)?;
+        let key = local_key_from_key_json(table, key_json)?;
+        match payload {
+            Some(p) => {
+                let wire = local_payload_to_wire(table, &parse_object(p, "local payload")?)?;
+                rows::upsert_row(conn, table, wire_payload_to_row(table, &wire)?)?;
+            }
+            None => rows::delete_row(conn, table, &key)?,
+        }
+    }
+    Ok(())
+}

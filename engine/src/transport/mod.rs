@@ -1,0 +1,138 @@
+//! HTTP abstraction: the engine builds `HttpRequest`s and hands them to a
+//! `Transport`. Production uses `UreqTransport`; tests use `ScriptedTransport`.
+
+mod retry;
+mod scripted;
+mod ureq_transport;
+
+pub use retry::{send_with_retry, RetryPolicy};
+pub use scripted::{RecordedRequest, ScriptedResponse, ScriptedTransport};
+pub use ureq_transport::{UreqTransport, UreqTransportConfig};
+
+use std::io::BufRead;
+
+/// One HTTP request as the engine means it. `url` is absolute (base URL with the
+/// configured path prefix preserved, then `/sync/...` and the query string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    /// Header names as sent; includes `Authorization` once the token is attached.
+    pub headers: Vec<(String, String)>,
+    /// JSON body bytes, or `None` for requests without a body.
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_lookup(&self.headers, name)
+    }
+
+    /// The path component of `url` (everything after the authority, before `?`).
+    pub fn path(&self) -> &str {
+        let after_scheme = self.url.find("://").map(|i| i + 3).unwrap_or(0);
+        let rest = &self.url[after_scheme..];
+        let path_start = rest.find('/').map(|i| after_scheme + i).unwrap_or(self.url.len());
+        let end = self.url[path_start..].find('?').map(|i| path_start + i).unwrap_or(self.url.len());
+        &self.url[path_start..end]
+    }
+
+    /// Decoded query pairs in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        match self.url.find('?') {
+            None => Vec::new(),
+            Some(i) => self.url[i + 1..]
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        }
+    }
+
+    /// The query parameter `name`, if present.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    pub fn body_json(&self) -> Option<serde_json::Value> {
+        self.body.as_ref().and_then(|b| serde_json::from_slice(b).ok())
+    }
+}
+
+/// A complete (non-streaming) response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_lookup(&self.headers, name)
+    }
+}
+
+/// A streaming response (used for `GET /sync/watch`). Dropping it closes the stream.
+pub struct StreamResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn BufRead + Send>,
+}
+
+/// Why a request produced no response at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportError {
+    pub message: String,
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Sends requests. Implementations must not log header values (they carry tokens).
+pub trait Transport: Send + Sync {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+    fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError>;
+}
+
+fn header_lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Percent-encodes everything outside RFC 3986 "unreserved" so ids are safe as a
+/// single path segment or query value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{:02X}", b));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,86 @@
+//! Transient retry with exponential backoff and jitter (§7.11). Only network
+//! failures, 5xx and 429 are retried; `Retry-After` (seconds) is honoured, capped
+//! by `max_retry_after`.
+
+use std::time::Duration;
+
+use super::{HttpRequest, HttpResponse, Transport, TransportError};
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Total attempts including the first (1 = no retry; the fixtures use 1).
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Extra random delay as a fraction of the backoff (0.2 = up to +20 %).
+    pub jitter_fraction: f64,
+    /// Upper bound on a server-requested `Retry-After` wait.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(150),
+            max_backoff: Duration::from_millis(1500),
+            jitter_fraction: 0.2,
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn no_retry() -> Self {
+        RetryPolicy { max_attempts: 1, ..Default::default() }
+    }
+
+    /// Delay before attempt `attempt + 1` (attempt counts from 1).
+    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.max_retry_after);
+        }
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        let base = self.initial_backoff.saturating_mul(factor).min(self.max_backoff);
+        let jitter = base.mul_f64(self.jitter_fraction * random_unit());
+        base + jitter
+    }
+}
+
+/// A uniform value in [0, 1) from the OS-seeded UUID generator (avoids a rand dependency).
+fn random_unit() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+fn retry_after(resp: &HttpResponse) -> Option<Duration> {
+    resp.header("Retry-After").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// Sends `request` and retries transient outcomes. Returns the last response (which
+/// may itself be a 5xx after the final attempt) or the last transport error.
+pub fn send_with_retry(
+    transport: &dyn Transport,
+    policy: &RetryPolicy,
+    request: &HttpRequest,
+) -> Result<HttpResponse, TransportError> {
+    let attempts = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let outcome = transport.send(request);
+        let delay = match &outcome {
+            Ok(resp) if is_retryable_status(resp.status) => policy.backoff(attempt, retry_after(resp)),
+            Ok(_) => return outcome,
+            Err(_) => policy.backoff(attempt, None),
+        };
+        if attempt >= attempts {
+            return outcome;
+        }
+        std::thread::sleep(delay);
+        attempt += 1;
+    }
+}

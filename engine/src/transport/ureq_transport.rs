@@ -1,0 +1,110 @@
+//! Production transport over ureq 3 with rustls (certificates verified against the
+//! bundled webpki roots). Non-2xx statuses are returned as responses, not errors,
+//! so the engine can decode the server's JSON error envelope.
+
+use std::io::BufReader;
+use std::time::Duration;
+
+use super::{HttpRequest, HttpResponse, StreamResponse, Transport, TransportError};
+
+#[derive(Debug, Clone)]
+pub struct UreqTransportConfig {
+    pub connect_timeout: Duration,
+    /// Bound on receiving a complete (non-streaming) response.
+    pub read_timeout: Duration,
+    /// Largest response body accepted (snapshot/committed pages are capped server-side).
+    pub max_body_bytes: u64,
+}
+
+impl Default for UreqTransportConfig {
+    fn default() -> Self {
+        UreqTransportConfig {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            max_body_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct UreqTransport {
+    agent: ureq::Agent,
+    stream_agent: ureq::Agent,
+    config: UreqTransportConfig,
+}
+
+impl UreqTransport {
+    pub fn new(config: UreqTransportConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_recv_response(Some(config.read_timeout))
+            .timeout_recv_body(Some(config.read_timeout))
+            .build()
+            .new_agent();
+        // The watch stream stays open indefinitely; heartbeats arrive every ~25 s, so
+        // a per-read timeout well above that detects a dead connection.
+        let stream_agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_recv_response(Some(config.read_timeout))
+            .timeout_per_read(Some(Duration::from_secs(90)))
+            .build()
+            .new_agent();
+        UreqTransport { agent, stream_agent, config }
+    }
+
+    fn build(request: &HttpRequest) -> Result<ureq::http::Request<Vec<u8>>, TransportError> {
+        let mut builder = ureq::http::Request::builder().method(request.method).uri(&request.url);
+        for (k, v) in &request.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if request.body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        builder
+            .body(request.body.clone().unwrap_or_default())
+            .map_err(|e| TransportError { message: format!("invalid request for {}: {e}", request.url) })
+    }
+}
+
+impl Default for UreqTransport {
+    fn default() -> Self {
+        Self::new(UreqTransportConfig::default())
+    }
+}
+
+fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
+}
+
+fn transport_error(url: &str, e: ureq::Error) -> TransportError {
+    TransportError { message: format!("request to {url} failed: {e}") }
+}
+
+impl Transport for UreqTransport {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let req = Self::build(request)?;
+        let resp = self.agent.run(req).map_err(|e| transport_error(&request.url, e))?;
+        let status = resp.status().as_u16();
+        let headers = headers_of(&resp);
+        let body = resp
+            .into_body()
+            .into_with_config()
+            .limit(self.config.max_body_bytes)
+            .read_to_vec()
+            .map_err(|e| transport_error(&request.url, e))?;
+        Ok(HttpResponse { status, headers, body })
+    }
+
+    fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {
+        let req = Self::build(request)?;
+        let resp = self.stream_agent.run(req).map_err(|e| transport_error(&request.url, e))?;
+        let status = resp.status().as_u16();
+        let headers = headers_of(&resp);
+        let reader = resp.into_body().into_reader();
+        Ok(StreamResponse { status, headers, body: Box::new(BufReader::new(reader)) })
+    }
+}

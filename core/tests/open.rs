@@ -247,3 +247,36 @@ fn enabling_a_table_later_captures_its_existing_rows() {
     let (_, again) = open::open(&conn).unwrap();
     assert_eq!(again.captured_rows, 0);
 }
+
+#[test]
+fn changing_the_remote_schema_moves_tables_once_nothing_is_pending() {
+    let conn = users_posts();
+    open::open(&conn).unwrap();
+    config::init(&conn, "https://sync.test", "business").unwrap();
+    let err = open::open(&conn).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StateConflict, "{err}");
+    assert!(err.message.contains("waiting for upload"), "{err}");
+    // Once the pending row is gone (uploaded), the tables move to the new schema and their
+    // rows are queued again under it.
+    conn.execute_batch("DELETE FROM _sync_dirty_rows").unwrap();
+    let (_, report) = open::open(&conn).unwrap();
+    assert_eq!(report.schema, "business");
+    assert_eq!(report.captured_rows, 1);
+    let managed: Vec<(String, String)> = conn
+        .prepare("SELECT schema_name, table_name FROM _sync_managed_tables ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(managed, vec![("business".into(), "posts".into()), ("business".into(), "users".into())]);
+    conn.execute_batch("INSERT INTO users VALUES ('u2', 'Bob')").unwrap();
+    let schemas: Vec<String> = conn
+        .prepare("SELECT DISTINCT schema_name FROM _sync_dirty_rows")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(schemas, vec!["business".to_string()]);
+}

@@ -100,7 +100,7 @@ struct TokenArgs {
     #[arg(long)]
     user: String,
     /// Token lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     ttl_seconds: i64,
     #[command(flatten)]
     secret: SecretArg,

@@ -42,6 +42,8 @@ pub struct FakeState {
     /// Rows of the last uploaded chunk as `table:OP:key`.
     pub last_chunk_rows: Vec<String>,
     pub capabilities: Value,
+    /// When set, freshly committed bundles advertise this hash instead of the real one.
+    pub commit_hash_override: Option<String>,
 }
 
 impl FakeState {
@@ -57,6 +59,7 @@ impl FakeState {
             pull_requests: 0,
             snapshot_creates: Vec::new(),
             last_chunk_rows: Vec::new(),
+            commit_hash_override: None,
             capabilities: json!({"protocol_version":"v1","schema_version":1,"features":{"connect_lifecycle":true}}),
         }
     }
@@ -236,7 +239,11 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
                 .into_iter()
                 .map(|r| BundleRow { schema: r.schema, table: r.table, key: r.key, op: r.op, row_version: 0, payload: r.payload })
                 .collect();
-            let c = st.commit_rows(&session.source_id, session.source_bundle_id, rows);
+            let mut c = st.commit_rows(&session.source_id, session.source_bundle_id, rows);
+            if let Some(h) = st.commit_hash_override.clone() {
+                c.hash = h;
+                st.committed.last_mut().unwrap().hash = c.hash.clone();
+            }
             ScriptedResponse::ok(meta_json(&c))
         }
         "push_delete" | "snapshot_delete" => ScriptedResponse::Raw(204, vec![], vec![]),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_server;
+pub mod scripts;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

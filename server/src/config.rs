@@ -26,7 +26,7 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    fn sqlite_type(self) -> &'static str {
+    pub fn sqlite_type(self) -> &'static str {
         match self {
             ColumnType::Text | ColumnType::Uuid | ColumnType::Timestamp => "TEXT",
             ColumnType::Integer => "INTEGER",

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::config::Registry;
+use crate::config::{Registry, TableSpec};
 use crate::error::{Fail, ServiceResult};
 
 const BOOKKEEPING_DDL: &str = r#"
@@ -138,6 +138,9 @@ impl Store {
         }
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
+        for table in &store.registry.tables {
+            check_table_shape(&conn, table).map_err(|e| format!("store {}: {e}", path.display()))?;
+        }
         store.idle.lock().expect("store pool lock").push(conn);
         Ok(store)
     }
@@ -167,4 +170,23 @@ impl Store {
         }
         result
     }
+}
+
+/// A store created from an older configuration must not be served with a different table
+/// shape: clients require payloads with exactly the configured columns.
+fn check_table_shape(conn: &Connection, table: &TableSpec) -> Result<(), String> {
+    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1)").map_err(|e| e.to_string())?;
+    let found: Vec<(String, String)> = stmt
+        .query_map([&table.qualified], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    let mut expected = vec![(oversqlite_protocol::HIDDEN_SCOPE_COLUMN.to_string(), "TEXT".to_string())];
+    expected.extend(table.columns.iter().map(|c| (c.name.clone(), c.column_type.sqlite_type().to_string())));
+    if found != expected {
+        return Err(format!(
+            "table {} has columns {:?} but the config declares {:?}; use a new --data file or migrate the store",
+            table.qualified, found, expected
+        ));
+    }
+    Ok(())
 }

@@ -176,6 +176,8 @@ fn connect_resolutions_and_leases() {
     assert_error(with_init(&d1, &init), 410, "initialization_expired");
     assert_error(d1.pull(0), 409, "scope_uninitialized");
     assert_error(d1.post_raw("/sync/snapshot-sessions", None), 409, "scope_uninitialized");
+    let bad_replacement = r#"{"source_replacement":{"previous_source_id":"other","new_source_id":"n","reason":"x"}}"#;
+    assert_error(d1.post_raw("/sync/snapshot-sessions", Some(bad_replacement)), 409, "scope_uninitialized");
     assert_error(d1.get("/sync/watch"), 409, "scope_uninitialized");
 }
 
@@ -426,4 +428,11 @@ fn test_endpoints_are_absent_unless_enabled() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("text or uuid"));
     let out = Command::new(BIN).arg("serve").arg("--config").arg(config_path()).env_remove("OVERSQLITE_JWT_SECRET").args(["--listen", "127.0.0.1:0"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no JWT secret"));
+    // A store created with another table shape is refused.
+    let changed = dir.0.join("changed.toml");
+    let original = std::fs::read_to_string(config_path()).unwrap();
+    std::fs::write(&changed, original.replace(r#"{ name = "email", type = "text", nullable = false },"#, r#"{ name = "email", type = "text", nullable = false }, { name = "extra", type = "text" },"#)).unwrap();
+    let out = Command::new(BIN).arg("serve").arg("--config").arg(&changed).args(["--jwt-secret", "s", "--listen", "127.0.0.1:0", "--data"]).arg(dir.0.join("s.db")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("table business.users has columns"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -322,6 +322,8 @@ fn retention_drives_history_pruned() {
     assert_error(alice.get("/sync/committed-bundles/3/rows"), 409, "history_pruned");
     assert_error(alice.create(3, 1), 409, "history_pruned");
     assert_eq!(alice.pull(4).0, 200);
+    server.post_test("/test/retention-floor", json!({"user_id": "alice", "retained_bundle_floor": 4}));
+    assert_error(alice.pull(0), 409, "history_pruned");
     let (s, body) = server.post_test("/test/retention-floor", json!({"user_id": "nobody", "retained_bundle_floor": 1}));
     assert_eq!((s, &body["error"]), (404, &json!("user_state_not_found")));
     assert_eq!(server.post_test("/test/retention-floor", json!({"user_id": "alice", "retained_bundle_floor": -1})).0, 400);

@@ -122,6 +122,15 @@ pub fn pull(
         .into());
     }
     let stable = if target_bundle_seq > 0 { target_bundle_seq } else { state.latest_bundle_seq() };
+    if stable > 0 && stable <= floor {
+        // Everything up to the ceiling is gone (e.g. the floor was moved past the head).
+        Counters::bump(&app.counters.history_pruned);
+        return Err(ApiError::conflict(
+            codes::HISTORY_PRUNED,
+            format!("stable bundle {stable} is at or below the retained floor {floor}; rebuild from a snapshot"),
+        )
+        .into());
+    }
     if after_bundle_seq >= stable {
         return Ok(PullResponse { stable_bundle_seq: stable, bundles: Vec::new(), has_more: false });
     }

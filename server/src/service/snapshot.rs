@@ -78,10 +78,6 @@ pub fn create(
     source: &str,
     request: Option<SnapshotSessionCreateRequest>,
 ) -> ServiceResult<SnapshotSessionCreateResponse> {
-    let replacement = request
-        .and_then(|r| r.source_replacement)
-        .map(|r| validate_replacement(source, &r))
-        .transpose()?;
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
@@ -92,6 +88,11 @@ pub fn create(
     let state = load_user(&tx, user)?;
     require_initialized(state.as_ref(), now)?;
     let snapshot_bundle_seq = state.expect("initialized scope has a user row").latest_bundle_seq();
+    // Like the reference, the replacement is validated only once the scope is known usable.
+    let replacement = request
+        .and_then(|r| r.source_replacement)
+        .map(|r| validate_replacement(source, &r))
+        .transpose()?;
     if let Some(r) = &replacement {
         apply_replacement(&tx, user, r)?;
     }

@@ -26,6 +26,8 @@ pub fn issue_token(secret: &str, user: &str, ttl_secs: i64) -> Result<String, St
 pub fn verify_token(secret: &str, token: &str) -> Option<String> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_nbf = true;
+    // No grace period, like the reference's golang-jwt validation.
+    validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "sub"]);
     let data = decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation).ok()?;
     let user = data.claims.sub.trim().to_string();

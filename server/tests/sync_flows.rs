@@ -437,6 +437,15 @@ fn payload_encoding_and_store_layout() {
     assert_eq!(pull_all(&alice).stable_bundle_seq, 1);
     assert_eq!(alice.create(2, 1).1["status"], "staging", "the source sequence did not advance");
 
+    // A chunk larger than common 2 MB body limits is accepted.
+    let blob = "QUJD".repeat(400);
+    let big: Vec<Value> = (0..2000)
+        .map(|i| json!({"schema":"business","table":"typed_rows","key":{"id":format!("big{i}")},"op":"INSERT","base_row_version":0,
+                        "payload":{"name":"b","enabled_flag":0,"data":blob}}))
+        .collect();
+    let big_commit = alice.push_ok(2, &big);
+    assert_eq!(big_commit["row_count"], 2000);
+
     // Operators can query the registered tables directly; the owner column is the user id.
     let conn = rusqlite::Connection::open_with_flags(&server.data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let (owner, data, count): (String, Vec<u8>, i64) = conn

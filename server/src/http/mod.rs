@@ -18,6 +18,9 @@ use crate::auth::verify_token;
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 pub fn router(state: SharedState) -> Router {
     let mut router = Router::new()
         .route("/sync/capabilities", get(capabilities::capabilities))
@@ -45,6 +48,8 @@ pub fn router(state: SharedState) -> Router {
             .route("/test/watch-subscribers", get(test_routes::watch_subscribers));
     }
     router
+        // Push chunks of up to 5000 full rows (with base64 blobs) exceed axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(|| async {
             ApiError::new(405, codes::METHOD_NOT_ALLOWED, "method not allowed for this route")
         })

@@ -225,6 +225,17 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
     };
     let created = match ctx.remote.create_push(&source, &request)? {
         Reply::Ok(r) => r,
+        Reply::Failed(f) if lease_already_consumed(&f, &request) => {
+            // §12 hazard: the commit that finished seeding succeeded but its response
+            // was lost, so the scope is now initialised and refuses the lease id. The
+            // same tuple without the id is then answered `already_committed` (or
+            // staged anew); the replay clears the local lease either way.
+            let retry = PushSessionCreateRequest { initialization_id: None, ..request.clone() };
+            match ctx.remote.create_push(&source, &retry)? {
+                Reply::Ok(r) => r,
+                Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
+            }
+        }
         Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
     };
     let push_id = match created {
@@ -252,6 +263,12 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
         ctx.remote.best_effort(ctx.remote.requests.push_session_delete(&source, &push_id));
     }
     result
+}
+
+fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -> bool {
+    request.initialization_id.is_some()
+        && f.status == 400
+        && f.body.as_ref().is_some_and(|b| b.error == codes::PUSH_SESSION_INVALID && b.message.contains("initialization"))
 }
 
 fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> Result<Upload> {

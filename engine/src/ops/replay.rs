@@ -86,10 +86,10 @@ pub(crate) fn replay_committed(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRo
         // Only a contiguous bundle may move the checkpoint: other sources' bundles in
         // a gap have not been pulled yet (§7.4 step 4).
         conn.execute(
-            "UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1, pending_initialization_id = ''
-             WHERE singleton_key = 1 AND last_bundle_seq_seen + 1 = ?1",
+            "UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1 WHERE singleton_key = 1 AND last_bundle_seq_seen + 1 = ?1",
             [meta.bundle_seq],
         )?;
+        // The seed bundle is committed: the lease has done its job (§7.3).
         conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
         state::clear_outbox(conn)?;
         for (uploaded, plan) in outbox.rows.iter().zip(&plans) {

@@ -2,16 +2,20 @@
 //! and `Remote`, which authenticates, retries, and decodes responses.
 
 use oversqlite_protocol::{
-    CapabilitiesResponse, CommittedBundleRowsResponse, ConnectRequest, ConnectResponse, ErrorBody, PullResponse,
-    PushChunkRequest, PushCommitResponse, PushSessionCreateRequest, PushSessionCreateResponse, SnapshotChunkResponse,
-    SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
+    CapabilitiesResponse, CommittedBundleRowsResponse, ConnectRequest, ConnectResponse, ErrorBody,
+    PullResponse, PushChunkRequest, PushCommitResponse, PushSessionCreateRequest,
+    PushSessionCreateResponse, SnapshotChunkResponse, SnapshotSessionCreateRequest,
+    SnapshotSessionCreateResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::TokenProvider;
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::transport::{percent_encode, send_with_retry, HttpRequest, HttpResponse, RetryPolicy, StreamResponse, Transport};
+use crate::transport::{
+    percent_encode, send_with_retry, HttpRequest, HttpResponse, RetryPolicy, StreamResponse,
+    Transport,
+};
 
 pub const SOURCE_HEADER: &str = "Oversync-Source-ID";
 
@@ -29,10 +33,19 @@ fn json_body<T: Serialize>(v: &T) -> Option<Vec<u8>> {
 
 impl Requests {
     pub fn new(base_url: &str) -> Self {
-        Requests { base: base_url.trim().trim_end_matches('/').to_string() }
+        Requests {
+            base: base_url.trim().trim_end_matches('/').to_string(),
+        }
     }
 
-    fn req(&self, method: &'static str, path: &str, query: &[(&str, String)], source_id: &str, body: Option<Vec<u8>>) -> HttpRequest {
+    fn req(
+        &self,
+        method: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+        source_id: &str,
+        body: Option<Vec<u8>>,
+    ) -> HttpRequest {
         let mut url = format!("{}{}", self.base, path);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -40,7 +53,12 @@ impl Requests {
             url.push('=');
             url.push_str(&percent_encode(v));
         }
-        HttpRequest { method, url, headers: vec![(SOURCE_HEADER.to_string(), source_id.to_string())], body }
+        HttpRequest {
+            method,
+            url,
+            headers: vec![(SOURCE_HEADER.to_string(), source_id.to_string())],
+            body,
+        }
     }
 
     pub fn capabilities(&self, source_id: &str) -> HttpRequest {
@@ -48,61 +66,160 @@ impl Requests {
     }
 
     pub fn connect(&self, source_id: &str, has_local_pending_rows: bool) -> HttpRequest {
-        self.req("POST", "/sync/connect", &[], source_id, json_body(&ConnectRequest { has_local_pending_rows }))
+        self.req(
+            "POST",
+            "/sync/connect",
+            &[],
+            source_id,
+            json_body(&ConnectRequest {
+                has_local_pending_rows,
+            }),
+        )
     }
 
     /// `target_bundle_seq` is sent only when positive (the first page omits it).
-    pub fn pull(&self, source_id: &str, after_bundle_seq: i64, max_bundles: i64, target_bundle_seq: i64) -> HttpRequest {
-        let mut q = vec![("after_bundle_seq", after_bundle_seq.to_string()), ("max_bundles", max_bundles.to_string())];
+    pub fn pull(
+        &self,
+        source_id: &str,
+        after_bundle_seq: i64,
+        max_bundles: i64,
+        target_bundle_seq: i64,
+    ) -> HttpRequest {
+        let mut q = vec![
+            ("after_bundle_seq", after_bundle_seq.to_string()),
+            ("max_bundles", max_bundles.to_string()),
+        ];
         if target_bundle_seq > 0 {
             q.push(("target_bundle_seq", target_bundle_seq.to_string()));
         }
         self.req("GET", "/sync/pull", &q, source_id, None)
     }
 
-    pub fn push_session_create(&self, source_id: &str, body: &PushSessionCreateRequest) -> HttpRequest {
-        self.req("POST", "/sync/push-sessions", &[], source_id, json_body(body))
+    pub fn push_session_create(
+        &self,
+        source_id: &str,
+        body: &PushSessionCreateRequest,
+    ) -> HttpRequest {
+        self.req(
+            "POST",
+            "/sync/push-sessions",
+            &[],
+            source_id,
+            json_body(body),
+        )
     }
 
-    pub fn push_session_chunk(&self, source_id: &str, push_id: &str, body: &PushChunkRequest) -> HttpRequest {
-        self.req("POST", &format!("/sync/push-sessions/{}/chunks", percent_encode(push_id)), &[], source_id, json_body(body))
+    pub fn push_session_chunk(
+        &self,
+        source_id: &str,
+        push_id: &str,
+        body: &PushChunkRequest,
+    ) -> HttpRequest {
+        self.req(
+            "POST",
+            &format!("/sync/push-sessions/{}/chunks", percent_encode(push_id)),
+            &[],
+            source_id,
+            json_body(body),
+        )
     }
 
     pub fn push_session_commit(&self, source_id: &str, push_id: &str) -> HttpRequest {
-        self.req("POST", &format!("/sync/push-sessions/{}/commit", percent_encode(push_id)), &[], source_id, None)
+        self.req(
+            "POST",
+            &format!("/sync/push-sessions/{}/commit", percent_encode(push_id)),
+            &[],
+            source_id,
+            None,
+        )
     }
 
     pub fn push_session_delete(&self, source_id: &str, push_id: &str) -> HttpRequest {
-        self.req("DELETE", &format!("/sync/push-sessions/{}", percent_encode(push_id)), &[], source_id, None)
+        self.req(
+            "DELETE",
+            &format!("/sync/push-sessions/{}", percent_encode(push_id)),
+            &[],
+            source_id,
+            None,
+        )
     }
 
     /// The first page omits `after_row_ordinal` (ordinals are 0-based, §2.7).
-    pub fn committed_rows(&self, source_id: &str, bundle_seq: i64, after_row_ordinal: Option<i64>, max_rows: i64) -> HttpRequest {
+    pub fn committed_rows(
+        &self,
+        source_id: &str,
+        bundle_seq: i64,
+        after_row_ordinal: Option<i64>,
+        max_rows: i64,
+    ) -> HttpRequest {
         let mut q = Vec::new();
         if let Some(a) = after_row_ordinal {
             q.push(("after_row_ordinal", a.to_string()));
         }
         q.push(("max_rows", max_rows.to_string()));
-        self.req("GET", &format!("/sync/committed-bundles/{bundle_seq}/rows"), &q, source_id, None)
+        self.req(
+            "GET",
+            &format!("/sync/committed-bundles/{bundle_seq}/rows"),
+            &q,
+            source_id,
+            None,
+        )
     }
 
     /// A plain (keep-source) snapshot request has no body; a rotated one carries
     /// `source_replacement` while the header still names the previous source.
-    pub fn snapshot_session_create(&self, source_id: &str, body: Option<&SnapshotSessionCreateRequest>) -> HttpRequest {
-        self.req("POST", "/sync/snapshot-sessions", &[], source_id, body.and_then(json_body))
+    pub fn snapshot_session_create(
+        &self,
+        source_id: &str,
+        body: Option<&SnapshotSessionCreateRequest>,
+    ) -> HttpRequest {
+        self.req(
+            "POST",
+            "/sync/snapshot-sessions",
+            &[],
+            source_id,
+            body.and_then(json_body),
+        )
     }
 
-    pub fn snapshot_chunk(&self, source_id: &str, snapshot_id: &str, after_row_ordinal: i64, max_rows: i64) -> HttpRequest {
-        let q = [("after_row_ordinal", after_row_ordinal.to_string()), ("max_rows", max_rows.to_string())];
-        self.req("GET", &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)), &q, source_id, None)
+    pub fn snapshot_chunk(
+        &self,
+        source_id: &str,
+        snapshot_id: &str,
+        after_row_ordinal: i64,
+        max_rows: i64,
+    ) -> HttpRequest {
+        let q = [
+            ("after_row_ordinal", after_row_ordinal.to_string()),
+            ("max_rows", max_rows.to_string()),
+        ];
+        self.req(
+            "GET",
+            &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)),
+            &q,
+            source_id,
+            None,
+        )
     }
 
     pub fn snapshot_session_delete(&self, source_id: &str, snapshot_id: &str) -> HttpRequest {
-        self.req("DELETE", &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)), &[], source_id, None)
+        self.req(
+            "DELETE",
+            &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)),
+            &[],
+            source_id,
+            None,
+        )
     }
 
     pub fn watch(&self, source_id: &str, after_bundle_seq: i64) -> HttpRequest {
-        self.req("GET", "/sync/watch", &[("after_bundle_seq", after_bundle_seq.to_string())], source_id, None)
+        self.req(
+            "GET",
+            "/sync/watch",
+            &[("after_bundle_seq", after_bundle_seq.to_string())],
+            source_id,
+            None,
+        )
     }
 }
 
@@ -119,20 +236,28 @@ impl HttpFailure {
     }
 
     pub fn into_error(self, what: &str) -> SyncError {
-        let kind = if self.status == 401 { ErrorKind::AuthenticationFailed } else { ErrorKind::HttpError };
+        let kind = if self.status == 401 {
+            ErrorKind::AuthenticationFailed
+        } else {
+            ErrorKind::HttpError
+        };
         let detail = match &self.body {
             Some(b) if b.message.is_empty() => format!(" ({})", b.error),
             Some(b) => format!(" ({}: {})", b.error, b.message),
             None => String::new(),
         };
-        let mut e = SyncError::new(kind, format!("{what} failed with HTTP {}{detail}", self.status));
+        let mut e = SyncError::new(
+            kind,
+            format!("{what} failed with HTTP {}{detail}", self.status),
+        );
         e.http_status = Some(self.status);
         e.server_code = self.body.map(|b| b.error);
         e
     }
 }
 
-/// Outcome of one call: decoded success, a server refusal, or a local failure.
+/// Outcome of one call: decoded success or a server refusal (local failures are `Err`).
+#[allow(clippy::large_enum_variant)] // short-lived, matched immediately
 pub enum Reply<T> {
     Ok(T),
     Failed(HttpFailure),
@@ -158,14 +283,19 @@ pub struct Remote<'a> {
 
 fn decode_failure(resp: &HttpResponse) -> HttpFailure {
     let body = serde_json::from_slice::<ErrorBody>(&resp.body).ok();
-    HttpFailure { status: resp.status, body }
+    HttpFailure {
+        status: resp.status,
+        body,
+    }
 }
 
 impl<'a> Remote<'a> {
     fn authorize(&self, mut req: HttpRequest, token: Option<String>) -> HttpRequest {
-        req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("Authorization"));
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("Authorization"));
         if let Some(t) = token {
-            req.headers.push(("Authorization".to_string(), format!("Bearer {t}")));
+            req.headers
+                .push(("Authorization".to_string(), format!("Bearer {t}")));
         }
         req
     }
@@ -219,31 +349,83 @@ impl<'a> Remote<'a> {
         self.call(self.requests.connect(source, pending), "connect request")
     }
 
-    pub fn pull(&self, source: &str, after: i64, max: i64, target: i64) -> Result<Reply<PullResponse>> {
-        self.call(self.requests.pull(source, after, max, target), "pull request")
+    pub fn pull(
+        &self,
+        source: &str,
+        after: i64,
+        max: i64,
+        target: i64,
+    ) -> Result<Reply<PullResponse>> {
+        self.call(
+            self.requests.pull(source, after, max, target),
+            "pull request",
+        )
     }
 
-    pub fn create_push(&self, source: &str, body: &PushSessionCreateRequest) -> Result<Reply<PushSessionCreateResponse>> {
-        self.call(self.requests.push_session_create(source, body), "push session create")
+    pub fn create_push(
+        &self,
+        source: &str,
+        body: &PushSessionCreateRequest,
+    ) -> Result<Reply<PushSessionCreateResponse>> {
+        self.call(
+            self.requests.push_session_create(source, body),
+            "push session create",
+        )
     }
 
-    pub fn push_chunk(&self, source: &str, push_id: &str, body: &PushChunkRequest) -> Result<Reply<oversqlite_protocol::PushChunkResponse>> {
-        self.call(self.requests.push_session_chunk(source, push_id, body), "push chunk upload")
+    pub fn push_chunk(
+        &self,
+        source: &str,
+        push_id: &str,
+        body: &PushChunkRequest,
+    ) -> Result<Reply<oversqlite_protocol::PushChunkResponse>> {
+        self.call(
+            self.requests.push_session_chunk(source, push_id, body),
+            "push chunk upload",
+        )
     }
 
     pub fn commit_push(&self, source: &str, push_id: &str) -> Result<Reply<PushCommitResponse>> {
-        self.call(self.requests.push_session_commit(source, push_id), "push commit")
+        self.call(
+            self.requests.push_session_commit(source, push_id),
+            "push commit",
+        )
     }
 
-    pub fn committed_rows(&self, source: &str, seq: i64, after: Option<i64>, max: i64) -> Result<Reply<CommittedBundleRowsResponse>> {
-        self.call(self.requests.committed_rows(source, seq, after, max), "committed bundle fetch")
+    pub fn committed_rows(
+        &self,
+        source: &str,
+        seq: i64,
+        after: Option<i64>,
+        max: i64,
+    ) -> Result<Reply<CommittedBundleRowsResponse>> {
+        self.call(
+            self.requests.committed_rows(source, seq, after, max),
+            "committed bundle fetch",
+        )
     }
 
-    pub fn create_snapshot(&self, source: &str, body: Option<&SnapshotSessionCreateRequest>) -> Result<Reply<SnapshotSessionCreateResponse>> {
-        self.call(self.requests.snapshot_session_create(source, body), "snapshot session create")
+    pub fn create_snapshot(
+        &self,
+        source: &str,
+        body: Option<&SnapshotSessionCreateRequest>,
+    ) -> Result<Reply<SnapshotSessionCreateResponse>> {
+        self.call(
+            self.requests.snapshot_session_create(source, body),
+            "snapshot session create",
+        )
     }
 
-    pub fn snapshot_chunk(&self, source: &str, id: &str, after: i64, max: i64) -> Result<Reply<SnapshotChunkResponse>> {
-        self.call(self.requests.snapshot_chunk(source, id, after, max), "snapshot chunk fetch")
+    pub fn snapshot_chunk(
+        &self,
+        source: &str,
+        id: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<Reply<SnapshotChunkResponse>> {
+        self.call(
+            self.requests.snapshot_chunk(source, id, after, max),
+            "snapshot chunk fetch",
+        )
     }
 }

@@ -35,11 +35,14 @@ pub struct SharedToken {
 
 impl SharedToken {
     pub fn new(token: Option<String>) -> Self {
-        SharedToken { slot: Arc::new(Mutex::new(token)) }
+        SharedToken {
+            slot: Arc::new(Mutex::new(token)),
+        }
     }
 
     pub fn set(&self, token: Option<String>) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = token.filter(|t| !t.trim().is_empty());
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) =
+            token.filter(|t| !t.trim().is_empty());
     }
 
     pub fn get(&self) -> Option<String> {
@@ -72,7 +75,10 @@ impl TokenProvider for EnvToken {
                 let text = std::fs::read_to_string(path.trim()).map_err(|e| {
                     SyncError::new(
                         ErrorKind::TokenUnavailable,
-                        format!("cannot read the token file named by {TOKEN_FILE_ENV}: {}", e.kind()),
+                        format!(
+                            "cannot read the token file named by {TOKEN_FILE_ENV}: {}",
+                            e.kind()
+                        ),
                     )
                 })?;
                 let t = text.trim();
@@ -86,7 +92,10 @@ impl TokenProvider for EnvToken {
 
     fn token_after_unauthorized(&self) -> Result<Option<String>> {
         // A token file may have been rotated since the request was built.
-        if std::env::var(TOKEN_FILE_ENV).map(|p| p.trim().is_empty()).unwrap_or(true) {
+        if std::env::var(TOKEN_FILE_ENV)
+            .map(|p| p.trim().is_empty())
+            .unwrap_or(true)
+        {
             return Ok(None);
         }
         self.token()

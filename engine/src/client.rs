@@ -48,7 +48,10 @@ impl Default for EngineSettings {
             snapshot_chunk_rows: 1000,
             committed_rows_page: 1000,
             retry: RetryPolicy::default(),
-            committed_not_found_backoff: [75, 150, 300, 600, 600].iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            committed_not_found_backoff: [75, 150, 300, 600, 600]
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
         }
@@ -140,9 +143,13 @@ impl SyncClient {
     /// the current source has its row.
     pub(crate) fn require_connected(&self, ctx: &Ctx) -> Result<state::Attachment> {
         let att = state::attachment(ctx.conn)?;
-        let connected = state::is_attached(&att) && self.connected_user.as_deref() == Some(att.attached_user_id.as_str());
+        let connected = state::is_attached(&att)
+            && self.connected_user.as_deref() == Some(att.attached_user_id.as_str());
         if !connected || state::source_row(ctx.conn, &att.current_source_id)?.is_none() {
-            return Err(SyncError::new(ErrorKind::AttachRequired, "not attached; call oversqlite_attach(user_id) first"));
+            return Err(SyncError::new(
+                ErrorKind::AttachRequired,
+                "not attached; call oversqlite_attach(user_id) first",
+            ));
         }
         Ok(att)
     }
@@ -166,14 +173,20 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn table(&self, name: &str) -> Result<&crate::schema::ManagedTable> {
-        self.config
-            .table(name)
-            .ok_or_else(|| SyncError::protocol(format!("table {name:?} is not a managed table of this database")))
+        self.config.table(name).ok_or_else(|| {
+            SyncError::protocol(format!(
+                "table {name:?} is not a managed table of this database"
+            ))
+        })
     }
 
     /// Index of a table in FK order (parents first).
     pub fn table_order(&self, name: &str) -> usize {
-        self.config.tables.iter().position(|t| t.name == name).unwrap_or(usize::MAX)
+        self.config
+            .tables
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap_or(usize::MAX)
     }
 
     pub fn check_schema(&self, schema: &str) -> Result<()> {
@@ -190,7 +203,11 @@ impl Ctx<'_> {
 /// `syncStatus()` (§7.1).
 pub fn sync_status(conn: &Connection) -> Result<SyncStatus> {
     let att = state::attachment(conn)?;
-    let live: i64 = conn.query_row("SELECT COUNT(*) FROM _sync_row_state WHERE deleted = 0", [], |r| r.get(0))?;
+    let live: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM _sync_row_state WHERE deleted = 0",
+        [],
+        |r| r.get(0),
+    )?;
     let authority = if !att.pending_initialization_id.is_empty() {
         Authority::PendingLocalSeed
     } else if live == 0 {

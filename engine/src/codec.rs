@@ -28,12 +28,15 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 }
 
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
         .collect()
 }
 
@@ -43,7 +46,14 @@ pub fn uuid_text(bytes: &[u8]) -> Option<String> {
         return None;
     }
     let h = hex_encode(bytes);
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 /// Strict: exactly the canonical 36-character lowercase dashed form.
@@ -74,7 +84,12 @@ fn column_error(table: &str, column: &str, what: impl std::fmt::Display) -> Sync
 // ---------- local → wire (push) ----------
 
 /// Converts one local JSON value to its wire form (§6.2).
-pub fn local_value_to_wire(table: &str, column: &str, kind: ColumnKind, v: &Value) -> Result<Value> {
+pub fn local_value_to_wire(
+    table: &str,
+    column: &str,
+    kind: ColumnKind,
+    v: &Value,
+) -> Result<Value> {
     if v.is_null() {
         return Ok(Value::Null);
     }
@@ -83,26 +98,54 @@ pub fn local_value_to_wire(table: &str, column: &str, kind: ColumnKind, v: &Valu
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            other => return Err(column_error(table, column, format!("unsupported local TEXT value {other}"))),
+            other => {
+                return Err(column_error(
+                    table,
+                    column,
+                    format!("unsupported local TEXT value {other}"),
+                ))
+            }
         })),
         ColumnKind::Integer => match v {
             Value::Bool(b) => Ok(Value::from(*b as i64)),
-            Value::Number(n) => integer_of(n)
-                .map(Value::from)
-                .ok_or_else(|| column_error(table, column, format!("local value {n} is not a 64-bit integer"))),
-            other => Err(column_error(table, column, format!("local value {other} is not an integer"))),
+            Value::Number(n) => integer_of(n).map(Value::from).ok_or_else(|| {
+                column_error(
+                    table,
+                    column,
+                    format!("local value {n} is not a 64-bit integer"),
+                )
+            }),
+            other => Err(column_error(
+                table,
+                column,
+                format!("local value {other} is not an integer"),
+            )),
         },
         ColumnKind::Real => match v {
-            Value::Number(n) => canonical_real(n).ok_or_else(|| column_error(table, column, format!("local value {n} is not a finite number"))),
-            other => Err(column_error(table, column, format!("local value {other} is not a number"))),
+            Value::Number(n) => canonical_real(n).ok_or_else(|| {
+                column_error(
+                    table,
+                    column,
+                    format!("local value {n} is not a finite number"),
+                )
+            }),
+            other => Err(column_error(
+                table,
+                column,
+                format!("local value {other} is not a number"),
+            )),
         },
         ColumnKind::Blob => {
-            let bytes = local_blob_bytes(v, false).ok_or_else(|| column_error(table, column, "local BLOB value is not hex"))?;
+            let bytes = local_blob_bytes(v, false)
+                .ok_or_else(|| column_error(table, column, "local BLOB value is not hex"))?;
             Ok(Value::String(BASE64.encode(bytes)))
         }
         ColumnKind::UuidBlob => {
-            let bytes = local_blob_bytes(v, true).ok_or_else(|| column_error(table, column, "local UUID value is not 16 bytes"))?;
-            Ok(Value::String(uuid_text(&bytes).ok_or_else(|| column_error(table, column, "local UUID value is not 16 bytes"))?))
+            let bytes = local_blob_bytes(v, true)
+                .ok_or_else(|| column_error(table, column, "local UUID value is not 16 bytes"))?;
+            Ok(Value::String(uuid_text(&bytes).ok_or_else(|| {
+                column_error(table, column, "local UUID value is not 16 bytes")
+            })?))
         }
     }
 }
@@ -150,12 +193,22 @@ fn local_blob_bytes(v: &Value, uuid: bool) -> Option<Vec<u8>> {
 }
 
 /// Converts a whole local payload to the wire payload; every column must be present.
-pub fn local_payload_to_wire(table: &ManagedTable, local: &Map<String, Value>) -> Result<Map<String, Value>> {
+pub fn local_payload_to_wire(
+    table: &ManagedTable,
+    local: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for col in &table.columns {
-        let v = lookup(local, &col.json_name, &col.name)
-            .ok_or_else(|| SyncError::state(format!("local payload for {} is missing column {}", table.name, col.json_name)))?;
-        out.insert(col.json_name.clone(), local_value_to_wire(&table.name, &col.json_name, col.kind, v)?);
+        let v = lookup(local, &col.json_name, &col.name).ok_or_else(|| {
+            SyncError::state(format!(
+                "local payload for {} is missing column {}",
+                table.name, col.json_name
+            ))
+        })?;
+        out.insert(
+            col.json_name.clone(),
+            local_value_to_wire(&table.name, &col.json_name, col.kind, v)?,
+        );
     }
     Ok(out)
 }
@@ -171,14 +224,24 @@ pub fn local_key_to_wire(table: &ManagedTable, local: &str) -> Result<String> {
         KeyKind::Text => Ok(local.to_string()),
         KeyKind::UuidBlob => hex_decode(local)
             .and_then(|b| uuid_text(&b))
-            .ok_or_else(|| SyncError::state(format!("local key {local:?} of {} is not a 16-byte BLOB", table.name))),
+            .ok_or_else(|| {
+                SyncError::state(format!(
+                    "local key {local:?} of {} is not a 16-byte BLOB",
+                    table.name
+                ))
+            }),
     }
 }
 
 // ---------- wire → local (apply) ----------
 
 /// Strictly decodes one wire value for binding into a column of `kind` (§6.3).
-pub fn wire_value_to_sql(table: &str, column: &str, kind: ColumnKind, v: &Value) -> Result<SqlValue> {
+pub fn wire_value_to_sql(
+    table: &str,
+    column: &str,
+    kind: ColumnKind,
+    v: &Value,
+) -> Result<SqlValue> {
     if v.is_null() {
         return Ok(SqlValue::Null);
     }
@@ -187,18 +250,39 @@ pub fn wire_value_to_sql(table: &str, column: &str, kind: ColumnKind, v: &Value)
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            other => return Err(column_error(table, column, format!("wire value {other} is not a scalar"))),
+            other => {
+                return Err(column_error(
+                    table,
+                    column,
+                    format!("wire value {other} is not a scalar"),
+                ))
+            }
         })),
         ColumnKind::Integer => match v {
             Value::Bool(b) => Ok(SqlValue::Integer(*b as i64)),
-            Value::Number(n) => integer_of(n)
-                .map(SqlValue::Integer)
-                .ok_or_else(|| column_error(table, column, format!("wire value {n} is not a 64-bit integer"))),
-            other => Err(column_error(table, column, format!("wire value {other} is not an integer"))),
+            Value::Number(n) => integer_of(n).map(SqlValue::Integer).ok_or_else(|| {
+                column_error(
+                    table,
+                    column,
+                    format!("wire value {n} is not a 64-bit integer"),
+                )
+            }),
+            other => Err(column_error(
+                table,
+                column,
+                format!("wire value {other} is not an integer"),
+            )),
         },
         ColumnKind::Real => match v {
-            Value::Number(n) => n.as_f64().map(SqlValue::Real).ok_or_else(|| column_error(table, column, "wire number out of range")),
-            other => Err(column_error(table, column, format!("wire value {other} is not a number"))),
+            Value::Number(n) => n
+                .as_f64()
+                .map(SqlValue::Real)
+                .ok_or_else(|| column_error(table, column, "wire number out of range")),
+            other => Err(column_error(
+                table,
+                column,
+                format!("wire value {other} is not a number"),
+            )),
         },
         ColumnKind::Blob => v
             .as_str()
@@ -209,17 +293,34 @@ pub fn wire_value_to_sql(table: &str, column: &str, kind: ColumnKind, v: &Value)
             .as_str()
             .and_then(parse_canonical_uuid)
             .map(SqlValue::Blob)
-            .ok_or_else(|| column_error(table, column, "wire UUID value is not a canonical lowercase dashed UUID")),
+            .ok_or_else(|| {
+                column_error(
+                    table,
+                    column,
+                    "wire UUID value is not a canonical lowercase dashed UUID",
+                )
+            }),
     }
 }
 
 /// Decodes a full wire payload into SQLite values in table column order. The
 /// payload must name exactly the table's columns (case-insensitively).
-pub fn wire_payload_to_row(table: &ManagedTable, payload: &Map<String, Value>) -> Result<Vec<SqlValue>> {
+pub fn wire_payload_to_row(
+    table: &ManagedTable,
+    payload: &Map<String, Value>,
+) -> Result<Vec<SqlValue>> {
     let same_set = payload.len() == table.columns.len()
-        && payload.keys().all(|k| table.columns.iter().any(|c| c.json_name.eq_ignore_ascii_case(k)));
+        && payload.keys().all(|k| {
+            table
+                .columns
+                .iter()
+                .any(|c| c.json_name.eq_ignore_ascii_case(k))
+        });
     if !same_set {
-        return Err(SyncError::protocol(format!("payload for {} must contain every table column", table.name)));
+        return Err(SyncError::protocol(format!(
+            "payload for {} must contain every table column",
+            table.name
+        )));
     }
     table
         .columns
@@ -245,38 +346,71 @@ pub struct LocalKey {
 }
 
 /// Maps a wire key (`{"<key>": "<string>"}`) to the local key of `table`.
-pub fn wire_key_to_local(table: &ManagedTable, key: &std::collections::BTreeMap<String, String>) -> Result<LocalKey> {
+pub fn wire_key_to_local(
+    table: &ManagedTable,
+    key: &std::collections::BTreeMap<String, String>,
+) -> Result<LocalKey> {
     let value = key
         .get(&table.key_json_name)
         .or_else(|| key.get(&table.key_column))
-        .ok_or_else(|| SyncError::protocol(format!("key for {} must contain {}", table.name, table.key_json_name)))?;
+        .ok_or_else(|| {
+            SyncError::protocol(format!(
+                "key for {} must contain {}",
+                table.name, table.key_json_name
+            ))
+        })?;
     if key.len() != 1 {
-        return Err(SyncError::protocol(format!("key for {} must contain exactly one column", table.name)));
+        return Err(SyncError::protocol(format!(
+            "key for {} must contain exactly one column",
+            table.name
+        )));
     }
     match table.key_kind {
-        KeyKind::Text => Ok(LocalKey { json_value: value.clone(), sql: SqlValue::Text(value.clone()) }),
+        KeyKind::Text => Ok(LocalKey {
+            json_value: value.clone(),
+            sql: SqlValue::Text(value.clone()),
+        }),
         KeyKind::UuidBlob => {
             let bytes = parse_canonical_uuid(value).ok_or_else(|| {
-                SyncError::protocol(format!("key {value:?} for {} is not a canonical lowercase dashed UUID", table.name))
+                SyncError::protocol(format!(
+                    "key {value:?} for {} is not a canonical lowercase dashed UUID",
+                    table.name
+                ))
             })?;
-            Ok(LocalKey { json_value: hex_encode(&bytes), sql: SqlValue::Blob(bytes) })
+            Ok(LocalKey {
+                json_value: hex_encode(&bytes),
+                sql: SqlValue::Blob(bytes),
+            })
         }
     }
 }
 
 /// The local key from a stored `key_json` text.
 pub fn local_key_from_key_json(table: &ManagedTable, key_json: &str) -> Result<LocalKey> {
-    let parsed: Map<String, Value> =
-        serde_json::from_str(key_json).map_err(|e| SyncError::state(format!("stored key_json {key_json:?} is invalid: {e}")))?;
+    let parsed: Map<String, Value> = serde_json::from_str(key_json)
+        .map_err(|e| SyncError::state(format!("stored key_json {key_json:?} is invalid: {e}")))?;
     let value = parsed
         .get(&table.key_json_name)
         .and_then(|v| v.as_str())
-        .ok_or_else(|| SyncError::state(format!("stored key_json {key_json:?} lacks {}", table.key_json_name)))?;
+        .ok_or_else(|| {
+            SyncError::state(format!(
+                "stored key_json {key_json:?} lacks {}",
+                table.key_json_name
+            ))
+        })?;
     match table.key_kind {
-        KeyKind::Text => Ok(LocalKey { json_value: value.to_string(), sql: SqlValue::Text(value.to_string()) }),
+        KeyKind::Text => Ok(LocalKey {
+            json_value: value.to_string(),
+            sql: SqlValue::Text(value.to_string()),
+        }),
         KeyKind::UuidBlob => {
-            let bytes = hex_decode(value).filter(|b| b.len() == 16).ok_or_else(|| SyncError::state(format!("stored key {value:?} is not 16-byte hex")))?;
-            Ok(LocalKey { json_value: value.to_string(), sql: SqlValue::Blob(bytes) })
+            let bytes = hex_decode(value).filter(|b| b.len() == 16).ok_or_else(|| {
+                SyncError::state(format!("stored key {value:?} is not 16-byte hex"))
+            })?;
+            Ok(LocalKey {
+                json_value: value.to_string(),
+                sql: SqlValue::Blob(bytes),
+            })
         }
     }
 }
@@ -309,18 +443,30 @@ pub enum PayloadForm {
     Wire,
 }
 
-fn typed_value(table: &ManagedTable, kind: ColumnKind, column: &str, v: &Value, form: PayloadForm) -> Option<Typed> {
+fn typed_value(
+    table: &ManagedTable,
+    kind: ColumnKind,
+    column: &str,
+    v: &Value,
+    form: PayloadForm,
+) -> Option<Typed> {
     match form {
-        PayloadForm::Wire => wire_value_to_sql(&table.name, column, kind, v).ok().map(typed_from_sql),
+        PayloadForm::Wire => wire_value_to_sql(&table.name, column, kind, v)
+            .ok()
+            .map(typed_from_sql),
         PayloadForm::Local => {
             if v.is_null() {
                 return Some(Typed::Null);
             }
             match kind {
-                ColumnKind::Blob | ColumnKind::UuidBlob => local_blob_bytes(v, kind == ColumnKind::UuidBlob).map(Typed::Blob),
+                ColumnKind::Blob | ColumnKind::UuidBlob => {
+                    local_blob_bytes(v, kind == ColumnKind::UuidBlob).map(Typed::Blob)
+                }
                 _ => {
                     let wire = local_value_to_wire(&table.name, column, kind, v).ok()?;
-                    wire_value_to_sql(&table.name, column, kind, &wire).ok().map(typed_from_sql)
+                    wire_value_to_sql(&table.name, column, kind, &wire)
+                        .ok()
+                        .map(typed_from_sql)
                 }
             }
         }
@@ -332,10 +478,12 @@ fn same_value(a: &Typed, b: &Typed, rfc3339_rule: bool) -> bool {
         return true;
     }
     match (a, b) {
-        (Typed::Text(x), Typed::Text(y)) if rfc3339_rule => match (rfc3339::parse(x), rfc3339::parse(y)) {
-            (Some(p), Some(q)) => p == q,
-            _ => false,
-        },
+        (Typed::Text(x), Typed::Text(y)) if rfc3339_rule => {
+            match (rfc3339::parse(x), rfc3339::parse(y)) {
+                (Some(p), Some(q)) => p == q,
+                _ => false,
+            }
+        }
         _ => false,
     }
 }
@@ -355,10 +503,16 @@ pub fn payloads_equivalent(
         return false;
     }
     table.columns.iter().all(|col| {
-        let (Some(va), Some(vb)) = (lookup(a, &col.json_name, &col.name), lookup(b, &col.json_name, &col.name)) else {
+        let (Some(va), Some(vb)) = (
+            lookup(a, &col.json_name, &col.name),
+            lookup(b, &col.json_name, &col.name),
+        ) else {
             return false;
         };
-        match (typed_value(table, col.kind, &col.json_name, va, a_form), typed_value(table, col.kind, &col.json_name, vb, b_form)) {
+        match (
+            typed_value(table, col.kind, &col.json_name, va, a_form),
+            typed_value(table, col.kind, &col.json_name, vb, b_form),
+        ) {
             (Some(x), Some(y)) => same_value(&x, &y, rfc3339_rule),
             _ => false,
         }
@@ -369,6 +523,88 @@ pub fn payloads_equivalent(
 pub fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(SyncError::state(format!("stored {what} is not a JSON object"))),
+        _ => Err(SyncError::state(format!(
+            "stored {what} is not a JSON object"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uuid_text_is_strict_and_canonical() {
+        let bytes = hex_decode("00112233445566778899aabbccddeeff").unwrap();
+        assert_eq!(
+            uuid_text(&bytes).unwrap(),
+            "00112233-4455-6677-8899-aabbccddeeff"
+        );
+        assert_eq!(
+            parse_canonical_uuid("00112233-4455-6677-8899-aabbccddeeff"),
+            Some(bytes)
+        );
+        assert_eq!(
+            parse_canonical_uuid("00112233-4455-6677-8899-AABBCCDDEEFF"),
+            None
+        );
+        assert_eq!(
+            parse_canonical_uuid("00112233445566778899aabbccddeeff"),
+            None
+        );
+        assert_eq!(uuid_text(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn local_values_become_wire_values_by_column_kind() {
+        let w = |k, v: Value| local_value_to_wire("t", "c", k, &v).unwrap();
+        assert_eq!(w(ColumnKind::Blob, json!("deadbeef")), json!("3q2+7w=="));
+        assert_eq!(w(ColumnKind::Real, json!(1.0)), json!(1));
+        assert_eq!(w(ColumnKind::Real, json!(1.5)), json!(1.5));
+        assert_eq!(w(ColumnKind::Integer, json!(42)), json!(42));
+        assert_eq!(w(ColumnKind::Text, json!(42)), json!("42"));
+        assert_eq!(
+            w(
+                ColumnKind::UuidBlob,
+                json!("00112233445566778899aabbccddeeff")
+            ),
+            json!("00112233-4455-6677-8899-aabbccddeeff")
+        );
+        assert_eq!(w(ColumnKind::Blob, Value::Null), Value::Null);
+        assert!(local_value_to_wire("t", "c", ColumnKind::Integer, &json!(1.5)).is_err());
+        assert!(local_value_to_wire("t", "c", ColumnKind::UuidBlob, &json!("0011")).is_err());
+    }
+
+    #[test]
+    fn wire_values_decode_strictly() {
+        let d = |k, v: Value| wire_value_to_sql("t", "c", k, &v);
+        assert_eq!(
+            d(ColumnKind::Integer, json!(true)).unwrap(),
+            SqlValue::Integer(1)
+        );
+        assert_eq!(
+            d(ColumnKind::Blob, json!("")).unwrap(),
+            SqlValue::Blob(vec![])
+        );
+        assert_eq!(
+            d(ColumnKind::Blob, json!("3q2+7w==")).unwrap(),
+            SqlValue::Blob(vec![0xde, 0xad, 0xbe, 0xef])
+        );
+        assert!(
+            d(ColumnKind::Blob, json!("3q2+7w")).is_err(),
+            "unpadded base64 does not round-trip"
+        );
+        assert!(d(ColumnKind::Integer, json!("7")).is_err());
+        assert!(d(
+            ColumnKind::UuidBlob,
+            json!("00112233445566778899aabbccddeeff")
+        )
+        .is_err());
+        assert_eq!(
+            d(ColumnKind::Text, json!(1.25)).unwrap(),
+            SqlValue::Text("1.25".into())
+        );
+        assert_eq!(d(ColumnKind::Real, json!(3)).unwrap(), SqlValue::Real(3.0));
     }
 }

@@ -78,7 +78,10 @@ pub enum Authoritative {
 impl Authoritative {
     pub fn of(server_row: &Option<Payload>, deleted: bool, version: i64) -> Self {
         match server_row {
-            Some(row) => Authoritative::Present { version, row: row.clone() },
+            Some(row) => Authoritative::Present {
+                version,
+                row: row.clone(),
+            },
             None if deleted => Authoritative::Deleted { version },
             None => Authoritative::Missing,
         }
@@ -120,7 +123,9 @@ pub fn plan(
     auth: &Authoritative,
     column_names: &[String],
 ) -> std::result::Result<ConflictPlan, String> {
-    let keep = |payload: Map<String, Value>, kind: &str| -> std::result::Result<ConflictPlan, String> {
+    let keep = |payload: Map<String, Value>,
+                kind: &str|
+     -> std::result::Result<ConflictPlan, String> {
         match (local_op, auth) {
             (Op::Insert, Authoritative::Present { version, .. }) | (Op::Update, Authoritative::Present { version, .. }) => Ok(ConflictPlan {
                 row: RowAction::UpsertLocal(payload),
@@ -141,34 +146,56 @@ pub fn plan(
     };
     match resolution {
         Resolution::AcceptServer => Ok(match auth {
-            Authoritative::Missing => ConflictPlan { row: RowAction::Delete, row_state: RowStateAction::Remove, requeue: None },
+            Authoritative::Missing => ConflictPlan {
+                row: RowAction::Delete,
+                row_state: RowStateAction::Remove,
+                requeue: None,
+            },
             Authoritative::Deleted { version } => ConflictPlan {
                 row: RowAction::Delete,
-                row_state: RowStateAction::Set { version: *version, deleted: true },
+                row_state: RowStateAction::Set {
+                    version: *version,
+                    deleted: true,
+                },
                 requeue: None,
             },
             Authoritative::Present { version, row } => ConflictPlan {
                 row: RowAction::UpsertServer(row.clone()),
-                row_state: RowStateAction::Set { version: *version, deleted: false },
+                row_state: RowStateAction::Set {
+                    version: *version,
+                    deleted: false,
+                },
                 requeue: None,
             },
         }),
         Resolution::KeepLocal => match local_op {
             Op::Delete => Ok(match auth {
-                Authoritative::Missing => ConflictPlan { row: RowAction::Delete, row_state: RowStateAction::Remove, requeue: None },
+                Authoritative::Missing => ConflictPlan {
+                    row: RowAction::Delete,
+                    row_state: RowStateAction::Remove,
+                    requeue: None,
+                },
                 Authoritative::Deleted { version } => ConflictPlan {
                     row: RowAction::Delete,
-                    row_state: RowStateAction::Set { version: *version, deleted: true },
+                    row_state: RowStateAction::Set {
+                        version: *version,
+                        deleted: true,
+                    },
                     requeue: None,
                 },
                 Authoritative::Present { version, .. } => ConflictPlan {
                     row: RowAction::Delete,
-                    row_state: RowStateAction::Set { version: *version, deleted: false },
+                    row_state: RowStateAction::Set {
+                        version: *version,
+                        deleted: false,
+                    },
                     requeue: Some((Op::Delete, *version)),
                 },
             }),
             _ => {
-                let payload = local_payload.cloned().ok_or_else(|| "KeepLocal is invalid: the local row has no payload".to_string())?;
+                let payload = local_payload.cloned().ok_or_else(|| {
+                    "KeepLocal is invalid: the local row has no payload".to_string()
+                })?;
                 keep(payload, "KeepLocal")
             }
         },
@@ -177,11 +204,16 @@ pub fn plan(
                 return Err("KeepMerged is invalid for a DELETE".to_string());
             }
             let same_columns = merged.len() == column_names.len()
-                && merged.keys().all(|k| column_names.iter().any(|c| c.eq_ignore_ascii_case(k)));
+                && merged
+                    .keys()
+                    .all(|k| column_names.iter().any(|c| c.eq_ignore_ascii_case(k)));
             if !same_columns {
                 return Err("KeepMerged is invalid: the merged row must contain exactly the table's columns".to_string());
             }
-            let lowered: Map<String, Value> = merged.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+            let lowered: Map<String, Value> = merged
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
             keep(lowered, "KeepMerged")
         }
     }

@@ -115,7 +115,12 @@ pub struct SyncError {
 
 impl SyncError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        SyncError { kind, message: message.into(), http_status: None, server_code: None }
+        SyncError {
+            kind,
+            message: message.into(),
+            http_status: None,
+            server_code: None,
+        }
     }
 
     pub fn protocol(message: impl Into<String>) -> Self {

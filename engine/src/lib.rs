@@ -26,6 +26,8 @@ pub mod tx;
 pub mod validate;
 
 pub use client::{sync_status, EngineSettings, SyncClient};
-pub use conflict::{CallbackResolver, ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins};
+pub use conflict::{
+    CallbackResolver, ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins,
+};
 pub use error::{ErrorKind, Result, SyncError};
 pub use ops::watch::{WatchOutcome, WatchReport};

@@ -28,7 +28,12 @@ impl OperationLock {
             Some(p) if !p.is_empty() && p != ":memory:" => p.to_string(),
             _ => return Ok(OperationLock { _file: None }),
         };
-        let file = match OpenOptions::new().create(true).truncate(false).write(true).open(format!("{path}-oversqlite.lock")) {
+        let file = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{path}-oversqlite.lock"))
+        {
             Ok(f) => f,
             Err(_) => return Ok(OperationLock { _file: None }),
         };

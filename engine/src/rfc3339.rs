@@ -41,12 +41,19 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 /// Parses `text` as a strict RFC 3339 date-time with an explicit offset.
 pub fn parse(text: &str) -> Option<Instant> {
     let s = text.as_bytes();
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !(s[10] == b'T') || s[13] != b':' || s[16] != b':' {
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (digits(s, 0, 4)?, digits(s, 5, 2)?, digits(s, 8, 2)?);
     let (h, mi, se) = (digits(s, 11, 2)?, digits(s, 14, 2)?, digits(s, 17, 2)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -78,8 +85,12 @@ pub fn parse(text: &str) -> Option<Instant> {
         }
         _ => return None,
     };
-    let epoch_seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset_seconds;
-    Some(Instant { epoch_seconds, fraction })
+    let epoch_seconds =
+        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset_seconds;
+    Some(Instant {
+        epoch_seconds,
+        fraction,
+    })
 }
 
 #[cfg(test)]
@@ -88,9 +99,18 @@ mod tests {
 
     #[test]
     fn offset_equivalent_instants_compare_equal() {
-        assert_eq!(parse("2026-03-24T18:42:11Z"), parse("2026-03-24T20:42:11+02:00"));
-        assert_ne!(parse("2026-03-24T18:42:11Z"), parse("2026-03-24T20:42:12+02:00"));
-        assert_eq!(parse("2026-03-24T18:42:11.500Z"), parse("2026-03-24T18:42:11.5Z"));
+        assert_eq!(
+            parse("2026-03-24T18:42:11Z"),
+            parse("2026-03-24T20:42:11+02:00")
+        );
+        assert_ne!(
+            parse("2026-03-24T18:42:11Z"),
+            parse("2026-03-24T20:42:12+02:00")
+        );
+        assert_eq!(
+            parse("2026-03-24T18:42:11.500Z"),
+            parse("2026-03-24T18:42:11.5Z")
+        );
         assert_eq!(parse("1970-01-01T00:00:00Z").unwrap().epoch_seconds, 0);
     }
 

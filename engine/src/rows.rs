@@ -14,11 +14,19 @@ use crate::schema::ManagedTable;
 /// `key_json` exactly as the capture triggers build it: SQLite's own
 /// `json_object(<key>, <value>)`, so lookups are byte-identical (§5.4).
 pub fn key_json(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Result<String> {
-    Ok(conn.query_row("SELECT json_object(?1, ?2)", params![table.key_json_name, key.json_value], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT json_object(?1, ?2)",
+        params![table.key_json_name, key.json_value],
+        |r| r.get(0),
+    )?)
 }
 
 /// The live application row serialised like the triggers do, or `None` if absent.
-pub fn live_row_json(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Result<Option<String>> {
+pub fn live_row_json(
+    conn: &Connection,
+    table: &ManagedTable,
+    key: &LocalKey,
+) -> Result<Option<String>> {
     let sql = format!(
         "SELECT {} FROM {} WHERE {} = ?1",
         row_expr(table, &quote_ident(&table.name)),
@@ -38,7 +46,11 @@ pub fn upsert_row(conn: &Connection, table: &ManagedTable, values: Vec<SqlValue>
         .filter(|c| !c.name.eq_ignore_ascii_case(&table.key_column))
         .map(|c| format!("{0} = excluded.{0}", quote_ident(&c.name)))
         .collect();
-    let conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
+    let conflict = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) {}",
         quote_ident(&table.name),
@@ -52,12 +64,23 @@ pub fn upsert_row(conn: &Connection, table: &ManagedTable, values: Vec<SqlValue>
 }
 
 pub fn delete_row(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Result<()> {
-    let sql = format!("DELETE FROM {} WHERE {} = ?1", quote_ident(&table.name), quote_ident(&table.key_column));
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = ?1",
+        quote_ident(&table.name),
+        quote_ident(&table.key_column)
+    );
     conn.execute(&sql, [&key.sql])?;
     Ok(())
 }
 
-pub fn upsert_row_state(conn: &Connection, schema: &str, table: &str, key_json: &str, row_version: i64, deleted: bool) -> Result<()> {
+pub fn upsert_row_state(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+    row_version: i64,
+    deleted: bool,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
@@ -68,7 +91,12 @@ pub fn upsert_row_state(conn: &Connection, schema: &str, table: &str, key_json: 
     Ok(())
 }
 
-pub fn delete_row_state(conn: &Connection, schema: &str, table: &str, key_json: &str) -> Result<()> {
+pub fn delete_row_state(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+) -> Result<()> {
     conn.execute(
         "DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
         params![schema, table, key_json],
@@ -77,7 +105,12 @@ pub fn delete_row_state(conn: &Connection, schema: &str, table: &str, key_json: 
 }
 
 /// `row_version` of the stored state, if any.
-pub fn row_state_version(conn: &Connection, schema: &str, table: &str, key_json: &str) -> Result<Option<i64>> {
+pub fn row_state_version(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+) -> Result<Option<i64>> {
     Ok(conn
         .query_row(
             "SELECT row_version FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
@@ -95,13 +128,25 @@ pub struct DirtyRow {
     pub dirty_ordinal: i64,
 }
 
-pub fn dirty_row(conn: &Connection, schema: &str, table: &str, key_json: &str) -> Result<Option<DirtyRow>> {
+pub fn dirty_row(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+) -> Result<Option<DirtyRow>> {
     Ok(conn
         .query_row(
             "SELECT op, base_row_version, payload, dirty_ordinal FROM _sync_dirty_rows
              WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
             params![schema, table, key_json],
-            |r| Ok(DirtyRow { op: r.get(0)?, base_row_version: r.get(1)?, payload: r.get(2)?, dirty_ordinal: r.get(3)? }),
+            |r| {
+                Ok(DirtyRow {
+                    op: r.get(0)?,
+                    base_row_version: r.get(1)?,
+                    payload: r.get(2)?,
+                    dirty_ordinal: r.get(3)?,
+                })
+            },
         )
         .optional()?)
 }
@@ -115,7 +160,15 @@ pub fn delete_dirty(conn: &Connection, schema: &str, table: &str, key_json: &str
 }
 
 /// Writes a dirty intent, keeping an existing `dirty_ordinal` (else max + 1).
-pub fn upsert_dirty(conn: &Connection, schema: &str, table: &str, key_json: &str, op: &str, base: i64, payload: Option<&str>) -> Result<()> {
+pub fn upsert_dirty(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+    op: &str,
+    base: i64,
+    payload: Option<&str>,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6,

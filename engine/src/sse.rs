@@ -72,14 +72,20 @@ impl SseParser {
 
 /// Reads events from a stream until EOF, calling `on_event` for each bundle event.
 /// Returns Ok at a clean EOF; a read failure or malformed event is an error.
-pub fn read_events(reader: &mut dyn BufRead, mut on_event: impl FnMut(WatchEvent) -> Result<()>) -> Result<()> {
+pub fn read_events(
+    reader: &mut dyn BufRead,
+    mut on_event: impl FnMut(WatchEvent) -> Result<()>,
+) -> Result<()> {
     let mut parser = SseParser::new();
     let mut line = String::new();
     loop {
         line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| SyncError::new(crate::error::ErrorKind::NetworkError, format!("watch stream read failed: {e}")))?;
+        let n = reader.read_line(&mut line).map_err(|e| {
+            SyncError::new(
+                crate::error::ErrorKind::NetworkError,
+                format!("watch stream read failed: {e}"),
+            )
+        })?;
         if n == 0 {
             parser.finish();
             return Ok(());

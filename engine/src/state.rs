@@ -5,10 +5,11 @@
 
 use rusqlite::{params, Connection};
 
-pub use oversqlite_core::state::{
-    AttachmentState as Attachment, OperationState as Operation, OutboxBundle, SourceInfo, SourceState as SourceRow,
-};
 use oversqlite_core::state as core_state;
+pub use oversqlite_core::state::{
+    AttachmentState as Attachment, OperationState as Operation, OutboxBundle, SourceInfo,
+    SourceState as SourceRow,
+};
 
 use crate::error::Result;
 
@@ -145,7 +146,13 @@ pub fn write_operation(conn: &Connection, o: &Operation) -> Result<()> {
 
 /// Binding `attached` for `user` on `source_id`, keeping the checkpoint and the
 /// rebuild gate, operation reset to `none` (§7.3 persistAttached).
-pub fn persist_attached(conn: &Connection, source_id: &str, user: &str, schema: &str, init_id: &str) -> Result<()> {
+pub fn persist_attached(
+    conn: &Connection,
+    source_id: &str,
+    user: &str,
+    schema: &str,
+    init_id: &str,
+) -> Result<()> {
     conn.execute(
         "UPDATE _sync_attachment_state SET current_source_id = ?1, binding_state = 'attached', attached_user_id = ?2,
          schema_name = ?3, pending_initialization_id = ?4 WHERE singleton_key = 1",
@@ -165,11 +172,18 @@ pub fn persist_anonymous(conn: &Connection, source_id: &str) -> Result<()> {
 }
 
 pub fn set_rebuild_required(conn: &Connection) -> Result<()> {
-    conn.execute("UPDATE _sync_attachment_state SET rebuild_required = 1 WHERE singleton_key = 1", [])?;
+    conn.execute(
+        "UPDATE _sync_attachment_state SET rebuild_required = 1 WHERE singleton_key = 1",
+        [],
+    )?;
     Ok(())
 }
 
-pub fn set_next_source_bundle_id_at_least(conn: &Connection, source_id: &str, next: i64) -> Result<()> {
+pub fn set_next_source_bundle_id_at_least(
+    conn: &Connection,
+    source_id: &str,
+    next: i64,
+) -> Result<()> {
     conn.execute(
         "UPDATE _sync_source_state SET next_source_bundle_id = MAX(next_source_bundle_id, ?2) WHERE source_id = ?1",
         params![source_id, next],

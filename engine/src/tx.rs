@@ -61,9 +61,15 @@ pub fn apply_tx<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     let tx = ImmediateTx::begin(conn)?;
     let c = tx.conn();
     c.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-    c.execute("UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1", [])?;
+    c.execute(
+        "UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1",
+        [],
+    )?;
     let out = f(c)?;
-    c.execute("UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1", [])?;
+    c.execute(
+        "UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1",
+        [],
+    )?;
     tx.commit()?;
     Ok(out)
 }

@@ -3,8 +3,8 @@
 //! the fixtures (`pull-snapshot/basic.json`) are reproduced exactly.
 
 use oversqlite_protocol::{
-    Bundle, BundleRow, CommittedBundleRowsResponse, Op, Payload, PullResponse, PushConflictDetails, SnapshotChunkResponse,
-    SnapshotRow, SnapshotSessionCreateResponse, SyncKey,
+    Bundle, BundleRow, CommittedBundleRowsResponse, Op, Payload, PullResponse, PushConflictDetails,
+    SnapshotChunkResponse, SnapshotRow, SnapshotSessionCreateResponse, SyncKey,
 };
 
 use crate::error::{Result, SyncError};
@@ -35,8 +35,13 @@ pub fn validate_key(what: &str, key: &SyncKey) -> Result<()> {
 }
 
 pub fn validate_payload(what: &str, payload: &Payload) -> Result<()> {
-    if payload.keys().any(|k| k.eq_ignore_ascii_case(HIDDEN_SCOPE_COLUMN)) {
-        return fail(format!("{what} payload must not contain hidden server column {HIDDEN_SCOPE_COLUMN}"));
+    if payload
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case(HIDDEN_SCOPE_COLUMN))
+    {
+        return fail(format!(
+            "{what} payload must not contain hidden server column {HIDDEN_SCOPE_COLUMN}"
+        ));
     }
     Ok(())
 }
@@ -56,28 +61,43 @@ pub fn validate_bundle_row(row: &BundleRow) -> Result<()> {
     validate_target("bundle row", &row.schema, &row.table)?;
     validate_key("bundle row", &row.key)?;
     if row.row_version <= 0 {
-        return fail(format!("bundle row row_version {} must be positive", row.row_version));
+        return fail(format!(
+            "bundle row row_version {} must be positive",
+            row.row_version
+        ));
     }
     match (&row.op, &row.payload) {
         (Op::Delete, Some(p)) => validate_payload("bundle row", p),
         (Op::Delete, None) => Ok(()),
         (_, Some(p)) => validate_payload("bundle row", p),
-        (op, None) => fail(format!("bundle row {op} for {}.{} must carry an object payload", row.schema, row.table)),
+        (op, None) => fail(format!(
+            "bundle row {op} for {}.{} must carry an object payload",
+            row.schema, row.table
+        )),
     }
 }
 
 fn validate_bundle(b: &Bundle, previous: i64, stable: i64) -> Result<()> {
     if b.bundle_seq <= previous {
-        return fail(format!("bundle_seq {} is not above previous bundle_seq {previous}", b.bundle_seq));
+        return fail(format!(
+            "bundle_seq {} is not above previous bundle_seq {previous}",
+            b.bundle_seq
+        ));
     }
     if b.bundle_seq > stable {
-        return fail(format!("bundle_seq {} exceeds stable_bundle_seq {stable}", b.bundle_seq));
+        return fail(format!(
+            "bundle_seq {} exceeds stable_bundle_seq {stable}",
+            b.bundle_seq
+        ));
     }
     if b.source_id.trim().is_empty() {
         return fail(format!("bundle {} has an empty source_id", b.bundle_seq));
     }
     if b.source_bundle_id <= 0 {
-        return fail(format!("bundle {} source_bundle_id {} must be positive", b.bundle_seq, b.source_bundle_id));
+        return fail(format!(
+            "bundle {} source_bundle_id {} must be positive",
+            b.bundle_seq, b.source_bundle_id
+        ));
     }
     b.rows.iter().try_for_each(validate_bundle_row)
 }
@@ -85,7 +105,10 @@ fn validate_bundle(b: &Bundle, previous: i64, stable: i64) -> Result<()> {
 /// `GET /sync/pull` page (§2.8), relative to the requested `after_bundle_seq`.
 pub fn validate_pull(resp: &PullResponse, after_bundle_seq: i64) -> Result<()> {
     if resp.stable_bundle_seq < 0 {
-        return fail(format!("stable_bundle_seq {} must be non-negative", resp.stable_bundle_seq));
+        return fail(format!(
+            "stable_bundle_seq {} must be non-negative",
+            resp.stable_bundle_seq
+        ));
     }
     if resp.stable_bundle_seq < after_bundle_seq {
         return fail(format!(
@@ -110,19 +133,31 @@ pub fn validate_snapshot_session(s: &SnapshotSessionCreateResponse) -> Result<()
         return fail("snapshot session snapshot_id must not be empty".to_string());
     }
     if s.snapshot_bundle_seq < 0 {
-        return fail(format!("snapshot_bundle_seq {} must be non-negative", s.snapshot_bundle_seq));
+        return fail(format!(
+            "snapshot_bundle_seq {} must be non-negative",
+            s.snapshot_bundle_seq
+        ));
     }
     if s.row_count < 0 {
-        return fail(format!("snapshot session row_count {} must be non-negative", s.row_count));
+        return fail(format!(
+            "snapshot session row_count {} must be non-negative",
+            s.row_count
+        ));
     }
     if s.row_count > 0 && s.snapshot_bundle_seq <= 0 {
         return fail("missing snapshot_bundle_seq for non-empty row set".to_string());
     }
     if s.byte_count < 0 {
-        return fail(format!("snapshot session byte_count {} must be non-negative", s.byte_count));
+        return fail(format!(
+            "snapshot session byte_count {} must be non-negative",
+            s.byte_count
+        ));
     }
     if s.expires_at.trim().is_empty() || rfc3339::parse(s.expires_at.trim()).is_none() {
-        return fail(format!("snapshot session expires_at {:?} must be an RFC3339/ISO-8601 instant", s.expires_at));
+        return fail(format!(
+            "snapshot session expires_at {:?} must be an RFC3339/ISO-8601 instant",
+            s.expires_at
+        ));
     }
     Ok(())
 }
@@ -131,15 +166,26 @@ pub fn validate_snapshot_row(row: &SnapshotRow) -> Result<()> {
     validate_target("snapshot row", &row.schema, &row.table)?;
     validate_key("snapshot row", &row.key)?;
     if row.row_version <= 0 {
-        return fail(format!("snapshot row row_version {} must be positive", row.row_version));
+        return fail(format!(
+            "snapshot row row_version {} must be positive",
+            row.row_version
+        ));
     }
     validate_payload("snapshot row", &row.payload)
 }
 
 /// `GET /sync/snapshot-sessions/{id}` page (§2.10), 1-based ordinals.
-pub fn validate_snapshot_chunk(c: &SnapshotChunkResponse, snapshot_id: &str, snapshot_bundle_seq: i64, after_row_ordinal: i64) -> Result<()> {
+pub fn validate_snapshot_chunk(
+    c: &SnapshotChunkResponse,
+    snapshot_id: &str,
+    snapshot_bundle_seq: i64,
+    after_row_ordinal: i64,
+) -> Result<()> {
     if c.snapshot_id != snapshot_id {
-        return fail(format!("snapshot chunk snapshot_id {:?} does not match session {snapshot_id:?}", c.snapshot_id));
+        return fail(format!(
+            "snapshot chunk snapshot_id {:?} does not match session {snapshot_id:?}",
+            c.snapshot_id
+        ));
     }
     if c.snapshot_bundle_seq != snapshot_bundle_seq {
         return fail(format!(
@@ -152,7 +198,10 @@ pub fn validate_snapshot_chunk(c: &SnapshotChunkResponse, snapshot_id: &str, sna
     }
     let expected = after_row_ordinal + c.rows.len() as i64;
     if c.next_row_ordinal != expected {
-        return fail(format!("snapshot chunk next_row_ordinal {} does not match expected {expected}", c.next_row_ordinal));
+        return fail(format!(
+            "snapshot chunk next_row_ordinal {} does not match expected {expected}",
+            c.next_row_ordinal
+        ));
     }
     if c.has_more && c.rows.is_empty() {
         return fail("snapshot chunk has_more=true must include at least one row".to_string());
@@ -172,7 +221,11 @@ pub struct CommittedMeta {
 
 /// `GET /sync/committed-bundles/{seq}/rows` page (§2.7); `after` is the requested
 /// `after_row_ordinal` or `None` for the first page (0-based ordinals).
-pub fn validate_committed_page(p: &CommittedBundleRowsResponse, meta: &CommittedMeta, after: Option<i64>) -> Result<()> {
+pub fn validate_committed_page(
+    p: &CommittedBundleRowsResponse,
+    meta: &CommittedMeta,
+    after: Option<i64>,
+) -> Result<()> {
     if p.bundle_seq != meta.bundle_seq
         || p.source_id != meta.source_id
         || p.source_bundle_id != meta.source_bundle_id
@@ -185,12 +238,21 @@ pub fn validate_committed_page(p: &CommittedBundleRowsResponse, meta: &Committed
         ));
     }
     let base = after.unwrap_or(-1);
-    let expected = if p.rows.is_empty() { after.unwrap_or(0).max(base) } else { base + p.rows.len() as i64 };
+    let expected = if p.rows.is_empty() {
+        after.unwrap_or(0).max(base)
+    } else {
+        base + p.rows.len() as i64
+    };
     if !p.rows.is_empty() && p.next_row_ordinal != expected {
-        return fail(format!("committed bundle next_row_ordinal {} does not match expected {expected}", p.next_row_ordinal));
+        return fail(format!(
+            "committed bundle next_row_ordinal {} does not match expected {expected}",
+            p.next_row_ordinal
+        ));
     }
     if p.has_more && p.rows.is_empty() {
-        return fail("committed bundle page has_more=true must include at least one row".to_string());
+        return fail(
+            "committed bundle page has_more=true must include at least one row".to_string(),
+        );
     }
     p.rows.iter().try_for_each(validate_bundle_row)
 }

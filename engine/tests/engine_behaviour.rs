@@ -25,12 +25,23 @@ fn operations_refuse_to_run_inside_the_callers_transaction() {
     let (_db, conn, mut client) = users(&server);
     client.attach(&conn, "user-1").unwrap();
     let sent = server.transport.requests().len();
-    conn.execute_batch("BEGIN; INSERT INTO users(id, name) VALUES('u1', 'Ada');").unwrap();
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "transaction_open");
-    assert_eq!(client.pull_to_stable(&conn).unwrap_err().code(), "transaction_open");
+    conn.execute_batch("BEGIN; INSERT INTO users(id, name) VALUES('u1', 'Ada');")
+        .unwrap();
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "transaction_open"
+    );
+    assert_eq!(
+        client.pull_to_stable(&conn).unwrap_err().code(),
+        "transaction_open"
+    );
     assert_eq!(client.sync(&conn).unwrap_err().code(), "transaction_open");
     assert_eq!(client.detach(&conn).unwrap_err().code(), "transaction_open");
-    assert_eq!(server.transport.requests().len(), sent, "no request may be sent");
+    assert_eq!(
+        server.transport.requests().len(),
+        sent,
+        "no request may be sent"
+    );
     conn.execute_batch("COMMIT").unwrap();
     assert_eq!(client.push_pending(&conn).unwrap().row_count, 1);
 }
@@ -39,13 +50,25 @@ fn operations_refuse_to_run_inside_the_callers_transaction() {
 fn push_requires_attach_in_this_client() {
     let server = FakeServer::plain();
     let (_db, conn, mut client) = users(&server);
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "attach_required");
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "attach_required"
+    );
     client.attach(&conn, "user-1").unwrap();
     let mut other = support::client_for(&server);
     assert_eq!(other.sync(&conn).unwrap_err().code(), "attach_required");
-    assert_eq!(other.attach(&conn, "user-2").unwrap_err().code(), "attached_to_other_user");
-    assert_eq!(other.attach(&conn, " user-1 ").unwrap().outcome, oversqlite_engine::report::AttachOutcome::ResumedAttachedState);
-    assert_eq!(other.attach(&conn, "  ").unwrap_err().code(), "invalid_argument");
+    assert_eq!(
+        other.attach(&conn, "user-2").unwrap_err().code(),
+        "attached_to_other_user"
+    );
+    assert_eq!(
+        other.attach(&conn, " user-1 ").unwrap().outcome,
+        oversqlite_engine::report::AttachOutcome::ResumedAttachedState
+    );
+    assert_eq!(
+        other.attach(&conn, "  ").unwrap_err().code(),
+        "invalid_argument"
+    );
 }
 
 #[test]
@@ -58,7 +81,11 @@ fn a_second_operation_on_the_same_database_fails_fast_while_one_runs() {
         if route(req).0 == "push_create" {
             // While this push holds the lock, another connection tries to sync.
             let other = rusqlite::Connection::open(&path).unwrap();
-            let mut c = SyncClient::with_transport(Arc::new(oversqlite_engine::transport::ScriptedTransport::new(|_| ScriptedResponse::ok(json!({})))));
+            let mut c = SyncClient::with_transport(Arc::new(
+                oversqlite_engine::transport::ScriptedTransport::new(|_| {
+                    ScriptedResponse::ok(json!({}))
+                }),
+            ));
             let code = c.pull_to_stable(&other).unwrap_err().code().to_string();
             *seen.lock().unwrap() = Some(code);
         }
@@ -68,7 +95,8 @@ fn a_second_operation_on_the_same_database_fails_fast_while_one_runs() {
     support::open(&conn);
     let mut client = support::client_for(&server);
     client.attach(&conn, "user-1").unwrap();
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
     client.push_pending(&conn).unwrap();
     assert_eq!(inner.lock().unwrap().as_deref(), Some("sync_in_progress"));
 }
@@ -98,9 +126,18 @@ fn blob_uuid_keys_and_typed_columns_round_trip_on_the_wire() {
     assert_eq!(report.row_count, 2);
     let committed = server.with(|s| s.committed[0].rows.clone());
     let wire = serde_json::to_value(&committed).unwrap();
-    assert_eq!(wire[0]["key"], json!({"id": "00112233-4455-6677-8899-aabbccddeeff"}));
-    assert_eq!(wire[0]["payload"], json!({"id":"00112233-4455-6677-8899-aabbccddeeff","name":"a.txt","data":"3q2+7w==","size":4,"ratio":1}));
-    assert_eq!(wire[1]["payload"]["file_id"], json!("00112233-4455-6677-8899-aabbccddeeff"));
+    assert_eq!(
+        wire[0]["key"],
+        json!({"id": "00112233-4455-6677-8899-aabbccddeeff"})
+    );
+    assert_eq!(
+        wire[0]["payload"],
+        json!({"id":"00112233-4455-6677-8899-aabbccddeeff","name":"a.txt","data":"3q2+7w==","size":4,"ratio":1})
+    );
+    assert_eq!(
+        wire[1]["payload"]["file_id"],
+        json!("00112233-4455-6677-8899-aabbccddeeff")
+    );
     assert_eq!(support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_row_state WHERE key_json = '{\"id\":\"00112233445566778899aabbccddeeff\"}'"), 1);
 
     // A remote bundle with a UUID key lands as a 16-byte BLOB with decoded base64.
@@ -111,7 +148,11 @@ fn blob_uuid_keys_and_typed_columns_round_trip_on_the_wire() {
     });
     client.pull_to_stable(&conn).unwrap();
     let (len, data, ratio): (i64, String, f64) = conn
-        .query_row("SELECT length(id), hex(data), ratio FROM files WHERE name = 'b.bin'", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(
+            "SELECT length(id), hex(data), ratio FROM files WHERE name = 'b.bin'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert_eq!((len, data.as_str(), ratio), (16, "0001", 2.5));
 
@@ -121,27 +162,49 @@ fn blob_uuid_keys_and_typed_columns_round_trip_on_the_wire() {
         s.commit_rows("remote-source", 2, rows);
     });
     let before = support::dump_state(&conn);
-    assert_eq!(client.pull_to_stable(&conn).unwrap_err().code(), "protocol_error");
+    assert_eq!(
+        client.pull_to_stable(&conn).unwrap_err().code(),
+        "protocol_error"
+    );
     assert_eq!(support::dump_state(&conn), before);
 }
 
 #[test]
 fn losing_the_initialisation_lease_resets_the_binding_and_keeps_local_rows() {
-    let server = FakeServer::new(|_, req| (route(req).0 == "push_create").then(|| ScriptedResponse::error(409, "initialization_stale", "lease lost")));
+    let server = FakeServer::new(|_, req| {
+        (route(req).0 == "push_create")
+            .then(|| ScriptedResponse::error(409, "initialization_stale", "lease lost"))
+    });
     let (_db, conn, mut client) = users(&server);
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
     let attach = client.attach(&conn, "user-1").unwrap();
-    assert_eq!(attach.outcome, oversqlite_engine::report::AttachOutcome::SeededFromLocal);
+    assert_eq!(
+        attach.outcome,
+        oversqlite_engine::report::AttachOutcome::SeededFromLocal
+    );
     let create = server.transport.requests();
     let err = client.push_pending(&conn).unwrap_err();
     assert_eq!(err.code(), "initialization_lease_invalid");
     let sent = server.transport.requests();
     assert_eq!(sent.len(), create.len() + 1);
-    assert_eq!(sent.last().unwrap().body_json().unwrap()["initialization_id"], json!("init-connect"));
-    assert_eq!(support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"), "anonymous");
-    assert_eq!(support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"), 1);
+    assert_eq!(
+        sent.last().unwrap().body_json().unwrap()["initialization_id"],
+        json!("init-connect")
+    );
+    assert_eq!(
+        support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"),
+        "anonymous"
+    );
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+        1
+    );
     assert_eq!(client.connected_user(), None);
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "attach_required");
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "attach_required"
+    );
 }
 
 #[test]
@@ -153,23 +216,54 @@ fn a_lost_seeding_commit_response_is_recovered_without_the_lease_id() {
             // Commit happens on the server, but the response is lost.
             let (_, id) = route(req);
             let s = st.sessions.remove(&id).unwrap();
-            let rows = s.rows.into_iter().map(|r| oversqlite_protocol::BundleRow { schema: r.schema, table: r.table, key: r.key, op: r.op, row_version: 0, payload: r.payload }).collect();
+            let rows = s
+                .rows
+                .into_iter()
+                .map(|r| oversqlite_protocol::BundleRow {
+                    schema: r.schema,
+                    table: r.table,
+                    key: r.key,
+                    op: r.op,
+                    row_version: 0,
+                    payload: r.payload,
+                })
+                .collect();
             st.commit_rows(&s.source_id, s.source_bundle_id, rows);
             Some(ScriptedResponse::Fail("connection reset".into()))
         }
-        "push_create" if req.body_json().unwrap().get("initialization_id").is_some() && !st.committed.is_empty() => {
-            Some(ScriptedResponse::error(400, "push_session_invalid", "initialization_id must not be sent after the scope is initialized"))
+        "push_create"
+            if req.body_json().unwrap().get("initialization_id").is_some()
+                && !st.committed.is_empty() =>
+        {
+            Some(ScriptedResponse::error(
+                400,
+                "push_session_invalid",
+                "initialization_id must not be sent after the scope is initialized",
+            ))
         }
         _ => None,
     });
     let (_db, conn, mut client) = users(&server);
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
     client.attach(&conn, "user-1").unwrap();
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "network_error");
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "network_error"
+    );
     let r = client.push_pending(&conn).unwrap();
     assert_eq!(r.bundle_seq, Some(1));
-    assert_eq!(support::scalar_text(&conn, "SELECT pending_initialization_id FROM _sync_attachment_state"), "");
-    assert_eq!(support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"), 0);
+    assert_eq!(
+        support::scalar_text(
+            &conn,
+            "SELECT pending_initialization_id FROM _sync_attachment_state"
+        ),
+        ""
+    );
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+        0
+    );
 }
 
 #[test]
@@ -179,39 +273,97 @@ fn source_recovery_rotates_and_uploads_the_preserved_outbox_as_bundle_one() {
         if route(req).0 == "push_create" && !refused {
             refused = true;
             st.create_requests.push(req.body_json().unwrap());
-            return Some(ScriptedResponse::error(409, "history_pruned", "source bundle below floor"));
+            return Some(ScriptedResponse::error(
+                409,
+                "history_pruned",
+                "source bundle below floor",
+            ));
         }
         None
     });
     let (_db, conn, mut client) = users(&server);
     client.attach(&conn, "user-1").unwrap();
-    let old = support::scalar_text(&conn, "SELECT current_source_id FROM _sync_attachment_state");
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "source_recovery_required");
+    let old = support::scalar_text(
+        &conn,
+        "SELECT current_source_id FROM _sync_attachment_state",
+    );
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "source_recovery_required"
+    );
     let info = client.source_info(&conn).unwrap();
     assert!(info.source_recovery_required && info.rebuild_required);
-    assert_eq!(info.source_recovery_reason.as_deref(), Some("history_pruned"));
+    assert_eq!(
+        info.source_recovery_reason.as_deref(),
+        Some("history_pruned")
+    );
     // Writes are blocked while recovering; push keeps failing.
-    assert!(conn.execute("INSERT INTO users(id, name) VALUES('u2', 'Bob')", []).unwrap_err().to_string().contains("SYNC_TRANSITION_PENDING"));
-    assert_eq!(client.sync(&conn).unwrap_err().code(), "source_recovery_required");
+    assert!(conn
+        .execute("INSERT INTO users(id, name) VALUES('u2', 'Bob')", [])
+        .unwrap_err()
+        .to_string()
+        .contains("SYNC_TRANSITION_PENDING"));
+    assert_eq!(
+        client.sync(&conn).unwrap_err().code(),
+        "source_recovery_required"
+    );
 
     let rebuilt = client.rebuild(&conn).unwrap();
-    assert_eq!(rebuilt.outcome, oversqlite_engine::report::RemoteOutcome::AppliedSnapshot);
-    let new = support::scalar_text(&conn, "SELECT current_source_id FROM _sync_attachment_state");
+    assert_eq!(
+        rebuilt.outcome,
+        oversqlite_engine::report::RemoteOutcome::AppliedSnapshot
+    );
+    let new = support::scalar_text(
+        &conn,
+        "SELECT current_source_id FROM _sync_attachment_state",
+    );
     assert_ne!(new, old);
     let body = server.with(|s| s.snapshot_creates.last().cloned().unwrap());
     assert_eq!(body["source_replacement"]["previous_source_id"], json!(old));
     assert_eq!(body["source_replacement"]["new_source_id"], json!(new));
     // The frozen local row stays visible after the rotation (DECISIONS.md §12 #7).
-    assert_eq!(support::app_rows(&conn, "users"), json!([{"id":"u1","name":"Ada"}]));
-    assert_eq!(support::scalar_text(&conn, "SELECT state FROM _sync_outbox_bundle"), "prepared");
+    assert_eq!(
+        support::app_rows(&conn, "users"),
+        json!([{"id":"u1","name":"Ada"}])
+    );
+    assert_eq!(
+        support::scalar_text(&conn, "SELECT state FROM _sync_outbox_bundle"),
+        "prepared"
+    );
 
     client.push_pending(&conn).unwrap();
     let last = server.with(|s| s.create_requests.last().cloned().unwrap());
     assert_eq!(last["source_bundle_id"], json!(1));
-    assert_eq!(server.transport.requests().iter().filter(|r| route(r).0 == "push_create").last().unwrap().header("Oversync-Source-ID"), Some(new.as_str()));
-    assert_eq!(support::scalar_i64(&conn, &format!("SELECT next_source_bundle_id FROM _sync_source_state WHERE source_id = '{new}'")), 2);
-    assert_eq!(support::scalar_text(&conn, &format!("SELECT replaced_by_source_id FROM _sync_source_state WHERE source_id = '{old}'")), new);
+    assert_eq!(
+        server
+            .transport
+            .requests()
+            .iter()
+            .rfind(|r| route(r).0 == "push_create")
+            .unwrap()
+            .header("Oversync-Source-ID"),
+        Some(new.as_str())
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &conn,
+            &format!(
+                "SELECT next_source_bundle_id FROM _sync_source_state WHERE source_id = '{new}'"
+            )
+        ),
+        2
+    );
+    assert_eq!(
+        support::scalar_text(
+            &conn,
+            &format!(
+                "SELECT replaced_by_source_id FROM _sync_source_state WHERE source_id = '{old}'"
+            )
+        ),
+        new
+    );
 }
 
 #[test]
@@ -225,14 +377,38 @@ fn conflicts_that_keep_coming_back_exhaust_the_retry_budget() {
     let (_db, conn, mut client) = users(&server);
     client.set_resolver(Arc::new(ClientWins));
     client.attach(&conn, "user-1").unwrap();
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Local')", []).unwrap();
-    assert_eq!(client.push_pending(&conn).unwrap_err().code(), "push_conflict_retry_exhausted");
-    assert_eq!(server.transport.requests().iter().filter(|r| route(r).0 == "push_commit").count(), 3);
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Local')", [])
+        .unwrap();
+    assert_eq!(
+        client.push_pending(&conn).unwrap_err().code(),
+        "push_conflict_retry_exhausted"
+    );
+    assert_eq!(
+        server
+            .transport
+            .requests()
+            .iter()
+            .filter(|r| route(r).0 == "push_commit")
+            .count(),
+        3
+    );
     // The local intent survives, rebased on the server version.
-    assert_eq!(support::app_rows(&conn, "users"), json!([{"id":"u1","name":"Local"}]));
-    let (op, base): (String, i64) = conn.query_row("SELECT op, base_row_version FROM _sync_dirty_rows", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(
+        support::app_rows(&conn, "users"),
+        json!([{"id":"u1","name":"Local"}])
+    );
+    let (op, base): (String, i64) = conn
+        .query_row(
+            "SELECT op, base_row_version FROM _sync_dirty_rows",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
     assert_eq!((op.as_str(), base), ("UPDATE", 9));
-    assert_eq!(support::scalar_text(&conn, "SELECT state FROM _sync_outbox_bundle"), "none");
+    assert_eq!(
+        support::scalar_text(&conn, "SELECT state FROM _sync_outbox_bundle"),
+        "none"
+    );
 }
 
 #[test]
@@ -242,12 +418,16 @@ fn reports_serialise_to_snake_case_json() {
     let attach: Value = serde_json::to_value(client.attach(&conn, "user-1").unwrap()).unwrap();
     assert_eq!(attach["outcome"], json!("started_empty"));
     assert_eq!(attach["status"]["authority"], json!("authoritative_empty"));
-    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
     let sync: Value = serde_json::to_value(client.sync(&conn).unwrap()).unwrap();
     assert_eq!(sync["push_outcome"], json!("committed"));
     assert_eq!(sync["remote_outcome"], json!("already_at_target"));
     assert_eq!(sync["changed_tables"], json!(["users"]));
-    assert_eq!(sync["status"]["authority"], json!("authoritative_materialized"));
+    assert_eq!(
+        sync["status"]["authority"],
+        json!("authoritative_materialized")
+    );
     let status: Value = serde_json::to_value(client.status(&conn).unwrap()).unwrap();
     assert_eq!(status["pending"]["pending_row_count"], json!(0));
 }

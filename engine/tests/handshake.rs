@@ -18,8 +18,14 @@ fn protocol_handshake_connect_fixture() {
         let caps = case["capabilities"].clone();
         let connect = case["connect"].clone();
         let server = FakeServer::new(move |_, req| match route(req).0 {
-            "capabilities" => Some(ScriptedResponse::Json(caps["status"].as_u64().unwrap() as u16, caps["body"].clone())),
-            "connect" if !connect.is_null() => Some(ScriptedResponse::Json(connect["status"].as_u64().unwrap() as u16, connect["body"].clone())),
+            "capabilities" => Some(ScriptedResponse::Json(
+                caps["status"].as_u64().unwrap() as u16,
+                caps["body"].clone(),
+            )),
+            "connect" if !connect.is_null() => Some(ScriptedResponse::Json(
+                connect["status"].as_u64().unwrap() as u16,
+                connect["body"].clone(),
+            )),
             "connect" => panic!("connect must not be called"),
             _ => None,
         });
@@ -28,15 +34,29 @@ fn protocol_handshake_connect_fixture() {
         support::open(&conn);
         let pending = case["local"]["hasLocalPendingRows"].as_bool().unwrap();
         if pending {
-            conn.execute("INSERT INTO users(id, name) VALUES('user-1', 'Ada')", []).unwrap();
+            conn.execute("INSERT INTO users(id, name) VALUES('user-1', 'Ada')", [])
+                .unwrap();
         }
         let mut client = support::client_for(&server);
         let result = client.attach(&conn, "user-1");
         let exp = &case["expected"];
-        let connects: Vec<_> = server.transport.requests().into_iter().filter(|r| route(r).0 == "connect").collect();
-        assert_eq!(!connects.is_empty(), exp["connectCalled"].as_bool().unwrap(), "{name}: connect called");
+        let connects: Vec<_> = server
+            .transport
+            .requests()
+            .into_iter()
+            .filter(|r| route(r).0 == "connect")
+            .collect();
+        assert_eq!(
+            !connects.is_empty(),
+            exp["connectCalled"].as_bool().unwrap(),
+            "{name}: connect called"
+        );
         if let Some(c) = connects.first() {
-            assert_eq!(c.body_json().unwrap()["has_local_pending_rows"], Value::Bool(pending), "{name}: pending flag");
+            assert_eq!(
+                c.body_json().unwrap()["has_local_pending_rows"],
+                Value::Bool(pending),
+                "{name}: pending flag"
+            );
         }
         match exp["attachKind"].as_str().unwrap() {
             "unsupportedCapability" => {
@@ -47,8 +67,16 @@ fn protocol_handshake_connect_fixture() {
             "retryLater" => {
                 let r = result.unwrap();
                 assert_eq!(r.outcome, AttachOutcome::RetryLater, "{name}");
-                assert_eq!(r.retry_after_seconds, exp["retryAfterSeconds"].as_i64(), "{name}");
-                assert_eq!(support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"), "anonymous", "{name}: nothing persisted");
+                assert_eq!(
+                    r.retry_after_seconds,
+                    exp["retryAfterSeconds"].as_i64(),
+                    "{name}"
+                );
+                assert_eq!(
+                    support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"),
+                    "anonymous",
+                    "{name}: nothing persisted"
+                );
             }
             "connected" => {
                 let r = result.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -59,9 +87,16 @@ fn protocol_handshake_connect_fixture() {
                     o => panic!("unknown outcome {o}"),
                 };
                 assert_eq!(r.outcome, outcome, "{name}");
-                assert_eq!(support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"), exp["bindingState"].as_str().unwrap(), "{name}");
                 assert_eq!(
-                    support::scalar_text(&conn, "SELECT pending_initialization_id FROM _sync_attachment_state"),
+                    support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"),
+                    exp["bindingState"].as_str().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    support::scalar_text(
+                        &conn,
+                        "SELECT pending_initialization_id FROM _sync_attachment_state"
+                    ),
                     exp["pendingInitializationId"].as_str().unwrap(),
                     "{name}"
                 );

@@ -29,17 +29,31 @@ fn remote_bundle(table: &str, id: &str, payload: serde_json::Value) -> serde_jso
 fn scenario(action: &str) -> ChangedTables {
     match action {
         "incrementalPull" => {
-            let server = FakeServer::new(|_, req| (route(req).0 == "pull").then(|| ScriptedResponse::ok(remote_bundle("users", "u1", json!({"id":"u1","name":"Remote"})))));
+            let server = FakeServer::new(|_, req| {
+                (route(req).0 == "pull").then(|| {
+                    ScriptedResponse::ok(remote_bundle(
+                        "users",
+                        "u1",
+                        json!({"id":"u1","name":"Remote"}),
+                    ))
+                })
+            });
             let (_db, conn, mut c) = setup(&server, "users");
             c.attach(&conn, "user-1").unwrap();
             c.pull_to_stable(&conn).unwrap().changed_tables
         }
         "snapshotHydrate" => {
             let server = FakeServer::new(|_, req| match route(req).0 {
-                "connect" => Some(ScriptedResponse::ok(json!({"resolution":"remote_authoritative"}))),
-                "snapshot_create" => Some(ScriptedResponse::ok(json!({"snapshot_id":"s1","snapshot_bundle_seq":3,"row_count":1,"byte_count":10,"expires_at":"2099-01-01T00:00:00Z"}))),
-                "snapshot_chunk" => Some(ScriptedResponse::ok(json!({"snapshot_id":"s1","snapshot_bundle_seq":3,"next_row_ordinal":1,"has_more":false,
-                    "rows":[{"schema":"main","table":"users","key":{"id":"u1"},"row_version":3,"payload":{"id":"u1","name":"Snap"}}]}))),
+                "connect" => Some(ScriptedResponse::ok(
+                    json!({"resolution":"remote_authoritative"}),
+                )),
+                "snapshot_create" => Some(ScriptedResponse::ok(
+                    json!({"snapshot_id":"s1","snapshot_bundle_seq":3,"row_count":1,"byte_count":10,"expires_at":"2099-01-01T00:00:00Z"}),
+                )),
+                "snapshot_chunk" => Some(ScriptedResponse::ok(
+                    json!({"snapshot_id":"s1","snapshot_bundle_seq":3,"next_row_ordinal":1,"has_more":false,
+                    "rows":[{"schema":"main","table":"users","key":{"id":"u1"},"row_version":3,"payload":{"id":"u1","name":"Snap"}}]}),
+                )),
                 _ => None,
             });
             let (_db, conn, mut c) = setup(&server, "users");
@@ -49,7 +63,8 @@ fn scenario(action: &str) -> ChangedTables {
             let server = FakeServer::plain();
             let (_db, conn, mut c) = setup(&server, "users");
             c.attach(&conn, "user-1").unwrap();
-            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+                .unwrap();
             c.push_pending(&conn).unwrap().changed_tables
         }
         "conflictRewrite" => {
@@ -61,9 +76,13 @@ fn scenario(action: &str) -> ChangedTables {
             });
             let (_db, conn, mut c) = setup(&server, "users");
             c.attach(&conn, "user-1").unwrap();
-            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Local')", []).unwrap();
+            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Local')", [])
+                .unwrap();
             let r = c.push_pending(&conn).unwrap();
-            assert_eq!(support::app_rows(&conn, "users"), json!([{"id":"u1","name":"Server"}]));
+            assert_eq!(
+                support::app_rows(&conn, "users"),
+                json!([{"id":"u1","name":"Server"}])
+            );
             r.changed_tables
         }
         "syncUnion" => {
@@ -75,23 +94,32 @@ fn scenario(action: &str) -> ChangedTables {
             });
             let (_db, conn, mut c) = setup(&server, "users-posts");
             c.attach(&conn, "user-1").unwrap();
-            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+                .unwrap();
             c.sync(&conn).unwrap().changed_tables
         }
         "successfulDetach" => {
             let server = FakeServer::plain();
             let (_db, conn, mut c) = setup(&server, "users");
             c.attach(&conn, "user-1").unwrap();
-            support::apply_mode_sql(&conn, &["INSERT INTO users(id, name) VALUES('u1', 'Ada')".into()]).unwrap();
+            support::apply_mode_sql(
+                &conn,
+                &["INSERT INTO users(id, name) VALUES('u1', 'Ada')".into()],
+            )
+            .unwrap();
             c.detach(&conn).unwrap().changed_tables
         }
         "blockedDetach" => {
             let server = FakeServer::plain();
             let (_db, conn, mut c) = setup(&server, "users");
             c.attach(&conn, "user-1").unwrap();
-            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", []).unwrap();
+            conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+                .unwrap();
             let r = c.detach(&conn).unwrap();
-            assert_eq!(r.outcome, oversqlite_engine::report::DetachOutcome::BlockedUnsyncedData);
+            assert_eq!(
+                r.outcome,
+                oversqlite_engine::report::DetachOutcome::BlockedUnsyncedData
+            );
             r.changed_tables
         }
         "noopDetach" => {
@@ -99,7 +127,10 @@ fn scenario(action: &str) -> ChangedTables {
             let (_db, conn, mut c) = setup(&server, "users");
             support::local_sql(&conn, &["UPDATE _sync_operation_state SET kind = 'remote_replace', target_user_id = 'user-1'".into()]).unwrap();
             let r = c.detach(&conn).unwrap();
-            assert_eq!(support::scalar_text(&conn, "SELECT kind FROM _sync_operation_state"), "none");
+            assert_eq!(
+                support::scalar_text(&conn, "SELECT kind FROM _sync_operation_state"),
+                "none"
+            );
             r.changed_tables
         }
         other => panic!("unknown invalidation action {other}"),
@@ -114,12 +145,22 @@ fn invalidation_behavior_fixture() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let changed = scenario(case["action"].as_str().unwrap());
-        assert!(changed.iter().all(|t| !t.starts_with("_sync_")), "{name}: runtime tables reported: {changed:?}");
+        assert!(
+            changed.iter().all(|t| !t.starts_with("_sync_")),
+            "{name}: runtime tables reported: {changed:?}"
+        );
         let watched = support::strings(&case["watchTables"]);
         let emitted = watched.iter().any(|t| changed.contains(t));
-        assert_eq!(emitted, case["expectedEmission"].as_bool().unwrap(), "{name}: changed {changed:?}");
+        assert_eq!(
+            emitted,
+            case["expectedEmission"].as_bool().unwrap(),
+            "{name}: changed {changed:?}"
+        );
         if name == "sync-union" {
-            assert!(watched.iter().all(|t| changed.contains(t)), "{name}: union expected, got {changed:?}");
+            assert!(
+                watched.iter().all(|t| changed.contains(t)),
+                "{name}: union expected, got {changed:?}"
+            );
         }
     }
 }

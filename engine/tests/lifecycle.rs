@@ -48,26 +48,40 @@ fn server_for(script: &Value, db_path: PathBuf) -> FakeServer {
         let (name, id) = route(req);
         match (kind.as_str(), name) {
             ("chunked_sync", "pull") => {
-                let late = script["lateWritesByPull"].as_array().and_then(|l| l.get(pulls)).cloned();
+                let late = script["lateWritesByPull"]
+                    .as_array()
+                    .and_then(|l| l.get(pulls))
+                    .cloned();
                 pulls += 1;
                 if let Some(sql) = late {
                     // Another connection writes while the pull is in flight.
                     let other = rusqlite::Connection::open(&db_path).unwrap();
-                    other.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                    other
+                        .busy_timeout(std::time::Duration::from_secs(5))
+                        .unwrap();
                     support::local_sql(&other, &support::strings(&sql)).unwrap();
                 }
                 None
             }
-            ("remote_authoritative_partial_snapshot", "connect") => Some(ScriptedResponse::ok(json!({"resolution": script["connectResolution"]}))),
+            ("remote_authoritative_partial_snapshot", "connect") => Some(ScriptedResponse::ok(
+                json!({"resolution": script["connectResolution"]}),
+            )),
             ("snapshot_rebuild" | "remote_authoritative_partial_snapshot", "snapshot_create") => {
-                st.snapshot_creates.push(req.body_json().unwrap_or(Value::Null));
-                if let Some(err) = script["snapshotSessionErrors"].as_array().and_then(|l| l.get(errors_sent)) {
+                st.snapshot_creates
+                    .push(req.body_json().unwrap_or(Value::Null));
+                if let Some(err) = script["snapshotSessionErrors"]
+                    .as_array()
+                    .and_then(|l| l.get(errors_sent))
+                {
                     errors_sent += 1;
                     let mut body = json!({"error": err["error"], "message": err["message"], "source_id": err.get("sourceId").cloned().unwrap_or(json!("current-source"))});
                     if let Some(r) = err.get("replacedBySourceId") {
                         body["replaced_by_source_id"] = r.clone();
                     }
-                    return Some(ScriptedResponse::Json(err["status"].as_u64().unwrap_or(409) as u16, body));
+                    return Some(ScriptedResponse::Json(
+                        err["status"].as_u64().unwrap_or(409) as u16,
+                        body,
+                    ));
                 }
                 let list = script["snapshots"].as_array().unwrap();
                 let s = &list[creates.min(list.len() - 1)];
@@ -75,15 +89,29 @@ fn server_for(script: &Value, db_path: PathBuf) -> FakeServer {
                 Some(ScriptedResponse::ok(snapshot_session(s)))
             }
             ("snapshot_rebuild" | "remote_authoritative_partial_snapshot", "snapshot_chunk") => {
-                let s = script["snapshots"].as_array().unwrap().iter().find(|s| s["id"] == json!(id)).cloned().unwrap();
-                Some(snapshot_chunk(&s, qi64(req, "after_row_ordinal").unwrap_or(0), qi64(req, "max_rows").unwrap_or(1000)))
+                let s = script["snapshots"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["id"] == json!(id))
+                    .cloned()
+                    .unwrap();
+                Some(snapshot_chunk(
+                    &s,
+                    qi64(req, "after_row_ordinal").unwrap_or(0),
+                    qi64(req, "max_rows").unwrap_or(1000),
+                ))
             }
             _ => None,
         }
     })
 }
 
-fn result_json(action: &str, client: &mut SyncClient, conn: &rusqlite::Connection) -> Result<Value, oversqlite_engine::SyncError> {
+fn result_json(
+    action: &str,
+    client: &mut SyncClient,
+    conn: &rusqlite::Connection,
+) -> Result<Value, oversqlite_engine::SyncError> {
     let v = |x: &dyn Erased| x.json();
     match action {
         "attach" => client.attach(conn, "user-1").map(|r| json!({"kind": "attach", "outcome": v(&r.outcome)})),
@@ -152,28 +180,47 @@ fn run_file(rel: &str, expected_cases: usize) {
                     support::open(&conn);
                 }
                 "localSql" => support::local_sql(&conn, &support::strings(&step["sql"])).unwrap(),
-                "applyModeSql" => support::apply_mode_sql(&conn, &support::strings(&step["sql"])).unwrap(),
+                "applyModeSql" => {
+                    support::apply_mode_sql(&conn, &support::strings(&step["sql"])).unwrap()
+                }
                 _ => {
                     let result = result_json(action, &mut client, &conn);
-                    support::check_exception(&label, expected_exc, step["expectedErrorContains"].as_str(), &result);
+                    support::check_exception(
+                        &label,
+                        expected_exc,
+                        step["expectedErrorContains"].as_str(),
+                        &result,
+                    );
                     if let (Some(exp), Ok(actual)) = (step["expectedResult"].as_object(), &result) {
                         for (k, v) in exp {
-                            assert_eq!(actual.get(k), Some(v), "{label}: result.{k} (actual {actual})");
+                            assert_eq!(
+                                actual.get(k),
+                                Some(v),
+                                "{label}: result.{k} (actual {actual})"
+                            );
                         }
                     }
                 }
             }
             if let Some(exp) = step["expectedServerState"].as_object() {
-                let (creates, snaps) = server.with(|s| (s.create_requests.clone(), s.snapshot_creates.clone()));
+                let (creates, snaps) =
+                    server.with(|s| (s.create_requests.clone(), s.snapshot_creates.clone()));
                 if let Some(n) = exp.get("createRequestCount") {
                     assert_eq!(json!(creates.len()), *n, "{label}: createRequestCount");
                 }
                 if let Some(ids) = exp.get("createSourceBundleIds") {
-                    let actual: Vec<Value> = creates.iter().map(|c| c["source_bundle_id"].clone()).collect();
+                    let actual: Vec<Value> = creates
+                        .iter()
+                        .map(|c| c["source_bundle_id"].clone())
+                        .collect();
                     assert_eq!(&json!(actual), ids, "{label}: createSourceBundleIds");
                 }
                 if let Some(n) = exp.get("snapshotSessionCreateCount") {
-                    assert_eq!(json!(snaps.len()), *n, "{label}: snapshotSessionCreateCount");
+                    assert_eq!(
+                        json!(snaps.len()),
+                        *n,
+                        "{label}: snapshotSessionCreateCount"
+                    );
                 }
                 if let Some(list) = exp.get("snapshotSourceReplacementRequests") {
                     let actual: Vec<Value> = snaps
@@ -183,10 +230,18 @@ fn run_file(rel: &str, expected_cases: usize) {
                             None => json!(""),
                         })
                         .collect();
-                    assert_eq!(&json!(actual), list, "{label}: snapshotSourceReplacementRequests");
+                    assert_eq!(
+                        &json!(actual),
+                        list,
+                        "{label}: snapshotSourceReplacementRequests"
+                    );
                 }
             }
-            compare_state(&label, &support::dump_state(&conn), &step["expectedState"]["state"]);
+            compare_state(
+                &label,
+                &support::dump_state(&conn),
+                &step["expectedState"]["state"],
+            );
         }
     }
 }

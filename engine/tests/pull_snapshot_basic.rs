@@ -3,10 +3,12 @@
 
 mod support;
 
-use oversqlite_engine::validate::{validate_pull, validate_snapshot_chunk, validate_snapshot_session};
+use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::validate::{
+    validate_pull, validate_snapshot_chunk, validate_snapshot_session,
+};
 use oversqlite_engine::SyncClient;
 use oversqlite_protocol::{PullResponse, SnapshotChunkResponse, SnapshotSessionCreateResponse};
-use oversqlite_engine::transport::ScriptedResponse;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use support::fake_server::{route, FakeServer};
@@ -22,19 +24,45 @@ fn attached(server: &FakeServer) -> (support::TestDb, Connection, SyncClient) {
 
 fn check_final(name: &str, conn: &Connection, exp: &Value) {
     if let Some(v) = exp["lastBundleSeqSeen"].as_i64() {
-        assert_eq!(support::scalar_i64(conn, "SELECT last_bundle_seq_seen FROM _sync_attachment_state"), v, "{name}");
+        assert_eq!(
+            support::scalar_i64(
+                conn,
+                "SELECT last_bundle_seq_seen FROM _sync_attachment_state"
+            ),
+            v,
+            "{name}"
+        );
     }
     if let Some(v) = exp["usersRowCount"].as_i64() {
-        assert_eq!(support::scalar_i64(conn, "SELECT COUNT(*) FROM users"), v, "{name}");
+        assert_eq!(
+            support::scalar_i64(conn, "SELECT COUNT(*) FROM users"),
+            v,
+            "{name}"
+        );
     }
     if let Some(v) = exp["rowStateDeleted"].as_i64() {
-        assert_eq!(support::scalar_i64(conn, "SELECT deleted FROM _sync_row_state WHERE key_json = '{\"id\":\"user-1\"}'"), v, "{name}");
+        assert_eq!(
+            support::scalar_i64(
+                conn,
+                "SELECT deleted FROM _sync_row_state WHERE key_json = '{\"id\":\"user-1\"}'"
+            ),
+            v,
+            "{name}"
+        );
     }
     if let Some(v) = exp["dirtyRowCount"].as_i64() {
-        assert_eq!(support::scalar_i64(conn, "SELECT COUNT(*) FROM _sync_dirty_rows"), v, "{name}");
+        assert_eq!(
+            support::scalar_i64(conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
+            v,
+            "{name}"
+        );
     }
     if let Some(v) = exp["currentSourceId"].as_str() {
-        assert_eq!(support::scalar_text(conn, "SELECT current_source_id FROM _sync_attachment_state"), v, "{name}");
+        assert_eq!(
+            support::scalar_text(conn, "SELECT current_source_id FROM _sync_attachment_state"),
+            v,
+            "{name}"
+        );
     }
 }
 
@@ -51,33 +79,49 @@ fn pull_snapshot_basic_fixture() {
             let resp: PullResponse = serde_json::from_value(p.clone()).unwrap();
             let r = validate_pull(&resp, after);
             match case["expectedPullErrorContains"].as_str() {
-                Some(msg) => assert!(r.as_ref().unwrap_err().message.contains(msg), "{name}: {r:?}"),
+                Some(msg) => assert!(
+                    r.as_ref().unwrap_err().message.contains(msg),
+                    "{name}: {r:?}"
+                ),
                 None => r.unwrap(),
             }
         }
-        let session: Option<SnapshotSessionCreateResponse> = case.get("snapshotSession").map(|s| serde_json::from_value(s.clone()).unwrap());
+        let session: Option<SnapshotSessionCreateResponse> = case
+            .get("snapshotSession")
+            .map(|s| serde_json::from_value(s.clone()).unwrap());
         if let Some(s) = &session {
             let r = validate_snapshot_session(s);
             match case["expectedSnapshotSessionErrorContains"].as_str() {
-                Some(msg) => assert!(r.as_ref().unwrap_err().message.contains(msg), "{name}: {r:?}"),
+                Some(msg) => assert!(
+                    r.as_ref().unwrap_err().message.contains(msg),
+                    "{name}: {r:?}"
+                ),
                 None => r.unwrap_or_else(|e| panic!("{name}: {e}")),
             }
         }
         if let (Some(s), Some(c)) = (&session, case.get("snapshotChunkResponse")) {
             let chunk: SnapshotChunkResponse = serde_json::from_value(c.clone()).unwrap();
             let chunk_after = case["snapshotChunkAfterRowOrdinal"].as_i64().unwrap_or(0);
-            let r = validate_snapshot_chunk(&chunk, &s.snapshot_id, s.snapshot_bundle_seq, chunk_after);
+            let r =
+                validate_snapshot_chunk(&chunk, &s.snapshot_id, s.snapshot_bundle_seq, chunk_after);
             match case["expectedSnapshotChunkErrorContains"].as_str() {
-                Some(msg) => assert!(r.as_ref().unwrap_err().message.contains(msg), "{name}: {r:?}"),
+                Some(msg) => assert!(
+                    r.as_ref().unwrap_err().message.contains(msg),
+                    "{name}: {r:?}"
+                ),
                 None => r.unwrap_or_else(|e| panic!("{name}: {e}")),
             }
         }
         // End to end for the cases with an expected final state.
-        let Some(exp) = case.get("expectedFinalState") else { continue };
+        let Some(exp) = case.get("expectedFinalState") else {
+            continue;
+        };
         match name {
             "incremental-insert-delete" => {
                 let body = case["pullResponse"].clone();
-                let server = FakeServer::new(move |_, req| (route(req).0 == "pull").then(|| ScriptedResponse::ok(body.clone())));
+                let server = FakeServer::new(move |_, req| {
+                    (route(req).0 == "pull").then(|| ScriptedResponse::ok(body.clone()))
+                });
                 let (_db, conn, mut client) = attached(&server);
                 let r = client.pull_to_stable(&conn).unwrap();
                 assert!(r.changed_tables.contains("users"));
@@ -88,18 +132,39 @@ fn pull_snapshot_basic_fixture() {
                 let s = case["snapshotSession"].clone();
                 let c = case["snapshotChunkResponse"].clone();
                 let server = FakeServer::new(move |_, req| match route(req).0 {
-                    "pull" => Some(ScriptedResponse::Json(pruned["status"].as_u64().unwrap() as u16, pruned["body"].clone())),
+                    "pull" => Some(ScriptedResponse::Json(
+                        pruned["status"].as_u64().unwrap() as u16,
+                        pruned["body"].clone(),
+                    )),
                     "snapshot_create" => Some(ScriptedResponse::ok(s.clone())),
                     "snapshot_chunk" => Some(ScriptedResponse::ok(c.clone())),
                     _ => None,
                 });
                 let (_db, conn, mut client) = attached(&server);
-                conn.execute("UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1", [after]).unwrap();
+                conn.execute(
+                    "UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1",
+                    [after],
+                )
+                .unwrap();
                 let r = client.pull_to_stable(&conn).unwrap();
-                assert_eq!(r.outcome, oversqlite_engine::report::RemoteOutcome::AppliedSnapshot, "{name}");
+                assert_eq!(
+                    r.outcome,
+                    oversqlite_engine::report::RemoteOutcome::AppliedSnapshot,
+                    "{name}"
+                );
                 let reqs = server.transport.requests();
-                assert_eq!(reqs.iter().find(|r| route(r).0 == "pull").unwrap().query("after_bundle_seq").as_deref(), Some("1"));
-                assert!(reqs.iter().any(|r| route(r).0 == "snapshot_delete"), "{name}: session cleaned up");
+                assert_eq!(
+                    reqs.iter()
+                        .find(|r| route(r).0 == "pull")
+                        .unwrap()
+                        .query("after_bundle_seq")
+                        .as_deref(),
+                    Some("1")
+                );
+                assert!(
+                    reqs.iter().any(|r| route(r).0 == "snapshot_delete"),
+                    "{name}: session cleaned up"
+                );
                 check_final(name, &conn, exp);
             }
             "source-replacement-snapshot" => {
@@ -111,7 +176,11 @@ fn pull_snapshot_basic_fixture() {
                 let seen = req_body.clone();
                 let server = FakeServer::new(move |_, req| match route(req).0 {
                     "snapshot_create" => {
-                        assert_eq!(req.body_json().unwrap(), seen, "rotated snapshot request body");
+                        assert_eq!(
+                            req.body_json().unwrap(),
+                            seen,
+                            "rotated snapshot request body"
+                        );
                         assert_eq!(req.header("Oversync-Source-ID"), Some("retired-source"));
                         Some(ScriptedResponse::ok(s.clone()))
                     }
@@ -135,7 +204,12 @@ fn pull_snapshot_basic_fixture() {
             "source-replacement-invalid" => {
                 let invalid = case["sourceReplacementInvalidResponse"].clone();
                 let server = FakeServer::new(move |_, req| {
-                    (route(req).0 == "snapshot_create").then(|| ScriptedResponse::Json(invalid["status"].as_u64().unwrap() as u16, invalid["body"].clone()))
+                    (route(req).0 == "snapshot_create").then(|| {
+                        ScriptedResponse::Json(
+                            invalid["status"].as_u64().unwrap() as u16,
+                            invalid["body"].clone(),
+                        )
+                    })
                 });
                 let (_db, conn, mut client) = attached(&server);
                 support::local_sql(&conn, &[
@@ -147,7 +221,11 @@ fn pull_snapshot_basic_fixture() {
                 let e = client.rebuild(&conn).unwrap_err();
                 assert!(exp["rebuildRejected"].as_bool().unwrap());
                 assert_eq!(e.code(), "source_replacement_invalid", "{name}");
-                assert_eq!(support::dump_state(&conn), before, "{name}: recovery state untouched");
+                assert_eq!(
+                    support::dump_state(&conn),
+                    before,
+                    "{name}: recovery state untouched"
+                );
             }
             other => panic!("no end-to-end driver for {other}"),
         }

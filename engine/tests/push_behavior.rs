@@ -11,7 +11,12 @@ struct KeepMergedUser;
 
 impl ConflictResolver for KeepMergedUser {
     fn resolve(&self, _: &oversqlite_engine::ConflictContext) -> Resolution {
-        Resolution::KeepMerged(json!({"id": "user-1", "name": "Merged"}).as_object().unwrap().clone())
+        Resolution::KeepMerged(
+            json!({"id": "user-1", "name": "Merged"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
     }
 }
 
@@ -40,19 +45,30 @@ fn check_state(label: &str, conn: &rusqlite::Connection, exp: &Value) {
     ];
     for (key, actual) in checks {
         if let Some(v) = exp.get(key) {
-            let want = v.as_i64().or_else(|| v.as_bool().map(|b| b as i64)).unwrap();
+            let want = v
+                .as_i64()
+                .or_else(|| v.as_bool().map(|b| b as i64))
+                .unwrap();
             assert_eq!(actual, want, "{label}: {key}");
         }
     }
     if let Some(s) = exp["outboxState"].as_str() {
-        assert_eq!(support::scalar_text(conn, "SELECT state FROM _sync_outbox_bundle"), s, "{label}: outboxState");
+        assert_eq!(
+            support::scalar_text(conn, "SELECT state FROM _sync_outbox_bundle"),
+            s,
+            "{label}: outboxState"
+        );
     }
 }
 
 fn check_app(label: &str, conn: &rusqlite::Connection, exp: &Value) {
     if let Some(tables) = exp.as_object() {
         for (k, rows) in tables {
-            assert_eq!(&support::app_rows(conn, support::app_table_name(k)), rows, "{label}: app table {k}");
+            assert_eq!(
+                &support::app_rows(conn, support::app_table_name(k)),
+                rows,
+                "{label}: app table {k}"
+            );
         }
     }
 }
@@ -82,10 +98,17 @@ fn run_file(rel: &str, expected_cases: usize) {
             match action {
                 "pushPending" => {
                     let r = client.push_pending(&conn);
-                    support::check_exception(&label, expected, step["expectedErrorContains"].as_str(), &r);
+                    support::check_exception(
+                        &label,
+                        expected,
+                        step["expectedErrorContains"].as_str(),
+                        &r,
+                    );
                 }
                 "localSql" => support::local_sql(&conn, &support::strings(&step["sql"])).unwrap(),
-                "applyModeSql" => support::apply_mode_sql(&conn, &support::strings(&step["sql"])).unwrap(),
+                "applyModeSql" => {
+                    support::apply_mode_sql(&conn, &support::strings(&step["sql"])).unwrap()
+                }
                 other => panic!("{label}: unknown action {other}"),
             }
             if let Some(exp) = step.get("expectedState") {
@@ -96,10 +119,18 @@ fn run_file(rel: &str, expected_cases: usize) {
             }
             if let Some(exp) = step.get("expectedServerState") {
                 if let Some(n) = exp["createRequestCount"].as_u64() {
-                    assert_eq!(server.with(|s| s.create_requests.len()) as u64, n, "{label}: createRequestCount");
+                    assert_eq!(
+                        server.with(|s| s.create_requests.len()) as u64,
+                        n,
+                        "{label}: createRequestCount"
+                    );
                 }
                 if let Some(rows) = exp.get("uploadedRows") {
-                    assert_eq!(&json!(server.with(|s| s.last_chunk_rows.clone())), rows, "{label}: uploadedRows");
+                    assert_eq!(
+                        &json!(server.with(|s| s.last_chunk_rows.clone())),
+                        rows,
+                        "{label}: uploadedRows"
+                    );
                 }
             }
         }

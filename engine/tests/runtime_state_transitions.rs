@@ -56,7 +56,9 @@ fn runtime_state_transitions_fixture() {
                     conn = db.connect();
                     client = support::client_for(&server);
                     support::open(&conn);
-                    client.attach(&conn, "user-1").unwrap_or_else(|e| panic!("{label}: {e}"));
+                    client
+                        .attach(&conn, "user-1")
+                        .unwrap_or_else(|e| panic!("{label}: {e}"));
                 }
                 "sourceInfo" => {
                     let info = client.source_info(&conn).unwrap();
@@ -64,7 +66,11 @@ fn runtime_state_transitions_fixture() {
                 }
                 other => panic!("{label}: unknown action {other}"),
             }
-            diff(&label, &support::dump_state(&conn), &step["expectedState"]["state"]);
+            diff(
+                &label,
+                &support::dump_state(&conn),
+                &step["expectedState"]["state"],
+            );
         }
     }
 }

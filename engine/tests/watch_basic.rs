@@ -9,7 +9,13 @@ use oversqlite_engine::WatchOutcome;
 use serde_json::Value;
 use support::fake_server::{route, FakeServer};
 
-fn attached(server: &FakeServer) -> (support::TestDb, rusqlite::Connection, oversqlite_engine::SyncClient) {
+fn attached(
+    server: &FakeServer,
+) -> (
+    support::TestDb,
+    rusqlite::Connection,
+    oversqlite_engine::SyncClient,
+) {
     let db = support::TestDb::new();
     let conn = db.create("users", &[("users".into(), "id".into())], "main");
     support::open(&conn);
@@ -29,11 +35,16 @@ fn capabilities_cases() {
     assert_eq!(cases.len(), 3);
     for case in cases {
         let resp = case["response"].clone();
-        let server = FakeServer::new(move |_, req| (route(req).0 == "capabilities").then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone())));
+        let server = FakeServer::new(move |_, req| {
+            (route(req).0 == "capabilities")
+                .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
+        });
         let (_db, conn, mut client) = attached(&server);
         assert_eq!(
             client.bundle_change_watch_supported(&conn).unwrap(),
-            case["expectedBundleChangeWatchSupported"].as_bool().unwrap(),
+            case["expectedBundleChangeWatchSupported"]
+                .as_bool()
+                .unwrap(),
             "{}",
             case["name"]
         );
@@ -77,7 +88,10 @@ fn setup_error_responses() {
     assert_eq!(cases.len(), 7);
     for case in cases {
         let resp = case.clone();
-        let server = FakeServer::new(move |_, req| (route(req).0 == "watch").then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone())));
+        let server = FakeServer::new(move |_, req| {
+            (route(req).0 == "watch")
+                .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
+        });
         let (_db, conn, mut client) = attached(&server);
         let report = client.watch_once(&conn).unwrap();
         assert_eq!(report.outcome, WatchOutcome::SetupFailed);
@@ -92,12 +106,18 @@ fn runtime_cases() {
     assert_eq!(cases.len(), 1);
     for case in cases {
         let resp = case["response"].clone();
-        let server = FakeServer::new(move |_, req| (route(req).0 == "watch").then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone())));
+        let server = FakeServer::new(move |_, req| {
+            (route(req).0 == "watch")
+                .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
+        });
         let (_db, conn, mut client) = attached(&server);
         let pulls_before = server.with(|s| s.pull_requests);
         let report = client.watch_once(&conn).unwrap();
         let pulls = server.with(|s| s.pull_requests) - pulls_before;
-        assert_eq!(server.transport.closed_streams() as i64, case["expectedCloseCount"].as_i64().unwrap());
+        assert_eq!(
+            server.transport.closed_streams() as i64,
+            case["expectedCloseCount"].as_i64().unwrap()
+        );
         assert!(pulls as i64 >= case["expectedFallbackPullsAtLeast"].as_i64().unwrap());
         // The close happened before the fallback pull was sent.
         let reqs = server.transport.requests();
@@ -111,13 +131,30 @@ fn runtime_cases() {
 fn bundle_events_trigger_one_pull_each_and_a_reconnect_pull() {
     let server = FakeServer::new(|_, req| {
         (route(req).0 == "watch").then(|| {
-            ScriptedResponse::Raw(200, vec![], b": heartbeat\n\nevent: bundle\ndata: {\"bundle_seq\":1}\n\n".to_vec())
+            ScriptedResponse::Raw(
+                200,
+                vec![],
+                b": heartbeat\n\nevent: bundle\ndata: {\"bundle_seq\":1}\n\n".to_vec(),
+            )
         })
     });
     let (_db, conn, mut client) = attached(&server);
     let report = client.watch_once(&conn).unwrap();
     assert_eq!(report.outcome, WatchOutcome::StreamEnded);
     assert_eq!(report.events, 1);
-    assert_eq!(report.pulls, 2, "one pull for the event, one reconnect pull at EOF");
-    assert_eq!(server.transport.requests().iter().find(|r| route(r).0 == "watch").unwrap().query("after_bundle_seq").as_deref(), Some("0"));
+    assert_eq!(
+        report.pulls, 2,
+        "one pull for the event, one reconnect pull at EOF"
+    );
+    assert_eq!(
+        server
+            .transport
+            .requests()
+            .iter()
+            .find(|r| route(r).0 == "watch")
+            .unwrap()
+            .query("after_bundle_seq")
+            .as_deref(),
+        Some("0")
+    );
 }

@@ -17,7 +17,10 @@ impl SyncClient {
     pub fn attach(&mut self, conn: &Connection, user_id: &str) -> Result<AttachReport> {
         let user = user_id.trim().to_string();
         if user.is_empty() {
-            return Err(SyncError::new(ErrorKind::InvalidArgument, "user_id must be a non-empty string"));
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "user_id must be a non-empty string",
+            ));
         }
         let report = {
             let ctx = self.begin(conn)?;
@@ -30,8 +33,19 @@ impl SyncClient {
     }
 }
 
-fn connected(ctx: &Ctx, outcome: AttachOutcome, restore: Option<Restore>, changed: ChangedTables) -> Result<AttachReport> {
-    Ok(AttachReport { outcome, retry_after_seconds: None, restore, status: Some(sync_status(ctx.conn)?), changed_tables: changed })
+fn connected(
+    ctx: &Ctx,
+    outcome: AttachOutcome,
+    restore: Option<Restore>,
+    changed: ChangedTables,
+) -> Result<AttachReport> {
+    Ok(AttachReport {
+        outcome,
+        retry_after_seconds: None,
+        restore,
+        status: Some(sync_status(ctx.conn)?),
+        changed_tables: changed,
+    })
 }
 
 fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
@@ -50,15 +64,26 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
     }
     if state::is_attached(&att) {
         if att.attached_user_id == user {
-            return connected(ctx, AttachOutcome::ResumedAttachedState, None, ChangedTables::new());
+            return connected(
+                ctx,
+                AttachOutcome::ResumedAttachedState,
+                None,
+                ChangedTables::new(),
+            );
         }
         return Err(SyncError::new(
             ErrorKind::AttachedToOtherUser,
-            format!("this database is attached to another user ({:?}); call oversqlite_detach() first", att.attached_user_id),
+            format!(
+                "this database is attached to another user ({:?}); call oversqlite_detach() first",
+                att.attached_user_id
+            ),
         ));
     }
     let source = att.current_source_id.clone();
-    let caps = ctx.remote.capabilities(&source)?.ok_or_error("capabilities request")?;
+    let caps = ctx
+        .remote
+        .capabilities(&source)?
+        .ok_or_error("capabilities request")?;
     if !caps.feature(FEATURE_CONNECT_LIFECYCLE) {
         return Err(SyncError::new(
             ErrorKind::UnsupportedServer,
@@ -73,9 +98,14 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
     let schema = ctx.config.schema.clone();
     match resp.resolution {
         ConnectResolution::RetryLater => {
-            let secs = resp.retry_after_seconds.filter(|s| *s >= 1).ok_or_else(|| {
-                SyncError::protocol("connect retry_later response lacks a positive retry_after_seconds")
-            })?;
+            let secs = resp
+                .retry_after_seconds
+                .filter(|s| *s >= 1)
+                .ok_or_else(|| {
+                    SyncError::protocol(
+                        "connect retry_later response lacks a positive retry_after_seconds",
+                    )
+                })?;
             Ok(AttachReport {
                 outcome: AttachOutcome::RetryLater,
                 retry_after_seconds: Some(secs),
@@ -85,21 +115,39 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
             })
         }
         ConnectResolution::InitializeEmpty => {
-            write_tx(ctx.conn, |c| state::persist_attached(c, &source, user, &schema, ""))?;
+            write_tx(ctx.conn, |c| {
+                state::persist_attached(c, &source, user, &schema, "")
+            })?;
             connected(ctx, AttachOutcome::StartedEmpty, None, ChangedTables::new())
         }
         ConnectResolution::InitializeLocal => {
             let init = resp
                 .initialization_id
                 .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| SyncError::protocol("connect initialize_local response lacks initialization_id"))?;
-            write_tx(ctx.conn, |c| state::persist_attached(c, &source, user, &schema, &init))?;
-            connected(ctx, AttachOutcome::SeededFromLocal, None, ChangedTables::new())
+                .ok_or_else(|| {
+                    SyncError::protocol("connect initialize_local response lacks initialization_id")
+                })?;
+            write_tx(ctx.conn, |c| {
+                state::persist_attached(c, &source, user, &schema, &init)
+            })?;
+            connected(
+                ctx,
+                AttachOutcome::SeededFromLocal,
+                None,
+                ChangedTables::new(),
+            )
         }
         ConnectResolution::RemoteAuthoritative => {
             write_tx(ctx.conn, |c| {
                 state::persist_anonymous(c, &source)?;
-                state::write_operation(c, &Operation { kind: "remote_replace".into(), target_user_id: user.to_string(), ..Operation::none() })
+                state::write_operation(
+                    c,
+                    &Operation {
+                        kind: "remote_replace".into(),
+                        target_user_id: user.to_string(),
+                        ..Operation::none()
+                    },
+                )
             })?;
             let mut changed = ChangedTables::new();
             let restore = finish_remote_replace(ctx, user, &mut changed)?;
@@ -113,7 +161,8 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
 fn finish_remote_replace(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<Restore> {
     let op = state::operation(ctx.conn)?;
     let source = state::attachment(ctx.conn)?.current_source_id;
-    let reusable = !op.staged_snapshot_id.is_empty() && staged_count(ctx.conn, &op.staged_snapshot_id)? == op.snapshot_row_count;
+    let reusable = !op.staged_snapshot_id.is_empty()
+        && staged_count(ctx.conn, &op.staged_snapshot_id)? == op.snapshot_row_count;
     let session = if reusable {
         oversqlite_protocol::SnapshotSessionCreateResponse {
             snapshot_id: op.staged_snapshot_id.clone(),
@@ -124,7 +173,14 @@ fn finish_remote_replace(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> 
         }
     } else {
         write_tx(ctx.conn, |c| {
-            state::write_operation(c, &Operation { kind: "remote_replace".into(), target_user_id: user.to_string(), ..Operation::none() })
+            state::write_operation(
+                c,
+                &Operation {
+                    kind: "remote_replace".into(),
+                    target_user_id: user.to_string(),
+                    ..Operation::none()
+                },
+            )
         })?;
         stage_snapshot(ctx, &source, None, |c, s| {
             state::write_operation(

@@ -6,8 +6,12 @@ use oversqlite_protocol::{Op, PushConflictDetails};
 use rusqlite::Connection;
 
 use crate::client::Ctx;
-use crate::codec::{local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row};
-use crate::conflict::{plan, Authoritative, ConflictContext, ConflictPlan, RowAction, RowStateAction};
+use crate::codec::{
+    local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
+};
+use crate::conflict::{
+    plan, Authoritative, ConflictContext, ConflictPlan, RowAction, RowStateAction,
+};
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::freeze::Outbox;
 use crate::report::ChangedTables;
@@ -16,21 +20,43 @@ use crate::state::{self, OutboxRow};
 use crate::tx::apply_tx;
 
 fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {
-    rows::upsert_dirty(conn, &r.schema_name, &r.table_name, &r.key_json, &r.op, r.base_row_version, r.local_payload.as_deref())
+    rows::upsert_dirty(
+        conn,
+        &r.schema_name,
+        &r.table_name,
+        &r.key_json,
+        &r.op,
+        r.base_row_version,
+        r.local_payload.as_deref(),
+    )
 }
 
-pub(crate) fn apply_conflict(ctx: &Ctx, outbox: &Outbox, details: &PushConflictDetails, changed: &mut ChangedTables) -> Result<()> {
+pub(crate) fn apply_conflict(
+    ctx: &Ctx,
+    outbox: &Outbox,
+    details: &PushConflictDetails,
+    changed: &mut ChangedTables,
+) -> Result<()> {
     let index = outbox
         .push_rows
         .iter()
-        .position(|p| p.schema == details.schema && p.table == details.table && p.key == details.key)
+        .position(|p| {
+            p.schema == details.schema && p.table == details.table && p.key == details.key
+        })
         .ok_or_else(|| {
-            SyncError::protocol(format!("push conflict names {}.{} {:?}, which is not in the uploaded bundle", details.schema, details.table, details.key))
+            SyncError::protocol(format!(
+                "push conflict names {}.{} {:?}, which is not in the uploaded bundle",
+                details.schema, details.table, details.key
+            ))
         })?;
     let conflicting = &outbox.rows[index];
     let local_op = outbox.push_rows[index].op;
     let table = ctx.table(&conflicting.table_name)?;
-    let local_payload = conflicting.local_payload.as_deref().map(|t| parse_object(t, "outbox local_payload")).transpose()?;
+    let local_payload = conflicting
+        .local_payload
+        .as_deref()
+        .map(|t| parse_object(t, "outbox local_payload"))
+        .transpose()?;
     let context = ConflictContext {
         schema: details.schema.clone(),
         table: details.table.clone(),
@@ -43,15 +69,34 @@ pub(crate) fn apply_conflict(ctx: &Ctx, outbox: &Outbox, details: &PushConflictD
         server_row: details.server_row.clone(),
     };
     let resolution = ctx.resolver.resolve(&context);
-    let auth = Authoritative::of(&details.server_row, details.server_row_deleted, details.server_row_version);
+    let auth = Authoritative::of(
+        &details.server_row,
+        details.server_row_deleted,
+        details.server_row_version,
+    );
     let columns: Vec<String> = table.columns.iter().map(|c| c.json_name.clone()).collect();
-    let planned = plan(&resolution, local_op, local_payload.as_ref(), &auth, &columns);
+    let planned = plan(
+        &resolution,
+        local_op,
+        local_payload.as_ref(),
+        &auth,
+        &columns,
+    );
 
     // Decode everything before writing so a bad server row changes nothing.
     let key = local_key_from_key_json(table, &conflicting.key_json)?;
     let values = match &planned {
-        Ok(ConflictPlan { row: RowAction::UpsertServer(p), .. }) => Some(wire_payload_to_row(table, p)?),
-        Ok(ConflictPlan { row: RowAction::UpsertLocal(p), .. }) => Some(wire_payload_to_row(table, &local_payload_to_wire(table, p)?)?),
+        Ok(ConflictPlan {
+            row: RowAction::UpsertServer(p),
+            ..
+        }) => Some(wire_payload_to_row(table, p)?),
+        Ok(ConflictPlan {
+            row: RowAction::UpsertLocal(p),
+            ..
+        }) => Some(wire_payload_to_row(
+            table,
+            &local_payload_to_wire(table, p)?,
+        )?),
         _ => None,
     };
     let schema = ctx.config.schema.clone();
@@ -68,14 +113,30 @@ pub(crate) fn apply_conflict(ctx: &Ctx, outbox: &Outbox, details: &PushConflictD
                 _ => rows::upsert_row(conn, table, values.clone().unwrap_or_default())?,
             }
             match p.row_state {
-                RowStateAction::Remove => rows::delete_row_state(conn, &schema, &table.name, key_json)?,
-                RowStateAction::Set { version, deleted } => rows::upsert_row_state(conn, &schema, &table.name, key_json, version, deleted)?,
+                RowStateAction::Remove => {
+                    rows::delete_row_state(conn, &schema, &table.name, key_json)?
+                }
+                RowStateAction::Set { version, deleted } => {
+                    rows::upsert_row_state(conn, &schema, &table.name, key_json, version, deleted)?
+                }
             }
             match p.requeue {
                 None => rows::delete_dirty(conn, &schema, &table.name, key_json)?,
                 Some((op, base)) => {
-                    let payload = if op == Op::Delete { None } else { rows::live_row_json(conn, table, &key)? };
-                    rows::upsert_dirty(conn, &schema, &table.name, key_json, op.as_str(), base, payload.as_deref())?;
+                    let payload = if op == Op::Delete {
+                        None
+                    } else {
+                        rows::live_row_json(conn, table, &key)?
+                    };
+                    rows::upsert_dirty(
+                        conn,
+                        &schema,
+                        &table.name,
+                        key_json,
+                        op.as_str(),
+                        base,
+                        payload.as_deref(),
+                    )?;
                 }
             }
         }

@@ -64,12 +64,20 @@ fn detach_in(ctx: &Ctx) -> Result<DetachReport> {
             state::persist_anonymous(c, &source)?;
             state::reset_operation(c)
         })?;
-        return Ok(DetachReport { outcome: DetachOutcome::Detached, pending_row_count: state::pending_row_count(conn)?, changed_tables: ChangedTables::new() });
+        return Ok(DetachReport {
+            outcome: DetachOutcome::Detached,
+            pending_row_count: state::pending_row_count(conn)?,
+            changed_tables: ChangedTables::new(),
+        });
     }
     let att = state::attachment(conn)?;
     let pending = state::pending_row_count(conn)?;
     if state::is_attached(&att) && pending > 0 {
-        return Ok(DetachReport { outcome: DetachOutcome::BlockedUnsyncedData, pending_row_count: pending, changed_tables: ChangedTables::new() });
+        return Ok(DetachReport {
+            outcome: DetachOutcome::BlockedUnsyncedData,
+            pending_row_count: pending,
+            changed_tables: ChangedTables::new(),
+        });
     }
     let old = att.current_source_id.clone();
     let new = state::new_source_id(&[old.as_str()]);
@@ -83,10 +91,17 @@ fn detach_in(ctx: &Ctx) -> Result<DetachReport> {
         state::clear_outbox(c)?;
         c.execute("DELETE FROM _sync_snapshot_stage", [])?;
         state::ensure_source_row(c, &new)?;
-        c.execute("UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1", params![old, new])?;
+        c.execute(
+            "UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1",
+            params![old, new],
+        )?;
         state::persist_anonymous(c, &new)?;
         state::reset_operation(c)?;
         Ok(tables)
     })?;
-    Ok(DetachReport { outcome: DetachOutcome::Detached, pending_row_count: 0, changed_tables: tables.into_iter().collect() })
+    Ok(DetachReport {
+        outcome: DetachOutcome::Detached,
+        pending_row_count: 0,
+        changed_tables: tables.into_iter().collect(),
+    })
 }

@@ -6,7 +6,9 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::client::Ctx;
-use crate::codec::{local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object};
+use crate::codec::{
+    local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
+};
 use crate::error::{Result, SyncError};
 use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::write_tx;
@@ -41,8 +43,11 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
             return load(conn, ctx).map(Some);
         }
         let att = state::attachment(conn)?;
-        let source = state::source_row(conn, &att.current_source_id)?
-            .ok_or_else(|| SyncError::state("the current source has no _sync_source_state row; call oversqlite_open"))?;
+        let source = state::source_row(conn, &att.current_source_id)?.ok_or_else(|| {
+            SyncError::state(
+                "the current source has no _sync_source_state row; call oversqlite_open",
+            )
+        })?;
         let source_bundle_id = source.next_source_bundle_id;
 
         let mut stmt = conn.prepare(
@@ -97,7 +102,11 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
             let a_del = a.op == Op::Delete;
             let b_del = b.op == Op::Delete;
             a_del.cmp(&b_del).then_with(|| {
-                let order = if a_del { b.table_order.cmp(&a.table_order) } else { a.table_order.cmp(&b.table_order) };
+                let order = if a_del {
+                    b.table_order.cmp(&a.table_order)
+                } else {
+                    a.table_order.cmp(&b.table_order)
+                };
                 order.then(a.dirty_ordinal.cmp(&b.dirty_ordinal))
             })
         });
@@ -106,17 +115,29 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
         let mut push_rows = Vec::with_capacity(candidates.len());
         for (i, c) in candidates.into_iter().enumerate() {
             let table = ctx.table(&c.table).map_err(|_| {
-                SyncError::state(format!("dirty row for {:?} names a table that is not managed any more", c.table))
+                SyncError::state(format!(
+                    "dirty row for {:?} names a table that is not managed any more",
+                    c.table
+                ))
             })?;
             let local_key = local_key_from_key_json(table, &c.key_json)?;
             let mut key = SyncKey::new();
-            key.insert(table.key_json_name.clone(), local_key_to_wire(table, &local_key.json_value)?);
+            key.insert(
+                table.key_json_name.clone(),
+                local_key_to_wire(table, &local_key.json_value)?,
+            );
             let wire_payload = match (&c.payload, c.op) {
-                (Some(p), op) if op != Op::Delete => Some(local_payload_to_wire(table, &parse_object(p, "dirty payload")?)?),
+                (Some(p), op) if op != Op::Delete => Some(local_payload_to_wire(
+                    table,
+                    &parse_object(p, "dirty payload")?,
+                )?),
                 _ => None,
             };
-            let wire_key_json = canonical_json(&serde_json::to_value(&key).expect("key serialises"));
-            let wire_payload_text = wire_payload.as_ref().map(|p| canonical_json(&Value::Object(p.clone())));
+            let wire_key_json =
+                canonical_json(&serde_json::to_value(&key).expect("key serialises"));
+            let wire_payload_text = wire_payload
+                .as_ref()
+                .map(|p| canonical_json(&Value::Object(p.clone())));
             rows.push(OutboxRow {
                 source_bundle_id,
                 row_ordinal: i as i64,
@@ -126,7 +147,11 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
                 wire_key_json,
                 op: c.op.as_str().to_string(),
                 base_row_version: c.base_row_version,
-                local_payload: if c.op == Op::Delete { None } else { c.payload.clone() },
+                local_payload: if c.op == Op::Delete {
+                    None
+                } else {
+                    c.payload.clone()
+                },
                 wire_payload: wire_payload_text,
             });
             push_rows.push(PushRequestRow {
@@ -160,42 +185,80 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
             remote_bundle_seq: 0,
         };
         state::write_outbox(conn, &bundle)?;
-        Ok(Some(Outbox { bundle, rows, push_rows }))
+        Ok(Some(Outbox {
+            bundle,
+            rows,
+            push_rows,
+        }))
     })
 }
 
 fn push_row_of(r: &OutboxRow) -> Result<PushRequestRow> {
-    let key: SyncKey = serde_json::from_str(&r.wire_key_json)
-        .map_err(|e| SyncError::state(format!("outbox row {} has an invalid wire_key_json: {e}", r.row_ordinal)))?;
-    let op = Op::from_wire(&r.op).ok_or_else(|| SyncError::state(format!("outbox row {} has op {:?}", r.row_ordinal, r.op)))?;
+    let key: SyncKey = serde_json::from_str(&r.wire_key_json).map_err(|e| {
+        SyncError::state(format!(
+            "outbox row {} has an invalid wire_key_json: {e}",
+            r.row_ordinal
+        ))
+    })?;
+    let op = Op::from_wire(&r.op).ok_or_else(|| {
+        SyncError::state(format!("outbox row {} has op {:?}", r.row_ordinal, r.op))
+    })?;
     let payload = match (&r.wire_payload, op) {
         (_, Op::Delete) => None,
         (Some(p), _) => Some(parse_object(p, "outbox wire_payload")?),
-        (None, _) => return Err(SyncError::state(format!("outbox row {} ({op}) has no wire_payload", r.row_ordinal))),
+        (None, _) => {
+            return Err(SyncError::state(format!(
+                "outbox row {} ({op}) has no wire_payload",
+                r.row_ordinal
+            )))
+        }
     };
-    Ok(PushRequestRow { schema: r.schema_name.clone(), table: r.table_name.clone(), key, op, base_row_version: r.base_row_version, payload })
+    Ok(PushRequestRow {
+        schema: r.schema_name.clone(),
+        table: r.table_name.clone(),
+        key,
+        op,
+        base_row_version: r.base_row_version,
+        payload,
+    })
 }
 
 /// Reloads a persisted outbox and verifies it is intact (§7.4).
 pub(crate) fn load(conn: &Connection, _ctx: &Ctx) -> Result<Outbox> {
     let bundle = state::outbox(conn)?;
     let rows = state::outbox_rows(conn)?;
-    let corrupt = |why: &str| SyncError::state(format!("the persisted outbox is inconsistent: {why}"));
+    let corrupt =
+        |why: &str| SyncError::state(format!("the persisted outbox is inconsistent: {why}"));
     if rows.is_empty() {
         return Err(corrupt("no outbox rows"));
     }
     if rows.len() as i64 != bundle.row_count {
-        return Err(corrupt(&format!("{} rows stored, row_count {}", rows.len(), bundle.row_count)));
+        return Err(corrupt(&format!(
+            "{} rows stored, row_count {}",
+            rows.len(),
+            bundle.row_count
+        )));
     }
-    if rows.iter().any(|r| r.source_bundle_id != bundle.source_bundle_id) {
+    if rows
+        .iter()
+        .any(|r| r.source_bundle_id != bundle.source_bundle_id)
+    {
         return Err(corrupt("rows carry another source_bundle_id"));
     }
-    if bundle.state == "committed_remote" && (bundle.remote_bundle_seq <= 0 || bundle.remote_bundle_hash.is_empty()) {
+    if bundle.state == "committed_remote"
+        && (bundle.remote_bundle_seq <= 0 || bundle.remote_bundle_hash.is_empty())
+    {
         return Err(corrupt("committed_remote without remote bundle metadata"));
     }
     let push_rows = rows.iter().map(push_row_of).collect::<Result<Vec<_>>>()?;
     if canonical_request_hash(&push_rows) != bundle.canonical_request_hash {
-        return Err(corrupt("canonical_request_hash does not match the stored rows"));
+        return Err(corrupt(
+            "canonical_request_hash does not match the stored rows",
+        ));
     }
-    Ok(Outbox { bundle, rows, push_rows })
+    Ok(Outbox {
+        bundle,
+        rows,
+        push_rows,
+    })
 }

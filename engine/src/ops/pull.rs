@@ -54,7 +54,8 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
         let resp = match ctx.remote.pull(&source, after, max, target)? {
             Reply::Ok(r) => r,
             Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
-                let restore = rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
+                let restore =
+                    rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
                 return Ok(PullReport {
                     outcome: RemoteOutcome::AppliedSnapshot,
                     restore: Some(restore),
@@ -86,10 +87,19 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
             } else {
                 RemoteOutcome::AppliedIncremental
             };
-            return Ok(PullReport { outcome, restore: None, bundles_applied: applied, status: sync_status(ctx.conn)?, changed_tables: changed.clone() });
+            return Ok(PullReport {
+                outcome,
+                restore: None,
+                bundles_applied: applied,
+                status: sync_status(ctx.conn)?,
+                changed_tables: changed.clone(),
+            });
         }
         if !resp.has_more && empty {
-            return Err(SyncError::protocol(format!("pull ended before reaching stable bundle seq {}", resp.stable_bundle_seq)));
+            return Err(SyncError::protocol(format!(
+                "pull ended before reaching stable bundle seq {}",
+                resp.stable_bundle_seq
+            )));
         }
         if !resp.has_more {
             return Err(SyncError::protocol(format!(
@@ -111,7 +121,12 @@ fn apply_bundle(ctx: &Ctx, bundle: &Bundle, changed: &mut ChangedTables) -> Resu
         let values = match (&row.op, &row.payload) {
             (Op::Delete, _) => None,
             (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
-            (op, None) => return Err(SyncError::protocol(format!("bundle row {op} for {} has no payload", row.table))),
+            (op, None) => {
+                return Err(SyncError::protocol(format!(
+                    "bundle row {op} for {} has no payload",
+                    row.table
+                )))
+            }
         };
         decoded.push((table, key, row.row_version, values));
     }
@@ -120,7 +135,8 @@ fn apply_bundle(ctx: &Ctx, bundle: &Bundle, changed: &mut ChangedTables) -> Resu
     apply_tx(ctx.conn, |conn| {
         for (table, key, version, values) in decoded {
             let key_json = rows::key_json(conn, table, &key)?;
-            if let Some(existing) = rows::row_state_version(conn, &schema, &table.name, &key_json)? {
+            if let Some(existing) = rows::row_state_version(conn, &schema, &table.name, &key_json)?
+            {
                 if existing >= version {
                     continue; // already applied (e.g. our own pushed bundle, replayed)
                 }

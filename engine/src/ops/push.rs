@@ -2,7 +2,10 @@
 //! persist `committed_remote` → fetch and verify the committed rows → replay.
 //! Conflicts (§7.5) are resolved and the push re-run a bounded number of times.
 
-use oversqlite_protocol::{codes, bundle_hash, BundleRow, Op, PushChunkRequest, PushConflictDetails, PushSessionCreateRequest, PushSessionCreateResponse};
+use oversqlite_protocol::{
+    bundle_hash, codes, BundleRow, Op, PushChunkRequest, PushConflictDetails,
+    PushSessionCreateRequest, PushSessionCreateResponse,
+};
 
 use crate::api::{HttpFailure, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
@@ -61,10 +64,19 @@ pub(crate) fn check_gates(ctx: &Ctx) -> Result<()> {
         return Err(source_recovery_error(&op.reason));
     }
     if op.kind != "none" {
-        return Err(SyncError::new(ErrorKind::AttachRequired, format!("a {} operation is pending; call oversqlite_attach to finish it", op.kind)));
+        return Err(SyncError::new(
+            ErrorKind::AttachRequired,
+            format!(
+                "a {} operation is pending; call oversqlite_attach to finish it",
+                op.kind
+            ),
+        ));
     }
     if state::attachment(ctx.conn)?.rebuild_required {
-        return Err(SyncError::new(ErrorKind::RebuildRequired, "local state must be rebuilt from a snapshot; call oversqlite_rebuild()"));
+        return Err(SyncError::new(
+            ErrorKind::RebuildRequired,
+            "local state must be rebuilt from a snapshot; call oversqlite_rebuild()",
+        ));
     }
     Ok(())
 }
@@ -86,7 +98,10 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
     loop {
         match push_once(ctx, changed)? {
             Step::NoChange => break,
-            Step::Committed { bundle_seq, row_count: n } => {
+            Step::Committed {
+                bundle_seq,
+                row_count: n,
+            } => {
                 outcome = PushOutcome::Committed;
                 last_seq = Some(bundle_seq);
                 row_count += n;
@@ -106,7 +121,14 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
             ));
         }
     }
-    Ok(PushReport { outcome, bundle_seq: last_seq, row_count, conflicts_resolved: conflicts, status: sync_status(ctx.conn)?, changed_tables: changed.clone() })
+    Ok(PushReport {
+        outcome,
+        bundle_seq: last_seq,
+        row_count,
+        conflicts_resolved: conflicts,
+        status: sync_status(ctx.conn)?,
+        changed_tables: changed.clone(),
+    })
 }
 
 fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
@@ -163,12 +185,18 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
         }
         return Err(SyncError::new(
             ErrorKind::SourceSequenceMismatch,
-            format!("the server already committed source bundle {} with different rows ({why})", meta.source_bundle_id),
+            format!(
+                "the server already committed source bundle {} with different rows ({why})",
+                meta.source_bundle_id
+            ),
         ));
     }
     write_tx(ctx.conn, |c| mark_committed_remote(c, &meta))?;
     replay_committed(ctx, &outbox, &committed, &meta, changed)?;
-    Ok(Step::Committed { bundle_seq: meta.bundle_seq, row_count: committed.len() as i64 })
+    Ok(Step::Committed {
+        bundle_seq: meta.bundle_seq,
+        row_count: committed.len() as i64,
+    })
 }
 
 fn mark_committed_remote(conn: &rusqlite::Connection, meta: &CommittedMeta) -> Result<()> {
@@ -183,14 +211,20 @@ fn mark_committed_remote(conn: &rusqlite::Connection, meta: &CommittedMeta) -> R
 fn push_failure(ctx: &Ctx, failure: HttpFailure, what: &str) -> SyncError {
     let code = failure.code().unwrap_or("").to_string();
     let result = match (failure.status, code.as_str()) {
-        (409, codes::HISTORY_PRUNED) | (409, codes::SOURCE_SEQUENCE_OUT_OF_ORDER) | (409, codes::SOURCE_SEQUENCE_CHANGED) => {
-            enter_source_recovery(ctx.conn, &code, None)
-        }
+        (409, codes::HISTORY_PRUNED)
+        | (409, codes::SOURCE_SEQUENCE_OUT_OF_ORDER)
+        | (409, codes::SOURCE_SEQUENCE_CHANGED) => enter_source_recovery(ctx.conn, &code, None),
         (409, codes::SOURCE_RETIRED) => {
-            let preferred = failure.body.as_ref().and_then(|b| b.replaced_by_source_id.clone()).filter(|s| !s.trim().is_empty());
+            let preferred = failure
+                .body
+                .as_ref()
+                .and_then(|b| b.replaced_by_source_id.clone())
+                .filter(|s| !s.trim().is_empty());
             enter_source_recovery(ctx.conn, &code, preferred.as_deref())
         }
-        (409, codes::INITIALIZATION_STALE) | (410, codes::INITIALIZATION_EXPIRED) => lose_lease(ctx, &code),
+        (409, codes::INITIALIZATION_STALE) | (410, codes::INITIALIZATION_EXPIRED) => {
+            lose_lease(ctx, &code)
+        }
         _ => Ok(failure.into_error(what)),
     };
     result.unwrap_or_else(|e| e)
@@ -230,7 +264,10 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
             // was lost, so the scope is now initialised and refuses the lease id. The
             // same tuple without the id is then answered `already_committed` (or
             // staged anew); the replay clears the local lease either way.
-            let retry = PushSessionCreateRequest { initialization_id: None, ..request.clone() };
+            let retry = PushSessionCreateRequest {
+                initialization_id: None,
+                ..request.clone()
+            };
             match ctx.remote.create_push(&source, &retry)? {
                 Reply::Ok(r) => r,
                 Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
@@ -239,17 +276,38 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
         Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
     };
     let push_id = match created {
-        PushSessionCreateResponse::AlreadyCommitted { bundle_seq, source_id, source_bundle_id, row_count, bundle_hash } => {
-            if bundle_seq <= 0 || source_id != source || source_bundle_id != request.source_bundle_id || bundle_hash.is_empty() {
+        PushSessionCreateResponse::AlreadyCommitted {
+            bundle_seq,
+            source_id,
+            source_bundle_id,
+            row_count,
+            bundle_hash,
+        } => {
+            if bundle_seq <= 0
+                || source_id != source
+                || source_bundle_id != request.source_bundle_id
+                || bundle_hash.is_empty()
+            {
                 return Err(SyncError::protocol(format!(
                     "already_committed response (bundle_seq {bundle_seq}, source bundle {source_bundle_id}) does not match the request"
                 )));
             }
-            let meta = CommittedMeta { bundle_seq, source_id, source_bundle_id, row_count, bundle_hash };
+            let meta = CommittedMeta {
+                bundle_seq,
+                source_id,
+                source_bundle_id,
+                row_count,
+                bundle_hash,
+            };
             return Ok(Upload::Committed { meta, strict: true });
         }
-        PushSessionCreateResponse::Staging { push_id, planned_row_count, next_expected_row_ordinal } => {
-            if push_id.is_empty() || planned_row_count != planned || next_expected_row_ordinal != 0 {
+        PushSessionCreateResponse::Staging {
+            push_id,
+            planned_row_count,
+            next_expected_row_ordinal,
+        } => {
+            if push_id.is_empty() || planned_row_count != planned || next_expected_row_ordinal != 0
+            {
                 return Err(SyncError::protocol(format!(
                     "staging response (planned {planned_row_count}, next ordinal {next_expected_row_ordinal}) does not match the request for {planned} rows"
                 )));
@@ -260,7 +318,8 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
     let result = stage_and_commit(ctx, &source, &push_id, outbox);
     if !matches!(result, Ok(Upload::Committed { .. })) {
         // The session is useless now; the next push starts a new one.
-        ctx.remote.best_effort(ctx.remote.requests.push_session_delete(&source, &push_id));
+        ctx.remote
+            .best_effort(ctx.remote.requests.push_session_delete(&source, &push_id));
     }
     result
 }
@@ -268,7 +327,9 @@ fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
 fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -> bool {
     request.initialization_id.is_some()
         && f.status == 400
-        && f.body.as_ref().is_some_and(|b| b.error == codes::PUSH_SESSION_INVALID && b.message.contains("initialization"))
+        && f.body.as_ref().is_some_and(|b| {
+            b.error == codes::PUSH_SESSION_INVALID && b.message.contains("initialization")
+        })
 }
 
 fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> Result<Upload> {
@@ -276,7 +337,10 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
     let mut start = 0usize;
     while start < outbox.push_rows.len() {
         let end = (start + chunk).min(outbox.push_rows.len());
-        let body = PushChunkRequest { start_row_ordinal: start as i64, rows: outbox.push_rows[start..end].to_vec() };
+        let body = PushChunkRequest {
+            start_row_ordinal: start as i64,
+            rows: outbox.push_rows[start..end].to_vec(),
+        };
         match ctx.remote.push_chunk(source, push_id, &body)? {
             Reply::Ok(r) => {
                 if r.push_id != push_id || r.next_expected_row_ordinal != end as i64 {
@@ -292,7 +356,11 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
     }
     match ctx.remote.commit_push(source, push_id)? {
         Reply::Ok(c) => {
-            if c.source_id != source || c.source_bundle_id != outbox.bundle.source_bundle_id || c.bundle_seq <= 0 || c.bundle_hash.is_empty() {
+            if c.source_id != source
+                || c.source_bundle_id != outbox.bundle.source_bundle_id
+                || c.bundle_seq <= 0
+                || c.bundle_hash.is_empty()
+            {
                 return Err(SyncError::protocol(format!(
                     "commit response (bundle_seq {}, source bundle {}) does not match the pushed bundle {}",
                     c.bundle_seq, c.source_bundle_id, outbox.bundle.source_bundle_id
@@ -308,13 +376,15 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
             // Persist at once: if anything later fails, the next push resumes at the
             // fetch instead of re-uploading (§13 item 3).
             write_tx(ctx.conn, |conn| mark_committed_remote(conn, &meta))?;
-            Ok(Upload::Committed { meta, strict: false })
+            Ok(Upload::Committed {
+                meta,
+                strict: false,
+            })
         }
         Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::PUSH_CONFLICT) => {
-            let details = f
-                .body
-                .and_then(|b| b.conflict)
-                .ok_or_else(|| SyncError::protocol("push_conflict response without conflict details"))?;
+            let details = f.body.and_then(|b| b.conflict).ok_or_else(|| {
+                SyncError::protocol("push_conflict response without conflict details")
+            })?;
             crate::validate::validate_conflict(&details)?;
             Ok(Upload::Conflict(details))
         }
@@ -340,9 +410,16 @@ fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<B
     loop {
         let mut attempt = 0usize;
         let page = loop {
-            match ctx.remote.committed_rows(&meta.source_id, meta.bundle_seq, after, ctx.settings.committed_rows_page)? {
+            match ctx.remote.committed_rows(
+                &meta.source_id,
+                meta.bundle_seq,
+                after,
+                ctx.settings.committed_rows_page,
+            )? {
                 Reply::Ok(p) => break p,
-                Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => return Err(Fetch::Pruned),
+                Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
+                    return Err(Fetch::Pruned)
+                }
                 Reply::Failed(f)
                     if f.status == 404
                         && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
@@ -352,7 +429,9 @@ fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<B
                     std::thread::sleep(ctx.settings.committed_not_found_backoff[attempt]);
                     attempt += 1;
                 }
-                Reply::Failed(f) => return Err(Fetch::Failed(f.into_error("committed bundle fetch"))),
+                Reply::Failed(f) => {
+                    return Err(Fetch::Failed(f.into_error("committed bundle fetch")))
+                }
             }
         };
         validate_committed_page(&page, meta, after)?;
@@ -383,23 +462,47 @@ fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<B
 }
 
 /// Position-by-position comparison of committed rows with the outbox (§7.4).
-fn compare(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRow], strict: bool) -> std::result::Result<(), String> {
+fn compare(
+    ctx: &Ctx,
+    outbox: &Outbox,
+    committed: &[BundleRow],
+    strict: bool,
+) -> std::result::Result<(), String> {
     if committed.len() != outbox.rows.len() {
-        return Err(format!("{} committed rows for {} uploaded rows", committed.len(), outbox.rows.len()));
+        return Err(format!(
+            "{} committed rows for {} uploaded rows",
+            committed.len(),
+            outbox.rows.len()
+        ));
     }
-    for (i, (c, (o, p))) in committed.iter().zip(outbox.rows.iter().zip(&outbox.push_rows)).enumerate() {
+    for (i, (c, (o, p))) in committed
+        .iter()
+        .zip(outbox.rows.iter().zip(&outbox.push_rows))
+        .enumerate()
+    {
         if c.schema != p.schema || c.table != p.table || c.key != p.key || c.op != p.op {
-            return Err(format!("row {i} is {}:{}:{:?} on the server but {}:{}:{:?} locally", c.table, c.op, c.key, p.table, p.op, p.key));
+            return Err(format!(
+                "row {i} is {}:{}:{:?} on the server but {}:{}:{:?} locally",
+                c.table, c.op, c.key, p.table, p.op, p.key
+            ));
         }
         if strict && c.op != Op::Delete {
             let table = ctx.table(&c.table).map_err(|e| e.message)?;
-            let local = o.local_payload.as_deref().map(|t| parse_object(t, "outbox local_payload"));
+            let local = o
+                .local_payload
+                .as_deref()
+                .map(|t| parse_object(t, "outbox local_payload"));
             let equivalent = match (local, &c.payload) {
-                (Some(Ok(l)), Some(w)) => payloads_equivalent(table, &l, PayloadForm::Local, w, PayloadForm::Wire, true),
+                (Some(Ok(l)), Some(w)) => {
+                    payloads_equivalent(table, &l, PayloadForm::Local, w, PayloadForm::Wire, true)
+                }
                 _ => false,
             };
             if !equivalent {
-                return Err(format!("row {i} ({}:{:?}) has a different payload on the server", c.table, c.key));
+                return Err(format!(
+                    "row {i} ({}:{:?}) has a different payload on the server",
+                    c.table, c.key
+                ));
             }
         }
     }

@@ -26,7 +26,11 @@ pub(crate) fn require_fresh_replacement(conn: &Connection, replacement: &str) ->
 /// Persists `source_recovery(reason, replacement)` and returns the error the caller
 /// must raise. An existing reservation is kept; a server naming a different one is
 /// refused (`source_replacement_diverged`).
-pub(crate) fn enter_source_recovery(conn: &Connection, reason: &str, preferred: Option<&str>) -> Result<SyncError> {
+pub(crate) fn enter_source_recovery(
+    conn: &Connection,
+    reason: &str,
+    preferred: Option<&str>,
+) -> Result<SyncError> {
     write_tx(conn, |c| {
         let att = state::attachment(c)?;
         let op = state::operation(c)?;

@@ -5,7 +5,9 @@ use oversqlite_protocol::{BundleRow, Op};
 use rusqlite::Connection;
 
 use crate::client::Ctx;
-use crate::codec::{local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, PayloadForm};
+use crate::codec::{
+    local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, PayloadForm,
+};
 use crate::error::{Result, SyncError};
 use crate::ops::freeze::Outbox;
 use crate::report::ChangedTables;
@@ -22,8 +24,18 @@ enum Plan {
 
 fn equivalent_local(ctx: &Ctx, table: &str, a: &str, b: &str) -> Result<bool> {
     let t = ctx.table(table)?;
-    let (a, b) = (parse_object(a, "local payload")?, parse_object(b, "local payload")?);
-    Ok(payloads_equivalent(t, &a, PayloadForm::Local, &b, PayloadForm::Local, false))
+    let (a, b) = (
+        parse_object(a, "local payload")?,
+        parse_object(b, "local payload")?,
+    );
+    Ok(payloads_equivalent(
+        t,
+        &a,
+        PayloadForm::Local,
+        &b,
+        PayloadForm::Local,
+        false,
+    ))
 }
 
 fn plan_row(ctx: &Ctx, conn: &Connection, row: &state::OutboxRow) -> Result<Plan> {
@@ -42,7 +54,8 @@ fn plan_row(ctx: &Ctx, conn: &Connection, row: &state::OutboxRow) -> Result<Plan
     };
     let uploaded = row.local_payload.as_deref().unwrap_or("{}");
     if let Some(d) = dirty {
-        let same = d.op == row.op && matches!(&d.payload, Some(p) if equivalent_local(ctx, &row.table_name, p, uploaded)?);
+        let same = d.op == row.op
+            && matches!(&d.payload, Some(p) if equivalent_local(ctx, &row.table_name, p, uploaded)?);
         if !same {
             return Ok(Plan::Preserve(Op::Update, Some(live)));
         }
@@ -54,11 +67,21 @@ fn plan_row(ctx: &Ctx, conn: &Connection, row: &state::OutboxRow) -> Result<Plan
 }
 
 /// Replays `committed` (already verified against the outbox, same order).
-pub(crate) fn replay_committed(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRow], meta: &CommittedMeta, changed: &mut ChangedTables) -> Result<()> {
+pub(crate) fn replay_committed(
+    ctx: &Ctx,
+    outbox: &Outbox,
+    committed: &[BundleRow],
+    meta: &CommittedMeta,
+    changed: &mut ChangedTables,
+) -> Result<()> {
     let schema = ctx.config.schema.clone();
     let mut touched = ChangedTables::new();
     apply_tx(ctx.conn, |conn| {
-        let plans = outbox.rows.iter().map(|r| plan_row(ctx, conn, r)).collect::<Result<Vec<_>>>()?;
+        let plans = outbox
+            .rows
+            .iter()
+            .map(|r| plan_row(ctx, conn, r))
+            .collect::<Result<Vec<_>>>()?;
         for ((row, plan), uploaded) in committed.iter().zip(&plans).zip(&outbox.rows) {
             let table = ctx.table(&row.table)?;
             let key = local_key_from_key_json(table, &uploaded.key_json)?;
@@ -68,13 +91,41 @@ pub(crate) fn replay_committed(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRo
                     let values = match (&row.op, &row.payload) {
                         (Op::Delete, _) => None,
                         (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
-                        (op, None) => return Err(SyncError::protocol(format!("committed {op} row for {} has no payload", row.table))),
+                        (op, None) => {
+                            return Err(SyncError::protocol(format!(
+                                "committed {op} row for {} has no payload",
+                                row.table
+                            )))
+                        }
                     };
-                    rows::apply_authoritative(conn, &schema, table, &key, key_json, row.row_version, values)?;
+                    rows::apply_authoritative(
+                        conn,
+                        &schema,
+                        table,
+                        &key,
+                        key_json,
+                        row.row_version,
+                        values,
+                    )?;
                 }
                 Plan::Preserve(op, payload) => {
-                    rows::upsert_row_state(conn, &schema, &row.table, key_json, row.row_version, row.op == Op::Delete)?;
-                    rows::upsert_dirty(conn, &schema, &row.table, key_json, op.as_str(), row.row_version, payload.as_deref())?;
+                    rows::upsert_row_state(
+                        conn,
+                        &schema,
+                        &row.table,
+                        key_json,
+                        row.row_version,
+                        row.op == Op::Delete,
+                    )?;
+                    rows::upsert_dirty(
+                        conn,
+                        &schema,
+                        &row.table,
+                        key_json,
+                        op.as_str(),
+                        row.row_version,
+                        payload.as_deref(),
+                    )?;
                 }
             }
             touched.insert(row.table.clone());
@@ -93,13 +144,21 @@ pub(crate) fn replay_committed(ctx: &Ctx, outbox: &Outbox, committed: &[BundleRo
         conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
         state::clear_outbox(conn)?;
         for (uploaded, plan) in outbox.rows.iter().zip(&plans) {
-            let dirty = rows::dirty_row(conn, &uploaded.schema_name, &uploaded.table_name, &uploaded.key_json)?;
+            let dirty = rows::dirty_row(
+                conn,
+                &uploaded.schema_name,
+                &uploaded.table_name,
+                &uploaded.key_json,
+            )?;
             let consistent = match plan {
                 Plan::Accept => dirty.is_none(),
                 Plan::Preserve(..) => dirty.is_some(),
             };
             if !consistent {
-                return Err(SyncError::state(format!("committed replay left inconsistent dirty state for {}", uploaded.key_json)));
+                return Err(SyncError::state(format!(
+                    "committed replay left inconsistent dirty state for {}",
+                    uploaded.key_json
+                )));
             }
         }
         Ok(())

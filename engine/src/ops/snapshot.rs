@@ -3,12 +3,17 @@
 //! Modes: keep-source (`ClearAll`, `PreserveCommittedRemote`) and rotated
 //! (`PreserveSourceRecovery`, §7.7.3).
 
-use oversqlite_protocol::{codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement};
+use oversqlite_protocol::{
+    codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
+};
 use rusqlite::{params, Connection};
 
 use crate::api::Reply;
 use crate::client::{sync_status, Ctx, SyncClient};
-use crate::codec::{local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local, wire_payload_to_row};
+use crate::codec::{
+    local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
+    wire_payload_to_row,
+};
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::pull::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
@@ -44,7 +49,8 @@ impl SyncClient {
         let outbox = state::outbox(conn)?;
         let mut changed = ChangedTables::new();
         let restore = if op.kind == "source_recovery" {
-            if op.replacement_source_id.trim().is_empty() || !codes::is_recovery_reason(&op.reason) {
+            if op.replacement_source_id.trim().is_empty() || !codes::is_recovery_reason(&op.reason)
+            {
                 return Err(SyncError::new(
                     ErrorKind::InvalidSourceRecoveryReason,
                     format!(
@@ -53,12 +59,33 @@ impl SyncClient {
                     ),
                 ));
             }
-            let rotation = Rotation { new_source_id: op.replacement_source_id.clone(), reason: op.reason.clone() };
-            rebuild_from_snapshot(&ctx, &att.attached_user_id, Some(rotation), OutboxMode::PreserveSourceRecovery, &mut changed)?
+            let rotation = Rotation {
+                new_source_id: op.replacement_source_id.clone(),
+                reason: op.reason.clone(),
+            };
+            rebuild_from_snapshot(
+                &ctx,
+                &att.attached_user_id,
+                Some(rotation),
+                OutboxMode::PreserveSourceRecovery,
+                &mut changed,
+            )?
         } else if outbox.state == "committed_remote" {
-            rebuild_from_snapshot(&ctx, &att.attached_user_id, None, OutboxMode::PreserveCommittedRemote, &mut changed)?
+            rebuild_from_snapshot(
+                &ctx,
+                &att.attached_user_id,
+                None,
+                OutboxMode::PreserveCommittedRemote,
+                &mut changed,
+            )?
         } else {
-            rebuild_from_snapshot(&ctx, &att.attached_user_id, None, OutboxMode::ClearAll, &mut changed)?
+            rebuild_from_snapshot(
+                &ctx,
+                &att.attached_user_id,
+                None,
+                OutboxMode::ClearAll,
+                &mut changed,
+            )?
         };
         Ok(PullReport {
             outcome: RemoteOutcome::AppliedSnapshot,
@@ -84,12 +111,17 @@ pub(crate) fn rebuild_from_snapshot(
         OutboxMode::PreserveCommittedRemote => {
             let dirty = state::dirty_count(ctx.conn)?;
             if dirty > 0 {
-                return Err(SyncError::new(ErrorKind::PendingLocalChanges, format!("cannot rebuild while {dirty} local dirty rows exist; push them first")));
+                return Err(SyncError::new(
+                    ErrorKind::PendingLocalChanges,
+                    format!("cannot rebuild while {dirty} local dirty rows exist; push them first"),
+                ));
             }
         }
         OutboxMode::PreserveSourceRecovery => {
             if state::outbox_row_count(ctx.conn)? > 0 && state::outbox(ctx.conn)?.state == "none" {
-                return Err(SyncError::state("outbox rows exist without a frozen outbox bundle"));
+                return Err(SyncError::state(
+                    "outbox rows exist without a frozen outbox bundle",
+                ));
             }
         }
     }
@@ -121,7 +153,11 @@ pub(crate) fn stage_snapshot(
         Reply::Ok(s) => s,
         Reply::Failed(f) => {
             let code = f.code().unwrap_or("").to_string();
-            let replaced_by = f.body.as_ref().and_then(|b| b.replaced_by_source_id.clone()).unwrap_or_default();
+            let replaced_by = f
+                .body
+                .as_ref()
+                .and_then(|b| b.replaced_by_source_id.clone())
+                .unwrap_or_default();
             return Err(match (rotation, f.status, code.as_str()) {
                 (Some(r), 409, codes::SOURCE_RETIRED) if replaced_by != r.new_source_id => SyncError::new(
                     ErrorKind::SourceReplacementDiverged,
@@ -144,7 +180,11 @@ pub(crate) fn stage_snapshot(
         write_tx(ctx.conn, |c| on_session(c, &session))?;
         stage_chunks(ctx, source, &session)
     })();
-    ctx.remote.best_effort(ctx.remote.requests.snapshot_session_delete(source, &session.snapshot_id));
+    ctx.remote.best_effort(
+        ctx.remote
+            .requests
+            .snapshot_session_delete(source, &session.snapshot_id),
+    );
     result.map(|_| session)
 }
 
@@ -153,9 +193,19 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
     loop {
         let chunk = ctx
             .remote
-            .snapshot_chunk(source, &session.snapshot_id, after, ctx.settings.snapshot_chunk_rows.max(1))?
+            .snapshot_chunk(
+                source,
+                &session.snapshot_id,
+                after,
+                ctx.settings.snapshot_chunk_rows.max(1),
+            )?
             .ok_or_error("snapshot chunk fetch")?;
-        validate_snapshot_chunk(&chunk, &session.snapshot_id, session.snapshot_bundle_seq, after)?;
+        validate_snapshot_chunk(
+            &chunk,
+            &session.snapshot_id,
+            session.snapshot_bundle_seq,
+            after,
+        )?;
         let mut staged = Vec::with_capacity(chunk.rows.len());
         for row in &chunk.rows {
             ctx.check_schema(&row.schema)?;
@@ -183,13 +233,18 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
 }
 
 pub(crate) fn staged_count(conn: &Connection, snapshot_id: &str) -> Result<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = ?1", [snapshot_id], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = ?1",
+        [snapshot_id],
+        |r| r.get(0),
+    )?)
 }
 
 /// Managed tables that exist: the configuration plus the runtime registry.
 pub(crate) fn managed_table_names(ctx: &Ctx, conn: &Connection) -> Result<Vec<String>> {
     let mut names: Vec<String> = ctx.config.tables.iter().map(|t| t.name.clone()).collect();
-    let mut stmt = conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
+    let mut stmt =
+        conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
     for n in stmt.query_map([], |r| r.get::<_, String>(0))? {
         let n = n?;
         if !names.contains(&n) {
@@ -224,10 +279,16 @@ pub(crate) fn final_apply(
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
         // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
-        let carried: Vec<(String, String, Option<String>)> = if mode == OutboxMode::PreserveSourceRecovery {
-            let mut v: Vec<(String, String, Option<String>)> =
-                state::outbox_rows(conn)?.into_iter().map(|r| (r.table_name, r.key_json, r.local_payload)).collect();
-            let mut stmt = conn.prepare("SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal")?;
+        let carried: Vec<(String, String, Option<String>)> = if mode
+            == OutboxMode::PreserveSourceRecovery
+        {
+            let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
+                .into_iter()
+                .map(|r| (r.table_name, r.key_json, r.local_payload))
+                .collect();
+            let mut stmt = conn.prepare(
+                "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
+            )?;
             for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
                 v.push(row?);
             }
@@ -239,7 +300,10 @@ pub(crate) fn final_apply(
         let tables = managed_table_names(ctx, conn)?;
         for t in &tables {
             conn.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
-            conn.execute("DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2", params![schema, t])?;
+            conn.execute(
+                "DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2",
+                params![schema, t],
+            )?;
         }
         if mode != OutboxMode::PreserveSourceRecovery {
             conn.execute("DELETE FROM _sync_dirty_rows", [])?;
@@ -252,13 +316,21 @@ pub(crate) fn final_apply(
             "SELECT table_name, key_json, row_version, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
         )?;
         let staged = stmt
-            .query_map([&snapshot_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))?
+            .query_map([&snapshot_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
         let mut count = 0i64;
         for (table_name, key_json, version, payload) in &staged {
             let table = ctx.table(table_name)?;
-            let values = wire_payload_to_row(table, &parse_object(payload, "staged snapshot payload")?)?;
+            let values =
+                wire_payload_to_row(table, &parse_object(payload, "staged snapshot payload")?)?;
             rows::upsert_row(conn, table, values)?;
             rows::upsert_row_state(conn, &schema, &table.name, key_json, *version, false)?;
             count += 1;
@@ -284,7 +356,11 @@ pub(crate) fn final_apply(
             OutboxMode::ClearAll => {}
             OutboxMode::PreserveCommittedRemote => {
                 if outbox.state == "committed_remote" {
-                    state::set_next_source_bundle_id_at_least(conn, &outbox.source_id, outbox.source_bundle_id + 1)?;
+                    state::set_next_source_bundle_id_at_least(
+                        conn,
+                        &outbox.source_id,
+                        outbox.source_bundle_id + 1,
+                    )?;
                 }
                 state::clear_outbox(conn)?;
             }
@@ -304,17 +380,27 @@ pub(crate) fn final_apply(
             params![current, user, schema, session.snapshot_bundle_seq],
         )?;
         state::reset_operation(conn)?;
-        conn.execute("DELETE FROM _sync_snapshot_stage WHERE snapshot_id = ?1", [&snapshot_id])?;
+        conn.execute(
+            "DELETE FROM _sync_snapshot_stage WHERE snapshot_id = ?1",
+            [&snapshot_id],
+        )?;
         Ok(tables)
     })?;
     changed.extend(tables);
-    Ok(Restore { bundle_seq: session.snapshot_bundle_seq, row_count: session.row_count })
+    Ok(Restore {
+        bundle_seq: session.snapshot_bundle_seq,
+        row_count: session.row_count,
+    })
 }
 
 /// Makes carried local intent visible again on top of the snapshot, so a rotated
 /// rebuild does not hide rows the user still intends to upload (Go reference
 /// behaviour; KMP drops them from the app tables until the replay requeues them).
-fn reapply_local_intent(ctx: &Ctx, conn: &Connection, carried: &[(String, String, Option<String>)]) -> Result<()> {
+fn reapply_local_intent(
+    ctx: &Ctx,
+    conn: &Connection,
+    carried: &[(String, String, Option<String>)],
+) -> Result<()> {
     for (table_name, key_json, payload) in carried {
         let table = ctx.table(table_name)?;
         let key = local_key_from_key_json(table, key_json)?;

@@ -44,21 +44,36 @@ impl SyncClient {
     pub fn bundle_change_watch_supported(&mut self, conn: &Connection) -> Result<bool> {
         let ctx = self.begin(conn)?;
         let source = state::attachment(conn)?.current_source_id;
-        let caps = ctx.remote.capabilities(&source)?.ok_or_error("capabilities request")?;
+        let caps = ctx
+            .remote
+            .capabilities(&source)?
+            .ok_or_error("capabilities request")?;
         Ok(caps.feature(FEATURE_BUNDLE_CHANGE_WATCH))
     }
 
     pub fn watch_once(&mut self, conn: &Connection) -> Result<WatchReport> {
         if !conn.is_autocommit() {
-            return Err(SyncError::new(ErrorKind::InTransaction, "cannot watch inside an open transaction"));
+            return Err(SyncError::new(
+                ErrorKind::InTransaction,
+                "cannot watch inside an open transaction",
+            ));
         }
         let (source, after, url) = {
             let ctx = self.begin(conn)?;
             let att = self.require_connected(&ctx)?;
-            (att.current_source_id, att.last_bundle_seq_seen, ctx.config.server_url.clone())
+            (
+                att.current_source_id,
+                att.last_bundle_seq_seen,
+                ctx.config.server_url.clone(),
+            )
         };
         let opened = {
-            let remote = Remote { requests: Requests::new(&url), transport: self.transport_ref(), tokens: self.tokens_ref(), retry: &self.settings.retry };
+            let remote = Remote {
+                requests: Requests::new(&url),
+                transport: self.transport_ref(),
+                tokens: self.tokens_ref(),
+                retry: &self.settings.retry,
+            };
             remote.open_stream(remote.requests.watch(&source, after), "watch request")
         };
         let mut report = WatchReport {
@@ -74,11 +89,22 @@ impl SyncClient {
             Ok(s) if s.status == 200 => s,
             Ok(mut s) => {
                 let mut body = Vec::new();
-                let _ = std::io::Read::read_to_end(&mut std::io::Read::take(s.body.as_mut(), 64 * 1024), &mut body);
-                let failure = HttpFailure { status: s.status, body: serde_json::from_slice(&body).ok() };
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(s.body.as_mut(), 64 * 1024),
+                    &mut body,
+                );
+                let failure = HttpFailure {
+                    status: s.status,
+                    body: serde_json::from_slice(&body).ok(),
+                };
                 drop(s); // close before the fallback pull
                 report.outcome = WatchOutcome::SetupFailed;
-                report.error_code = Some(failure.code().map(str::to_string).unwrap_or_else(|| format!("http_{}", failure.status)));
+                report.error_code = Some(
+                    failure
+                        .code()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("http_{}", failure.status)),
+                );
                 self.counted_pull(conn, &mut report);
                 return Ok(report);
             }

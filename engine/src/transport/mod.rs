@@ -32,8 +32,14 @@ impl HttpRequest {
     pub fn path(&self) -> &str {
         let after_scheme = self.url.find("://").map(|i| i + 3).unwrap_or(0);
         let rest = &self.url[after_scheme..];
-        let path_start = rest.find('/').map(|i| after_scheme + i).unwrap_or(self.url.len());
-        let end = self.url[path_start..].find('?').map(|i| path_start + i).unwrap_or(self.url.len());
+        let path_start = rest
+            .find('/')
+            .map(|i| after_scheme + i)
+            .unwrap_or(self.url.len());
+        let end = self.url[path_start..]
+            .find('?')
+            .map(|i| path_start + i)
+            .unwrap_or(self.url.len());
         &self.url[path_start..end]
     }
 
@@ -54,11 +60,16 @@ impl HttpRequest {
 
     /// The query parameter `name`, if present.
     pub fn query(&self, name: &str) -> Option<String> {
-        self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     pub fn body_json(&self) -> Option<serde_json::Value> {
-        self.body.as_ref().and_then(|b| serde_json::from_slice(b).ok())
+        self.body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok())
     }
 }
 
@@ -102,7 +113,10 @@ pub trait Transport: Send + Sync {
 }
 
 fn header_lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Percent-encodes everything outside RFC 3986 "unreserved" so ids are safe as a

@@ -32,7 +32,10 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     pub fn no_retry() -> Self {
-        RetryPolicy { max_attempts: 1, ..Default::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        }
     }
 
     /// Delay before attempt `attempt + 1` (attempt counts from 1).
@@ -41,7 +44,10 @@ impl RetryPolicy {
             return ra.min(self.max_retry_after);
         }
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let base = self.initial_backoff.saturating_mul(factor).min(self.max_backoff);
+        let base = self
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
         let jitter = base.mul_f64(self.jitter_fraction * random_unit());
         base + jitter
     }
@@ -58,7 +64,9 @@ fn is_retryable_status(status: u16) -> bool {
 }
 
 fn retry_after(resp: &HttpResponse) -> Option<Duration> {
-    resp.header("Retry-After").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    resp.header("Retry-After")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// Sends `request` and retries transient outcomes. Returns the last response (which
@@ -73,7 +81,9 @@ pub fn send_with_retry(
     loop {
         let outcome = transport.send(request);
         let delay = match &outcome {
-            Ok(resp) if is_retryable_status(resp.status) => policy.backoff(attempt, retry_after(resp)),
+            Ok(resp) if is_retryable_status(resp.status) => {
+                policy.backoff(attempt, retry_after(resp))
+            }
             Ok(_) => return outcome,
             Err(_) => policy.backoff(attempt, None),
         };

@@ -22,7 +22,10 @@ impl ScriptedResponse {
     }
 
     pub fn error(status: u16, code: &str, message: &str) -> Self {
-        ScriptedResponse::Json(status, serde_json::json!({"error": code, "message": message}))
+        ScriptedResponse::Json(
+            status,
+            serde_json::json!({"error": code, "message": message}),
+        )
     }
 }
 
@@ -83,11 +86,17 @@ impl ScriptedTransport {
 
     /// Every request sent so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn answer(&self, request: &HttpRequest) -> ScriptedResponse {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).push(request.clone());
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.clone());
         let mut handler = self.handler.lock().unwrap_or_else(|p| p.into_inner());
         (handler)(request)
     }
@@ -101,14 +110,25 @@ impl Transport for ScriptedTransport {
                 headers: vec![("Content-Type".into(), "application/json".into())],
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             }),
-            ScriptedResponse::Raw(status, headers, body) => Ok(HttpResponse { status, headers, body }),
+            ScriptedResponse::Raw(status, headers, body) => Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            }),
             ScriptedResponse::Fail(message) => Err(TransportError { message }),
         }
     }
 
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {
         let resp = self.send(request)?;
-        let body = CountedStream { inner: Cursor::new(resp.body), closed: self.closed_streams.clone() };
-        Ok(StreamResponse { status: resp.status, headers: resp.headers, body: Box::new(body) })
+        let body = CountedStream {
+            inner: Cursor::new(resp.body),
+            closed: self.closed_streams.clone(),
+        };
+        Ok(StreamResponse {
+            status: resp.status,
+            headers: resp.headers,
+            body: Box::new(body),
+        })
     }
 }

@@ -50,11 +50,17 @@ impl UreqTransport {
             .timeout_per_read(Some(Duration::from_secs(90)))
             .build()
             .new_agent();
-        UreqTransport { agent, stream_agent, config }
+        UreqTransport {
+            agent,
+            stream_agent,
+            config,
+        }
     }
 
     fn build(request: &HttpRequest) -> Result<ureq::http::Request<Vec<u8>>, TransportError> {
-        let mut builder = ureq::http::Request::builder().method(request.method).uri(&request.url);
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method)
+            .uri(&request.url);
         for (k, v) in &request.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
@@ -63,7 +69,9 @@ impl UreqTransport {
         }
         builder
             .body(request.body.clone().unwrap_or_default())
-            .map_err(|e| TransportError { message: format!("invalid request for {}: {e}", request.url) })
+            .map_err(|e| TransportError {
+                message: format!("invalid request for {}: {e}", request.url),
+            })
     }
 }
 
@@ -76,18 +84,28 @@ impl Default for UreqTransport {
 fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
     resp.headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect()
 }
 
 fn transport_error(url: &str, e: ureq::Error) -> TransportError {
-    TransportError { message: format!("request to {url} failed: {e}") }
+    TransportError {
+        message: format!("request to {url} failed: {e}"),
+    }
 }
 
 impl Transport for UreqTransport {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let req = Self::build(request)?;
-        let resp = self.agent.run(req).map_err(|e| transport_error(&request.url, e))?;
+        let resp = self
+            .agent
+            .run(req)
+            .map_err(|e| transport_error(&request.url, e))?;
         let status = resp.status().as_u16();
         let headers = headers_of(&resp);
         let body = resp
@@ -96,15 +114,26 @@ impl Transport for UreqTransport {
             .limit(self.config.max_body_bytes)
             .read_to_vec()
             .map_err(|e| transport_error(&request.url, e))?;
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {
         let req = Self::build(request)?;
-        let resp = self.stream_agent.run(req).map_err(|e| transport_error(&request.url, e))?;
+        let resp = self
+            .stream_agent
+            .run(req)
+            .map_err(|e| transport_error(&request.url, e))?;
         let status = resp.status().as_u16();
         let headers = headers_of(&resp);
         let reader = resp.into_body().into_reader();
-        Ok(StreamResponse { status, headers, body: Box::new(BufReader::new(reader)) })
+        Ok(StreamResponse {
+            status,
+            headers,
+            body: Box::new(BufReader::new(reader)),
+        })
     }
 }

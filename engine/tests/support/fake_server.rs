@@ -69,20 +69,36 @@ impl FakeState {
     }
 
     /// Commits rows as a bundle with the next seq (server-originated or pushed).
-    pub fn commit_rows(&mut self, source_id: &str, source_bundle_id: i64, rows: Vec<BundleRow>) -> Committed {
+    pub fn commit_rows(
+        &mut self,
+        source_id: &str,
+        source_bundle_id: i64,
+        rows: Vec<BundleRow>,
+    ) -> Committed {
         let seq = self.next_bundle_seq;
         self.next_bundle_seq += 1;
-        let rows: Vec<BundleRow> = rows.into_iter().map(|mut r| {
-            r.row_version = seq;
-            r
-        }).collect();
-        let c = Committed { seq, source_id: source_id.into(), source_bundle_id, hash: bundle_hash(&rows), rows };
+        let rows: Vec<BundleRow> = rows
+            .into_iter()
+            .map(|mut r| {
+                r.row_version = seq;
+                r
+            })
+            .collect();
+        let c = Committed {
+            seq,
+            source_id: source_id.into(),
+            source_bundle_id,
+            hash: bundle_hash(&rows),
+            rows,
+        };
         self.committed.push(c.clone());
         c
     }
 
     pub fn find_tuple(&self, source_id: &str, sbid: i64) -> Option<&Committed> {
-        self.committed.iter().find(|c| c.source_id == source_id && c.source_bundle_id == sbid)
+        self.committed
+            .iter()
+            .find(|c| c.source_id == source_id && c.source_bundle_id == sbid)
     }
 
     pub fn find_seq(&self, seq: i64) -> Option<&Committed> {
@@ -99,11 +115,21 @@ pub fn meta_json(c: &Committed) -> Value {
 }
 
 /// One committed-rows page of `rows` per §2.7 (0-based ordinals).
-pub fn committed_page(meta: Value, rows: &[BundleRow], after: Option<i64>, max: usize, hash_override: Option<&str>) -> Value {
+pub fn committed_page(
+    meta: Value,
+    rows: &[BundleRow],
+    after: Option<i64>,
+    max: usize,
+    hash_override: Option<&str>,
+) -> Value {
     let start = after.map(|a| (a + 1) as usize).unwrap_or(0);
     let page: Vec<BundleRow> = rows.iter().skip(start).take(max).cloned().collect();
     let base = after.unwrap_or(-1);
-    let next = if page.is_empty() { after.unwrap_or(0) } else { base + page.len() as i64 };
+    let next = if page.is_empty() {
+        after.unwrap_or(0)
+    } else {
+        base + page.len() as i64
+    };
     let mut m = meta;
     if let Some(h) = hash_override {
         m["bundle_hash"] = json!(h);
@@ -121,7 +147,9 @@ pub struct FakeServer {
 
 impl FakeServer {
     /// The default server; `hook` runs first and may answer any request itself.
-    pub fn new(mut hook: impl FnMut(&mut FakeState, &HttpRequest) -> Option<ScriptedResponse> + Send + 'static) -> Self {
+    pub fn new(
+        mut hook: impl FnMut(&mut FakeState, &HttpRequest) -> Option<ScriptedResponse> + Send + 'static,
+    ) -> Self {
         let state = Arc::new(Mutex::new(FakeState::new()));
         let shared = state.clone();
         let transport = ScriptedTransport::new(move |req| {
@@ -143,18 +171,28 @@ impl FakeServer {
     }
 }
 
-pub fn boxed(h: impl FnMut(&mut FakeState, &HttpRequest) -> Option<ScriptedResponse> + Send + 'static) -> Hook {
+pub fn boxed(
+    h: impl FnMut(&mut FakeState, &HttpRequest) -> Option<ScriptedResponse> + Send + 'static,
+) -> Hook {
     Box::new(h)
 }
 
 fn segments(req: &HttpRequest) -> Vec<String> {
-    req.path().trim_start_matches('/').split('/').map(str::to_string).collect()
+    req.path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect()
 }
 
 /// The route name and path id of a request (`push_chunk`, `snapshot_chunk`, ...).
 pub fn route(req: &HttpRequest) -> (&'static str, String) {
     let seg = segments(req);
-    let i = seg.iter().position(|s| s == "sync").map(|i| i + 1).unwrap_or(0);
+    let i = seg
+        .iter()
+        .position(|s| s == "sync")
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let rest: Vec<&str> = seg[i..].iter().map(String::as_str).collect();
     match (req.method, rest.as_slice()) {
         ("GET", ["capabilities"]) => ("capabilities", String::new()),
@@ -183,9 +221,14 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
     match name {
         "capabilities" => ScriptedResponse::ok(st.capabilities.clone()),
         "connect" => {
-            let pending = req.body_json().and_then(|b| b["has_local_pending_rows"].as_bool()).unwrap_or(false);
+            let pending = req
+                .body_json()
+                .and_then(|b| b["has_local_pending_rows"].as_bool())
+                .unwrap_or(false);
             if pending {
-                ScriptedResponse::ok(json!({"resolution":"initialize_local","initialization_id":"init-connect","lease_expires_at":"2099-01-01T00:00:00Z"}))
+                ScriptedResponse::ok(
+                    json!({"resolution":"initialize_local","initialization_id":"init-connect","lease_expires_at":"2099-01-01T00:00:00Z"}),
+                )
             } else {
                 ScriptedResponse::ok(json!({"resolution":"initialize_empty"}))
             }
@@ -202,11 +245,25 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
             }
             st.push_counter += 1;
             let push_id = format!("push-{}", st.push_counter);
-            st.sessions.insert(push_id.clone(), Session { source_id: source, source_bundle_id: sbid, planned, rows: Vec::new() });
-            ScriptedResponse::ok(json!({"status":"staging","push_id":push_id,"planned_row_count":planned,"next_expected_row_ordinal":0}))
+            st.sessions.insert(
+                push_id.clone(),
+                Session {
+                    source_id: source,
+                    source_bundle_id: sbid,
+                    planned,
+                    rows: Vec::new(),
+                },
+            );
+            ScriptedResponse::ok(
+                json!({"status":"staging","push_id":push_id,"planned_row_count":planned,"next_expected_row_ordinal":0}),
+            )
         }
         "push_chunk" => {
-            let body: PushChunkRequest = match req.body.as_ref().and_then(|b| serde_json::from_slice(b).ok()) {
+            let body: PushChunkRequest = match req
+                .body
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+            {
                 Some(b) => b,
                 None => return ScriptedResponse::error(400, "push_chunk_invalid", "bad body"),
             };
@@ -219,7 +276,14 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
             let labels: Vec<String> = body
                 .rows
                 .iter()
-                .map(|r| format!("{}:{}:{}", r.table, r.op.as_str(), r.key.values().next().cloned().unwrap_or_default()))
+                .map(|r| {
+                    format!(
+                        "{}:{}:{}",
+                        r.table,
+                        r.op.as_str(),
+                        r.key.values().next().cloned().unwrap_or_default()
+                    )
+                })
                 .collect();
             session.rows.extend(body.rows);
             let next = session.rows.len();
@@ -237,7 +301,14 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
             let rows = session
                 .rows
                 .into_iter()
-                .map(|r| BundleRow { schema: r.schema, table: r.table, key: r.key, op: r.op, row_version: 0, payload: r.payload })
+                .map(|r| BundleRow {
+                    schema: r.schema,
+                    table: r.table,
+                    key: r.key,
+                    op: r.op,
+                    row_version: 0,
+                    payload: r.payload,
+                })
                 .collect();
             let mut c = st.commit_rows(&session.source_id, session.source_bundle_id, rows);
             if let Some(h) = st.commit_hash_override.clone() {
@@ -251,10 +322,20 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
             st.committed_fetches += 1;
             let seq: i64 = id.parse().unwrap_or(0);
             let Some(c) = st.find_seq(seq).cloned() else {
-                return ScriptedResponse::error(404, "committed_bundle_not_found", "unknown bundle");
+                return ScriptedResponse::error(
+                    404,
+                    "committed_bundle_not_found",
+                    "unknown bundle",
+                );
             };
             let max = qi64(req, "max_rows").unwrap_or(1000).max(1) as usize;
-            ScriptedResponse::ok(committed_page(meta_json(&c), &c.rows, qi64(req, "after_row_ordinal"), max, None))
+            ScriptedResponse::ok(committed_page(
+                meta_json(&c),
+                &c.rows,
+                qi64(req, "after_row_ordinal"),
+                max,
+                None,
+            ))
         }
         "pull" => {
             st.pull_requests += 1;
@@ -267,15 +348,22 @@ fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
                 .filter(|c| c.seq > after && c.seq <= stable)
                 .map(|c| json!({"bundle_seq": c.seq, "source_id": c.source_id, "source_bundle_id": c.source_bundle_id, "rows": c.rows}))
                 .collect();
-            ScriptedResponse::ok(json!({"stable_bundle_seq": stable, "bundles": bundles, "has_more": false}))
+            ScriptedResponse::ok(
+                json!({"stable_bundle_seq": stable, "bundles": bundles, "has_more": false}),
+            )
         }
         "snapshot_create" => {
-            st.snapshot_creates.push(req.body_json().unwrap_or(Value::Null));
-            ScriptedResponse::ok(json!({"snapshot_id":"snapshot-empty","snapshot_bundle_seq":st.latest_seq(),"row_count":0,"byte_count":0,"expires_at":"2099-01-01T00:00:00Z"}))
+            st.snapshot_creates
+                .push(req.body_json().unwrap_or(Value::Null));
+            ScriptedResponse::ok(
+                json!({"snapshot_id":"snapshot-empty","snapshot_bundle_seq":st.latest_seq(),"row_count":0,"byte_count":0,"expires_at":"2099-01-01T00:00:00Z"}),
+            )
         }
         "snapshot_chunk" => {
             let after = qi64(req, "after_row_ordinal").unwrap_or(0);
-            ScriptedResponse::ok(json!({"snapshot_id": id, "snapshot_bundle_seq": st.latest_seq(), "rows": [], "next_row_ordinal": after, "has_more": false}))
+            ScriptedResponse::ok(
+                json!({"snapshot_id": id, "snapshot_bundle_seq": st.latest_seq(), "rows": [], "next_row_ordinal": after, "has_more": false}),
+            )
         }
         _ => ScriptedResponse::error(404, "not_found", "unknown route"),
     }

@@ -20,7 +20,8 @@ pub const CONTRACTS: &str = "/work/shared/contracts";
 pub fn fixture(rel: &str) -> Value {
     let dir = std::env::var("OVERSQLITE_CONTRACTS").unwrap_or_else(|_| CONTRACTS.to_string());
     let path = format!("{dir}/{rel}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {path} is not JSON: {e}"))
 }
 
@@ -47,7 +48,12 @@ pub fn sync_tables(case: &Value) -> Vec<(String, String)> {
     match case.get("syncTables").and_then(|v| v.as_array()) {
         Some(list) => list
             .iter()
-            .map(|t| (t["tableName"].as_str().unwrap().to_string(), t["syncKeyColumnName"].as_str().unwrap().to_string()))
+            .map(|t| {
+                (
+                    t["tableName"].as_str().unwrap().to_string(),
+                    t["syncKeyColumnName"].as_str().unwrap().to_string(),
+                )
+            })
             .collect(),
         None => vec![("users".into(), "id".into())],
     }
@@ -64,7 +70,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 impl TestDb {
     pub fn new() -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("oversqlite-engine-test-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("oversqlite-engine-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app.db");
@@ -78,14 +85,19 @@ impl TestDb {
     }
 
     /// Creates the app schema and the sync configuration (no `open` yet).
-    pub fn create(&self, schema: &str, tables: &[(String, String)], remote_schema: &str) -> Connection {
+    pub fn create(
+        &self,
+        schema: &str,
+        tables: &[(String, String)],
+        remote_schema: &str,
+    ) -> Connection {
         let conn = self.connect();
         for sql in schema_sql(schema) {
             conn.execute_batch(sql).unwrap();
         }
         oversqlite_core::config::init(&conn, "https://sync.test/", remote_schema).unwrap();
         for (t, k) in tables {
-            oversqlite_core::config::enable_sync(&conn, t, &[k.clone()]).unwrap();
+            oversqlite_core::config::enable_sync(&conn, t, std::slice::from_ref(k)).unwrap();
         }
         conn
     }
@@ -115,14 +127,17 @@ pub fn local_sql(conn: &Connection, sql: &[String]) -> rusqlite::Result<()> {
 
 /// `applyModeSql`: the same wrapped in `apply_mode = 1 … 0`.
 pub fn apply_mode_sql(conn: &Connection, sql: &[String]) -> rusqlite::Result<()> {
-    let mut all = vec!["UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1".to_string()];
+    let mut all =
+        vec!["UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1".to_string()];
     all.extend(sql.iter().cloned());
     all.push("UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1".to_string());
     local_sql(conn, &all)
 }
 
 pub fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 pub fn scalar_i64(conn: &Connection, sql: &str) -> i64 {
@@ -135,18 +150,47 @@ pub fn scalar_text(conn: &Connection, sql: &str) -> String {
 
 const STATE_TABLES: [(&str, &str, &str); 10] = [
     ("apply_state", "_sync_apply_state", "singleton_key"),
-    ("attachment_state", "_sync_attachment_state", "singleton_key"),
+    (
+        "attachment_state",
+        "_sync_attachment_state",
+        "singleton_key",
+    ),
     ("source_state", "_sync_source_state", "source_id"),
     ("operation_state", "_sync_operation_state", "singleton_key"),
     ("outbox_bundle", "_sync_outbox_bundle", "singleton_key"),
-    ("outbox_rows", "_sync_outbox_rows", "source_bundle_id, row_ordinal"),
-    ("dirty_rows", "_sync_dirty_rows", "dirty_ordinal, table_name, key_json"),
-    ("row_state", "_sync_row_state", "schema_name, table_name, key_json"),
-    ("snapshot_stage", "_sync_snapshot_stage", "snapshot_id, row_ordinal"),
-    ("managed_tables", "_sync_managed_tables", "schema_name, table_name"),
+    (
+        "outbox_rows",
+        "_sync_outbox_rows",
+        "source_bundle_id, row_ordinal",
+    ),
+    (
+        "dirty_rows",
+        "_sync_dirty_rows",
+        "dirty_ordinal, table_name, key_json",
+    ),
+    (
+        "row_state",
+        "_sync_row_state",
+        "schema_name, table_name, key_json",
+    ),
+    (
+        "snapshot_stage",
+        "_sync_snapshot_stage",
+        "snapshot_id, row_ordinal",
+    ),
+    (
+        "managed_tables",
+        "_sync_managed_tables",
+        "schema_name, table_name",
+    ),
 ];
 
-const SOURCE_COLUMNS: [&str; 4] = ["source_id", "current_source_id", "replaced_by_source_id", "replacement_source_id"];
+const SOURCE_COLUMNS: [&str; 4] = [
+    "source_id",
+    "current_source_id",
+    "replaced_by_source_id",
+    "replacement_source_id",
+];
 
 /// The normalised runtime-state dump of §11.4.
 pub fn dump_state(conn: &Connection) -> Value {
@@ -154,10 +198,19 @@ pub fn dump_state(conn: &Connection) -> Value {
     let mut state = Map::new();
     for (name, table, order) in STATE_TABLES {
         let int_cols: Vec<bool> = {
-            let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).unwrap();
-            stmt.query_map([], |r| Ok(r.get::<_, String>(2)?.to_ascii_uppercase().contains("INT"))).unwrap().map(|r| r.unwrap()).collect()
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA table_info({table})"))
+                .unwrap();
+            stmt.query_map([], |r| {
+                Ok(r.get::<_, String>(2)?.to_ascii_uppercase().contains("INT"))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
         };
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}")).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .unwrap();
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let mut rows = Vec::new();
         let mut q = stmt.query([]).unwrap();
@@ -174,19 +227,25 @@ pub fn dump_state(conn: &Connection) -> Value {
                         let s = String::from_utf8_lossy(t).into_owned();
                         if col == "created_at" || col == "updated_at" {
                             Value::String("<timestamp>".into())
-                        } else if (col == "canonical_request_hash" || col == "remote_bundle_hash") && !s.is_empty() {
+                        } else if (col == "canonical_request_hash" || col == "remote_bundle_hash")
+                            && !s.is_empty()
+                        {
                             Value::String("<hash>".into())
                         } else if SOURCE_COLUMNS.contains(&col.as_str()) && !s.is_empty() {
                             let next = sources.len() + 1;
                             let n = *sources.entry(s).or_insert(next);
                             Value::String(format!("<source-{n}>"))
                         } else if int_cols[i] {
-                            s.parse::<i64>().map(|n| json!(n)).unwrap_or(Value::String(s))
+                            s.parse::<i64>()
+                                .map(|n| json!(n))
+                                .unwrap_or(Value::String(s))
                         } else {
                             Value::String(s)
                         }
                     }
-                    ValueRef::Blob(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+                    ValueRef::Blob(b) => {
+                        Value::String(b.iter().map(|x| format!("{x:02x}")).collect())
+                    }
                 };
                 obj.insert(col.clone(), v);
             }
@@ -199,7 +258,9 @@ pub fn dump_state(conn: &Connection) -> Value {
 
 /// Rows of an app table as the fixtures show them (`SELECT <cols> FROM t ORDER BY id`).
 pub fn app_rows(conn: &Connection, table: &str) -> Value {
-    let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY id")).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY id"))
+        .unwrap();
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
     let mut q = stmt.query([]).unwrap();
     let mut rows = Vec::new();
@@ -229,7 +290,12 @@ pub fn app_table_name(key: &str) -> &str {
 }
 
 /// Does `result` match the fixture's `expectedException` category (§11.1)?
-pub fn check_exception<T: std::fmt::Debug>(label: &str, expected: &str, contains: Option<&str>, result: &Result<T, SyncError>) {
+pub fn check_exception<T: std::fmt::Debug>(
+    label: &str,
+    expected: &str,
+    contains: Option<&str>,
+    result: &Result<T, SyncError>,
+) {
     match (expected, result) {
         ("none", Ok(_)) => {}
         ("none", Err(e)) => panic!("{label}: expected success, got {e}"),
@@ -237,13 +303,24 @@ pub fn check_exception<T: std::fmt::Debug>(label: &str, expected: &str, contains
         (category, Err(e)) => {
             let ok = match category {
                 "any_error" => true,
-                "http_error" => matches!(e.kind, ErrorKind::HttpError | ErrorKind::NetworkError | ErrorKind::AuthenticationFailed),
-                "protocol_error" => matches!(e.kind, ErrorKind::ProtocolError | ErrorKind::InvalidConflictResolution),
+                "http_error" => matches!(
+                    e.kind,
+                    ErrorKind::HttpError
+                        | ErrorKind::NetworkError
+                        | ErrorKind::AuthenticationFailed
+                ),
+                "protocol_error" => matches!(
+                    e.kind,
+                    ErrorKind::ProtocolError | ErrorKind::InvalidConflictResolution
+                ),
                 code => e.code() == code,
             };
             assert!(ok, "{label}: expected {expected}, got {e}");
             if let Some(c) = contains {
-                assert!(e.message.contains(c), "{label}: error {e} does not contain {c:?}");
+                assert!(
+                    e.message.contains(c),
+                    "{label}: error {e} does not contain {c:?}"
+                );
             }
         }
     }
@@ -252,7 +329,9 @@ pub fn check_exception<T: std::fmt::Debug>(label: &str, expected: &str, contains
 /// A client over the fake server with fixture settings: no transient retry,
 /// instant committed-bundle visibility retries.
 pub fn client_for(server: &fake_server::FakeServer) -> oversqlite_engine::SyncClient {
-    let mut c = oversqlite_engine::SyncClient::with_transport(std::sync::Arc::new(server.transport.clone()));
+    let mut c = oversqlite_engine::SyncClient::with_transport(std::sync::Arc::new(
+        server.transport.clone(),
+    ));
     c.settings.retry = oversqlite_engine::transport::RetryPolicy::no_retry();
     c.settings.committed_not_found_backoff = vec![std::time::Duration::ZERO; 5];
     c

@@ -50,6 +50,17 @@ fn default_nullable() -> bool {
     true
 }
 
+/// What deleting a referenced row does to the rows that reference it.
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// The delete fails at commit while referencing rows remain (deferred check).
+    #[default]
+    NoAction,
+    /// Referencing rows are deleted too, and the deletes are part of the committed bundle.
+    Cascade,
+}
+
 /// `column` references the sync key of `references` ("schema.table", or "table" in the same
 /// schema). Enforced as a deferred foreign key that includes the owner column.
 #[derive(Deserialize, Clone, Debug)]
@@ -57,6 +68,8 @@ fn default_nullable() -> bool {
 pub struct ForeignKeyConfig {
     pub column: String,
     pub references: String,
+    #[serde(default)]
+    pub on_delete: OnDelete,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -104,6 +117,7 @@ pub struct ForeignKey {
     pub column: String,
     pub target: String,
     pub target_key_column: String,
+    pub on_delete: OnDelete,
 }
 
 /// One registered table, names normalised to lowercase.
@@ -237,13 +251,20 @@ impl Registry {
             if from.column_type != target_key_type {
                 return Err(format!("{owner}: foreign key column {column} must have the type of {target}.{target_key_column}"));
             }
-            owner_spec.foreign_keys.push(ForeignKey { column, target, target_key_column });
+            owner_spec.foreign_keys.push(ForeignKey { column, target, target_key_column, on_delete: fk.on_delete });
         }
         Ok(Registry {
             app_name: file.app_name,
             schema_version: file.schema_version,
             jwt_secret: file.jwt_secret.filter(|s| !s.is_empty()),
             tables: by_name.into_values().collect(),
+        })
+    }
+
+    /// `(referencing table, foreign key)` pairs that cascade deletes of `target` rows.
+    pub fn cascades_from<'a>(&'a self, target: &'a str) -> impl Iterator<Item = (&'a TableSpec, &'a ForeignKey)> + 'a {
+        self.tables.iter().flat_map(move |t| {
+            t.foreign_keys.iter().filter(move |fk| fk.target == target && fk.on_delete == OnDelete::Cascade).map(move |fk| (t, fk))
         })
     }
 
@@ -305,6 +326,10 @@ mod tests {
         let reviews = registry.table("business", "file_reviews").unwrap();
         assert_eq!(reviews.key_type(), ColumnType::Uuid);
         assert_eq!(reviews.foreign_keys[0].target, "business.files");
+        assert_eq!(reviews.foreign_keys[0].on_delete, OnDelete::Cascade);
+        let cascading: Vec<&str> = registry.cascades_from("business.teams").map(|(t, _)| t.qualified.as_str()).collect();
+        assert_eq!(cascading, ["business.team_members"]);
+        assert_eq!(registry.cascades_from("business.users").count(), 0, "posts.author_id is NO ACTION");
     }
 
     #[test]

@@ -455,3 +455,54 @@ fn payload_encoding_and_store_layout() {
     let review_fk: String = conn.query_row(r#"SELECT file_id FROM "business.file_reviews""#, [], |r| r.get(0)).unwrap();
     assert_eq!(review_fk, file_id);
 }
+
+#[test]
+fn cascading_foreign_keys_add_their_deletes_to_the_bundle() {
+    let server = Server::start(&[]);
+    let alice = server.client("alice", "dev-a");
+    alice.connect(false);
+    let row = |table: &str, id: &str, payload: Value| json!({"schema":"business","table":table,"key":{"id":id},"op":"INSERT","base_row_version":0,"payload":payload});
+    let delete = |table: &str, id: &str, base: i64| json!({"schema":"business","table":table,"key":{"id":id},"op":"DELETE","base_row_version":base});
+    let file = "00000000-0000-4000-8000-00000000000f";
+    let review = "00000000-0000-4000-8000-0000000000a1";
+    alice.push_ok(1, &[
+        row("teams", "t1", json!({"name": "T"})),
+        row("team_members", "m2", json!({"name": "M2", "team_id": "t1"})),
+        row("team_members", "m1", json!({"name": "M1", "team_id": "t1"})),
+        row("categories", "c1", json!({"name": "root"})),
+        row("categories", "c2", json!({"name": "child", "parent_id": "c1"})),
+        row("categories", "c3", json!({"name": "grandchild", "parent_id": "c2"})),
+        row("files", file, json!({"name": "f", "data": "AA=="})),
+        row("file_reviews", review, json!({"review": "r", "file_id": file})),
+        user_row("INSERT", "u1", "U", 0),
+        row("posts", "p1", json!({"title": "t", "content": "c", "author_id": "u1", "created_at": "x", "updated_at": "y"})),
+    ]);
+    let summary = |commit: &Value| -> Vec<(String, String, String)> {
+        let seq = commit["bundle_seq"].as_i64().unwrap();
+        let (_, page) = alice.get(&format!("/sync/committed-bundles/{seq}/rows"));
+        let rows: Vec<BundleRow> = serde_json::from_value(page["rows"].clone()).unwrap();
+        assert_eq!(bundle_hash(&rows), commit["bundle_hash"].as_str().unwrap());
+        assert_eq!(page["row_count"], rows.len());
+        rows.iter().map(|r| (r.table.clone(), r.key["id"].clone(), r.op.to_string())).collect()
+    };
+    let s = |t: &str, k: &str, op: &str| (t.to_string(), k.to_string(), op.to_string());
+    // Deleting a team removes its members; their deletes follow the team's, in key order.
+    let commit = alice.push_ok(2, &[delete("teams", "t1", 1)]);
+    assert_eq!(commit["row_count"], 3);
+    assert_eq!(summary(&commit), [s("teams", "t1", "DELETE"), s("team_members", "m1", "DELETE"), s("team_members", "m2", "DELETE")]);
+    // Recursive cascade; a pushed delete of an already cascaded row adds nothing.
+    let commit = alice.push_ok(3, &[delete("categories", "c1", 1), delete("categories", "c3", 1)]);
+    assert_eq!(summary(&commit), [s("categories", "c1", "DELETE"), s("categories", "c2", "DELETE"), s("categories", "c3", "DELETE")]);
+    // Children deleted first: the bundle is exactly the pushed rows.
+    let commit = alice.push_ok(4, &[delete("file_reviews", review, 1), delete("files", file, 1)]);
+    assert_eq!(summary(&commit), [s("file_reviews", review, "DELETE"), s("files", file, "DELETE")]);
+    // posts.author_id is NO ACTION: the user cannot go while a post references it.
+    assert_error(alice.push(5, &[user_row("DELETE", "u1", "", 1)]), 400, "push_commit_invalid");
+    let commit = alice.push_ok(5, &[user_row("DELETE", "u1", "", 1), delete("posts", "p1", 1)]);
+    assert_eq!(commit["row_count"], 2);
+    // Cascaded rows are tombstones: a snapshot is empty and re-inserting needs their version.
+    let (_, snap) = alice.post_raw("/sync/snapshot-sessions", None);
+    assert_eq!(snap["row_count"], 0);
+    let (status, conflict) = alice.push(6, &[row("teams", "t2", json!({"name": "T2"})), row("team_members", "m1", json!({"name": "again", "team_id": "t2"}))]);
+    assert_eq!((status, &conflict["conflict"]["server_row_version"], &conflict["conflict"]["server_row_deleted"]), (409, &json!(2), &json!(true)));
+}

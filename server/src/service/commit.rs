@@ -2,7 +2,7 @@
 //! bundles: conflict check, apply, committed bundle with after-images read back, bundle log,
 //! row state, source state, retention.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use oversqlite_protocol::{
     bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails, WatchEvent,
@@ -172,7 +172,9 @@ fn check_conflict(conn: &Connection, table: &TableSpec, user: &str, row: &Staged
     Err(ApiError::push_conflict(message, details).into())
 }
 
-fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<()> {
+/// Applies one pushed row; returns how many table rows it changed (0 only for an UPDATE or
+/// DELETE of a row that a cascade in this bundle already removed).
+fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<usize> {
     let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
     let key_column = quote_ident(&table.key_column);
     let converted = |payload: &Payload| -> ServiceResult<Vec<(String, SqlValue)>> {
@@ -188,7 +190,7 @@ fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) 
     match (row.op, &row.payload) {
         (Op::Delete, _) => {
             let sql = format!("DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name());
-            conn.execute(&sql, params![user, row.key])?;
+            Ok(conn.execute(&sql, params![user, row.key])?)
         }
         (Op::Insert, Some(payload)) => {
             let values = converted(payload)?;
@@ -197,26 +199,87 @@ fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) 
             let sql = format!("INSERT INTO {} ({scope}, {}) VALUES ({})", table.sql_name(), names.join(", "), marks.join(", "));
             let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string())];
             args.extend(values.into_iter().map(|(_, v)| v));
-            conn.execute(&sql, params_from_iter(args))?;
+            Ok(conn.execute(&sql, params_from_iter(args))?)
         }
         (Op::Update, Some(payload)) => {
             let values: Vec<(String, SqlValue)> =
                 converted(payload)?.into_iter().filter(|(n, _)| *n != table.key_column).collect();
-            if !values.is_empty() {
-                let sets: Vec<String> = values.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)).collect();
-                let sql = format!("UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name(), sets.join(", "));
-                let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string()), SqlValue::Text(row.key.clone())];
-                args.extend(values.into_iter().map(|(_, v)| v));
-                conn.execute(&sql, params_from_iter(args))?;
+            // Setting the key to itself keeps the statement valid for a key-only payload.
+            let mut sets = vec![format!("{key_column} = ?2")];
+            sets.extend(values.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)));
+            let sql = format!("UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name(), sets.join(", "));
+            let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string()), SqlValue::Text(row.key.clone())];
+            args.extend(values.into_iter().map(|(_, v)| v));
+            Ok(conn.execute(&sql, params_from_iter(args))?)
+        }
+        (op, None) => Err(Fail::Internal(format!("{op} row without payload"))),
+    }
+}
+
+/// Row effects of one bundle: one entry per affected key in first-effect order. The op is
+/// INSERT if the first effect inserted, DELETE if the last effect deleted, else UPDATE; a
+/// key inserted and deleted within the bundle vanishes.
+#[derive(Default)]
+struct Effects {
+    entries: Vec<Option<(String, String, Op, bool)>>,
+    index: HashMap<(String, String), usize>,
+}
+
+impl Effects {
+    fn record(&mut self, table: &str, key: &str, op: Op) {
+        let id = (table.to_string(), key.to_string());
+        if let Some(entry) = self.index.get(&id).and_then(|&i| self.entries[i].as_mut()) {
+            entry.3 = op == Op::Delete;
+            if entry.2 == Op::Insert && entry.3 {
+                let i = self.index[&id];
+                self.entries[i] = None;
+                self.index.remove(&id);
+            }
+            return;
+        }
+        self.index.insert(id, self.entries.len());
+        self.entries.push(Some((table.to_string(), key.to_string(), op, op == Op::Delete)));
+    }
+
+    fn into_rows(self) -> Vec<(String, String, Op)> {
+        self.entries
+            .into_iter()
+            .flatten()
+            .map(|(table, key, first, deleted)| {
+                let op = if deleted { Op::Delete } else if first == Op::Insert { Op::Insert } else { Op::Update };
+                (table, key, op)
+            })
+            .collect()
+    }
+}
+
+/// Deletes the rows that reference `(table, key)` through `on_delete = "cascade"` foreign
+/// keys, depth first, children in key order, recording each delete as an effect.
+fn cascade_delete(app: &AppState, conn: &Connection, user: &str, table: &str, key: &str, effects: &mut Effects) -> ServiceResult<()> {
+    let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
+    for (child, fk) in app.registry.cascades_from(table) {
+        let child_key = quote_ident(&child.key_column);
+        let select = format!(
+            "SELECT {child_key} FROM {} WHERE {scope} = ?1 AND {} = ?2 ORDER BY {child_key}",
+            child.sql_name(),
+            quote_ident(&fk.column)
+        );
+        let keys: Vec<String> = conn.prepare(&select)?.query_map(params![user, key], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for child_row in keys {
+            let delete = format!("DELETE FROM {} WHERE {scope} = ?1 AND {child_key} = ?2", child.sql_name());
+            if conn.execute(&delete, params![user, child_row])? > 0 {
+                effects.record(&child.qualified, &child_row, Op::Delete);
+                cascade_delete(app, conn, user, &child.qualified, &child_row, effects)?;
             }
         }
-        (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
     }
     Ok(())
 }
 
 /// Conflict-checks, applies and records one bundle inside the caller's write transaction.
-/// The committed bundle holds exactly the given rows, in order, with after-images read back.
+/// The committed bundle holds the rows' effects in pushed order with after-images read back:
+/// exactly the pushed rows, plus the deletes of `on_delete = "cascade"` references that the
+/// client did not push itself (inserted right after the delete that caused them).
 pub fn apply_bundle(
     app: &AppState,
     conn: &Connection,
@@ -237,23 +300,34 @@ pub fn apply_bundle(
     for row in rows {
         check_conflict(conn, table_of(row)?, user, row)?;
     }
+    let mut effects = Effects::default();
     for row in rows {
-        apply_row(conn, table_of(row)?, user, row)?;
+        if apply_row(conn, table_of(row)?, user, row)? > 0 {
+            effects.record(&row.table, &row.key, row.op);
+            if row.op == Op::Delete {
+                cascade_delete(app, conn, user, &row.table, &row.key, &mut effects)?;
+            }
+        }
+    }
+    let effects = effects.into_rows();
+    if effects.is_empty() {
+        return Err(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, "push session produced no captured business-table effects").into());
     }
     let state = load_user(conn, user)?.ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
     let bundle_seq = state.next_bundle_seq;
-    let mut bundle_rows = Vec::with_capacity(rows.len());
-    for row in rows {
-        let table = table_of(row)?;
-        let payload = match row.op {
+    let mut bundle_rows = Vec::with_capacity(effects.len());
+    for (table_name, key, op) in &effects {
+        let (schema, name) = table_name.split_once('.').unwrap_or(("", table_name));
+        let table = app.registry.table(schema, name).ok_or_else(|| Fail::Internal(format!("table {table_name} not registered")))?;
+        let payload = match op {
             Op::Delete => None,
-            _ => Some(read_row(conn, table, user, &row.key)?.ok_or_else(|| Fail::Internal(format!("row {} {} vanished", row.table, row.key)))?),
+            _ => Some(read_row(conn, table, user, key)?.ok_or_else(|| Fail::Internal(format!("row {table_name} {key} vanished")))?),
         };
         bundle_rows.push(BundleRow {
             schema: table.schema.clone(),
             table: table.table.clone(),
-            key: wire_key(table, &row.key),
-            op: row.op,
+            key: wire_key(table, key),
+            op: *op,
             row_version: bundle_seq,
             payload,
         });
@@ -266,7 +340,7 @@ pub fn apply_bundle(
     conn.execute(
         "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![user, bundle_seq, source, source_bundle_id, rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
+        params![user, bundle_seq, source, source_bundle_id, bundle_rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
     )?;
     {
         let mut insert_row = conn.prepare(
@@ -277,10 +351,10 @@ pub fn apply_bundle(
             "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
         )?;
-        for (ordinal, (row, bundle_row)) in rows.iter().zip(&bundle_rows).enumerate() {
+        for (ordinal, ((table_name, key, op), bundle_row)) in effects.iter().zip(&bundle_rows).enumerate() {
             let payload = bundle_row.payload.as_ref().map(serde_json::to_string).transpose()?;
-            insert_row.execute(params![user, bundle_seq, ordinal as i64, row.table, row.key, row.op.as_str(), payload])?;
-            upsert_state.execute(params![user, row.table, row.key, bundle_seq, i64::from(row.op == Op::Delete)])?;
+            insert_row.execute(params![user, bundle_seq, ordinal as i64, table_name, key, op.as_str(), payload])?;
+            upsert_state.execute(params![user, table_name, key, bundle_seq, i64::from(*op == Op::Delete)])?;
         }
     }
     record_committed_source(conn, user, source, source_bundle_id)?;
@@ -289,7 +363,7 @@ pub fn apply_bundle(
         bundle_seq,
         source_id: source.to_string(),
         source_bundle_id,
-        row_count: rows.len() as i64,
+        row_count: bundle_rows.len() as i64,
         bundle_hash: digest.bundle_hash,
     })
 }

@@ -89,6 +89,9 @@ struct ServeArgs {
     /// Payload byte limit of one snapshot session (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     max_bytes_per_snapshot_session: i64,
+    /// After SIGTERM/SIGINT: answer 503 service_unavailable this long, then exit.
+    #[arg(long, default_value_t = 2_000)]
+    shutdown_grace_ms: u64,
 }
 
 #[derive(Args)]
@@ -169,19 +172,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         println!("oversqlite-server listening on http://{addr}");
         let _ = std::io::stdout().flush();
         let shutdown_state = state.clone();
-        let shutdown = async move {
+        let grace = Duration::from_millis(args.shutdown_grace_ms);
+        tokio::spawn(async move {
             wait_for_signal().await;
+            // Drain: new sync requests get 503 service_unavailable while in-flight ones finish.
+            // Every commit is one SQLite transaction, so exiting mid-request loses nothing
+            // that was acknowledged. Watch streams never end on their own, hence the exit.
             shutdown_state.shutting_down.store(true, Ordering::Relaxed);
-            // Watch streams never end on their own: give in-flight requests a moment, then exit.
-            tokio::spawn(async {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                std::process::exit(0);
-            });
-        };
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| format!("server error: {e}"))
+            let deadline = tokio::time::Instant::now() + grace;
+            while shutdown_state.inflight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep_until(deadline).await;
+            std::process::exit(0);
+        });
+        axum::serve(listener, http::router(state)).await.map_err(|e| format!("server error: {e}"))
     })
 }
 

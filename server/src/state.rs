@@ -80,6 +80,17 @@ pub struct AppState {
     pub watch: WatchHub,
     pub counters: Counters,
     pub shutting_down: AtomicBool,
+    /// Store operations currently running (reported by /syncx/status).
+    pub inflight: AtomicI64,
+}
+
+/// Decrements the in-flight counter however the operation ends.
+struct InflightGuard<'a>(&'a AtomicI64);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub type SharedState = Arc<AppState>;
@@ -94,6 +105,7 @@ impl AppState {
             watch: WatchHub::default(),
             counters: Counters::default(),
             shutting_down: AtomicBool::new(false),
+            inflight: AtomicI64::new(0),
         }
     }
 
@@ -108,7 +120,11 @@ impl AppState {
         work: impl FnOnce(&AppState, &mut rusqlite::Connection) -> ServiceResult<R> + Send + 'static,
     ) -> ServiceResult<R> {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || state.store.with_conn(|conn| work(&state, conn)))
+        tokio::task::spawn_blocking(move || {
+            state.inflight.fetch_add(1, Ordering::Relaxed);
+            let _guard = InflightGuard(&state.inflight);
+            state.store.with_conn(|conn| work(&state, conn))
+        })
             .await
             .map_err(|e| Fail::Internal(format!("store task failed: {e}")))?
     }

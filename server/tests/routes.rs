@@ -436,3 +436,40 @@ fn test_endpoints_are_absent_unless_enabled() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("table business.users has columns"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn sigterm_drains_with_service_unavailable_then_exits() {
+    let dir = TempDir::new();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(config_path())
+        .args(["--listen", "127.0.0.1:0", "--jwt-secret", SECRET, "--enable-test-endpoints", "--shutdown-grace-ms", "1500", "--data"])
+        .arg(dir.0.join("s.db"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (_, body) = request(&format!("{base}/dummy-signin"), "POST", &[], Some(r#"{"user":"alice","password":"p"}"#));
+    let alice = Client { base: base.clone(), token: parse(&body)["token"].as_str().unwrap().to_string(), source: "dev-a".into(), user: "alice".into() };
+    alice.connect(false);
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_error(alice.pull(0), 503, "service_unavailable");
+    assert_error(alice.post("/sync/connect", json!({"has_local_pending_rows": false})), 503, "service_unavailable");
+    let (_, status) = request(&format!("{base}/syncx/status"), "GET", &[], None);
+    let status = parse(&status);
+    assert_eq!((&status["lifecycle"], &status["accepting_operations"]), (&json!("shutting_down"), &json!(false)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not exit after its grace period");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -58,7 +58,8 @@ pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResp
         app_name: app.registry.app_name.clone(),
         lifecycle: if draining { "shutting_down" } else { "running" },
         accepting_operations: !draining,
-        inflight_operations: 0,
+        // Minus this status query itself.
+        inflight_operations: (app.inflight.load(Ordering::Relaxed) - 1).max(0),
         registered_tables: app.registry.tables.iter().map(|t| t.qualified.clone()).collect(),
         features: crate::http::capabilities::features(app),
         user_state_retention_floor_ahead_count: ahead,

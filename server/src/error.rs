@@ -55,14 +55,14 @@ impl IntoResponse for ApiError {
 /// fault that the route reports as `500 <op>_failed`.
 #[derive(Debug)]
 pub enum Fail {
-    Api(ApiError),
+    Api(Box<ApiError>),
     Internal(String),
 }
 
 impl Fail {
     pub fn into_api(self, failed_code: &str, failed_message: &str) -> ApiError {
         match self {
-            Fail::Api(error) => error,
+            Fail::Api(error) => *error,
             Fail::Internal(detail) => {
                 eprintln!("oversqlite-server: {failed_code}: {detail}");
                 ApiError::new(500, failed_code, failed_message)
@@ -73,7 +73,7 @@ impl Fail {
 
 impl From<ApiError> for Fail {
     fn from(error: ApiError) -> Fail {
-        Fail::Api(error)
+        Fail::Api(Box::new(error))
     }
 }
 

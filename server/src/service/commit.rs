@@ -24,7 +24,7 @@ pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, push_id, user, now)?;
     let rows = load_staged_rows(&tx, &session.push_id)?;
-    let invalid = |m: String| Fail::Api(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, m));
+    let invalid = |m: String| Fail::from(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, m));
     if rows.len() as i64 != session.planned_row_count {
         return Err(invalid(format!(
             "staged row count {} does not match planned_row_count {}",

@@ -63,7 +63,7 @@ pub fn committed_rows(
     after_row_ordinal: Option<i64>,
     max_rows: i64,
 ) -> ServiceResult<CommittedBundleRowsResponse> {
-    let invalid = |m: &str| Fail::Api(ApiError::bad_request(codes::COMMITTED_BUNDLE_CHUNK_INVALID, m));
+    let invalid = |m: &str| Fail::from(ApiError::bad_request(codes::COMMITTED_BUNDLE_CHUNK_INVALID, m));
     if bundle_seq <= 0 {
         return Err(invalid("bundle_seq must be > 0"));
     }

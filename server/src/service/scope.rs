@@ -69,18 +69,16 @@ pub fn ensure_user(conn: &Connection, user: &str, now_ms: i64) -> rusqlite::Resu
 }
 
 /// Pull, snapshot and watch need an INITIALIZED scope (§10.6 step 1).
-pub fn require_initialized(state: Option<&UserState>, now_ms: i64) -> Result<(), ApiError> {
-    match state {
-        Some(s) if s.scope_state == SCOPE_INITIALIZED => Ok(()),
-        Some(s) if s.scope_state == SCOPE_INITIALIZING && !s.lease_expired(now_ms) => Err(ApiError::conflict(
+pub fn require_initialized(state: Option<&UserState>, now_ms: i64) -> ServiceResult<()> {
+    let error = match state {
+        Some(s) if s.scope_state == SCOPE_INITIALIZED => return Ok(()),
+        Some(s) if s.scope_state == SCOPE_INITIALIZING && !s.lease_expired(now_ms) => ApiError::conflict(
             codes::SCOPE_INITIALIZING,
             "sync scope is being initialized by another source; retry later",
-        )),
-        _ => Err(ApiError::conflict(
-            codes::SCOPE_UNINITIALIZED,
-            "sync scope is not initialized; call connect first",
-        )),
-    }
+        ),
+        _ => ApiError::conflict(codes::SCOPE_UNINITIALIZED, "sync scope is not initialized; call connect first"),
+    };
+    Err(error.into())
 }
 
 pub fn mark_initialized(conn: &Connection, user: &str, source: &str, now_text: &str) -> rusqlite::Result<()> {

@@ -20,18 +20,18 @@ fn invalid(message: &str) -> ApiError {
 }
 
 /// Shape checks of `source_replacement` (400 `snapshot_session_invalid`), trimmed.
-fn validate_replacement(source: &str, r: &SourceReplacement) -> Result<SourceReplacement, ApiError> {
+fn validate_replacement(source: &str, r: &SourceReplacement) -> ServiceResult<SourceReplacement> {
     let previous = r.previous_source_id.trim().to_string();
     let new = r.new_source_id.trim().to_string();
     let reason = r.reason.trim().to_string();
     if previous != source {
-        return Err(invalid("source_replacement.previous_source_id must match the Oversync-Source-ID header"));
+        return Err(invalid("source_replacement.previous_source_id must match the Oversync-Source-ID header").into());
     }
     if new.is_empty() || new == previous {
-        return Err(invalid("source_replacement.new_source_id must be non-empty and differ from previous_source_id"));
+        return Err(invalid("source_replacement.new_source_id must be non-empty and differ from previous_source_id").into());
     }
     if !codes::is_recovery_reason(&reason) {
-        return Err(invalid("source_replacement.reason is not a supported recovery reason"));
+        return Err(invalid("source_replacement.reason is not a supported recovery reason").into());
     }
     Ok(SourceReplacement { previous_source_id: previous, new_source_id: new, reason })
 }

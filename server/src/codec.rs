@@ -21,6 +21,7 @@ pub fn wire_to_sql(column: &Column, value: &Value) -> Result<SqlValue, String> {
             .map_err(|_| format!("column {name} must be a UUID string")),
         (ColumnType::Integer, Value::Number(n)) => n
             .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
             .map(SqlValue::Integer)
             .ok_or_else(|| format!("column {name} must be a 64-bit integer")),
         (ColumnType::Integer, Value::Bool(b)) => Ok(SqlValue::Integer(i64::from(*b))),
@@ -118,6 +119,8 @@ mod tests {
     #[test]
     fn rejects_wrong_types_and_nulls() {
         assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1.5)).is_err());
+        assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1e30)).is_err());
+        assert_eq!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1e3)).unwrap(), SqlValue::Integer(1000));
         assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!("1")).is_err());
         assert!(wire_to_sql(&column(ColumnType::Text, true), &json!(1)).is_err());
         assert!(wire_to_sql(&column(ColumnType::Blob, true), &json!("not base64!")).is_err());

@@ -30,4 +30,6 @@ pub use conflict::{
     CallbackResolver, ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins,
 };
 pub use error::{ErrorKind, Result, SyncError};
-pub use ops::watch::{WatchOutcome, WatchReport};
+pub use ops::watch::{
+    AutoDownloadConfig, AutoDownloadStats, AutomaticDownloads, WatchOutcome, WatchReport,
+};

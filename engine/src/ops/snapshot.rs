@@ -279,23 +279,22 @@ pub(crate) fn final_apply(
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
         // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
-        let carried: Vec<(String, String, Option<String>)> = if mode
-            == OutboxMode::PreserveSourceRecovery
-        {
-            let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
-                .into_iter()
-                .map(|r| (r.table_name, r.key_json, r.local_payload))
-                .collect();
-            let mut stmt = conn.prepare(
+        let carried: Vec<(String, String, Option<String>)> =
+            if mode == OutboxMode::PreserveSourceRecovery {
+                let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
+                    .into_iter()
+                    .map(|r| (r.table_name, r.key_json, r.local_payload))
+                    .collect();
+                let mut stmt = conn.prepare(
                 "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
             )?;
-            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-                v.push(row?);
-            }
-            v
-        } else {
-            Vec::new()
-        };
+                for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                    v.push(row?);
+                }
+                v
+            } else {
+                Vec::new()
+            };
 
         let tables = managed_table_names(ctx, conn)?;
         for t in &tables {

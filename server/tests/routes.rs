@@ -216,6 +216,27 @@ fn expired_leases_and_sessions() {
     std::thread::sleep(Duration::from_millis(1300));
     assert_error(e1.commit(&push_id), 410, "push_session_expired");
 
+    // Leases alone expiring (sessions still valid): commit answers initialization_expired, and
+    // once another source took over the scope, the old session's chunks are stale.
+    let lease_only = Server::start(&["--initialization-lease-ttl-seconds", "1"]);
+    let g1 = lease_only.client("gina", "g1");
+    let g2 = g1.with_source("g2");
+    let init = g1.connect(true)["initialization_id"].as_str().unwrap().to_string();
+    let (_, session) = g1.post("/sync/push-sessions", json!({"source_bundle_id": 1, "planned_row_count": 2, "initialization_id": init}));
+    let push_id = session["push_id"].as_str().unwrap().to_string();
+    assert_eq!(g1.chunk(&push_id, 0, &[user_row("INSERT", "u1", "x", 0)]).0, 200);
+    let h1 = lease_only.client("hank", "h1");
+    let h_init = h1.connect(true)["initialization_id"].as_str().unwrap().to_string();
+    let (_, h_session) = h1.post("/sync/push-sessions", json!({"source_bundle_id": 1, "planned_row_count": 1, "initialization_id": h_init}));
+    let h_push = h_session["push_id"].as_str().unwrap().to_string();
+    assert_eq!(h1.chunk(&h_push, 0, &[user_row("INSERT", "u1", "x", 0)]).0, 200);
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_error(g1.chunk(&push_id, 1, &[user_row("INSERT", "u2", "y", 0)]), 410, "initialization_expired");
+    assert_error(h1.commit(&h_push), 410, "initialization_expired");
+    assert_eq!(g2.connect(true)["resolution"], "initialize_local", "the expired lease is free again");
+    assert_error(g1.chunk(&push_id, 1, &[user_row("INSERT", "u2", "y", 0)]), 409, "initialization_stale");
+    assert_error(h1.pull(0), 409, "scope_uninitialized");
+
     let f1 = server.client("frank", "f1");
     f1.connect(false);
     let (_, snap) = f1.post_raw("/sync/snapshot-sessions", None);

@@ -115,6 +115,16 @@ impl SyncClient {
     /// Starts an operation: refuses inside a transaction, takes the operation lock,
     /// loads the configuration.
     pub(crate) fn begin<'a>(&'a self, conn: &'a Connection) -> Result<Ctx<'a>> {
+        self.begin_with(conn, true)
+    }
+
+    /// Like `begin`, without the operation lock: for steps that only read local state
+    /// and talk to the server without writing (capabilities, opening the watch).
+    pub(crate) fn begin_read_only<'a>(&'a self, conn: &'a Connection) -> Result<Ctx<'a>> {
+        self.begin_with(conn, false)
+    }
+
+    fn begin_with<'a>(&'a self, conn: &'a Connection, lock: bool) -> Result<Ctx<'a>> {
         if !conn.is_autocommit() {
             return Err(SyncError::new(
                 ErrorKind::InTransaction,
@@ -122,7 +132,11 @@ impl SyncClient {
             ));
         }
         oversqlite_core::state::require_runtime(conn)?;
-        let lock = OperationLock::acquire(conn)?;
+        let lock = if lock {
+            OperationLock::acquire(conn)?
+        } else {
+            OperationLock::none()
+        };
         let config = oversqlite_core::config::load(conn)?;
         Ok(Ctx {
             conn,

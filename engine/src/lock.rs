@@ -23,6 +23,10 @@ pub struct OperationLock {
 }
 
 impl OperationLock {
+    pub fn none() -> Self {
+        OperationLock { _file: None }
+    }
+
     pub fn acquire(conn: &Connection) -> Result<Self> {
         let path = match conn.path() {
             Some(p) if !p.is_empty() && p != ":memory:" => p.to_string(),

@@ -239,9 +239,9 @@ fn automatic_downloads_fixture() {
                     .map_err(oversqlite_engine::SyncError::from)?;
                 let mut client = SyncClient::with_transport(worker_transport);
                 client.settings.retry = oversqlite_engine::transport::RetryPolicy::no_retry();
-                client.attach(&conn, "user-1")?;
                 Ok((conn, client))
             },
+            "user-1",
             config,
         );
 

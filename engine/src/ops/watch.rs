@@ -110,7 +110,7 @@ fn spawn_reader(mut body: Box<dyn BufRead + Send>) -> mpsc::Receiver<Line> {
 impl SyncClient {
     /// Whether the server offers the watch stream (`features.bundle_change_watch`, strictly true).
     pub fn bundle_change_watch_supported(&mut self, conn: &Connection) -> Result<bool> {
-        let ctx = self.begin(conn)?;
+        let ctx = self.begin_read_only(conn)?;
         let source = crate::state::attachment(conn)?.current_source_id;
         let caps = ctx
             .remote
@@ -136,7 +136,7 @@ impl SyncClient {
             ));
         }
         let (source, after, url) = {
-            let ctx = self.begin(conn)?;
+            let ctx = self.begin_read_only(conn)?;
             let att = self.require_connected(&ctx)?;
             (
                 att.current_source_id,
@@ -294,17 +294,18 @@ pub struct AutomaticDownloads {
 }
 
 impl AutomaticDownloads {
-    /// Starts the worker. `setup` runs on the worker thread and returns its own
-    /// connection and an attached client (a resumed attach costs no network).
-    pub fn start<F>(setup: F, config: AutoDownloadConfig) -> Self
+    /// Starts the worker for `user`. `setup` runs on the worker thread and returns its
+    /// own connection and a client; the worker attaches it (a resumed attach costs no
+    /// network) and re-attaches after any failure that left it detached.
+    pub fn start<F>(setup: F, user: &str, config: AutoDownloadConfig) -> Self
     where
         F: FnOnce() -> Result<(Connection, SyncClient)> + Send + 'static,
     {
         let stop = Arc::new(StopSignal::default());
         let stats = Arc::new(Mutex::new(AutoDownloadStats::default()));
-        let (s, st) = (stop.clone(), stats.clone());
+        let (s, st, user) = (stop.clone(), stats.clone(), user.to_string());
         let thread = std::thread::spawn(move || match setup() {
-            Ok((conn, mut client)) => run(&conn, &mut client, &config, &s, &st),
+            Ok((conn, mut client)) => run(&conn, &mut client, &user, &config, &s, &st),
             Err(e) => st.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string()),
         });
         AutomaticDownloads {
@@ -360,12 +361,23 @@ fn pull(conn: &Connection, client: &mut SyncClient, stats: &Mutex<AutoDownloadSt
 fn run(
     conn: &Connection,
     client: &mut SyncClient,
+    user: &str,
     config: &AutoDownloadConfig,
     stop: &StopSignal,
     stats: &Mutex<AutoDownloadStats>,
 ) {
     let mut backoff = config.reconnect_min;
     while !stop.is_stopped() {
+        if client.connected_user() != Some(user) {
+            if let Err(e) = client.attach(conn, user) {
+                record(stats, |s| s.last_error = Some(e.to_string()));
+                if stop.sleep(backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(config.reconnect_max);
+                continue;
+            }
+        }
         let use_watch = if config.watch {
             client.bundle_change_watch_supported(conn)
         } else {

@@ -1,0 +1,347 @@
+//! Interop: the engine over real HTTP (`UreqTransport`) against a real
+//! `oversqlite-server` process on loopback. Two devices of one user seed, hydrate,
+//! conflict, delete, rebuild after pruning, watch and detach.
+//!
+//! Needs the server binary: `cargo build -p oversqlite-server`, then
+//! `OVERSQLITE_SERVER_BIN=<target>/debug/oversqlite-server cargo test -p oversqlite-engine
+//! --test server_interop -- --include-ignored` (without the variable the test looks in
+//! `$CARGO_TARGET_DIR/debug` and `target/debug`).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oversqlite_engine::auth::SharedToken;
+use oversqlite_engine::report::{AttachOutcome, PushOutcome, RemoteOutcome};
+use oversqlite_engine::transport::UreqTransport;
+use oversqlite_engine::{AutoDownloadConfig, AutomaticDownloads, SyncClient};
+use rusqlite::Connection;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+app_name = "engine-interop"
+schema_version = 1
+
+[[tables]]
+schema = "main"
+table = "users"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "name", type = "text", nullable = false },
+]
+
+[[tables]]
+schema = "main"
+table = "posts"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "user_id", type = "text", nullable = false },
+  { name = "title", type = "text", nullable = false },
+]
+foreign_keys = [{ column = "user_id", references = "users" }]
+
+[[tables]]
+schema = "main"
+table = "files"
+key = "id"
+columns = [
+  { name = "id", type = "uuid", nullable = false },
+  { name = "data", type = "blob" },
+  { name = "ratio", type = "real" },
+]
+"#;
+
+const SECRET: &str = "engine-interop-secret";
+
+fn server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("OVERSQLITE_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let mut candidates = Vec::new();
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(t).join("debug/oversqlite-server"));
+    }
+    candidates
+        .push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oversqlite-server"));
+    candidates.push(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target-engine/debug/oversqlite-server"),
+    );
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("oversqlite-server binary not found: run `cargo build -p oversqlite-server` or set OVERSQLITE_SERVER_BIN")
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: support::TestDb,
+    config: PathBuf,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let dir = support::TestDb::new();
+        let config = dir.dir.join("server.toml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let mut child = Command::new(server_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--jwt-secret",
+                SECRET,
+                "--enable-test-endpoints",
+                "--watch-heartbeat-ms",
+                "200",
+            ])
+            .arg("--data")
+            .arg(dir.dir.join("server.db"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start oversqlite-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected server banner {line:?}"
+        );
+        Server {
+            child,
+            url,
+            _dir: dir,
+            config,
+        }
+    }
+
+    fn token(&self, user: &str) -> String {
+        let out = Command::new(server_bin())
+            .args(["token", "--jwt-secret", SECRET, "--user", user, "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) {
+        let agent = ureq::Agent::new_with_defaults();
+        agent
+            .post(&format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Device {
+    _db: support::TestDb,
+    conn: Connection,
+    client: SyncClient,
+}
+
+fn device(server: &Server, token: &str) -> Device {
+    let db = support::TestDb::new();
+    let conn = db.connect();
+    conn.execute_batch(
+        "CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL);
+         CREATE TABLE posts (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users(id), title TEXT NOT NULL);
+         CREATE TABLE files (id BLOB PRIMARY KEY NOT NULL, data BLOB, ratio REAL);",
+    )
+    .unwrap();
+    oversqlite_core::config::init(&conn, &server.url, "main").unwrap();
+    for t in ["users", "posts", "files"] {
+        oversqlite_core::config::enable_sync(&conn, t, &["id".to_string()]).unwrap();
+    }
+    support::open(&conn);
+    let mut client = SyncClient::with_transport(Arc::new(UreqTransport::default()));
+    client.set_token_provider(Arc::new(SharedToken::new(Some(token.to_string()))));
+    Device {
+        _db: db,
+        conn,
+        client,
+    }
+}
+
+#[test]
+#[ignore = "needs the oversqlite-server binary (see the file header)"]
+fn two_devices_against_a_real_server() {
+    let server = Server::start(&[]);
+    let token = server.token("alice");
+
+    // Device A seeds the empty scope from rows written before attaching.
+    let mut a = device(&server, &token);
+    a.conn
+        .execute_batch(
+            "INSERT INTO users VALUES ('u1', 'Ada'), ('u2', 'R&D <ops>');
+             INSERT INTO posts VALUES ('p1', 'u1', 'Hello');
+             INSERT INTO files VALUES (x'00112233445566778899aabbccddeeff', x'deadbeef', 1.5);",
+        )
+        .unwrap();
+    assert_eq!(
+        a.client.attach(&a.conn, "alice").unwrap().outcome,
+        AttachOutcome::SeededFromLocal
+    );
+    let s = a.client.sync(&a.conn).unwrap();
+    assert_eq!(s.push_outcome, PushOutcome::Committed);
+    assert_eq!(
+        support::scalar_text(
+            &a.conn,
+            "SELECT pending_initialization_id FROM _sync_attachment_state"
+        ),
+        ""
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &a.conn,
+            "SELECT last_bundle_seq_seen FROM _sync_attachment_state"
+        ),
+        1
+    );
+
+    // Device B hydrates from a snapshot.
+    let mut b = device(&server, &token);
+    let attach = b.client.attach(&b.conn, "alice").unwrap();
+    assert_eq!(attach.outcome, AttachOutcome::UsedRemoteState);
+    assert_eq!(attach.restore.unwrap().row_count, 4);
+    assert_eq!(
+        support::app_rows(&b.conn, "users"),
+        json!([{"id":"u1","name":"Ada"},{"id":"u2","name":"R&D <ops>"}])
+    );
+    assert_eq!(
+        support::scalar_text(&b.conn, "SELECT hex(data) || ':' || ratio FROM files"),
+        "DEADBEEF:1.5"
+    );
+
+    // Concurrent edits of one row: B commits first, A's push conflicts, server wins.
+    b.conn
+        .execute("UPDATE users SET name = 'Ada (B)' WHERE id = 'u1'", [])
+        .unwrap();
+    b.client.sync(&b.conn).unwrap();
+    a.conn
+        .execute("UPDATE users SET name = 'Ada (A)' WHERE id = 'u1'", [])
+        .unwrap();
+    a.conn
+        .execute("INSERT INTO posts VALUES ('p2', 'u1', 'Second')", [])
+        .unwrap();
+    let r = a.client.sync(&a.conn).unwrap();
+    assert_eq!(
+        r.push_outcome,
+        PushOutcome::Committed,
+        "the sibling post is re-pushed after the conflict"
+    );
+    assert_eq!(
+        support::app_rows(&a.conn, "users")[0]["name"],
+        json!("Ada (B)")
+    );
+    b.client.sync(&b.conn).unwrap();
+    assert_eq!(
+        support::scalar_i64(&b.conn, "SELECT COUNT(*) FROM posts"),
+        2
+    );
+
+    // Deletes travel (child first), and tombstones stay.
+    a.conn
+        .execute_batch("DELETE FROM posts WHERE user_id = 'u2'; DELETE FROM users WHERE id = 'u2';")
+        .unwrap();
+    a.client.sync(&a.conn).unwrap();
+    let pulled = b.client.sync(&b.conn).unwrap();
+    assert_eq!(pulled.remote_outcome, RemoteOutcome::AppliedIncremental);
+    assert_eq!(
+        support::app_rows(&b.conn, "users"),
+        json!([{"id":"u1","name":"Ada (B)"}])
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &b.conn,
+            "SELECT deleted FROM _sync_row_state WHERE key_json = '{\"id\":\"u2\"}'"
+        ),
+        1
+    );
+
+    // B follows A through the watch stream, in the background on its own connection.
+    let (b_path, b_token) = (b._db.path.clone(), token.clone());
+    let worker = AutomaticDownloads::start(
+        move || {
+            let conn = Connection::open(&b_path).map_err(oversqlite_engine::SyncError::from)?;
+            conn.busy_timeout(Duration::from_secs(5))
+                .map_err(oversqlite_engine::SyncError::from)?;
+            let mut client = SyncClient::with_transport(Arc::new(UreqTransport::default()));
+            client.set_token_provider(Arc::new(SharedToken::new(Some(b_token))));
+            Ok((conn, client))
+        },
+        "alice",
+        AutoDownloadConfig {
+            interval: Duration::from_secs(60),
+            watch: true,
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(200),
+        },
+    );
+    assert!(b.client.bundle_change_watch_supported(&b.conn).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    a.conn
+        .execute("INSERT INTO users VALUES ('u3', 'Grace')", [])
+        .unwrap();
+    a.client.sync(&a.conn).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while support::scalar_i64(&b.conn, "SELECT COUNT(*) FROM users WHERE id = 'u3'") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the watch never delivered A's commit to B: {:?}",
+            worker.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped = Instant::now();
+    let stats = worker.stop();
+    assert!(stats.events >= 1, "{stats:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "stopping cancels the open stream promptly"
+    );
+
+    // History pruning forces B to rebuild from a snapshot on its next pull.
+    let latest = support::scalar_i64(
+        &a.conn,
+        "SELECT last_bundle_seq_seen FROM _sync_attachment_state",
+    );
+    server.post(
+        "/test/retention-floor",
+        json!({"user_id": "alice", "retained_bundle_floor": latest}),
+    );
+    let r = b.client.pull_to_stable(&b.conn).unwrap();
+    assert_eq!(r.outcome, RemoteOutcome::AppliedSnapshot);
+    assert_eq!(
+        support::app_rows(&b.conn, "users"),
+        support::app_rows(&a.conn, "users")
+    );
+
+    // Detach rotates the source and wipes managed data.
+    let d = a.client.sync_then_detach(&a.conn).unwrap();
+    assert!(d.is_success);
+    assert_eq!(
+        support::scalar_i64(&a.conn, "SELECT COUNT(*) FROM users"),
+        0
+    );
+}

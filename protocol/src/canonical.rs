@@ -61,12 +61,15 @@ fn format_number(n: &Number) -> String {
     ecmascript_number_to_string(f)
 }
 
-/// ECMAScript `Number.prototype.toString` for finite doubles: shortest round-trip digits,
-/// plain notation for 1e-6 <= |x| < 1e21, exponent notation otherwise, `-0` as `0`.
+/// Number text as Go's `encoding/json` writes a float64, which is ECMAScript
+/// `Number.prototype.toString` (shortest round-trip digits, plain notation for
+/// 1e-6 <= |x| < 1e21, exponent notation otherwise) with one difference: negative zero
+/// prints as `-0` (Go formats zero with `strconv.AppendFloat(f, 'f', -1, 64)`, which keeps
+/// the sign), where ECMAScript prints `0`. The Go server's hash is what must be matched.
 pub fn ecmascript_number_to_string(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
-        // JSON cannot carry NaN/Infinity; 0 and -0 both print as "0".
-        return "0".to_string();
+        // JSON cannot carry NaN/Infinity.
+        return if value.is_sign_negative() && value == 0.0 { "-0" } else { "0" }.to_string();
     }
     let mut out = String::new();
     if value < 0.0 {
@@ -139,7 +142,7 @@ mod tests {
     fn numbers_follow_ecmascript_formatting() {
         let cases: &[(f64, &str)] = &[
             (0.0, "0"),
-            (-0.0, "0"),
+            (-0.0, "-0"),
             (1.0, "1"),
             (1000.0, "1000"),
             (1.5, "1.5"),
@@ -162,8 +165,8 @@ mod tests {
 
     #[test]
     fn integers_and_floats_share_one_notation() {
-        let text = canonicalize_json_text(r#"[1, 1.0, 1e3, 1.50, -0.0, 9007199254740993, 12345678901234567890]"#).unwrap();
-        assert_eq!(text, "[1,1,1000,1.5,0,9007199254740992,12345678901234567000]");
+        let text = canonicalize_json_text(r#"[1, 1.0, 1e3, 1.50, 0.0, -0.0, -0, 9007199254740993, 12345678901234567890]"#).unwrap();
+        assert_eq!(text, "[1,1,1000,1.5,0,-0,-0,9007199254740992,12345678901234567000]");
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!   family, and the four source-recovery reasons (`codes::RECOVERY_REASONS`).
 //! * [`canonical`] — canonical JSON of §8.2 ([`canonical_json`], [`canonicalize_json_text`],
 //!   [`ecmascript_number_to_string`]): byte-wise sorted keys, ECMAScript numbers (every
-//!   number via f64, integral values without `.0`), Go HTML-safe string escaping.
+//!   number via f64, integral values without `.0`; negative zero stays `-0` as in Go's
+//!   encoder), Go HTML-safe string escaping.
 //! * [`hash`] — [`bundle_digest`] / [`bundle_hash`] / [`byte_count`] of a committed bundle's
 //!   rows (§8.1; `row_ordinal` is the 0-based position in the slice, DELETE payload hashed as
 //!   `null`), [`canonical_request_hash`] of outbox rows (§8.4), [`sha256_hex`].

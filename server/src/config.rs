@@ -170,6 +170,27 @@ impl TableSpec {
     }
 }
 
+impl TableSpec {
+    /// Triggers rejecting writes that do not come from the server's own bundle transactions
+    /// (the reference rejects registered-table writes outside a sync-bundle context): such a
+    /// write would never reach clients. The server marks its transactions with a row in
+    /// `_oversync_write_context`, inserted and removed inside the same transaction.
+    pub fn write_guard_sql(&self) -> String {
+        let mut sql = String::new();
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            let trigger = quote_ident(&format!("_oversync_guard_{}_{}", self.qualified, event.to_lowercase()));
+            sql.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {trigger} BEFORE {event} ON {table}\n\
+                 WHEN NOT EXISTS (SELECT 1 FROM _oversync_write_context)\n\
+                 BEGIN SELECT RAISE(ABORT, 'oversqlite-server: {qualified} is a registered sync table; write through a sync bundle (push, or POST /test/server-bundle)'); END;\n",
+                table = self.sql_name(),
+                qualified = self.qualified,
+            ));
+        }
+        sql
+    }
+}
+
 /// Validated configuration: tables sorted by `"schema.table"` (byte-wise), which is also
 /// the reference's `table_id` order used for snapshots.
 #[derive(Clone, Debug)]

@@ -103,10 +103,13 @@ CREATE TABLE IF NOT EXISTS _oversync_counters (
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _oversync_write_context (
+  id INTEGER PRIMARY KEY
+);
 "#;
 
 /// Names of the bookkeeping tables, in an order that is safe for wiping.
-pub const BOOKKEEPING_TABLES: [&str; 10] = [
+pub const BOOKKEEPING_TABLES: [&str; 11] = [
     "_oversync_snapshot_rows",
     "_oversync_snapshot_sessions",
     "_oversync_push_rows",
@@ -117,7 +120,20 @@ pub const BOOKKEEPING_TABLES: [&str; 10] = [
     "_oversync_source_state",
     "_oversync_user_state",
     "_oversync_counters",
+    "_oversync_write_context",
 ];
+
+/// Opens the write context that lets this transaction modify registered tables.
+pub fn open_write_context(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR IGNORE INTO _oversync_write_context (id) VALUES (1)", [])?;
+    Ok(())
+}
+
+/// Closes it again before the transaction commits, so it is never visible outside.
+pub fn close_write_context(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM _oversync_write_context", [])?;
+    Ok(())
+}
 
 /// A small pool of connections to one database file. Each operation borrows a connection
 /// for its duration; SQLite itself serialises writers (busy timeout), WAL lets readers run.
@@ -135,6 +151,7 @@ impl Store {
         for table in &store.registry.tables {
             ddl.push_str(&table.create_table_sql());
             ddl.push_str(";\n");
+            ddl.push_str(&table.write_guard_sql());
         }
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;

@@ -454,6 +454,21 @@ fn payload_encoding_and_store_layout() {
     assert_eq!((owner.as_str(), data, count), ("alice", vec![0xde, 0xad, 0xbe, 0xef], 9007199254740993));
     let review_fk: String = conn.query_row(r#"SELECT file_id FROM "business.file_reviews""#, [], |r| r.get(0)).unwrap();
     assert_eq!(review_fk, file_id);
+    // Direct writes bypassing sync bundles are rejected: clients would never see them.
+    let writer = rusqlite::Connection::open(&server.data).unwrap();
+    writer.busy_timeout(Duration::from_secs(5)).unwrap();
+    for sql in [
+        r#"INSERT INTO "business.users" (_sync_scope_id, id, name, email, created_at, updated_at) VALUES ('alice', 'x', 'x', 'x', 'x', 'x')"#,
+        r#"UPDATE "business.typed_rows" SET name = 'changed'"#,
+        r#"DELETE FROM "business.files""#,
+    ] {
+        let error = writer.execute(sql, []).unwrap_err().to_string();
+        assert!(error.contains("is a registered sync table"), "{sql}: {error}");
+    }
+    let context_rows: i64 = writer.query_row("SELECT COUNT(*) FROM _oversync_write_context", [], |r| r.get(0)).unwrap();
+    assert_eq!(context_rows, 0);
+    drop(writer);
+    assert_eq!(alice.push_ok(3, &[user_row("INSERT", "after-guard", "g", 0)])["bundle_seq"], 3);
 }
 
 #[test]

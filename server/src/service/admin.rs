@@ -80,6 +80,7 @@ pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResp
 pub fn reset(app: &AppState, conn: &mut Connection) -> ServiceResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    crate::store::open_write_context(&tx)?;
     for table in &app.registry.tables {
         tx.execute(&format!("DELETE FROM {}", table.sql_name()), [])?;
     }

@@ -17,6 +17,7 @@ use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
 use crate::config::{quote_ident, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::AppState;
+use crate::store::{close_write_context, open_write_context};
 use crate::timefmt::{now_ms, rfc3339_from_ms};
 
 pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) -> ServiceResult<(PushCommitResponse, WatchEvent)> {
@@ -300,6 +301,7 @@ pub fn apply_bundle(
     for row in rows {
         check_conflict(conn, table_of(row)?, user, row)?;
     }
+    open_write_context(conn)?;
     let mut effects = Effects::default();
     for row in rows {
         if apply_row(conn, table_of(row)?, user, row)? > 0 {
@@ -309,6 +311,7 @@ pub fn apply_bundle(
             }
         }
     }
+    close_write_context(conn)?;
     let effects = effects.into_rows();
     if effects.is_empty() {
         return Err(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, "push session produced no captured business-table effects").into());

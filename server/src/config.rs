@@ -295,7 +295,6 @@ impl Registry {
 
     pub fn schemas(&self) -> Vec<String> {
         let mut schemas: Vec<String> = self.tables.iter().map(|t| t.schema.clone()).collect();
-        schemas.dedup();
         schemas.sort();
         schemas.dedup();
         schemas

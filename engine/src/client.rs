@@ -3,8 +3,10 @@
 //! afresh, takes the cross-process operation lock, and refuses to run inside the
 //! caller's transaction.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use oversqlite_protocol::BundleLimits;
 
 use rusqlite::Connection;
 
@@ -65,6 +67,8 @@ pub struct SyncClient {
     resolver: Arc<dyn ConflictResolver>,
     /// The user a successful `attach` connected in this client (KMP `session_connected`).
     connected_user: Option<String>,
+    /// The server's `bundle_limits`, learned once per client (§7.13).
+    limits: OnceLock<BundleLimits>,
 }
 
 impl SyncClient {
@@ -80,6 +84,7 @@ impl SyncClient {
             tokens: Arc::new(NoToken),
             resolver: Arc::new(ServerWins),
             connected_user: None,
+            limits: OnceLock::new(),
         }
     }
 
@@ -93,6 +98,7 @@ impl SyncClient {
 
     pub fn set_transport(&mut self, transport: Arc<dyn Transport>) {
         self.transport = transport;
+        self.limits = OnceLock::new();
     }
 
     /// The user connected by `attach` in this client, if any.
@@ -149,6 +155,7 @@ impl SyncClient {
             config,
             settings: &self.settings,
             resolver: self.resolver.as_ref(),
+            limits: &self.limits,
             _lock: lock,
         })
     }
@@ -182,10 +189,47 @@ pub(crate) struct Ctx<'a> {
     pub remote: Remote<'a>,
     pub settings: &'a EngineSettings,
     pub resolver: &'a dyn ConflictResolver,
+    pub limits: &'a OnceLock<BundleLimits>,
     _lock: OperationLock,
 }
 
 impl Ctx<'_> {
+    /// The server's advertised limits, fetched once per client when first needed. A
+    /// failed fetch is not cached and falls back to the configured sizes.
+    fn server_limits(&self) -> BundleLimits {
+        if let Some(l) = self.limits.get() {
+            return l.clone();
+        }
+        let source = state::attachment(self.conn)
+            .map(|a| a.current_source_id)
+            .unwrap_or_default();
+        match self.remote.capabilities(&source) {
+            Ok(crate::api::Reply::Ok(caps)) => self
+                .limits
+                .get_or_init(|| caps.bundle_limits.unwrap_or_default())
+                .clone(),
+            _ => BundleLimits::default(),
+        }
+    }
+
+    /// Rows per push chunk: the setting, never above `max_rows_per_push_chunk`.
+    pub fn push_chunk_rows(&self) -> usize {
+        let wanted = self.settings.upload_chunk_rows.max(1);
+        match self.server_limits().max_rows_per_push_chunk {
+            Some(max) if max > 0 => wanted.min(max as usize),
+            _ => wanted,
+        }
+    }
+
+    /// `max_bundles` per pull: the setting, within 1..=5000 and `max_bundles_per_pull`.
+    pub fn pull_max_bundles(&self) -> i64 {
+        let wanted = self.settings.download_max_bundles.clamp(1, 5000);
+        match self.server_limits().max_bundles_per_pull {
+            Some(max) if max > 0 => wanted.min(max),
+            _ => wanted,
+        }
+    }
+
     pub fn table(&self, name: &str) -> Result<&crate::schema::ManagedTable> {
         self.config.table(name).ok_or_else(|| {
             SyncError::protocol(format!(

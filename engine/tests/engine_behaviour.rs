@@ -431,3 +431,115 @@ fn reports_serialise_to_snake_case_json() {
     let status: Value = serde_json::to_value(client.status(&conn).unwrap()).unwrap();
     assert_eq!(status["pending"]["pending_row_count"], json!(0));
 }
+
+#[test]
+fn server_bundle_limits_clamp_chunk_and_page_sizes() {
+    let server = FakeServer::plain();
+    server.with(|s| {
+        s.capabilities = json!({"protocol_version":"v1","schema_version":1,"features":{"connect_lifecycle":true},
+            "bundle_limits":{"max_rows_per_push_chunk":2,"max_bundles_per_pull":25}});
+    });
+    let (_db, conn, mut client) = users(&server);
+    client.attach(&conn, "user-1").unwrap();
+    for i in 0..5 {
+        conn.execute(
+            "INSERT INTO users(id, name) VALUES(?1, 'x')",
+            [format!("u{i}")],
+        )
+        .unwrap();
+    }
+    client.sync(&conn).unwrap();
+    let reqs = server.transport.requests();
+    let starts: Vec<i64> = reqs
+        .iter()
+        .filter(|r| route(r).0 == "push_chunk")
+        .map(|r| {
+            r.body_json().unwrap()["start_row_ordinal"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(starts, vec![0, 2, 4]);
+    assert_eq!(
+        reqs.iter()
+            .find(|r| route(r).0 == "pull")
+            .unwrap()
+            .query("max_bundles")
+            .as_deref(),
+        Some("25")
+    );
+}
+
+/// Every request of a push may fail (a network error, or the response lost after
+/// the server acted). Pushing again must converge: exactly one committed bundle on
+/// the server, nothing pending locally, no duplicate rows.
+#[test]
+fn push_converges_after_a_failure_at_any_request() {
+    for fail_at in 1..=4 {
+        for lose_response in [false, true] {
+            let mut n = 0;
+            let server = FakeServer::new(move |st, req| {
+                let name = route(req).0;
+                if name == "capabilities" || name == "connect" {
+                    return None;
+                }
+                n += 1;
+                if n != fail_at {
+                    return None;
+                }
+                if lose_response {
+                    let _ = support::fake_server::default_route(st, req);
+                }
+                Some(ScriptedResponse::Fail(format!(
+                    "injected failure at request {fail_at}"
+                )))
+            });
+            let (_db, conn, mut client) = users(&server);
+            client.attach(&conn, "user-1").unwrap();
+            conn.execute_batch("INSERT INTO users VALUES ('u1','Ada'); INSERT INTO users VALUES ('u2','Bob'); INSERT INTO users VALUES ('u3','Cy');").unwrap();
+            let mut attempts = 0;
+            while client.push_pending(&conn).is_err() {
+                attempts += 1;
+                assert!(
+                    attempts < 4,
+                    "fail_at {fail_at} lose {lose_response}: push never converged"
+                );
+            }
+            let label = format!("fail_at {fail_at} lose_response {lose_response}");
+            let (bundles, rows) = server.with(|s| {
+                (
+                    s.committed.len(),
+                    s.committed.iter().map(|c| c.rows.len()).sum::<usize>(),
+                )
+            });
+            assert_eq!((bundles, rows), (1, 3), "{label}");
+            assert_eq!(
+                support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows")
+                    + support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+                0,
+                "{label}"
+            );
+            assert_eq!(
+                support::scalar_i64(
+                    &conn,
+                    "SELECT COUNT(*) FROM _sync_row_state WHERE row_version = 1 AND deleted = 0"
+                ),
+                3,
+                "{label}"
+            );
+            assert_eq!(
+                support::scalar_i64(
+                    &conn,
+                    "SELECT last_bundle_seq_seen FROM _sync_attachment_state"
+                ),
+                1,
+                "{label}"
+            );
+            assert_eq!(
+                support::scalar_i64(&conn, "SELECT apply_mode FROM _sync_apply_state"),
+                0,
+                "{label}"
+            );
+        }
+    }
+}

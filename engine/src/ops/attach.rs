@@ -84,6 +84,9 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
         .remote
         .capabilities(&source)?
         .ok_or_error("capabilities request")?;
+    let _ = ctx
+        .limits
+        .set(caps.bundle_limits.clone().unwrap_or_default());
     if !caps.feature(FEATURE_CONNECT_LIFECYCLE) {
         return Err(SyncError::new(
             ErrorKind::UnsupportedServer,

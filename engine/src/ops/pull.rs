@@ -49,7 +49,7 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
     let mut after = initial;
     let mut target = 0i64;
     let mut applied = 0i64;
-    let max = ctx.settings.download_max_bundles.clamp(1, 5000);
+    let max = ctx.pull_max_bundles();
     loop {
         let resp = match ctx.remote.pull(&source, after, max, target)? {
             Reply::Ok(r) => r,

@@ -333,7 +333,7 @@ fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -
 }
 
 fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> Result<Upload> {
-    let chunk = ctx.settings.upload_chunk_rows.max(1);
+    let chunk = ctx.push_chunk_rows();
     let mut start = 0usize;
     while start < outbox.push_rows.len() {
         let end = (start + chunk).min(outbox.push_rows.len());

@@ -215,7 +215,7 @@ pub fn qi64(req: &HttpRequest, name: &str) -> Option<i64> {
     req.query(name).and_then(|v| v.parse().ok())
 }
 
-fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
+pub fn default_route(st: &mut FakeState, req: &HttpRequest) -> ScriptedResponse {
     let (name, id) = route(req);
     let source = source_of(req);
     match name {

@@ -172,6 +172,9 @@ fn connect_resolutions_and_leases() {
 
     // Never connected: pushes and reads are refused.
     let d1 = server.client("dave", "d1");
+    // Malformed connects change nothing: the scope stays uninitialized.
+    assert_error(d1.post_raw("/sync/connect", Some("[")), 400, "invalid_request");
+    assert_error(d1.post_raw("/sync/connect", Some(r#"{"has_local_pending_rows":1}"#)), 400, "invalid_request");
     assert_error(d1.create(1, 1), 409, "scope_uninitialized");
     assert_error(with_init(&d1, &init), 410, "initialization_expired");
     assert_error(d1.pull(0), 409, "scope_uninitialized");

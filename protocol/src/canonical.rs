@@ -69,7 +69,12 @@ fn format_number(n: &Number) -> String {
 pub fn ecmascript_number_to_string(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         // JSON cannot carry NaN/Infinity.
-        return if value.is_sign_negative() && value == 0.0 { "-0" } else { "0" }.to_string();
+        return if value.is_sign_negative() && value == 0.0 {
+            "-0"
+        } else {
+            "0"
+        }
+        .to_string();
     }
     let mut out = String::new();
     if value < 0.0 {
@@ -165,8 +170,14 @@ mod tests {
 
     #[test]
     fn integers_and_floats_share_one_notation() {
-        let text = canonicalize_json_text(r#"[1, 1.0, 1e3, 1.50, 0.0, -0.0, -0, 9007199254740993, 12345678901234567890]"#).unwrap();
-        assert_eq!(text, "[1,1,1000,1.5,0,-0,-0,9007199254740992,12345678901234567000]");
+        let text = canonicalize_json_text(
+            r#"[1, 1.0, 1e3, 1.50, 0.0, -0.0, -0, 9007199254740993, 12345678901234567890]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "[1,1,1000,1.5,0,-0,-0,9007199254740992,12345678901234567000]"
+        );
     }
 
     #[test]
@@ -180,7 +191,13 @@ mod tests {
 
     #[test]
     fn object_keys_sorted_bytewise_without_whitespace() {
-        let text = canonicalize_json_text(r#"{ "b": 1, "a": [true, false, null], "B": {"é": 1, "z": 2}, "_": "" }"#).unwrap();
-        assert_eq!(text, r#"{"B":{"z":2,"é":1},"_":"","a":[true,false,null],"b":1}"#);
+        let text = canonicalize_json_text(
+            r#"{ "b": 1, "a": [true, false, null], "B": {"é": 1, "z": 2}, "_": "" }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            r#"{"B":{"z":2,"é":1},"_":"","a":[true,false,null],"b":1}"#
+        );
     }
 }

@@ -40,7 +40,10 @@ pub fn committed_bundle_canonical_text(rows: &[BundleRow]) -> String {
 /// `bundle_hash` and `byte_count` of a committed bundle (rows in bundle order, complete).
 pub fn bundle_digest(rows: &[BundleRow]) -> BundleDigest {
     let text = committed_bundle_canonical_text(rows);
-    BundleDigest { bundle_hash: sha256_hex(text.as_bytes()), byte_count: text.len() }
+    BundleDigest {
+        bundle_hash: sha256_hex(text.as_bytes()),
+        byte_count: text.len(),
+    }
 }
 
 /// `bundle_hash` of a committed bundle.
@@ -92,7 +95,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn key_value(key: &SyncKey) -> Value {
-    Value::Object(key.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>())
+    Value::Object(
+        key.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn hashed_payload(op: Op, payload: Option<&Payload>) -> Value {
@@ -121,7 +128,10 @@ mod tests {
         let digest = bundle_digest(&rows);
         assert_eq!(digest.byte_count, 142);
         assert_eq!(byte_count(&rows), 142);
-        assert_eq!(digest.bundle_hash, "d01868c80bc7b55a07137bc81d8382388e82d693216aad65d97bdd4b277ee06a");
+        assert_eq!(
+            digest.bundle_hash,
+            "d01868c80bc7b55a07137bc81d8382388e82d693216aad65d97bdd4b277ee06a"
+        );
         assert_eq!(bundle_hash(&rows), digest.bundle_hash);
     }
 
@@ -140,7 +150,10 @@ mod tests {
         );
         let digest = bundle_digest(&rows);
         assert_eq!(digest.byte_count, 467);
-        assert_eq!(digest.bundle_hash, "f341380bee6d2e6b6b791020aee51c2fcc30f25734665af875800fa63f248a04");
+        assert_eq!(
+            digest.bundle_hash,
+            "f341380bee6d2e6b6b791020aee51c2fcc30f25734665af875800fa63f248a04"
+        );
     }
 
     #[test]
@@ -168,6 +181,9 @@ mod tests {
             canonical_request_text(&rows),
             r#"[{"base_row_version":0,"key":{"id":"user-1"},"op":"INSERT","payload":{"id":"user-1","name":"Ada"},"row_ordinal":0,"schema":"main","table":"users"}]"#
         );
-        assert_eq!(canonical_request_hash(&rows), "97733d59af0ff8c666b77a7e2205895bcb861397df23aed534478e3ee0ec45f3");
+        assert_eq!(
+            canonical_request_hash(&rows),
+            "97733d59af0ff8c666b77a7e2205895bcb861397df23aed534478e3ee0ec45f3"
+        );
     }
 }

@@ -70,17 +70,27 @@ mod wire_shape_tests {
     #[test]
     fn push_create_response_is_discriminated_by_status() {
         let staging: PushSessionCreateResponse =
-            serde_json::from_str(r#"{"push_id":"p","status":"staging","planned_row_count":3}"#).unwrap();
+            serde_json::from_str(r#"{"push_id":"p","status":"staging","planned_row_count":3}"#)
+                .unwrap();
         assert_eq!(
             staging,
-            PushSessionCreateResponse::Staging { push_id: "p".into(), planned_row_count: 3, next_expected_row_ordinal: 0 }
+            PushSessionCreateResponse::Staging {
+                push_id: "p".into(),
+                planned_row_count: 3,
+                next_expected_row_ordinal: 0
+            }
         );
         let replay: PushSessionCreateResponse = serde_json::from_str(
             r#"{"status":"already_committed","bundle_seq":7,"source_id":"s","source_bundle_id":2,"row_count":1,"bundle_hash":"h"}"#,
         )
         .unwrap();
-        assert!(matches!(replay, PushSessionCreateResponse::AlreadyCommitted { bundle_seq: 7, .. }));
-        assert!(serde_json::from_str::<PushSessionCreateResponse>(r#"{"status":"other"}"#).is_err());
+        assert!(matches!(
+            replay,
+            PushSessionCreateResponse::AlreadyCommitted { bundle_seq: 7, .. }
+        ));
+        assert!(
+            serde_json::from_str::<PushSessionCreateResponse>(r#"{"status":"other"}"#).is_err()
+        );
         assert_eq!(
             serde_json::to_value(&staging).unwrap(),
             json!({"status":"staging","push_id":"p","planned_row_count":3,"next_expected_row_ordinal":0})
@@ -97,7 +107,10 @@ mod wire_shape_tests {
         let conflict = body.conflict.clone().unwrap();
         assert_eq!(conflict.server_row, None);
         assert!(conflict.server_row_deleted);
-        assert_eq!(serde_json::to_value(&conflict).unwrap()["server_row"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::to_value(&conflict).unwrap()["server_row"],
+            serde_json::Value::Null
+        );
         let retired: ErrorBody = serde_json::from_str(
             r#"{"error":"source_retired","message":"m","source_id":"a","replaced_by_source_id":"b"}"#,
         )
@@ -120,7 +133,9 @@ mod wire_shape_tests {
             r#"{"source_replacement":{"previous_source_id":"a","new_source_id":"b","reason":"source_retired"}}"#,
         )
         .unwrap();
-        assert!(codes::is_recovery_reason(&req.source_replacement.unwrap().reason));
+        assert!(codes::is_recovery_reason(
+            &req.source_replacement.unwrap().reason
+        ));
     }
 
     #[test]
@@ -133,15 +148,30 @@ mod wire_shape_tests {
         assert!(!caps.feature(FEATURE_BUNDLE_CHANGE_WATCH));
         assert!(!caps.feature("missing"));
         assert_eq!(caps.bundle_limits, None);
-        let limits = BundleLimits { max_bundles_per_pull: Some(5000), ..Default::default() };
-        assert_eq!(serde_json::to_value(limits).unwrap(), json!({"max_bundles_per_pull":5000}));
+        let limits = BundleLimits {
+            max_bundles_per_pull: Some(5000),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(limits).unwrap(),
+            json!({"max_bundles_per_pull":5000})
+        );
     }
 
     #[test]
     fn watch_event_and_connect_response_optional_members() {
         let event: WatchEvent = serde_json::from_str(r#"{"bundle_seq":5,"extra":"x"}"#).unwrap();
-        assert_eq!(event, WatchEvent { bundle_seq: 5, source_id: None, source_bundle_id: None });
-        let connect: ConnectResponse = serde_json::from_str(r#"{"resolution":"retry_later","retry_after_seconds":3}"#).unwrap();
+        assert_eq!(
+            event,
+            WatchEvent {
+                bundle_seq: 5,
+                source_id: None,
+                source_bundle_id: None
+            }
+        );
+        let connect: ConnectResponse =
+            serde_json::from_str(r#"{"resolution":"retry_later","retry_after_seconds":3}"#)
+                .unwrap();
         assert_eq!(connect.resolution, ConnectResolution::RetryLater);
         assert_eq!(connect.retry_after_seconds, Some(3));
         assert!(serde_json::from_str::<ConnectResponse>(r#"{"resolution":"bogus"}"#).is_err());

@@ -17,9 +17,19 @@ struct Claims {
 
 pub fn issue_token(secret: &str, user: &str, ttl_secs: i64) -> Result<String, String> {
     let now = now_ms() / 1000;
-    let claims = Claims { sub: user.trim().to_string(), exp: now + ttl_secs, iat: now, nbf: now, iss: "oversqlite-server".into() };
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .map_err(|e| format!("cannot sign token: {e}"))
+    let claims = Claims {
+        sub: user.trim().to_string(),
+        exp: now + ttl_secs,
+        iat: now,
+        nbf: now,
+        iss: "oversqlite-server".into(),
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("cannot sign token: {e}"))
 }
 
 /// The user id of a valid, unexpired HS256 token with a non-blank `sub`.
@@ -29,7 +39,12 @@ pub fn verify_token(secret: &str, token: &str) -> Option<String> {
     // No grace period, like the reference's golang-jwt validation.
     validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "sub"]);
-    let data = decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation).ok()?;
+    let data = decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .ok()?;
     let user = data.claims.sub.trim().to_string();
     (!user.is_empty()).then_some(user)
 }

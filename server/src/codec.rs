@@ -15,25 +15,36 @@ pub fn wire_to_sql(column: &Column, value: &Value) -> Result<SqlValue, String> {
     match (column.column_type, value) {
         (_, Value::Null) if column.nullable => Ok(SqlValue::Null),
         (_, Value::Null) => Err(format!("column {name} must not be null")),
-        (ColumnType::Text | ColumnType::Timestamp, Value::String(s)) => Ok(SqlValue::Text(s.clone())),
+        (ColumnType::Text | ColumnType::Timestamp, Value::String(s)) => {
+            Ok(SqlValue::Text(s.clone()))
+        }
         (ColumnType::Uuid, Value::String(s)) => uuid::Uuid::parse_str(s)
             .map(|u| SqlValue::Text(u.hyphenated().to_string()))
             .map_err(|_| format!("column {name} must be a UUID string")),
         (ColumnType::Integer, Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            })
             .map(SqlValue::Integer)
             .ok_or_else(|| format!("column {name} must be a 64-bit integer")),
         (ColumnType::Integer, Value::Bool(b)) => Ok(SqlValue::Integer(i64::from(*b))),
-        (ColumnType::Real, Value::Number(n)) => {
-            n.as_f64().map(SqlValue::Real).ok_or_else(|| format!("column {name} must be a number"))
-        }
+        (ColumnType::Real, Value::Number(n)) => n
+            .as_f64()
+            .map(SqlValue::Real)
+            .ok_or_else(|| format!("column {name} must be a number")),
         (ColumnType::Blob, Value::String(s)) => BASE64
             .decode(s)
             .map(SqlValue::Blob)
             .map_err(|_| format!("payload binary field {name} must be valid base64")),
-        (ColumnType::Blob, _) => Err(format!("payload binary field {name} must be a base64 string")),
-        (ColumnType::Text | ColumnType::Timestamp | ColumnType::Uuid, _) => Err(format!("column {name} must be a string")),
+        (ColumnType::Blob, _) => Err(format!(
+            "payload binary field {name} must be a base64 string"
+        )),
+        (ColumnType::Text | ColumnType::Timestamp | ColumnType::Uuid, _) => {
+            Err(format!("column {name} must be a string"))
+        }
         (ColumnType::Integer, _) => Err(format!("column {name} must be an integer")),
         (ColumnType::Real, _) => Err(format!("column {name} must be a number")),
     }
@@ -52,7 +63,9 @@ pub fn sql_to_wire(column: &Column, value: SqlValue) -> Value {
 }
 
 fn float_value(f: f64) -> Value {
-    Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+    Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// True for `8-4-4-4-12` lowercase hex text, the only UUID key form the reference accepts.
@@ -68,11 +81,19 @@ pub fn is_canonical_uuid(text: &str) -> bool {
 pub fn key_from_wire(table: &TableSpec, key: &Value) -> Result<String, String> {
     let qualified = &table.qualified;
     let column = &table.key_column;
-    let object = key.as_object().ok_or_else(|| format!("row key for {qualified} must be a JSON object"))?;
-    let value = object.get(column).ok_or_else(|| format!("row key for {qualified} must include {column:?}"))?;
-    let text = value.as_str().ok_or_else(|| format!("row key {qualified}.{column} must be a string"))?;
+    let object = key
+        .as_object()
+        .ok_or_else(|| format!("row key for {qualified} must be a JSON object"))?;
+    let value = object
+        .get(column)
+        .ok_or_else(|| format!("row key for {qualified} must include {column:?}"))?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("row key {qualified}.{column} must be a string"))?;
     if table.key_type() == ColumnType::Uuid && !is_canonical_uuid(text) {
-        return Err(format!("row key {qualified}.{column} must use canonical dashed lowercase UUID text"));
+        return Err(format!(
+            "row key {qualified}.{column} must use canonical dashed lowercase UUID text"
+        ));
     }
     if text.is_empty() {
         return Err(format!("row key {qualified}.{column} must not be empty"));
@@ -82,7 +103,9 @@ pub fn key_from_wire(table: &TableSpec, key: &Value) -> Result<String, String> {
 
 /// The wire key object `{"<key column>": "<key>"}`.
 pub fn wire_key(table: &TableSpec, key: &str) -> oversqlite_protocol::SyncKey {
-    [(table.key_column.clone(), key.to_string())].into_iter().collect()
+    [(table.key_column.clone(), key.to_string())]
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
@@ -91,7 +114,11 @@ mod tests {
     use serde_json::json;
 
     fn column(column_type: ColumnType, nullable: bool) -> Column {
-        Column { name: "c".into(), column_type, nullable }
+        Column {
+            name: "c".into(),
+            column_type,
+            nullable,
+        }
     }
 
     #[test]
@@ -99,7 +126,10 @@ mod tests {
         let cases = [
             (ColumnType::Text, json!("R&D")),
             (ColumnType::Timestamp, json!("2026-03-24T20:42:11+02:00")),
-            (ColumnType::Uuid, json!("3f1c0b0e-8d52-4a7e-9a51-0c6c3f1b2a10")),
+            (
+                ColumnType::Uuid,
+                json!("3f1c0b0e-8d52-4a7e-9a51-0c6c3f1b2a10"),
+            ),
             (ColumnType::Integer, json!(-42)),
             (ColumnType::Real, json!(1.5)),
             (ColumnType::Blob, json!("3q2+7w==")),
@@ -109,9 +139,16 @@ mod tests {
             let stored = wire_to_sql(&col, &value).unwrap();
             assert_eq!(sql_to_wire(&col, stored), value, "{ty:?}");
         }
-        assert_eq!(wire_to_sql(&column(ColumnType::Blob, true), &json!("3q2+7w==")).unwrap(), SqlValue::Blob(vec![0xde, 0xad, 0xbe, 0xef]));
         assert_eq!(
-            wire_to_sql(&column(ColumnType::Uuid, true), &json!("3F1C0B0E-8D52-4A7E-9A51-0C6C3F1B2A10")).unwrap(),
+            wire_to_sql(&column(ColumnType::Blob, true), &json!("3q2+7w==")).unwrap(),
+            SqlValue::Blob(vec![0xde, 0xad, 0xbe, 0xef])
+        );
+        assert_eq!(
+            wire_to_sql(
+                &column(ColumnType::Uuid, true),
+                &json!("3F1C0B0E-8D52-4A7E-9A51-0C6C3F1B2A10")
+            )
+            .unwrap(),
             SqlValue::Text("3f1c0b0e-8d52-4a7e-9a51-0c6c3f1b2a10".into())
         );
     }
@@ -120,13 +157,19 @@ mod tests {
     fn rejects_wrong_types_and_nulls() {
         assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1.5)).is_err());
         assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1e30)).is_err());
-        assert_eq!(wire_to_sql(&column(ColumnType::Integer, true), &json!(1e3)).unwrap(), SqlValue::Integer(1000));
+        assert_eq!(
+            wire_to_sql(&column(ColumnType::Integer, true), &json!(1e3)).unwrap(),
+            SqlValue::Integer(1000)
+        );
         assert!(wire_to_sql(&column(ColumnType::Integer, true), &json!("1")).is_err());
         assert!(wire_to_sql(&column(ColumnType::Text, true), &json!(1)).is_err());
         assert!(wire_to_sql(&column(ColumnType::Blob, true), &json!("not base64!")).is_err());
         assert!(wire_to_sql(&column(ColumnType::Uuid, true), &json!("nope")).is_err());
         assert!(wire_to_sql(&column(ColumnType::Text, false), &Value::Null).is_err());
-        assert_eq!(wire_to_sql(&column(ColumnType::Text, true), &Value::Null).unwrap(), SqlValue::Null);
+        assert_eq!(
+            wire_to_sql(&column(ColumnType::Text, true), &Value::Null).unwrap(),
+            SqlValue::Null
+        );
     }
 
     #[test]

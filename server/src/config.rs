@@ -138,7 +138,9 @@ impl TableSpec {
     }
 
     pub fn key_type(&self) -> ColumnType {
-        self.column(&self.key_column).map(|c| c.column_type).unwrap_or(ColumnType::Text)
+        self.column(&self.key_column)
+            .map(|c| c.column_type)
+            .unwrap_or(ColumnType::Text)
     }
 
     pub fn sql_name(&self) -> String {
@@ -147,10 +149,18 @@ impl TableSpec {
 
     /// `CREATE TABLE IF NOT EXISTS` for the store: visible columns plus the hidden owner.
     pub fn create_table_sql(&self) -> String {
-        let mut parts = vec![format!("{} TEXT NOT NULL", quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN))];
+        let mut parts = vec![format!(
+            "{} TEXT NOT NULL",
+            quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN)
+        )];
         for column in &self.columns {
             let not_null = if column.nullable { "" } else { " NOT NULL" };
-            parts.push(format!("{} {}{}", quote_ident(&column.name), column.column_type.sqlite_type(), not_null));
+            parts.push(format!(
+                "{} {}{}",
+                quote_ident(&column.name),
+                column.column_type.sqlite_type(),
+                not_null
+            ));
         }
         parts.push(format!(
             "PRIMARY KEY ({}, {})",
@@ -166,7 +176,11 @@ impl TableSpec {
                 target_key = quote_ident(&fk.target_key_column),
             ));
         }
-        format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", self.sql_name(), parts.join(",\n  "))
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  {}\n)",
+            self.sql_name(),
+            parts.join(",\n  ")
+        )
     }
 }
 
@@ -178,7 +192,11 @@ impl TableSpec {
     pub fn write_guard_sql(&self) -> String {
         let mut sql = String::new();
         for event in ["INSERT", "UPDATE", "DELETE"] {
-            let trigger = quote_ident(&format!("_oversync_guard_{}_{}", self.qualified, event.to_lowercase()));
+            let trigger = quote_ident(&format!(
+                "_oversync_guard_{}_{}",
+                self.qualified,
+                event.to_lowercase()
+            ));
             sql.push_str(&format!(
                 "CREATE TRIGGER IF NOT EXISTS {trigger} BEFORE {event} ON {table}\n\
                  WHEN NOT EXISTS (SELECT 1 FROM _oversync_write_context)\n\
@@ -220,7 +238,11 @@ impl Registry {
         let mut by_name: BTreeMap<String, TableSpec> = BTreeMap::new();
         let mut pending_fks: Vec<(String, ForeignKeyConfig)> = Vec::new();
         for table in file.tables {
-            let schema = normalise_name(if table.schema.trim().is_empty() { "public" } else { &table.schema });
+            let schema = normalise_name(if table.schema.trim().is_empty() {
+                "public"
+            } else {
+                &table.schema
+            });
             let name = normalise_name(&table.table);
             check_identifier("schema", &schema)?;
             check_identifier("table", &name)?;
@@ -231,26 +253,43 @@ impl Registry {
                 let column_name = normalise_name(&column.name);
                 check_identifier(&format!("column of {qualified}"), &column_name)?;
                 if column_name == oversqlite_protocol::HIDDEN_SCOPE_COLUMN {
-                    return Err(format!("{qualified}: column name {column_name} is reserved"));
+                    return Err(format!(
+                        "{qualified}: column name {column_name} is reserved"
+                    ));
                 }
                 if !seen.insert(column_name.clone()) {
                     return Err(format!("{qualified}: duplicate column {column_name}"));
                 }
-                columns.push(Column { name: column_name, column_type: column.column_type, nullable: column.nullable });
+                columns.push(Column {
+                    name: column_name,
+                    column_type: column.column_type,
+                    nullable: column.nullable,
+                });
             }
             let key_column = normalise_name(&table.key);
             let key = columns
                 .iter_mut()
                 .find(|c| c.name == key_column)
-                .ok_or_else(|| format!("{qualified}: key column {key_column} is not among its columns"))?;
+                .ok_or_else(|| {
+                    format!("{qualified}: key column {key_column} is not among its columns")
+                })?;
             if !matches!(key.column_type, ColumnType::Text | ColumnType::Uuid) {
-                return Err(format!("{qualified}: key column {key_column} must have type text or uuid"));
+                return Err(format!(
+                    "{qualified}: key column {key_column} must have type text or uuid"
+                ));
             }
             key.nullable = false;
             for fk in table.foreign_keys {
                 pending_fks.push((qualified.clone(), fk));
             }
-            let spec = TableSpec { schema, table: name, qualified: qualified.clone(), key_column, columns, foreign_keys: Vec::new() };
+            let spec = TableSpec {
+                schema,
+                table: name,
+                qualified: qualified.clone(),
+                key_column,
+                columns,
+                foreign_keys: Vec::new(),
+            };
             if by_name.insert(qualified.clone(), spec).is_some() {
                 return Err(format!("table {qualified} is registered twice"));
             }
@@ -258,21 +297,30 @@ impl Registry {
         for (owner, fk) in pending_fks {
             let owner_schema = by_name[&owner].schema.clone();
             let reference = normalise_name(&fk.references);
-            let target = if reference.contains('.') { reference } else { format!("{owner_schema}.{reference}") };
-            let target_spec = by_name
-                .get(&target)
-                .ok_or_else(|| format!("{owner}: foreign key references unregistered table {target}"))?;
+            let target = if reference.contains('.') {
+                reference
+            } else {
+                format!("{owner_schema}.{reference}")
+            };
+            let target_spec = by_name.get(&target).ok_or_else(|| {
+                format!("{owner}: foreign key references unregistered table {target}")
+            })?;
             let target_key_column = target_spec.key_column.clone();
             let target_key_type = target_spec.key_type();
             let column = normalise_name(&fk.column);
             let owner_spec = by_name.get_mut(&owner).expect("owner registered above");
-            let from = owner_spec
-                .column(&column)
-                .ok_or_else(|| format!("{owner}: foreign key column {column} is not among its columns"))?;
+            let from = owner_spec.column(&column).ok_or_else(|| {
+                format!("{owner}: foreign key column {column} is not among its columns")
+            })?;
             if from.column_type != target_key_type {
                 return Err(format!("{owner}: foreign key column {column} must have the type of {target}.{target_key_column}"));
             }
-            owner_spec.foreign_keys.push(ForeignKey { column, target, target_key_column, on_delete: fk.on_delete });
+            owner_spec.foreign_keys.push(ForeignKey {
+                column,
+                target,
+                target_key_column,
+                on_delete: fk.on_delete,
+            });
         }
         Ok(Registry {
             app_name: file.app_name,
@@ -283,14 +331,22 @@ impl Registry {
     }
 
     /// `(referencing table, foreign key)` pairs that cascade deletes of `target` rows.
-    pub fn cascades_from<'a>(&'a self, target: &'a str) -> impl Iterator<Item = (&'a TableSpec, &'a ForeignKey)> + 'a {
+    pub fn cascades_from<'a>(
+        &'a self,
+        target: &'a str,
+    ) -> impl Iterator<Item = (&'a TableSpec, &'a ForeignKey)> + 'a {
         self.tables.iter().flat_map(move |t| {
-            t.foreign_keys.iter().filter(move |fk| fk.target == target && fk.on_delete == OnDelete::Cascade).map(move |fk| (t, fk))
+            t.foreign_keys
+                .iter()
+                .filter(move |fk| fk.target == target && fk.on_delete == OnDelete::Cascade)
+                .map(move |fk| (t, fk))
         })
     }
 
     pub fn table(&self, schema: &str, table: &str) -> Option<&TableSpec> {
-        self.tables.iter().find(|t| t.schema == schema && t.table == table)
+        self.tables
+            .iter()
+            .find(|t| t.schema == schema && t.table == table)
     }
 
     pub fn schemas(&self) -> Vec<String> {
@@ -307,14 +363,19 @@ fn normalise_name(name: &str) -> String {
 
 /// Same identifier rule as the reference server (`^[a-z0-9_]+$` after lowercasing).
 pub fn is_valid_identifier(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     if is_valid_identifier(name) {
         Ok(())
     } else {
-        Err(format!("invalid {what} name {name:?} (allowed: a-z, 0-9, _)"))
+        Err(format!(
+            "invalid {what} name {name:?} (allowed: a-z, 0-9, _)"
+        ))
     }
 }
 
@@ -329,7 +390,11 @@ mod tests {
     #[test]
     fn shipped_business_config_is_valid() {
         let registry = Registry::parse(include_str!("../config/business.toml")).unwrap();
-        let names: Vec<&str> = registry.tables.iter().map(|t| t.qualified.as_str()).collect();
+        let names: Vec<&str> = registry
+            .tables
+            .iter()
+            .map(|t| t.qualified.as_str())
+            .collect();
         assert_eq!(
             names,
             [
@@ -347,9 +412,16 @@ mod tests {
         assert_eq!(reviews.key_type(), ColumnType::Uuid);
         assert_eq!(reviews.foreign_keys[0].target, "business.files");
         assert_eq!(reviews.foreign_keys[0].on_delete, OnDelete::Cascade);
-        let cascading: Vec<&str> = registry.cascades_from("business.teams").map(|(t, _)| t.qualified.as_str()).collect();
+        let cascading: Vec<&str> = registry
+            .cascades_from("business.teams")
+            .map(|(t, _)| t.qualified.as_str())
+            .collect();
         assert_eq!(cascading, ["business.team_members"]);
-        assert_eq!(registry.cascades_from("business.users").count(), 0, "posts.author_id is NO ACTION");
+        assert_eq!(
+            registry.cascades_from("business.users").count(),
+            0,
+            "posts.author_id is NO ACTION"
+        );
     }
 
     #[test]
@@ -361,7 +433,9 @@ mod tests {
             key = "id"
             columns = [{ name = "id", type = "integer" }]
         "#;
-        assert!(Registry::parse(bad_key).unwrap_err().contains("text or uuid"));
+        assert!(Registry::parse(bad_key)
+            .unwrap_err()
+            .contains("text or uuid"));
         let bad_fk = r#"
             [[tables]]
             table = "t"
@@ -369,7 +443,9 @@ mod tests {
             columns = [{ name = "id", type = "text" }, { name = "p", type = "text" }]
             foreign_keys = [{ column = "p", references = "missing" }]
         "#;
-        assert!(Registry::parse(bad_fk).unwrap_err().contains("unregistered table public.missing"));
+        assert!(Registry::parse(bad_fk)
+            .unwrap_err()
+            .contains("unregistered table public.missing"));
         assert!(Registry::parse("tables = []").is_err());
     }
 }

@@ -24,7 +24,11 @@ use crate::state::{AppState, Settings};
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(name = "oversqlite-server", version, about = "go-oversync-compatible sync server with an embedded SQLite store")]
+#[command(
+    name = "oversqlite-server",
+    version,
+    about = "go-oversync-compatible sync server with an embedded SQLite store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,7 +139,10 @@ fn token(args: TokenArgs) -> Result<(), String> {
     if args.user.trim().is_empty() {
         return Err("--user must not be empty".into());
     }
-    println!("{}", auth::issue_token(&secret, &args.user, args.ttl_seconds)?);
+    println!(
+        "{}",
+        auth::issue_token(&secret, &args.user, args.ttl_seconds)?
+    );
     Ok(())
 }
 
@@ -180,13 +187,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             // that was acknowledged. Watch streams never end on their own, hence the exit.
             shutdown_state.shutting_down.store(true, Ordering::Relaxed);
             let deadline = tokio::time::Instant::now() + grace;
-            while shutdown_state.inflight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            while shutdown_state.inflight.load(Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             tokio::time::sleep_until(deadline).await;
             std::process::exit(0);
         });
-        axum::serve(listener, http::router(state)).await.map_err(|e| format!("server error: {e}"))
+        axum::serve(listener, http::router(state))
+            .await
+            .map_err(|e| format!("server error: {e}"))
     })
 }
 

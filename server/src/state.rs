@@ -56,7 +56,10 @@ pub struct WatchHub {
 impl WatchHub {
     pub fn subscribe(&self, user: &str) -> watch::Receiver<Option<WatchEvent>> {
         let mut channels = self.channels.lock().expect("watch hub lock");
-        channels.entry(user.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+        channels
+            .entry(user.to_string())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
     }
 
     pub fn publish(&self, user: &str, event: WatchEvent) {
@@ -125,8 +128,8 @@ impl AppState {
             let _guard = InflightGuard(&state.inflight);
             state.store.with_conn(|conn| work(&state, conn))
         })
-            .await
-            .map_err(|e| Fail::Internal(format!("store task failed: {e}")))?
+        .await
+        .map_err(|e| Fail::Internal(format!("store task failed: {e}")))?
     }
 
     /// Like [`AppState::run`], but serialised with every other mutating operation of `user`

@@ -125,7 +125,10 @@ pub const BOOKKEEPING_TABLES: [&str; 11] = [
 
 /// Opens the write context that lets this transaction modify registered tables.
 pub fn open_write_context(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute("INSERT OR IGNORE INTO _oversync_write_context (id) VALUES (1)", [])?;
+    conn.execute(
+        "INSERT OR IGNORE INTO _oversync_write_context (id) VALUES (1)",
+        [],
+    )?;
     Ok(())
 }
 
@@ -145,8 +148,14 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, registry: Arc<Registry>) -> Result<Store, String> {
-        let store = Store { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), registry };
-        let conn = store.connect().map_err(|e| format!("cannot open store {}: {e}", path.display()))?;
+        let store = Store {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            registry,
+        };
+        let conn = store
+            .connect()
+            .map_err(|e| format!("cannot open store {}: {e}", path.display()))?;
         let mut ddl = String::from(BOOKKEEPING_DDL);
         for table in &store.registry.tables {
             ddl.push_str(&table.create_table_sql());
@@ -156,7 +165,8 @@ impl Store {
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
         for table in &store.registry.tables {
-            check_table_shape(&conn, table).map_err(|e| format!("store {}: {e}", path.display()))?;
+            check_table_shape(&conn, table)
+                .map_err(|e| format!("store {}: {e}", path.display()))?;
         }
         store.idle.lock().expect("store pool lock").push(conn);
         Ok(store)
@@ -165,7 +175,9 @@ impl Store {
     fn connect(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(
@@ -175,11 +187,16 @@ impl Store {
     }
 
     /// Runs `work` with a pooled connection (blocking; call from `spawn_blocking`).
-    pub fn with_conn<R>(&self, work: impl FnOnce(&mut Connection) -> ServiceResult<R>) -> ServiceResult<R> {
+    pub fn with_conn<R>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> ServiceResult<R>,
+    ) -> ServiceResult<R> {
         let pooled = self.idle.lock().expect("store pool lock").pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => self.connect().map_err(|e| Fail::Internal(format!("open store connection: {e}")))?,
+            None => self
+                .connect()
+                .map_err(|e| Fail::Internal(format!("open store connection: {e}")))?,
         };
         let result = work(&mut conn);
         if conn.is_autocommit() {
@@ -192,13 +209,25 @@ impl Store {
 /// A store created from an older configuration must not be served with a different table
 /// shape: clients require payloads with exactly the configured columns.
 fn check_table_shape(conn: &Connection, table: &TableSpec) -> Result<(), String> {
-    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1)").map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare("SELECT name, type FROM pragma_table_info(?1)")
+        .map_err(|e| e.to_string())?;
     let found: Vec<(String, String)> = stmt
-        .query_map([&table.qualified], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([&table.qualified], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(|e| e.to_string())?;
-    let mut expected = vec![(oversqlite_protocol::HIDDEN_SCOPE_COLUMN.to_string(), "TEXT".to_string())];
-    expected.extend(table.columns.iter().map(|c| (c.name.clone(), c.column_type.sqlite_type().to_string())));
+    let mut expected = vec![(
+        oversqlite_protocol::HIDDEN_SCOPE_COLUMN.to_string(),
+        "TEXT".to_string(),
+    )];
+    expected.extend(
+        table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.column_type.sqlite_type().to_string())),
+    );
     if found != expected {
         return Err(format!(
             "table {} has columns {:?} but the config declares {:?}; use a new --data file or migrate the store",

@@ -12,15 +12,25 @@ fn committed_bundle_survives_kill_and_replays_as_already_committed() {
     let alice = server.client("alice", "dev-a");
     alice.connect(false);
     let first = alice.push_ok(1, &[user_row("INSERT", "u1", "Ann", 0)]);
-    let rows: Vec<_> = (0..50).map(|i| user_row("INSERT", &format!("bulk{i}"), "b", 0)).collect();
+    let rows: Vec<_> = (0..50)
+        .map(|i| user_row("INSERT", &format!("bulk{i}"), "b", 0))
+        .collect();
     let second = alice.push_ok(2, &rows);
     // A staged, uncommitted session must not survive as a committed bundle.
     let (_, staged) = alice.create(3, 1);
     let push_id = staged["push_id"].as_str().unwrap().to_string();
-    assert_eq!(alice.chunk(&push_id, 0, &[user_row("INSERT", "u-staged", "s", 0)]).0, 200);
+    assert_eq!(
+        alice
+            .chunk(&push_id, 0, &[user_row("INSERT", "u-staged", "s", 0)])
+            .0,
+        200
+    );
 
     server.kill_and_restart();
-    let alice = Client { base: server.base.clone(), ..alice };
+    let alice = Client {
+        base: server.base.clone(),
+        ..alice
+    };
     for (id, original) in [(1, &first), (2, &second)] {
         let (status, replay) = alice.create(id, 1);
         assert_eq!(status, 200, "{replay}");
@@ -35,12 +45,29 @@ fn committed_bundle_survives_kill_and_replays_as_already_committed() {
     assert_eq!(status, 200);
     assert_eq!(pulled["stable_bundle_seq"], 3);
     assert_eq!(pulled["bundles"][1]["rows"].as_array().unwrap().len(), 50);
-    assert_eq!(alice.connect(false), json!({"resolution": "remote_authoritative"}));
+    assert_eq!(
+        alice.connect(false),
+        json!({"resolution": "remote_authoritative"})
+    );
     // Kill again right after a commit with no further traffic.
     let fourth = alice.push_ok(4, &[user_row("UPDATE", "u1", "Ann2", 1)]);
     server.kill_and_restart();
-    let alice = Client { base: server.base.clone(), ..alice };
+    let alice = Client {
+        base: server.base.clone(),
+        ..alice
+    };
     let replay = alice.create(4, 1).1;
-    assert_eq!((&replay["status"], &replay["bundle_seq"], &replay["bundle_hash"]), (&json!("already_committed"), &fourth["bundle_seq"], &fourth["bundle_hash"]));
+    assert_eq!(
+        (
+            &replay["status"],
+            &replay["bundle_seq"],
+            &replay["bundle_hash"]
+        ),
+        (
+            &json!("already_committed"),
+            &fourth["bundle_seq"],
+            &fourth["bundle_hash"]
+        )
+    );
     assert_eq!(alice.create(5, 1).1["status"], "staging");
 }

@@ -14,7 +14,10 @@ fn contracts_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in [repo.join("shared/contracts"), repo.join("../shared/contracts")] {
+    for candidate in [
+        repo.join("shared/contracts"),
+        repo.join("../shared/contracts"),
+    ] {
         if candidate.is_dir() {
             return candidate;
         }
@@ -24,9 +27,13 @@ fn contracts_dir() -> PathBuf {
 
 #[test]
 fn business_config_matches_the_rich_schema_fixture() {
-    let fixture: Value =
-        serde_json::from_str(&std::fs::read_to_string(contracts_dir().join("rich-schema/business-rich-v0.json")).unwrap()).unwrap();
-    let config: toml::Value = toml::from_str(&std::fs::read_to_string(common::config_path()).unwrap()).unwrap();
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(contracts_dir().join("rich-schema/business-rich-v0.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(common::config_path()).unwrap()).unwrap();
     let tables = config["tables"].as_array().unwrap();
     let fixture_tables = fixture["tables"].as_array().unwrap();
     assert_eq!(tables.len(), fixture_tables.len());
@@ -35,29 +42,59 @@ fn business_config_matches_the_rich_schema_fixture() {
         .iter()
         .filter(|t| {
             let key = t["syncKeyColumnName"].as_str().unwrap();
-            t["columns"].as_array().unwrap().iter().any(|c| c["name"] == key && c["logicalType"] == "blob")
+            t["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == key && c["logicalType"] == "blob")
         })
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(blob_keyed, ["file_reviews", "files"]);
     for expected in fixture_tables {
         let name = expected["name"].as_str().unwrap();
-        let table = tables.iter().find(|t| t["table"].as_str() == Some(name)).unwrap_or_else(|| panic!("{name} not configured"));
-        assert_eq!(table["schema"].as_str(), fixture["schema"].as_str(), "{name}");
-        assert_eq!(table["key"].as_str(), expected["syncKeyColumnName"].as_str(), "{name}");
-        assert_eq!(expected["primaryKey"], serde_json::json!([expected["syncKeyColumnName"]]));
+        let table = tables
+            .iter()
+            .find(|t| t["table"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not configured"));
+        assert_eq!(
+            table["schema"].as_str(),
+            fixture["schema"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            table["key"].as_str(),
+            expected["syncKeyColumnName"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            expected["primaryKey"],
+            serde_json::json!([expected["syncKeyColumnName"]])
+        );
         let fks = expected["foreignKeys"].as_array().unwrap();
         let columns = table["columns"].as_array().unwrap();
         let fixture_columns = expected["columns"].as_array().unwrap();
         assert_eq!(columns.len(), fixture_columns.len(), "{name}");
         for (column, want) in columns.iter().zip(fixture_columns) {
             let column_name = want["name"].as_str().unwrap();
-            assert_eq!(column["name"].as_str(), Some(column_name), "{name}: column order");
-            assert_eq!(column.get("nullable").and_then(|v| v.as_bool()).unwrap_or(true), want["nullable"].as_bool().unwrap(), "{name}.{column_name}");
-            let references_blob_key = fks
-                .iter()
-                .any(|fk| fk["from"] == column_name && blob_keyed.contains(&fk["toTable"].as_str().unwrap()));
-            let is_blob_key = blob_keyed.contains(&name) && expected["syncKeyColumnName"] == column_name;
+            assert_eq!(
+                column["name"].as_str(),
+                Some(column_name),
+                "{name}: column order"
+            );
+            assert_eq!(
+                column
+                    .get("nullable")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true),
+                want["nullable"].as_bool().unwrap(),
+                "{name}.{column_name}"
+            );
+            let references_blob_key = fks.iter().any(|fk| {
+                fk["from"] == column_name && blob_keyed.contains(&fk["toTable"].as_str().unwrap())
+            });
+            let is_blob_key =
+                blob_keyed.contains(&name) && expected["syncKeyColumnName"] == column_name;
             let server_type = column["type"].as_str().unwrap();
             let allowed: &[&str] = match want["logicalType"].as_str().unwrap() {
                 "blob" if is_blob_key || references_blob_key => &["uuid"],
@@ -67,7 +104,10 @@ fn business_config_matches_the_rich_schema_fixture() {
                 "real" => &["real"],
                 other => panic!("unknown logical type {other}"),
             };
-            assert!(allowed.contains(&server_type), "{name}.{column_name}: {server_type} not in {allowed:?}");
+            assert!(
+                allowed.contains(&server_type),
+                "{name}.{column_name}: {server_type} not in {allowed:?}"
+            );
         }
         let configured: Vec<(String, String, String)> = table
             .get("foreign_keys")
@@ -78,7 +118,10 @@ fn business_config_matches_the_rich_schema_fixture() {
                         (
                             fk["column"].as_str().unwrap().to_string(),
                             fk["references"].as_str().unwrap().to_string(),
-                            fk.get("on_delete").and_then(|v| v.as_str()).unwrap_or("no_action").to_string(),
+                            fk.get("on_delete")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("no_action")
+                                .to_string(),
                         )
                     })
                     .collect()
@@ -88,14 +131,23 @@ fn business_config_matches_the_rich_schema_fixture() {
             .iter()
             .map(|fk| {
                 let target = fk["toTable"].as_str().unwrap();
-                let target_key = fixture_tables.iter().find(|t| t["name"] == target).unwrap()["syncKeyColumnName"].clone();
-                assert_eq!(fk["toColumn"], target_key, "{name}: foreign keys reference sync keys");
+                let target_key = fixture_tables.iter().find(|t| t["name"] == target).unwrap()
+                    ["syncKeyColumnName"]
+                    .clone();
+                assert_eq!(
+                    fk["toColumn"], target_key,
+                    "{name}: foreign keys reference sync keys"
+                );
                 let on_delete = match fk["onDelete"].as_str().unwrap() {
                     "CASCADE" => "cascade",
                     "NO ACTION" => "no_action",
                     other => panic!("unsupported onDelete {other}"),
                 };
-                (fk["from"].as_str().unwrap().to_string(), target.to_string(), on_delete.to_string())
+                (
+                    fk["from"].as_str().unwrap().to_string(),
+                    target.to_string(),
+                    on_delete.to_string(),
+                )
             })
             .collect();
         assert_eq!(configured, wanted, "{name}: foreign keys");

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use oversqlite_protocol::{BundleLimits, CapabilitiesResponse, RegisteredTableSpec, PROTOCOL_VERSION};
+use oversqlite_protocol::{
+    BundleLimits, CapabilitiesResponse, RegisteredTableSpec, PROTOCOL_VERSION,
+};
 
 use super::{authenticate, ok_json};
 use crate::state::{
@@ -35,7 +37,8 @@ const ALWAYS_ON: [&str; 18] = [
 
 /// All 20 feature flags.
 pub fn features(app: &AppState) -> BTreeMap<String, bool> {
-    let mut features: BTreeMap<String, bool> = ALWAYS_ON.iter().map(|f| (f.to_string(), true)).collect();
+    let mut features: BTreeMap<String, bool> =
+        ALWAYS_ON.iter().map(|f| (f.to_string(), true)).collect();
     features.insert("server_checkpoint_tracking".into(), false);
     features.insert("bundle_change_watch".into(), app.settings.watch_enabled);
     features
@@ -51,12 +54,21 @@ pub fn capabilities_response(app: &AppState) -> CapabilitiesResponse {
         protocol_version: PROTOCOL_VERSION.to_string(),
         schema_version: app.registry.schema_version,
         app_name: Some(app.registry.app_name.clone()),
-        registered_tables: app.registry.tables.iter().map(|t| t.qualified.clone()).collect(),
+        registered_tables: app
+            .registry
+            .tables
+            .iter()
+            .map(|t| t.qualified.clone())
+            .collect(),
         registered_table_specs: app
             .registry
             .tables
             .iter()
-            .map(|t| RegisteredTableSpec { schema: t.schema.clone(), table: t.table.clone(), sync_key_columns: vec![t.key_column.clone()] })
+            .map(|t| RegisteredTableSpec {
+                schema: t.schema.clone(),
+                table: t.table.clone(),
+                sync_key_columns: vec![t.key_column.clone()],
+            })
             .collect(),
         features: features(app),
         bundle_limits: Some(BundleLimits {

@@ -27,13 +27,31 @@ pub fn router(state: SharedState) -> Router {
     let mut router = Router::new()
         .route("/sync/capabilities", get(capabilities::capabilities))
         .route("/sync/connect", post(sync_routes::connect))
-        .route("/sync/push-sessions", post(sync_routes::create_push_session))
-        .route("/sync/push-sessions/{push_id}/chunks", post(sync_routes::push_chunk))
-        .route("/sync/push-sessions/{push_id}/commit", post(sync_routes::commit_push_session))
-        .route("/sync/push-sessions/{push_id}", delete(sync_routes::delete_push_session))
-        .route("/sync/committed-bundles/{bundle_seq}/rows", get(sync_routes::committed_bundle_rows))
+        .route(
+            "/sync/push-sessions",
+            post(sync_routes::create_push_session),
+        )
+        .route(
+            "/sync/push-sessions/{push_id}/chunks",
+            post(sync_routes::push_chunk),
+        )
+        .route(
+            "/sync/push-sessions/{push_id}/commit",
+            post(sync_routes::commit_push_session),
+        )
+        .route(
+            "/sync/push-sessions/{push_id}",
+            delete(sync_routes::delete_push_session),
+        )
+        .route(
+            "/sync/committed-bundles/{bundle_seq}/rows",
+            get(sync_routes::committed_bundle_rows),
+        )
         .route("/sync/pull", get(sync_routes::pull))
-        .route("/sync/snapshot-sessions", post(sync_routes::create_snapshot_session))
+        .route(
+            "/sync/snapshot-sessions",
+            post(sync_routes::create_snapshot_session),
+        )
         .route(
             "/sync/snapshot-sessions/{snapshot_id}",
             get(sync_routes::snapshot_chunk).delete(sync_routes::delete_snapshot_session),
@@ -47,13 +65,20 @@ pub fn router(state: SharedState) -> Router {
             .route("/test/reset", post(test_routes::reset))
             .route("/test/retention-floor", post(test_routes::retention_floor))
             .route("/test/server-bundle", post(test_routes::server_bundle))
-            .route("/test/watch-subscribers", get(test_routes::watch_subscribers));
+            .route(
+                "/test/watch-subscribers",
+                get(test_routes::watch_subscribers),
+            );
     }
     router
         // Push chunks of up to 5000 full rows (with base64 blobs) exceed axum's 2 MB default.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(|| async {
-            ApiError::new(405, codes::METHOD_NOT_ALLOWED, "method not allowed for this route")
+            ApiError::new(
+                405,
+                codes::METHOD_NOT_ALLOWED,
+                "method not allowed for this route",
+            )
         })
         .with_state(state)
 }
@@ -65,13 +90,22 @@ pub struct Actor {
 }
 
 fn unauthorized(text: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{text}\n")).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{text}\n"),
+    )
+        .into_response()
 }
 
 /// Bearer token first (401 plain text, like the reference example), then the
 /// `Oversync-Source-ID` header (400 `invalid_request`); 503 while shutting down.
 pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, Response> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
     if authorization.is_empty() {
         return Err(unauthorized("Authorization header required"));
     }
@@ -82,12 +116,26 @@ pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, R
     let Some(user) = verify_token(&state.settings.jwt_secret, parts[1]) else {
         return Err(unauthorized("Invalid token"));
     };
-    let source = headers.get(SOURCE_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_string();
+    let source = headers
+        .get(SOURCE_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if source.is_empty() {
-        return Err(ApiError::bad_request(codes::INVALID_REQUEST, format!("{SOURCE_ID_HEADER} header is required")).into_response());
+        return Err(ApiError::bad_request(
+            codes::INVALID_REQUEST,
+            format!("{SOURCE_ID_HEADER} header is required"),
+        )
+        .into_response());
     }
     if state.shutting_down.load(Ordering::Relaxed) {
-        return Err(ApiError::new(503, codes::SERVICE_UNAVAILABLE, "Sync service is shutting down").into_response());
+        return Err(ApiError::new(
+            503,
+            codes::SERVICE_UNAVAILABLE,
+            "Sync service is shutting down",
+        )
+        .into_response());
     }
     Ok(Actor { user, source })
 }
@@ -104,9 +152,15 @@ pub fn ok_json<T: Serialize>(value: &T) -> Response {
 }
 
 /// Parses an optional integer query parameter; `Err` carries the reference's message.
-pub fn query_i64(query: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
+pub fn query_i64(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, String> {
     match query.get(name).map(|s| s.as_str()) {
         None | Some("") => Ok(None),
-        Some(text) => text.parse::<i64>().map(Some).map_err(|_| format!("{name} must be an integer")),
+        Some(text) => text
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("{name} must be an integer")),
     }
 }

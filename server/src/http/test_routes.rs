@@ -32,7 +32,9 @@ struct SigninRequest {
 
 /// Any password is accepted; the token is valid for 300 s.
 pub async fn dummy_signin(State(app): State<SharedState>, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<SigninRequest>(&body) else { return bad("invalid JSON") };
+    let Ok(req) = serde_json::from_slice::<SigninRequest>(&body) else {
+        return bad("invalid JSON");
+    };
     if req.user.is_empty() {
         return bad("user required");
     }
@@ -45,7 +47,9 @@ pub async fn dummy_signin(State(app): State<SharedState>, body: Bytes) -> Respon
 pub async fn reset(State(app): State<SharedState>) -> Response {
     match app.run(admin::reset).await {
         Ok(()) => ok_json(&json!({"schema": app.registry.schemas().join(","), "status": "ok"})),
-        Err(f) => f.into_api("reset_failed", "Failed to reset the store").into_response(),
+        Err(f) => f
+            .into_api("reset_failed", "Failed to reset the store")
+            .into_response(),
     }
 }
 
@@ -58,7 +62,9 @@ struct RetentionFloorRequest {
 }
 
 pub async fn retention_floor(State(app): State<SharedState>, body: Bytes) -> Response {
-    let Ok(req) = serde_json::from_slice::<RetentionFloorRequest>(&body) else { return bad("invalid JSON") };
+    let Ok(req) = serde_json::from_slice::<RetentionFloorRequest>(&body) else {
+        return bad("invalid JSON");
+    };
     let user = req.user_id.trim().to_string();
     if user.is_empty() {
         return bad("user_id required");
@@ -68,9 +74,21 @@ pub async fn retention_floor(State(app): State<SharedState>, body: Bytes) -> Res
     }
     let floor = req.retained_bundle_floor;
     let target = user.clone();
-    match app.run_for_user(&user, move |_, conn| admin::set_retention_floor(conn, &target, floor)).await {
-        Ok(()) => ok_json(&json!({"retained_bundle_floor": floor, "status": "ok", "user_id": req.user_id})),
-        Err(f) => f.into_api("retention_floor_update_failed", "Failed to update the retained bundle floor").into_response(),
+    match app
+        .run_for_user(&user, move |_, conn| {
+            admin::set_retention_floor(conn, &target, floor)
+        })
+        .await
+    {
+        Ok(()) => ok_json(
+            &json!({"retained_bundle_floor": floor, "status": "ok", "user_id": req.user_id}),
+        ),
+        Err(f) => f
+            .into_api(
+                "retention_floor_update_failed",
+                "Failed to update the retained bundle floor",
+            )
+            .into_response(),
     }
 }
 
@@ -80,18 +98,29 @@ pub async fn server_bundle(State(app): State<SharedState>, body: Bytes) -> Respo
         Err(e) => return bad(&format!("invalid server bundle request: {e}")),
     };
     let user = req.user_id.trim().to_string();
-    match app.run_for_user(&user, move |app, conn| server_bundle::write(app, conn, req)).await {
+    match app
+        .run_for_user(&user, move |app, conn| server_bundle::write(app, conn, req))
+        .await
+    {
         Ok(ServerBundleOutcome::Committed(resp, event)) => {
             app.watch.publish(&user, event);
             ok_json(&resp)
         }
         Ok(ServerBundleOutcome::AlreadyCommitted(resp)) => ok_json(&resp),
-        Err(f) => f.into_api("server_bundle_failed", "Failed to write the server bundle").into_response(),
+        Err(f) => f
+            .into_api("server_bundle_failed", "Failed to write the server bundle")
+            .into_response(),
     }
 }
 
-pub async fn watch_subscribers(State(app): State<SharedState>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let user = query.get("user_id").map(|s| s.trim().to_string()).unwrap_or_default();
+pub async fn watch_subscribers(
+    State(app): State<SharedState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let user = query
+        .get("user_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     if user.is_empty() {
         return bad("user_id required");
     }

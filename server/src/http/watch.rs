@@ -27,7 +27,8 @@ struct WatchStream {
 }
 
 fn frame(event: &WatchEvent) -> String {
-    let data = serde_json::to_string(event).unwrap_or_else(|_| format!("{{\"bundle_seq\":{}}}", event.bundle_seq));
+    let data = serde_json::to_string(event)
+        .unwrap_or_else(|_| format!("{{\"bundle_seq\":{}}}", event.bundle_seq));
     format!("event: bundle\ndata: {data}\n\n")
 }
 
@@ -35,7 +36,14 @@ fn frame(event: &WatchEvent) -> String {
 async fn next_frame(mut s: WatchStream) -> Option<(Result<String, Infallible>, WatchStream)> {
     if let Some(seq) = s.catch_up.take() {
         s.last_delivered = seq;
-        return Some((Ok(frame(&WatchEvent { bundle_seq: seq, source_id: None, source_bundle_id: None })), s));
+        return Some((
+            Ok(frame(&WatchEvent {
+                bundle_seq: seq,
+                source_id: None,
+                source_bundle_id: None,
+            })),
+            s,
+        ));
     }
     loop {
         tokio::select! {
@@ -52,16 +60,28 @@ async fn next_frame(mut s: WatchStream) -> Option<(Result<String, Infallible>, W
     }
 }
 
-pub async fn watch(State(app): State<SharedState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn watch(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let actor = match authenticate(&app, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
     if !app.settings.watch_enabled {
-        return ApiError::new(503, codes::BUNDLE_CHANGE_WATCH_DISABLED, "Bundle change watch is disabled").into_response();
+        return ApiError::new(
+            503,
+            codes::BUNDLE_CHANGE_WATCH_DISABLED,
+            "Bundle change watch is disabled",
+        )
+        .into_response();
     }
     let after = match query_i64(&query, "after_bundle_seq") {
-        Ok(Some(v)) if v < 0 => return ApiError::bad_request(codes::INVALID_REQUEST, "after_bundle_seq must be >= 0").into_response(),
+        Ok(Some(v)) if v < 0 => {
+            return ApiError::bad_request(codes::INVALID_REQUEST, "after_bundle_seq must be >= 0")
+                .into_response()
+        }
         Ok(v) => v.unwrap_or(0),
         Err(m) => return ApiError::bad_request(codes::INVALID_REQUEST, m).into_response(),
     };
@@ -77,7 +97,14 @@ pub async fn watch(State(app): State<SharedState>, headers: HeaderMap, Query(que
         .await;
     let latest = match latest {
         Ok(v) => v,
-        Err(f) => return f.into_api(codes::BUNDLE_CHANGE_WATCH_FAILED, "Failed to subscribe bundle change watch").into_response(),
+        Err(f) => {
+            return f
+                .into_api(
+                    codes::BUNDLE_CHANGE_WATCH_FAILED,
+                    "Failed to subscribe bundle change watch",
+                )
+                .into_response()
+        }
     };
     let period = app.settings.heartbeat;
     let state = WatchStream {
@@ -89,7 +116,11 @@ pub async fn watch(State(app): State<SharedState>, headers: HeaderMap, Query(que
     let body = Body::from_stream(stream::unfold(state, next_frame));
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache"), (header::HeaderName::from_static("x-accel-buffering"), "no")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
         body,
     )
         .into_response()

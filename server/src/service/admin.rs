@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::error::{ApiError, ServiceResult};
-use crate::store::BOOKKEEPING_TABLES;
 use crate::state::AppState;
+use crate::store::BOOKKEEPING_TABLES;
 
 /// `GET /syncx/status` body (swagger `StatusResponse`).
 #[derive(Serialize, Debug)]
@@ -36,7 +36,14 @@ pub struct StatusResponse {
 
 pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResponse> {
     let tx = conn.transaction()?;
-    let (ahead, latest_max, floor_min, floor_max, window_min, window_max): (i64, i64, i64, i64, i64, i64) = tx.query_row(
+    let (ahead, latest_max, floor_min, floor_max, window_min, window_max): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = tx.query_row(
         "SELECT COALESCE(SUM(retained_bundle_floor > next_bundle_seq - 1), 0),
                 COALESCE(MAX(next_bundle_seq - 1), 0),
                 COALESCE(MIN(retained_bundle_floor), 0), COALESCE(MAX(retained_bundle_floor), 0),
@@ -44,7 +51,16 @@ pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResp
                 COALESCE(MAX(next_bundle_seq - 1 - retained_bundle_floor), 0)
          FROM _oversync_user_state",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
     )?;
     let (bundle_count, bundle_bytes): (i64, i64) = tx.query_row(
         "SELECT COUNT(*), COALESCE(SUM(byte_count), 0) FROM _oversync_bundle_log",
@@ -60,7 +76,12 @@ pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResp
         accepting_operations: !draining,
         // Minus this status query itself.
         inflight_operations: (app.inflight.load(Ordering::Relaxed) - 1).max(0),
-        registered_tables: app.registry.tables.iter().map(|t| t.qualified.clone()).collect(),
+        registered_tables: app
+            .registry
+            .tables
+            .iter()
+            .map(|t| t.qualified.clone())
+            .collect(),
         features: crate::http::capabilities::features(app),
         user_state_retention_floor_ahead_count: ahead,
         latest_bundle_seq_max: latest_max,
@@ -89,7 +110,9 @@ pub fn reset(app: &AppState, conn: &mut Connection) -> ServiceResult<()> {
     }
     tx.commit()?;
     app.counters.history_pruned.store(0, Ordering::Relaxed);
-    app.counters.accepted_push_replay.store(0, Ordering::Relaxed);
+    app.counters
+        .accepted_push_replay
+        .store(0, Ordering::Relaxed);
     Ok(())
 }
 
@@ -100,7 +123,12 @@ pub fn set_retention_floor(conn: &mut Connection, user: &str, floor: i64) -> Ser
         params![user, floor],
     )?;
     if changed == 0 {
-        return Err(ApiError::new(404, "user_state_not_found", "no sync user_state row exists for user_id").into());
+        return Err(ApiError::new(
+            404,
+            "user_state_not_found",
+            "no sync user_state row exists for user_id",
+        )
+        .into());
     }
     Ok(())
 }

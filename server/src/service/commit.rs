@@ -5,14 +5,17 @@
 use std::collections::{HashMap, HashSet};
 
 use oversqlite_protocol::{
-    bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails, WatchEvent,
+    bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails,
+    WatchEvent,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::push::{delete_session_rows, load_session, recheck_lease};
 use super::push_rows::StagedRow;
-use super::scope::{expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source};
+use super::scope::{
+    expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source,
+};
 use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
 use crate::config::{quote_ident, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
@@ -20,7 +23,12 @@ use crate::state::AppState;
 use crate::store::{close_write_context, open_write_context};
 use crate::timefmt::{now_ms, rfc3339_from_ms};
 
-pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) -> ServiceResult<(PushCommitResponse, WatchEvent)> {
+pub fn commit(
+    app: &AppState,
+    conn: &mut Connection,
+    user: &str,
+    push_id: &str,
+) -> ServiceResult<(PushCommitResponse, WatchEvent)> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, push_id, user, now)?;
@@ -36,14 +44,26 @@ pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) 
     let mut seen = HashSet::new();
     for (index, (ordinal, row)) in rows.iter().enumerate() {
         if *ordinal != index as i64 {
-            return Err(invalid(format!("staged rows are not contiguous at row_ordinal {index}")));
+            return Err(invalid(format!(
+                "staged rows are not contiguous at row_ordinal {index}"
+            )));
         }
         if !seen.insert((row.table.clone(), row.key.clone())) {
-            return Err(invalid(format!("duplicate target row in staged push session: {} {}", row.table, row.key)));
+            return Err(invalid(format!(
+                "duplicate target row in staged push session: {} {}",
+                row.table, row.key
+            )));
         }
     }
     if !session.initialization_id.is_empty() {
-        recheck_lease(app, &tx, user, &session.source_id, &session.initialization_id, now)?;
+        recheck_lease(
+            app,
+            &tx,
+            user,
+            &session.source_id,
+            &session.initialization_id,
+            now,
+        )?;
     }
     let expected = expected_next_source_bundle_id(&tx, user, &session.source_id)?;
     if expected != session.source_bundle_id {
@@ -57,7 +77,15 @@ pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) 
         .into());
     }
     let staged: Vec<StagedRow> = rows.into_iter().map(|(_, row)| row).collect();
-    let meta = apply_bundle(app, &tx, user, &session.source_id, session.source_bundle_id, &staged, now)?;
+    let meta = apply_bundle(
+        app,
+        &tx,
+        user,
+        &session.source_id,
+        session.source_bundle_id,
+        &staged,
+        now,
+    )?;
     delete_session_rows(&tx, &session.push_id)?;
     if !session.initialization_id.is_empty() {
         mark_initialized(&tx, user, &session.source_id, &rfc3339_from_ms(now))?;
@@ -75,7 +103,9 @@ pub fn commit(app: &AppState, conn: &mut Connection, user: &str, push_id: &str) 
 pub fn commit_checked(tx: rusqlite::Transaction<'_>) -> ServiceResult<()> {
     match tx.commit() {
         Ok(()) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
             Err(ApiError::bad_request(
                 codes::PUSH_COMMIT_INVALID,
                 "bundle violates a foreign key: a referenced row does not exist in this scope",
@@ -105,14 +135,30 @@ fn load_staged_rows(conn: &Connection, push_id: &str) -> ServiceResult<Vec<(i64,
     for row in rows {
         let (ordinal, table, key, op, base_row_version, payload) = row?;
         let op = Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?;
-        let payload = payload.map(|p| serde_json::from_str::<Payload>(&p)).transpose()?;
-        staged.push((ordinal, StagedRow { table, key, op, base_row_version, payload }));
+        let payload = payload
+            .map(|p| serde_json::from_str::<Payload>(&p))
+            .transpose()?;
+        staged.push((
+            ordinal,
+            StagedRow {
+                table,
+                key,
+                op,
+                base_row_version,
+                payload,
+            },
+        ));
     }
     Ok(staged)
 }
 
 /// `(bundle_seq, deleted)` of the row state, if the server has ever seen the row.
-pub fn row_state(conn: &Connection, user: &str, table: &str, key: &str) -> rusqlite::Result<Option<(i64, bool)>> {
+pub fn row_state(
+    conn: &Connection,
+    user: &str,
+    table: &str,
+    key: &str,
+) -> rusqlite::Result<Option<(i64, bool)>> {
     conn.query_row(
         "SELECT bundle_seq, deleted FROM _oversync_row_state WHERE user_id = ?1 AND table_name = ?2 AND key = ?3",
         params![user, table, key],
@@ -122,7 +168,12 @@ pub fn row_state(conn: &Connection, user: &str, table: &str, key: &str) -> rusql
 }
 
 /// Current row of `table` in wire form (hidden owner column excluded), if present.
-pub fn read_row(conn: &Connection, table: &TableSpec, user: &str, key: &str) -> rusqlite::Result<Option<Payload>> {
+pub fn read_row(
+    conn: &Connection,
+    table: &TableSpec,
+    user: &str,
+    key: &str,
+) -> rusqlite::Result<Option<Payload>> {
     let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let sql = format!(
         "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
@@ -131,7 +182,8 @@ pub fn read_row(conn: &Connection, table: &TableSpec, user: &str, key: &str) -> 
         quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
         quote_ident(&table.key_column)
     );
-    conn.query_row(&sql, params![user, key], |r| row_to_payload(table, r)).optional()
+    conn.query_row(&sql, params![user, key], |r| row_to_payload(table, r))
+        .optional()
 }
 
 pub fn row_to_payload(table: &TableSpec, r: &rusqlite::Row<'_>) -> rusqlite::Result<Payload> {
@@ -143,22 +195,37 @@ pub fn row_to_payload(table: &TableSpec, r: &rusqlite::Row<'_>) -> rusqlite::Res
     Ok(payload)
 }
 
-fn check_conflict(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<()> {
+fn check_conflict(
+    conn: &Connection,
+    table: &TableSpec,
+    user: &str,
+    row: &StagedRow,
+) -> ServiceResult<()> {
     let state = row_state(conn, user, &row.table, &row.key)?;
     let base = row.base_row_version;
     let rejection = match (row.op, state) {
         (Op::Insert, None) if base == 0 => None,
         (Op::Insert, None) => Some(format!("expected missing row at version 0, got {base}")),
         (Op::Insert, Some((version, true))) if base == version => None,
-        (Op::Insert, Some((version, true))) => Some(format!("expected base_row_version {version}, got {base}")),
-        (Op::Insert, Some((version, false))) => Some(format!("row already exists at version {version}")),
+        (Op::Insert, Some((version, true))) => {
+            Some(format!("expected base_row_version {version}, got {base}"))
+        }
+        (Op::Insert, Some((version, false))) => {
+            Some(format!("row already exists at version {version}"))
+        }
         (_, None) | (_, Some((_, true))) => Some("row does not exist".to_string()),
         (_, Some((version, false))) if base == version => None,
         (_, Some((version, false))) => Some(format!("expected version {version}, got {base}")),
     };
-    let Some(reason) = rejection else { return Ok(()) };
+    let Some(reason) = rejection else {
+        return Ok(());
+    };
     let (server_row_version, server_row_deleted) = state.unwrap_or((0, false));
-    let server_row = if state.is_some() && !server_row_deleted { read_row(conn, table, user, &row.key)? } else { None };
+    let server_row = if state.is_some() && !server_row_deleted {
+        read_row(conn, table, user, &row.key)?
+    } else {
+        None
+    };
     let details = PushConflictDetails {
         schema: table.schema.clone(),
         table: table.table.clone(),
@@ -169,20 +236,32 @@ fn check_conflict(conn: &Connection, table: &TableSpec, user: &str, row: &Staged
         server_row_deleted,
         server_row,
     };
-    let message = format!("{} conflict on {} {}: {reason}", row.op.as_str().to_lowercase(), table.qualified, row.key);
+    let message = format!(
+        "{} conflict on {} {}: {reason}",
+        row.op.as_str().to_lowercase(),
+        table.qualified,
+        row.key
+    );
     Err(ApiError::push_conflict(message, details).into())
 }
 
 /// Applies one pushed row; returns how many table rows it changed (0 only for an UPDATE or
 /// DELETE of a row that a cascade in this bundle already removed).
-fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) -> ServiceResult<usize> {
+fn apply_row(
+    conn: &Connection,
+    table: &TableSpec,
+    user: &str,
+    row: &StagedRow,
+) -> ServiceResult<usize> {
     let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
     let key_column = quote_ident(&table.key_column);
     let converted = |payload: &Payload| -> ServiceResult<Vec<(String, SqlValue)>> {
         payload
             .iter()
             .map(|(name, value)| {
-                let column = table.column(name).ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
+                let column = table
+                    .column(name)
+                    .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
                 let sql = wire_to_sql(column, value).map_err(Fail::Internal)?;
                 Ok((name.clone(), sql))
             })
@@ -190,26 +269,48 @@ fn apply_row(conn: &Connection, table: &TableSpec, user: &str, row: &StagedRow) 
     };
     match (row.op, &row.payload) {
         (Op::Delete, _) => {
-            let sql = format!("DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name());
+            let sql = format!(
+                "DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2",
+                table.sql_name()
+            );
             Ok(conn.execute(&sql, params![user, row.key])?)
         }
         (Op::Insert, Some(payload)) => {
             let values = converted(payload)?;
             let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
             let marks: Vec<String> = (0..=values.len()).map(|i| format!("?{}", i + 1)).collect();
-            let sql = format!("INSERT INTO {} ({scope}, {}) VALUES ({})", table.sql_name(), names.join(", "), marks.join(", "));
+            let sql = format!(
+                "INSERT INTO {} ({scope}, {}) VALUES ({})",
+                table.sql_name(),
+                names.join(", "),
+                marks.join(", ")
+            );
             let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string())];
             args.extend(values.into_iter().map(|(_, v)| v));
             Ok(conn.execute(&sql, params_from_iter(args))?)
         }
         (Op::Update, Some(payload)) => {
-            let values: Vec<(String, SqlValue)> =
-                converted(payload)?.into_iter().filter(|(n, _)| *n != table.key_column).collect();
+            let values: Vec<(String, SqlValue)> = converted(payload)?
+                .into_iter()
+                .filter(|(n, _)| *n != table.key_column)
+                .collect();
             // Setting the key to itself keeps the statement valid for a key-only payload.
             let mut sets = vec![format!("{key_column} = ?2")];
-            sets.extend(values.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)));
-            let sql = format!("UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2", table.sql_name(), sets.join(", "));
-            let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string()), SqlValue::Text(row.key.clone())];
+            sets.extend(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)),
+            );
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2",
+                table.sql_name(),
+                sets.join(", ")
+            );
+            let mut args: Vec<SqlValue> = vec![
+                SqlValue::Text(user.to_string()),
+                SqlValue::Text(row.key.clone()),
+            ];
             args.extend(values.into_iter().map(|(_, v)| v));
             Ok(conn.execute(&sql, params_from_iter(args))?)
         }
@@ -239,7 +340,12 @@ impl Effects {
             return;
         }
         self.index.insert(id, self.entries.len());
-        self.entries.push(Some((table.to_string(), key.to_string(), op, op == Op::Delete)));
+        self.entries.push(Some((
+            table.to_string(),
+            key.to_string(),
+            op,
+            op == Op::Delete,
+        )));
     }
 
     fn into_rows(self) -> Vec<(String, String, Op)> {
@@ -247,7 +353,13 @@ impl Effects {
             .into_iter()
             .flatten()
             .map(|(table, key, first, deleted)| {
-                let op = if deleted { Op::Delete } else if first == Op::Insert { Op::Insert } else { Op::Update };
+                let op = if deleted {
+                    Op::Delete
+                } else if first == Op::Insert {
+                    Op::Insert
+                } else {
+                    Op::Update
+                };
                 (table, key, op)
             })
             .collect()
@@ -256,7 +368,14 @@ impl Effects {
 
 /// Deletes the rows that reference `(table, key)` through `on_delete = "cascade"` foreign
 /// keys, depth first, children in key order, recording each delete as an effect.
-fn cascade_delete(app: &AppState, conn: &Connection, user: &str, table: &str, key: &str, effects: &mut Effects) -> ServiceResult<()> {
+fn cascade_delete(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    table: &str,
+    key: &str,
+    effects: &mut Effects,
+) -> ServiceResult<()> {
     let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
     for (child, fk) in app.registry.cascades_from(table) {
         let child_key = quote_ident(&child.key_column);
@@ -265,9 +384,15 @@ fn cascade_delete(app: &AppState, conn: &Connection, user: &str, table: &str, ke
             child.sql_name(),
             quote_ident(&fk.column)
         );
-        let keys: Vec<String> = conn.prepare(&select)?.query_map(params![user, key], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let keys: Vec<String> = conn
+            .prepare(&select)?
+            .query_map(params![user, key], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         for child_row in keys {
-            let delete = format!("DELETE FROM {} WHERE {scope} = ?1 AND {child_key} = ?2", child.sql_name());
+            let delete = format!(
+                "DELETE FROM {} WHERE {scope} = ?1 AND {child_key} = ?2",
+                child.sql_name()
+            );
             if conn.execute(&delete, params![user, child_row])? > 0 {
                 effects.record(&child.qualified, &child_row, Op::Delete);
                 cascade_delete(app, conn, user, &child.qualified, &child_row, effects)?;
@@ -291,11 +416,17 @@ pub fn apply_bundle(
     now: i64,
 ) -> ServiceResult<PushCommitResponse> {
     if rows.is_empty() {
-        return Err(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, "push session produced no captured business-table effects").into());
+        return Err(ApiError::bad_request(
+            codes::PUSH_COMMIT_INVALID,
+            "push session produced no captured business-table effects",
+        )
+        .into());
     }
     let table_of = |row: &StagedRow| -> ServiceResult<&TableSpec> {
         let (schema, table) = row.table.split_once('.').unwrap_or(("", &row.table));
-        app.registry.table(schema, table).ok_or_else(|| Fail::Internal(format!("table {} not registered", row.table)))
+        app.registry
+            .table(schema, table)
+            .ok_or_else(|| Fail::Internal(format!("table {} not registered", row.table)))
     };
     conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     for row in rows {
@@ -314,17 +445,28 @@ pub fn apply_bundle(
     close_write_context(conn)?;
     let effects = effects.into_rows();
     if effects.is_empty() {
-        return Err(ApiError::bad_request(codes::PUSH_COMMIT_INVALID, "push session produced no captured business-table effects").into());
+        return Err(ApiError::bad_request(
+            codes::PUSH_COMMIT_INVALID,
+            "push session produced no captured business-table effects",
+        )
+        .into());
     }
-    let state = load_user(conn, user)?.ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
+    let state = load_user(conn, user)?
+        .ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
     let bundle_seq = state.next_bundle_seq;
     let mut bundle_rows = Vec::with_capacity(effects.len());
     for (table_name, key, op) in &effects {
         let (schema, name) = table_name.split_once('.').unwrap_or(("", table_name));
-        let table = app.registry.table(schema, name).ok_or_else(|| Fail::Internal(format!("table {table_name} not registered")))?;
+        let table = app
+            .registry
+            .table(schema, name)
+            .ok_or_else(|| Fail::Internal(format!("table {table_name} not registered")))?;
         let payload = match op {
             Op::Delete => None,
-            _ => Some(read_row(conn, table, user, key)?.ok_or_else(|| Fail::Internal(format!("row {table_name} {key} vanished")))?),
+            _ => Some(
+                read_row(conn, table, user, key)?
+                    .ok_or_else(|| Fail::Internal(format!("row {table_name} {key} vanished")))?,
+            ),
         };
         bundle_rows.push(BundleRow {
             schema: table.schema.clone(),
@@ -354,10 +496,30 @@ pub fn apply_bundle(
             "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
         )?;
-        for (ordinal, ((table_name, key, op), bundle_row)) in effects.iter().zip(&bundle_rows).enumerate() {
-            let payload = bundle_row.payload.as_ref().map(serde_json::to_string).transpose()?;
-            insert_row.execute(params![user, bundle_seq, ordinal as i64, table_name, key, op.as_str(), payload])?;
-            upsert_state.execute(params![user, table_name, key, bundle_seq, i64::from(*op == Op::Delete)])?;
+        for (ordinal, ((table_name, key, op), bundle_row)) in
+            effects.iter().zip(&bundle_rows).enumerate()
+        {
+            let payload = bundle_row
+                .payload
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?;
+            insert_row.execute(params![
+                user,
+                bundle_seq,
+                ordinal as i64,
+                table_name,
+                key,
+                op.as_str(),
+                payload
+            ])?;
+            upsert_state.execute(params![
+                user,
+                table_name,
+                key,
+                bundle_seq,
+                i64::from(*op == Op::Delete)
+            ])?;
         }
     }
     record_committed_source(conn, user, source, source_bundle_id)?;
@@ -372,14 +534,29 @@ pub fn apply_bundle(
 }
 
 /// §10.7: keep `retained_window` bundles; raise the floor by at most one prune batch.
-fn enforce_retention(app: &AppState, conn: &Connection, user: &str, latest: i64, floor: i64) -> rusqlite::Result<()> {
+fn enforce_retention(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    latest: i64,
+    floor: i64,
+) -> rusqlite::Result<()> {
     let target = (latest - app.settings.retained_window).max(0);
     if target <= floor {
         return Ok(());
     }
     let new_floor = target.min(floor + app.settings.prune_batch);
-    conn.execute("DELETE FROM _oversync_bundle_rows WHERE user_id = ?1 AND bundle_seq <= ?2", params![user, new_floor])?;
-    conn.execute("DELETE FROM _oversync_bundle_log WHERE user_id = ?1 AND bundle_seq <= ?2", params![user, new_floor])?;
-    conn.execute("UPDATE _oversync_user_state SET retained_bundle_floor = ?2 WHERE user_id = ?1", params![user, new_floor])?;
+    conn.execute(
+        "DELETE FROM _oversync_bundle_rows WHERE user_id = ?1 AND bundle_seq <= ?2",
+        params![user, new_floor],
+    )?;
+    conn.execute(
+        "DELETE FROM _oversync_bundle_log WHERE user_id = ?1 AND bundle_seq <= ?2",
+        params![user, new_floor],
+    )?;
+    conn.execute(
+        "UPDATE _oversync_user_state SET retained_bundle_floor = ?2 WHERE user_id = ?1",
+        params![user, new_floor],
+    )?;
     Ok(())
 }

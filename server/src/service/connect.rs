@@ -3,7 +3,9 @@
 use oversqlite_protocol::{ConnectResolution, ConnectResponse};
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::scope::{ensure_user, mark_initialized, SCOPE_INITIALIZED, SCOPE_INITIALIZING, SCOPE_UNINITIALIZED};
+use super::scope::{
+    ensure_user, mark_initialized, SCOPE_INITIALIZED, SCOPE_INITIALIZING, SCOPE_UNINITIALIZED,
+};
 use crate::error::ServiceResult;
 use crate::state::AppState;
 use crate::timefmt::{now_ms, rfc3339_from_ms};

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::push_rows::{validate_rows, RawPushRow};
 use super::scope::{
-    ensure_user, expected_next_source_bundle_id, load_user, SCOPE_INITIALIZED, SCOPE_INITIALIZING, SCOPE_UNINITIALIZED,
+    ensure_user, expected_next_source_bundle_id, load_user, SCOPE_INITIALIZED, SCOPE_INITIALIZING,
+    SCOPE_UNINITIALIZED,
 };
 use crate::error::{ApiError, ServiceResult};
 use crate::state::{AppState, Counters, MAX_ROWS_PER_CHUNK};
@@ -60,27 +61,48 @@ pub fn create(
     if req.planned_row_count <= 0 {
         return Err(invalid_session("planned_row_count must be > 0").into());
     }
-    let initialization_id = req.initialization_id.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let initialization_id = req
+        .initialization_id
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute("DELETE FROM _oversync_push_rows WHERE push_id IN (SELECT push_id FROM _oversync_push_sessions WHERE expires_at_ms <= ?1)", [now])?;
-    tx.execute("DELETE FROM _oversync_push_sessions WHERE expires_at_ms <= ?1", [now])?;
+    tx.execute(
+        "DELETE FROM _oversync_push_sessions WHERE expires_at_ms <= ?1",
+        [now],
+    )?;
     let state = ensure_user(&tx, user, now)?;
     match state.scope_state {
         SCOPE_UNINITIALIZED if initialization_id.is_some() => {
-            return Err(ApiError::new(410, codes::INITIALIZATION_EXPIRED, "initialization lease is no longer active").into());
+            return Err(ApiError::new(
+                410,
+                codes::INITIALIZATION_EXPIRED,
+                "initialization lease is no longer active",
+            )
+            .into());
         }
         SCOPE_UNINITIALIZED => {
-            return Err(ApiError::conflict(codes::SCOPE_UNINITIALIZED, format!("sync scope for user {user} is uninitialized; call connect first")).into());
+            return Err(ApiError::conflict(
+                codes::SCOPE_UNINITIALIZED,
+                format!("sync scope for user {user} is uninitialized; call connect first"),
+            )
+            .into());
         }
         SCOPE_INITIALIZING => {
             let Some(init) = initialization_id.as_deref() else {
-                return Err(invalid_session("initialization_id is required while the scope is initializing").into());
+                return Err(invalid_session(
+                    "initialization_id is required while the scope is initializing",
+                )
+                .into());
             };
             recheck_lease(app, &tx, user, source, init, now)?;
         }
         SCOPE_INITIALIZED if initialization_id.is_some() => {
-            return Err(invalid_session("initialization_id must be absent once the scope is initialized").into());
+            return Err(invalid_session(
+                "initialization_id must be absent once the scope is initialized",
+            )
+            .into());
         }
         _ => {}
     }
@@ -89,7 +111,13 @@ pub fn create(
             "SELECT bundle_seq, row_count, bundle_hash FROM _oversync_bundle_log
              WHERE user_id = ?1 AND source_id = ?2 AND source_bundle_id = ?3 AND bundle_seq > ?4",
             params![user, source, req.source_bundle_id, state.retained_floor],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
     if let Some((bundle_seq, row_count, bundle_hash)) = replay {
@@ -115,7 +143,10 @@ pub fn create(
     if req.source_bundle_id > expected {
         return Err(ApiError::conflict(
             codes::SOURCE_SEQUENCE_OUT_OF_ORDER,
-            format!("source_bundle_id {} for source {source} is ahead of the next expected {expected}", req.source_bundle_id),
+            format!(
+                "source_bundle_id {} for source {source} is ahead of the next expected {expected}",
+                req.source_bundle_id
+            ),
         )
         .into());
     }
@@ -143,20 +174,48 @@ pub fn create(
         ],
     )?;
     tx.commit()?;
-    Ok(PushSessionCreateResponse::Staging { push_id, planned_row_count: req.planned_row_count, next_expected_row_ordinal: 0 })
+    Ok(PushSessionCreateResponse::Staging {
+        push_id,
+        planned_row_count: req.planned_row_count,
+        next_expected_row_ordinal: 0,
+    })
 }
 
 /// The initialising source must still own an active lease; refreshes it on success.
-pub fn recheck_lease(app: &AppState, conn: &Connection, user: &str, source: &str, init: &str, now: i64) -> ServiceResult<()> {
-    let state = load_user(conn, user)?.ok_or_else(|| ApiError::conflict(codes::INITIALIZATION_STALE, "initialization lease is stale"))?;
+pub fn recheck_lease(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    source: &str,
+    init: &str,
+    now: i64,
+) -> ServiceResult<()> {
+    let state = load_user(conn, user)?.ok_or_else(|| {
+        ApiError::conflict(codes::INITIALIZATION_STALE, "initialization lease is stale")
+    })?;
     if state.scope_state != SCOPE_INITIALIZING {
-        return Err(ApiError::conflict(codes::INITIALIZATION_STALE, "scope is no longer initializing").into());
+        return Err(ApiError::conflict(
+            codes::INITIALIZATION_STALE,
+            "scope is no longer initializing",
+        )
+        .into());
     }
     if state.lease_expired(now) {
-        return Err(ApiError::new(410, codes::INITIALIZATION_EXPIRED, "initialization lease has expired").into());
+        return Err(ApiError::new(
+            410,
+            codes::INITIALIZATION_EXPIRED,
+            "initialization lease has expired",
+        )
+        .into());
     }
-    if state.initializer_source_id.as_deref() != Some(source) || state.initialization_id.as_deref() != Some(init) {
-        return Err(ApiError::conflict(codes::INITIALIZATION_STALE, "initialization lease is held by another source or id").into());
+    if state.initializer_source_id.as_deref() != Some(source)
+        || state.initialization_id.as_deref() != Some(init)
+    {
+        return Err(ApiError::conflict(
+            codes::INITIALIZATION_STALE,
+            "initialization lease is held by another source or id",
+        )
+        .into());
     }
     conn.execute(
         "UPDATE _oversync_user_state SET lease_expires_at_ms = ?2 WHERE user_id = ?1",
@@ -166,8 +225,19 @@ pub fn recheck_lease(app: &AppState, conn: &Connection, user: &str, source: &str
 }
 
 /// Loads a push session for `user`: 404 unknown/non-UUID id, 403 other user, 410 expired.
-pub fn load_session(conn: &Connection, push_id: &str, user: &str, now: i64) -> ServiceResult<PushSession> {
-    let not_found = || ApiError::new(404, codes::PUSH_SESSION_NOT_FOUND, format!("push session {push_id} not found"));
+pub fn load_session(
+    conn: &Connection,
+    push_id: &str,
+    user: &str,
+    now: i64,
+) -> ServiceResult<PushSession> {
+    let not_found = || {
+        ApiError::new(
+            404,
+            codes::PUSH_SESSION_NOT_FOUND,
+            format!("push session {push_id} not found"),
+        )
+    };
     if uuid::Uuid::parse_str(push_id.trim()).is_err() {
         return Err(not_found().into());
     }
@@ -194,10 +264,20 @@ pub fn load_session(conn: &Connection, push_id: &str, user: &str, now: i64) -> S
         .optional()?;
     let (session, owner, expires_at) = row.ok_or_else(not_found)?;
     if owner != user {
-        return Err(ApiError::new(403, codes::PUSH_SESSION_FORBIDDEN, format!("push session {push_id} belongs to another user")).into());
+        return Err(ApiError::new(
+            403,
+            codes::PUSH_SESSION_FORBIDDEN,
+            format!("push session {push_id} belongs to another user"),
+        )
+        .into());
     }
     if expires_at <= now {
-        return Err(ApiError::new(410, codes::PUSH_SESSION_EXPIRED, format!("push session {push_id} has expired")).into());
+        return Err(ApiError::new(
+            410,
+            codes::PUSH_SESSION_EXPIRED,
+            format!("push session {push_id} has expired"),
+        )
+        .into());
     }
     Ok(session)
 }
@@ -217,19 +297,33 @@ pub fn upload_chunk(
         return Err(invalid("rows must not be empty".into()).into());
     }
     if req.rows.len() as i64 > MAX_ROWS_PER_CHUNK {
-        return Err(invalid(format!("rows length {} exceeds max_rows_per_push_chunk {MAX_ROWS_PER_CHUNK}", req.rows.len())).into());
+        return Err(invalid(format!(
+            "rows length {} exceeds max_rows_per_push_chunk {MAX_ROWS_PER_CHUNK}",
+            req.rows.len()
+        ))
+        .into());
     }
     let rows = validate_rows(&app.registry, &req.rows, &mut HashSet::new()).map_err(invalid)?;
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, push_id, user, now)?;
     if !session.initialization_id.is_empty() {
-        recheck_lease(app, &tx, user, &session.source_id, &session.initialization_id, now)?;
+        recheck_lease(
+            app,
+            &tx,
+            user,
+            &session.source_id,
+            &session.initialization_id,
+            now,
+        )?;
     }
     if req.start_row_ordinal != session.next_expected_row_ordinal {
         return Err(ApiError::conflict(
             codes::PUSH_CHUNK_OUT_OF_ORDER,
-            format!("push session {push_id} expected start_row_ordinal {}, got {}", session.next_expected_row_ordinal, req.start_row_ordinal),
+            format!(
+                "push session {push_id} expected start_row_ordinal {}, got {}",
+                session.next_expected_row_ordinal, req.start_row_ordinal
+            ),
         )
         .into());
     }
@@ -243,7 +337,11 @@ pub fn upload_chunk(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for (i, row) in rows.iter().enumerate() {
-            let payload = row.payload.as_ref().map(serde_json::to_string).transpose()?;
+            let payload = row
+                .payload
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?;
             insert.execute(params![
                 session.push_id,
                 req.start_row_ordinal + i as i64,
@@ -260,7 +358,10 @@ pub fn upload_chunk(
         params![session.push_id, next, now + app.settings.push_session_ttl_secs * 1000],
     )?;
     tx.commit()?;
-    Ok(PushChunkResponse { push_id: session.push_id, next_expected_row_ordinal: next })
+    Ok(PushChunkResponse {
+        push_id: session.push_id,
+        next_expected_row_ordinal: next,
+    })
 }
 
 pub fn delete_session(conn: &mut Connection, user: &str, push_id: &str) -> ServiceResult<()> {
@@ -272,7 +373,13 @@ pub fn delete_session(conn: &mut Connection, user: &str, push_id: &str) -> Servi
 }
 
 pub fn delete_session_rows(conn: &Connection, push_id: &str) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM _oversync_push_rows WHERE push_id = ?1", [push_id])?;
-    conn.execute("DELETE FROM _oversync_push_sessions WHERE push_id = ?1", [push_id])?;
+    conn.execute(
+        "DELETE FROM _oversync_push_rows WHERE push_id = ?1",
+        [push_id],
+    )?;
+    conn.execute(
+        "DELETE FROM _oversync_push_sessions WHERE push_id = ?1",
+        [push_id],
+    )?;
     Ok(())
 }

@@ -52,10 +52,16 @@ pub fn validate_rows(
     rows: &[RawPushRow],
     seen: &mut HashSet<(String, String)>,
 ) -> Result<Vec<StagedRow>, String> {
-    rows.iter().map(|row| validate_row(registry, row, seen)).collect()
+    rows.iter()
+        .map(|row| validate_row(registry, row, seen))
+        .collect()
 }
 
-fn validate_row(registry: &Registry, row: &RawPushRow, seen: &mut HashSet<(String, String)>) -> Result<StagedRow, String> {
+fn validate_row(
+    registry: &Registry,
+    row: &RawPushRow,
+    seen: &mut HashSet<(String, String)>,
+) -> Result<StagedRow, String> {
     let mut schema = row.schema.trim().to_lowercase();
     if schema.is_empty() {
         schema = "public".into();
@@ -70,26 +76,50 @@ fn validate_row(registry: &Registry, row: &RawPushRow, seen: &mut HashSet<(Strin
     let table = registry
         .table(&schema, &table_name)
         .ok_or_else(|| format!("table {schema}.{table_name} is not registered"))?;
-    let op = Op::from_wire(&row.op.trim().to_uppercase()).ok_or_else(|| format!("invalid op {:?}", row.op))?;
+    let op = Op::from_wire(&row.op.trim().to_uppercase())
+        .ok_or_else(|| format!("invalid op {:?}", row.op))?;
     let key_object = Value::Object(row.key.clone().unwrap_or_default());
     let key = key_from_wire(table, &key_object)?;
     if !seen.insert((table.qualified.clone(), key.clone())) {
-        return Err(format!("duplicate target row in push request: {} {key}", table.qualified));
+        return Err(format!(
+            "duplicate target row in push request: {} {key}",
+            table.qualified
+        ));
     }
     let payload = match (op, &row.payload) {
-        (Op::Delete, Some(_)) => return Err(format!("DELETE for {} must not include payload", table.qualified)),
+        (Op::Delete, Some(_)) => {
+            return Err(format!(
+                "DELETE for {} must not include payload",
+                table.qualified
+            ))
+        }
         (Op::Delete, None) => None,
         (_, None) => return Err(format!("{op} for {} requires payload", table.qualified)),
         (_, Some(value)) => Some(validate_payload(table, op, &key, value)?),
     };
-    Ok(StagedRow { table: table.qualified.clone(), key, op, base_row_version: row.base_row_version, payload })
+    Ok(StagedRow {
+        table: table.qualified.clone(),
+        key,
+        op,
+        base_row_version: row.base_row_version,
+        payload,
+    })
 }
 
-fn validate_payload(table: &TableSpec, op: Op, key: &str, value: &Value) -> Result<Payload, String> {
+fn validate_payload(
+    table: &TableSpec,
+    op: Op,
+    key: &str,
+    value: &Value,
+) -> Result<Payload, String> {
     let qualified = &table.qualified;
-    let object = value.as_object().ok_or_else(|| format!("payload for {qualified} must be a JSON object"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("payload for {qualified} must be a JSON object"))?;
     if object.contains_key(HIDDEN_SCOPE_COLUMN) {
-        return Err(format!("payload for {qualified} must not include hidden scope column {HIDDEN_SCOPE_COLUMN:?}"));
+        return Err(format!(
+            "payload for {qualified} must not include hidden scope column {HIDDEN_SCOPE_COLUMN:?}"
+        ));
     }
     let mut payload = Payload::new();
     for (name, column_value) in object {
@@ -98,9 +128,13 @@ fn validate_payload(table: &TableSpec, op: Op, key: &str, value: &Value) -> Resu
             return Err(format!("payload for {qualified} must not include hidden scope column {HIDDEN_SCOPE_COLUMN:?}"));
         }
         if !is_valid_identifier(&lower) {
-            return Err(format!("payload for {qualified} contains invalid column {name:?}"));
+            return Err(format!(
+                "payload for {qualified} contains invalid column {name:?}"
+            ));
         }
-        let column = table.column(&lower).ok_or_else(|| format!("payload for {qualified} contains unknown column {name:?}"))?;
+        let column = table
+            .column(&lower)
+            .ok_or_else(|| format!("payload for {qualified} contains unknown column {name:?}"))?;
         wire_to_sql(column, column_value).map_err(|e| format!("payload for {qualified}: {e}"))?;
         if payload.insert(lower, column_value.clone()).is_some() {
             return Err(format!("payload for {qualified} repeats column {name:?}"));
@@ -108,14 +142,26 @@ fn validate_payload(table: &TableSpec, op: Op, key: &str, value: &Value) -> Resu
     }
     match payload.get(&table.key_column) {
         Some(Value::String(s)) if s == key => {}
-        Some(_) => return Err(format!("payload key {qualified}.{} must match request key", table.key_column)),
+        Some(_) => {
+            return Err(format!(
+                "payload key {qualified}.{} must match request key",
+                table.key_column
+            ))
+        }
         None => {
             payload.insert(table.key_column.clone(), Value::String(key.to_string()));
         }
     }
     if op == Op::Insert {
-        if let Some(missing) = table.columns.iter().find(|c| !c.nullable && !payload.contains_key(&c.name)) {
-            return Err(format!("INSERT for {qualified} must include non-null column {:?}", missing.name));
+        if let Some(missing) = table
+            .columns
+            .iter()
+            .find(|c| !c.nullable && !payload.contains_key(&c.name))
+        {
+            return Err(format!(
+                "INSERT for {qualified} must include non-null column {:?}",
+                missing.name
+            ));
         }
     }
     Ok(payload)

@@ -1,7 +1,9 @@
 //! Read paths: `GET /sync/committed-bundles/{seq}/rows` (§2.7, §10.5) and `GET /sync/pull`
 //! (§2.8, §10.6). Each runs in one read transaction, so a page is internally consistent.
 
-use oversqlite_protocol::{codes, Bundle, BundleRow, CommittedBundleRowsResponse, Op, Payload, PullResponse};
+use oversqlite_protocol::{
+    codes, Bundle, BundleRow, CommittedBundleRowsResponse, Op, Payload, PullResponse,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::scope::{load_user, require_initialized};
@@ -17,7 +19,11 @@ struct BundleMeta {
     bundle_hash: String,
 }
 
-fn load_meta(conn: &Connection, user: &str, bundle_seq: i64) -> rusqlite::Result<Option<BundleMeta>> {
+fn load_meta(
+    conn: &Connection,
+    user: &str,
+    bundle_seq: i64,
+) -> rusqlite::Result<Option<BundleMeta>> {
     conn.query_row(
         "SELECT source_id, source_bundle_id, row_count, bundle_hash FROM _oversync_bundle_log WHERE user_id = ?1 AND bundle_seq = ?2",
         params![user, bundle_seq],
@@ -27,29 +33,42 @@ fn load_meta(conn: &Connection, user: &str, bundle_seq: i64) -> rusqlite::Result
 }
 
 /// Stored rows of one bundle with logical ordinal > `after`, at most `limit`.
-fn load_rows(app: &AppState, conn: &Connection, user: &str, bundle_seq: i64, after: i64, limit: i64) -> ServiceResult<Vec<BundleRow>> {
+fn load_rows(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    bundle_seq: i64,
+    after: i64,
+    limit: i64,
+) -> ServiceResult<Vec<BundleRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT table_name, key, op, payload FROM _oversync_bundle_rows
          WHERE user_id = ?1 AND bundle_seq = ?2 AND row_ordinal > ?3 ORDER BY row_ordinal LIMIT ?4",
     )?;
     let raw = stmt.query_map(params![user, bundle_seq, after, limit], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
     })?;
     let mut rows = Vec::new();
     for item in raw {
         let (table_name, key, op, payload) = item?;
         let (schema, table) = table_name.split_once('.').unwrap_or(("", &table_name));
-        let spec = app
-            .registry
-            .table(schema, table)
-            .ok_or_else(|| Fail::Internal(format!("bundle row of unregistered table {table_name}")))?;
+        let spec = app.registry.table(schema, table).ok_or_else(|| {
+            Fail::Internal(format!("bundle row of unregistered table {table_name}"))
+        })?;
         rows.push(BundleRow {
             schema: spec.schema.clone(),
             table: spec.table.clone(),
             key: wire_key(spec, &key),
             op: Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?,
             row_version: bundle_seq,
-            payload: payload.map(|p| serde_json::from_str::<Payload>(&p)).transpose()?,
+            payload: payload
+                .map(|p| serde_json::from_str::<Payload>(&p))
+                .transpose()?,
         });
     }
     Ok(rows)
@@ -63,7 +82,12 @@ pub fn committed_rows(
     after_row_ordinal: Option<i64>,
     max_rows: i64,
 ) -> ServiceResult<CommittedBundleRowsResponse> {
-    let invalid = |m: &str| Fail::from(ApiError::bad_request(codes::COMMITTED_BUNDLE_CHUNK_INVALID, m));
+    let invalid = |m: &str| {
+        Fail::from(ApiError::bad_request(
+            codes::COMMITTED_BUNDLE_CHUNK_INVALID,
+            m,
+        ))
+    };
     if bundle_seq <= 0 {
         return Err(invalid("bundle_seq must be > 0"));
     }
@@ -78,16 +102,28 @@ pub fn committed_rows(
     let floor = load_user(&tx, user)?.map(|s| s.retained_floor).unwrap_or(0);
     if bundle_seq <= floor {
         Counters::bump(&app.counters.history_pruned);
-        return Err(ApiError::conflict(codes::HISTORY_PRUNED, format!("bundle {bundle_seq} is at or below the retained floor {floor}")).into());
+        return Err(ApiError::conflict(
+            codes::HISTORY_PRUNED,
+            format!("bundle {bundle_seq} is at or below the retained floor {floor}"),
+        )
+        .into());
     }
     let meta = load_meta(&tx, user, bundle_seq)?.ok_or_else(|| {
-        ApiError::new(404, codes::COMMITTED_BUNDLE_NOT_FOUND, format!("committed bundle {bundle_seq} not found"))
+        ApiError::new(
+            404,
+            codes::COMMITTED_BUNDLE_NOT_FOUND,
+            format!("committed bundle {bundle_seq} not found"),
+        )
     })?;
     let logical_after = after_row_ordinal.unwrap_or(-1);
     let mut rows = load_rows(app, &tx, user, bundle_seq, logical_after, limit + 1)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_row_ordinal = if rows.is_empty() { after_row_ordinal.unwrap_or(0) } else { logical_after + rows.len() as i64 };
+    let next_row_ordinal = if rows.is_empty() {
+        after_row_ordinal.unwrap_or(0)
+    } else {
+        logical_after + rows.len() as i64
+    };
     Ok(CommittedBundleRowsResponse {
         bundle_seq,
         source_id: meta.source_id,
@@ -113,15 +149,23 @@ pub fn pull(
     require_initialized(state.as_ref(), now_ms())?;
     let state = state.expect("initialized scope has a user row");
     let floor = state.retained_floor;
-    if (after_bundle_seq > 0 && after_bundle_seq <= floor) || (target_bundle_seq > 0 && target_bundle_seq <= floor) {
+    if (after_bundle_seq > 0 && after_bundle_seq <= floor)
+        || (target_bundle_seq > 0 && target_bundle_seq <= floor)
+    {
         Counters::bump(&app.counters.history_pruned);
         return Err(ApiError::conflict(
             codes::HISTORY_PRUNED,
-            format!("requested history at or below the retained floor {floor}; rebuild from a snapshot"),
+            format!(
+                "requested history at or below the retained floor {floor}; rebuild from a snapshot"
+            ),
         )
         .into());
     }
-    let stable = if target_bundle_seq > 0 { target_bundle_seq } else { state.latest_bundle_seq() };
+    let stable = if target_bundle_seq > 0 {
+        target_bundle_seq
+    } else {
+        state.latest_bundle_seq()
+    };
     if stable > 0 && stable <= floor {
         // Everything up to the ceiling is gone (e.g. the floor was moved past the head).
         Counters::bump(&app.counters.history_pruned);
@@ -132,19 +176,31 @@ pub fn pull(
         .into());
     }
     if after_bundle_seq >= stable {
-        return Ok(PullResponse { stable_bundle_seq: stable, bundles: Vec::new(), has_more: false });
+        return Ok(PullResponse {
+            stable_bundle_seq: stable,
+            bundles: Vec::new(),
+            has_more: false,
+        });
     }
     let metas: Vec<(i64, BundleMeta)> = {
         let mut stmt = tx.prepare(
             "SELECT bundle_seq, source_id, source_bundle_id, row_count, bundle_hash FROM _oversync_bundle_log
              WHERE user_id = ?1 AND bundle_seq > ?2 AND bundle_seq <= ?3 ORDER BY bundle_seq LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![user, after_bundle_seq.max(floor), stable, max_bundles + 1], |r| {
-            Ok((
-                r.get(0)?,
-                BundleMeta { source_id: r.get(1)?, source_bundle_id: r.get(2)?, row_count: r.get(3)?, bundle_hash: r.get(4)? },
-            ))
-        })?;
+        let rows = stmt.query_map(
+            params![user, after_bundle_seq.max(floor), stable, max_bundles + 1],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    BundleMeta {
+                        source_id: r.get(1)?,
+                        source_bundle_id: r.get(2)?,
+                        row_count: r.get(3)?,
+                        bundle_hash: r.get(4)?,
+                    },
+                ))
+            },
+        )?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let has_more = metas.len() as i64 > max_bundles;
@@ -160,5 +216,9 @@ pub fn pull(
             rows,
         });
     }
-    Ok(PullResponse { stable_bundle_seq: stable, bundles, has_more })
+    Ok(PullResponse {
+        stable_bundle_seq: stable,
+        bundles,
+        has_more,
+    })
 }

@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 use super::commit::{apply_bundle, commit_checked, row_state};
 use super::push_rows::{validate_rows, RawPushRow};
-use super::scope::{ensure_user, expected_next_source_bundle_id, mark_initialized, SCOPE_INITIALIZING, SCOPE_UNINITIALIZED};
+use super::scope::{
+    ensure_user, expected_next_source_bundle_id, mark_initialized, SCOPE_INITIALIZING,
+    SCOPE_UNINITIALIZED,
+};
 use crate::error::{ApiError, ServiceResult};
 use crate::state::AppState;
 use crate::timefmt::{now_ms, rfc3339_from_ms};
@@ -38,7 +41,11 @@ pub enum ServerBundleOutcome {
     AlreadyCommitted(PushSessionCreateResponse),
 }
 
-pub fn write(app: &AppState, conn: &mut Connection, req: ServerBundleRequest) -> ServiceResult<ServerBundleOutcome> {
+pub fn write(
+    app: &AppState,
+    conn: &mut Connection,
+    req: ServerBundleRequest,
+) -> ServiceResult<ServerBundleOutcome> {
     let invalid = |m: String| ApiError::bad_request(codes::INVALID_REQUEST, m);
     let user = req.user_id.trim().to_string();
     let source = req.source_id.trim().to_string();
@@ -53,7 +60,11 @@ pub fn write(app: &AppState, conn: &mut Connection, req: ServerBundleRequest) ->
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let state = ensure_user(&tx, &user, now)?;
     if state.scope_state == SCOPE_INITIALIZING {
-        return Err(ApiError::conflict(codes::SCOPE_INITIALIZING, "a client holds the initialization lease for this user").into());
+        return Err(ApiError::conflict(
+            codes::SCOPE_INITIALIZING,
+            "a client holds the initialization lease for this user",
+        )
+        .into());
     }
     if state.scope_state == SCOPE_UNINITIALIZED {
         // Authoritative server data now exists, so later connects resolve remote_authoritative.
@@ -69,19 +80,25 @@ pub fn write(app: &AppState, conn: &mut Connection, req: ServerBundleRequest) ->
             )
             .optional()?;
         if let Some((bundle_seq, row_count, bundle_hash)) = replay {
-            return Ok(ServerBundleOutcome::AlreadyCommitted(PushSessionCreateResponse::AlreadyCommitted {
-                bundle_seq,
-                source_id: source,
-                source_bundle_id: id,
-                row_count,
-                bundle_hash,
-            }));
+            return Ok(ServerBundleOutcome::AlreadyCommitted(
+                PushSessionCreateResponse::AlreadyCommitted {
+                    bundle_seq,
+                    source_id: source,
+                    source_bundle_id: id,
+                    row_count,
+                    bundle_hash,
+                },
+            ));
         }
     }
     let expected = expected_next_source_bundle_id(&tx, &user, &source)?;
     let source_bundle_id = req.source_bundle_id.unwrap_or(expected);
     if source_bundle_id < expected {
-        return Err(ApiError::conflict(codes::HISTORY_PRUNED, format!("source_bundle_id {source_bundle_id} is below the next expected {expected}")).into());
+        return Err(ApiError::conflict(
+            codes::HISTORY_PRUNED,
+            format!("source_bundle_id {source_bundle_id} is below the next expected {expected}"),
+        )
+        .into());
     }
     if source_bundle_id > expected {
         return Err(ApiError::conflict(
@@ -91,10 +108,16 @@ pub fn write(app: &AppState, conn: &mut Connection, req: ServerBundleRequest) ->
         .into());
     }
     for row in &mut rows {
-        row.base_row_version = row_state(&tx, &user, &row.table, &row.key)?.map(|(v, _)| v).unwrap_or(0);
+        row.base_row_version = row_state(&tx, &user, &row.table, &row.key)?
+            .map(|(v, _)| v)
+            .unwrap_or(0);
     }
     let meta = apply_bundle(app, &tx, &user, &source, source_bundle_id, &rows, now)?;
     commit_checked(tx)?;
-    let event = WatchEvent { bundle_seq: meta.bundle_seq, source_id: Some(source), source_bundle_id: Some(source_bundle_id) };
+    let event = WatchEvent {
+        bundle_seq: meta.bundle_seq,
+        source_id: Some(source),
+        source_bundle_id: Some(source_bundle_id),
+    };
     Ok(ServerBundleOutcome::Committed(meta, event))
 }

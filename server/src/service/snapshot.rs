@@ -2,13 +2,15 @@
 //! optionally together with a source replacement (rotated rebuild).
 
 use oversqlite_protocol::{
-    codes, Payload, SnapshotChunkResponse, SnapshotRow, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
-    SourceReplacement,
+    codes, Payload, SnapshotChunkResponse, SnapshotRow, SnapshotSessionCreateRequest,
+    SnapshotSessionCreateResponse, SourceReplacement,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::commit::row_to_payload;
-use super::scope::{load_source, load_user, require_initialized, SOURCE_ACTIVE, SOURCE_RESERVED, SOURCE_RETIRED};
+use super::scope::{
+    load_source, load_user, require_initialized, SOURCE_ACTIVE, SOURCE_RESERVED, SOURCE_RETIRED,
+};
 use crate::codec::wire_key;
 use crate::config::quote_ident;
 use crate::error::{ApiError, Fail, ServiceResult};
@@ -25,15 +27,25 @@ fn validate_replacement(source: &str, r: &SourceReplacement) -> ServiceResult<So
     let new = r.new_source_id.trim().to_string();
     let reason = r.reason.trim().to_string();
     if previous != source {
-        return Err(invalid("source_replacement.previous_source_id must match the Oversync-Source-ID header").into());
+        return Err(invalid(
+            "source_replacement.previous_source_id must match the Oversync-Source-ID header",
+        )
+        .into());
     }
     if new.is_empty() || new == previous {
-        return Err(invalid("source_replacement.new_source_id must be non-empty and differ from previous_source_id").into());
+        return Err(invalid(
+            "source_replacement.new_source_id must be non-empty and differ from previous_source_id",
+        )
+        .into());
     }
     if !codes::is_recovery_reason(&reason) {
         return Err(invalid("source_replacement.reason is not a supported recovery reason").into());
     }
-    Ok(SourceReplacement { previous_source_id: previous, new_source_id: new, reason })
+    Ok(SourceReplacement {
+        previous_source_id: previous,
+        new_source_id: new,
+        reason,
+    })
 }
 
 fn apply_replacement(conn: &Connection, user: &str, r: &SourceReplacement) -> ServiceResult<()> {
@@ -46,7 +58,9 @@ fn apply_replacement(conn: &Connection, user: &str, r: &SourceReplacement) -> Se
     };
     if let Some(prev) = previous.as_ref().filter(|p| p.state == SOURCE_RETIRED) {
         if prev.replaced_by.as_deref() != Some(r.new_source_id.as_str()) {
-            return Err(ApiError::source_retired(&r.previous_source_id, prev.replaced_by.clone()).into());
+            return Err(
+                ApiError::source_retired(&r.previous_source_id, prev.replaced_by.clone()).into(),
+            );
         }
         return match load_source(conn, user, &r.new_source_id)? {
             None => {
@@ -54,11 +68,19 @@ fn apply_replacement(conn: &Connection, user: &str, r: &SourceReplacement) -> Se
                 Ok(())
             }
             Some(s) if s.state == SOURCE_RESERVED || s.state == SOURCE_ACTIVE => Ok(()),
-            Some(_) => Err(ApiError::conflict(codes::SOURCE_REPLACEMENT_INVALID, "replacement source is itself retired").into()),
+            Some(_) => Err(ApiError::conflict(
+                codes::SOURCE_REPLACEMENT_INVALID,
+                "replacement source is itself retired",
+            )
+            .into()),
         };
     }
     if load_source(conn, user, &r.new_source_id)?.is_some() {
-        return Err(ApiError::conflict(codes::SOURCE_REPLACEMENT_INVALID, format!("source {} is already known", r.new_source_id)).into());
+        return Err(ApiError::conflict(
+            codes::SOURCE_REPLACEMENT_INVALID,
+            format!("source {} is already known", r.new_source_id),
+        )
+        .into());
     }
     reserve_new()?;
     conn.execute(
@@ -84,10 +106,15 @@ pub fn create(
         "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id IN (SELECT snapshot_id FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1)",
         [now],
     )?;
-    tx.execute("DELETE FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1", [now])?;
+    tx.execute(
+        "DELETE FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1",
+        [now],
+    )?;
     let state = load_user(&tx, user)?;
     require_initialized(state.as_ref(), now)?;
-    let snapshot_bundle_seq = state.expect("initialized scope has a user row").latest_bundle_seq();
+    let snapshot_bundle_seq = state
+        .expect("initialized scope has a user row")
+        .latest_bundle_seq();
     // Like the reference, the replacement is validated only once the scope is known usable.
     let replacement = request
         .and_then(|r| r.source_replacement)
@@ -115,14 +142,23 @@ pub fn create(
 }
 
 /// Copies every live row, ordered by (table, key), into the session; ordinals from 1.
-fn materialise(app: &AppState, conn: &Connection, user: &str, snapshot_id: &str) -> ServiceResult<(i64, i64)> {
+fn materialise(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    snapshot_id: &str,
+) -> ServiceResult<(i64, i64)> {
     let (mut row_count, mut byte_count) = (0i64, 0i64);
     let mut insert = conn.prepare(
         "INSERT INTO _oversync_snapshot_rows (snapshot_id, row_ordinal, table_name, key, row_version, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for table in &app.registry.tables {
-        let columns: Vec<String> = table.columns.iter().map(|c| format!("t.{}", quote_ident(&c.name))).collect();
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("t.{}", quote_ident(&c.name)))
+            .collect();
         let key = quote_ident(&table.key_column);
         let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
         let sql = format!(
@@ -135,7 +171,11 @@ fn materialise(app: &AppState, conn: &Connection, user: &str, snapshot_id: &str)
         let mut stmt = conn.prepare(&sql)?;
         let n = table.columns.len();
         let rows = stmt.query_map(params![user, table.qualified], |r| {
-            Ok((row_to_payload(table, r)?, r.get::<_, i64>(n)?, r.get::<_, String>(n + 1)?))
+            Ok((
+                row_to_payload(table, r)?,
+                r.get::<_, i64>(n)?,
+                r.get::<_, String>(n + 1)?,
+            ))
         })?;
         for item in rows {
             let (payload, row_version, key_value) = item?;
@@ -143,12 +183,23 @@ fn materialise(app: &AppState, conn: &Connection, user: &str, snapshot_id: &str)
             row_count += 1;
             byte_count += text.len() as i64;
             let limits = &app.settings;
-            if (limits.max_rows_per_snapshot_session > 0 && row_count > limits.max_rows_per_snapshot_session)
-                || (limits.max_bytes_per_snapshot_session > 0 && byte_count > limits.max_bytes_per_snapshot_session)
+            if (limits.max_rows_per_snapshot_session > 0
+                && row_count > limits.max_rows_per_snapshot_session)
+                || (limits.max_bytes_per_snapshot_session > 0
+                    && byte_count > limits.max_bytes_per_snapshot_session)
             {
-                return Err(Fail::Internal("snapshot exceeds the per-session row or byte limit".into()));
+                return Err(Fail::Internal(
+                    "snapshot exceeds the per-session row or byte limit".into(),
+                ));
             }
-            insert.execute(params![snapshot_id, row_count, table.qualified, key_value, row_version, text])?;
+            insert.execute(params![
+                snapshot_id,
+                row_count,
+                table.qualified,
+                key_value,
+                row_version,
+                text
+            ])?;
         }
     }
     Ok((row_count, byte_count))
@@ -159,8 +210,19 @@ struct SessionInfo {
     snapshot_bundle_seq: i64,
 }
 
-fn load_session(conn: &Connection, snapshot_id: &str, user: &str, check_expiry: bool) -> ServiceResult<SessionInfo> {
-    let not_found = || ApiError::new(404, codes::SNAPSHOT_SESSION_NOT_FOUND, format!("snapshot session {snapshot_id} not found"));
+fn load_session(
+    conn: &Connection,
+    snapshot_id: &str,
+    user: &str,
+    check_expiry: bool,
+) -> ServiceResult<SessionInfo> {
+    let not_found = || {
+        ApiError::new(
+            404,
+            codes::SNAPSHOT_SESSION_NOT_FOUND,
+            format!("snapshot session {snapshot_id} not found"),
+        )
+    };
     if uuid::Uuid::parse_str(snapshot_id.trim()).is_err() {
         return Err(not_found().into());
     }
@@ -173,12 +235,25 @@ fn load_session(conn: &Connection, snapshot_id: &str, user: &str, check_expiry: 
         .optional()?;
     let (id, owner, snapshot_bundle_seq, expires_at) = row.ok_or_else(not_found)?;
     if owner != user {
-        return Err(ApiError::new(403, codes::SNAPSHOT_SESSION_FORBIDDEN, format!("snapshot session {snapshot_id} belongs to another user")).into());
+        return Err(ApiError::new(
+            403,
+            codes::SNAPSHOT_SESSION_FORBIDDEN,
+            format!("snapshot session {snapshot_id} belongs to another user"),
+        )
+        .into());
     }
     if check_expiry && expires_at <= now_ms() {
-        return Err(ApiError::new(410, codes::SNAPSHOT_SESSION_EXPIRED, format!("snapshot session {snapshot_id} has expired")).into());
+        return Err(ApiError::new(
+            410,
+            codes::SNAPSHOT_SESSION_EXPIRED,
+            format!("snapshot session {snapshot_id} has expired"),
+        )
+        .into());
     }
-    Ok(SessionInfo { snapshot_id: id, snapshot_bundle_seq })
+    Ok(SessionInfo {
+        snapshot_id: id,
+        snapshot_bundle_seq,
+    })
 }
 
 pub fn chunk(
@@ -190,10 +265,16 @@ pub fn chunk(
     max_rows: i64,
 ) -> ServiceResult<SnapshotChunkResponse> {
     if after_row_ordinal < 0 {
-        return Err(ApiError::bad_request(codes::SNAPSHOT_CHUNK_INVALID, "after_row_ordinal must be >= 0").into());
+        return Err(ApiError::bad_request(
+            codes::SNAPSHOT_CHUNK_INVALID,
+            "after_row_ordinal must be >= 0",
+        )
+        .into());
     }
     if max_rows <= 0 {
-        return Err(ApiError::bad_request(codes::SNAPSHOT_CHUNK_INVALID, "max_rows must be > 0").into());
+        return Err(
+            ApiError::bad_request(codes::SNAPSHOT_CHUNK_INVALID, "max_rows must be > 0").into(),
+        );
     }
     let limit = max_rows.min(MAX_ROWS_PER_CHUNK);
     let tx = conn.transaction()?;
@@ -202,14 +283,24 @@ pub fn chunk(
         "SELECT table_name, key, row_version, payload FROM _oversync_snapshot_rows
          WHERE snapshot_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3",
     )?;
-    let raw = stmt.query_map(params![session.snapshot_id, after_row_ordinal, limit + 1], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
-    })?;
+    let raw = stmt.query_map(
+        params![session.snapshot_id, after_row_ordinal, limit + 1],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        },
+    )?;
     let mut rows = Vec::new();
     for item in raw {
         let (table_name, key, row_version, payload) = item?;
         let (schema, table) = table_name.split_once('.').unwrap_or(("", &table_name));
-        let spec = app.registry.table(schema, table).ok_or_else(|| Fail::Internal(format!("snapshot row of unregistered table {table_name}")))?;
+        let spec = app.registry.table(schema, table).ok_or_else(|| {
+            Fail::Internal(format!("snapshot row of unregistered table {table_name}"))
+        })?;
         rows.push(SnapshotRow {
             schema: spec.schema.clone(),
             table: spec.table.clone(),
@@ -232,8 +323,14 @@ pub fn chunk(
 pub fn delete(conn: &mut Connection, user: &str, snapshot_id: &str) -> ServiceResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, snapshot_id, user, false)?;
-    tx.execute("DELETE FROM _oversync_snapshot_rows WHERE snapshot_id = ?1", [&session.snapshot_id])?;
-    tx.execute("DELETE FROM _oversync_snapshot_sessions WHERE snapshot_id = ?1", [&session.snapshot_id])?;
+    tx.execute(
+        "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id = ?1",
+        [&session.snapshot_id],
+    )?;
+    tx.execute(
+        "DELETE FROM _oversync_snapshot_sessions WHERE snapshot_id = ?1",
+        [&session.snapshot_id],
+    )?;
     tx.commit()?;
     Ok(())
 }

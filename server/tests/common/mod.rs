@@ -24,7 +24,10 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let dir = std::env::temp_dir().join(format!(
             "oversqlite-server-test-{}-{}-{nanos}",
             std::process::id(),
@@ -56,7 +59,13 @@ impl Server {
         let data = dir.0.join("store.db");
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(&data, &args);
-        Server { child, base, data, args, _dir: Some(dir) }
+        Server {
+            child,
+            base,
+            data,
+            args,
+            _dir: Some(dir),
+        }
     }
 
     /// Simulates a crash (SIGKILL) and starts a new process on the same store.
@@ -73,7 +82,12 @@ impl Server {
     }
 
     pub fn signin(&self, user: &str) -> String {
-        let (status, body) = request(&self.url("/dummy-signin"), "POST", &[], Some(&json!({"user": user, "password": "x"}).to_string()));
+        let (status, body) = request(
+            &self.url("/dummy-signin"),
+            "POST",
+            &[],
+            Some(&json!({"user": user, "password": "x"}).to_string()),
+        );
         assert_eq!(status, 200, "{body}");
         let value: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(value["expires_in"], 300);
@@ -82,7 +96,12 @@ impl Server {
     }
 
     pub fn client(&self, user: &str, source: &str) -> Client {
-        Client { base: self.base.clone(), token: self.signin(user), source: source.to_string(), user: user.to_string() }
+        Client {
+            base: self.base.clone(),
+            token: self.signin(user),
+            source: source.to_string(),
+            user: user.to_string(),
+        }
     }
 
     pub fn post_test(&self, path: &str, body: Value) -> (u16, Value) {
@@ -103,7 +122,15 @@ fn spawn(data: &Path, extra: &[String]) -> (Child, String) {
         .arg("serve")
         .arg("--config")
         .arg(config_path())
-        .args(["--listen", "127.0.0.1:0", "--jwt-secret", SECRET, "--enable-test-endpoints", "--watch-heartbeat-ms", "200"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            SECRET,
+            "--enable-test-endpoints",
+            "--watch-heartbeat-ms",
+            "200",
+        ])
         .arg("--data")
         .arg(data)
         .args(extra)
@@ -112,9 +139,14 @@ fn spawn(data: &Path, extra: &[String]) -> (Child, String) {
         .spawn()
         .expect("spawn oversqlite-server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-    assert!(addr.starts_with("http://127.0.0.1:"), "unexpected start-up line {line:?}");
+    assert!(
+        addr.starts_with("http://127.0.0.1:"),
+        "unexpected start-up line {line:?}"
+    );
     (child, addr)
 }
 
@@ -127,12 +159,24 @@ fn agent() -> ureq::Agent {
 }
 
 /// One HTTP request; returns status and body text (any status).
-pub fn request(url: &str, method: &str, headers: &[(&str, String)], body: Option<&str>) -> (u16, String) {
-    request_full(url, method, headers, body).map(|(s, _, b)| (s, b)).unwrap()
+pub fn request(
+    url: &str,
+    method: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> (u16, String) {
+    request_full(url, method, headers, body)
+        .map(|(s, _, b)| (s, b))
+        .unwrap()
 }
 
 /// Like [`request`], also returning the Content-Type.
-pub fn request_full(url: &str, method: &str, headers: &[(&str, String)], body: Option<&str>) -> Result<(u16, String, String), ureq::Error> {
+pub fn request_full(
+    url: &str,
+    method: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> Result<(u16, String, String), ureq::Error> {
     let agent = agent();
     let mut response = match (method, body) {
         ("GET", _) => {
@@ -150,7 +194,11 @@ pub fn request_full(url: &str, method: &str, headers: &[(&str, String)], body: O
             r.call()?
         }
         (_, body) => {
-            let mut r = if method == "PUT" { agent.put(url) } else { agent.post(url) };
+            let mut r = if method == "PUT" {
+                agent.put(url)
+            } else {
+                agent.post(url)
+            };
             for (k, v) in headers {
                 r = r.header(*k, v.as_str());
             }
@@ -161,7 +209,12 @@ pub fn request_full(url: &str, method: &str, headers: &[(&str, String)], body: O
         }
     };
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     Ok((status, content_type, text))
 }
@@ -185,30 +238,56 @@ pub struct Client {
 
 impl Client {
     pub fn with_source(&self, source: &str) -> Client {
-        Client { source: source.to_string(), ..self.clone() }
+        Client {
+            source: source.to_string(),
+            ..self.clone()
+        }
     }
 
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        vec![("Authorization", format!("Bearer {}", self.token)), ("Oversync-Source-ID", self.source.clone())]
+        vec![
+            ("Authorization", format!("Bearer {}", self.token)),
+            ("Oversync-Source-ID", self.source.clone()),
+        ]
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
-        let (s, b) = request(&format!("{}{}", self.base, path), "GET", &self.headers(), None);
+        let (s, b) = request(
+            &format!("{}{}", self.base, path),
+            "GET",
+            &self.headers(),
+            None,
+        );
         (s, parse(&b))
     }
 
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let (s, b) = request(&format!("{}{}", self.base, path), "POST", &self.headers(), Some(&body.to_string()));
+        let (s, b) = request(
+            &format!("{}{}", self.base, path),
+            "POST",
+            &self.headers(),
+            Some(&body.to_string()),
+        );
         (s, parse(&b))
     }
 
     pub fn post_raw(&self, path: &str, body: Option<&str>) -> (u16, Value) {
-        let (s, b) = request(&format!("{}{}", self.base, path), "POST", &self.headers(), body);
+        let (s, b) = request(
+            &format!("{}{}", self.base, path),
+            "POST",
+            &self.headers(),
+            body,
+        );
         (s, parse(&b))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        let (s, b) = request(&format!("{}{}", self.base, path), "DELETE", &self.headers(), None);
+        let (s, b) = request(
+            &format!("{}{}", self.base, path),
+            "DELETE",
+            &self.headers(),
+            None,
+        );
         (s, parse(&b))
     }
 
@@ -220,11 +299,17 @@ impl Client {
 
     /// Creates a session; returns (status, body).
     pub fn create(&self, source_bundle_id: i64, planned: i64) -> (u16, Value) {
-        self.post("/sync/push-sessions", json!({"source_bundle_id": source_bundle_id, "planned_row_count": planned}))
+        self.post(
+            "/sync/push-sessions",
+            json!({"source_bundle_id": source_bundle_id, "planned_row_count": planned}),
+        )
     }
 
     pub fn chunk(&self, push_id: &str, start: i64, rows: &[Value]) -> (u16, Value) {
-        self.post(&format!("/sync/push-sessions/{push_id}/chunks"), json!({"start_row_ordinal": start, "rows": rows}))
+        self.post(
+            &format!("/sync/push-sessions/{push_id}/chunks"),
+            json!({"start_row_ordinal": start, "rows": rows}),
+        )
     }
 
     pub fn commit(&self, push_id: &str) -> (u16, Value) {
@@ -249,7 +334,9 @@ impl Client {
     }
 
     pub fn pull(&self, after: i64) -> (u16, Value) {
-        self.get(&format!("/sync/pull?after_bundle_seq={after}&max_bundles=1000"))
+        self.get(&format!(
+            "/sync/pull?after_bundle_seq={after}&max_bundles=1000"
+        ))
     }
 }
 
@@ -267,7 +354,11 @@ pub fn user_row(op: &str, id: &str, name: &str, base: i64) -> Value {
 #[track_caller]
 pub fn assert_error(result: (u16, Value), status: u16, code: &str) -> Value {
     let (s, v) = result;
-    assert_eq!((s, v["error"].as_str().unwrap_or("")), (status, code), "body: {v}");
+    assert_eq!(
+        (s, v["error"].as_str().unwrap_or("")),
+        (status, code),
+        "body: {v}"
+    );
     assert!(v["message"].is_string(), "message missing: {v}");
     v
 }
@@ -282,14 +373,19 @@ impl WatchStream {
     pub fn open(client: &Client, after: i64) -> WatchStream {
         let host = client.base.trim_start_matches("http://").to_string();
         let mut stream = TcpStream::connect(&host).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         write!(
             stream,
             "GET /sync/watch?after_bundle_seq={after} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nOversync-Source-ID: {}\r\n\r\n",
             client.token, client.source
         )
         .unwrap();
-        WatchStream { stream, buffer: String::new() }
+        WatchStream {
+            stream,
+            buffer: String::new(),
+        }
     }
 
     /// Reads until `needle` has appeared `occurrences` times or `timeout` passes.

@@ -35,7 +35,8 @@ impl SyncClient {
 
     /// `syncStatus()`: needs an attached, connected client.
     pub fn status(&mut self, conn: &Connection) -> Result<SyncStatus> {
-        let ctx = self.begin(conn)?;
+        // Local reads only: no operation lock, so status works while a sync runs.
+        let ctx = self.begin_read_only(conn)?;
         self.require_connected(&ctx)?;
         sync_status(conn)
     }

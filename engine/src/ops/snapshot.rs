@@ -296,7 +296,9 @@ pub(crate) fn final_apply(
                 Vec::new()
             };
 
-        let tables = managed_table_names(ctx, conn)?;
+        // Only configured tables are replaced (§7.7.1 step 2); detach also clears
+        // tables still in the registry.
+        let tables: Vec<String> = ctx.config.tables.iter().map(|t| t.name.clone()).collect();
         for t in &tables {
             conn.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
             conn.execute(

@@ -321,6 +321,29 @@ fn two_devices_against_a_real_server() {
         "stopping cancels the open stream promptly"
     );
 
+    // A bounded watch round in the caller's thread: the catch-up event pulls A's write.
+    a.conn
+        .execute("INSERT INTO users VALUES ('u4', 'Linus')", [])
+        .unwrap();
+    a.client.sync(&a.conn).unwrap();
+    let round = b
+        .client
+        .watch_for(&b.conn, Duration::from_millis(700))
+        .unwrap();
+    assert_eq!(
+        round.outcome,
+        oversqlite_engine::WatchOutcome::Stopped,
+        "{round:?}"
+    );
+    assert!(
+        round.events >= 1 && round.changed_tables.contains("users"),
+        "{round:?}"
+    );
+    assert_eq!(
+        support::scalar_i64(&b.conn, "SELECT COUNT(*) FROM users WHERE id = 'u4'"),
+        1
+    );
+
     // History pruning forces B to rebuild from a snapshot on its next pull.
     let latest = support::scalar_i64(
         &a.conn,

@@ -121,13 +121,24 @@ impl SyncClient {
 
     /// One watch round in the caller's thread; returns when the stream ends.
     pub fn watch_once(&mut self, conn: &Connection) -> Result<WatchReport> {
-        self.watch_round(conn, &StopSignal::default())
+        self.watch_round(conn, &StopSignal::default(), None)
+    }
+
+    /// One watch round that also ends (outcome `stopped`) after `limit`: a bounded
+    /// call for hosts that poll from SQL.
+    pub fn watch_for(&mut self, conn: &Connection, limit: Duration) -> Result<WatchReport> {
+        self.watch_round(
+            conn,
+            &StopSignal::default(),
+            Some(std::time::Instant::now() + limit),
+        )
     }
 
     pub(crate) fn watch_round(
         &mut self,
         conn: &Connection,
         stop: &StopSignal,
+        deadline: Option<std::time::Instant>,
     ) -> Result<WatchReport> {
         if !conn.is_autocommit() {
             return Err(SyncError::new(
@@ -196,7 +207,7 @@ impl SyncClient {
         let mut parser = SseParser::new();
         let mut pull_failed = false;
         loop {
-            if stop.is_stopped() {
+            if stop.is_stopped() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 report.outcome = WatchOutcome::Stopped;
                 return Ok(report);
             }
@@ -385,7 +396,7 @@ fn run(
         };
         match use_watch {
             Ok(true) => {
-                match client.watch_round(conn, stop) {
+                match client.watch_round(conn, stop, None) {
                     Ok(r) => record(stats, |s| {
                         s.watch_rounds += 1;
                         s.events += r.events as u64;

@@ -543,3 +543,44 @@ fn push_converges_after_a_failure_at_any_request() {
         }
     }
 }
+
+#[test]
+fn a_seed_that_cancelled_out_finishes_the_initialisation_empty() {
+    let server = FakeServer::plain();
+    let (_db, conn, mut client) = users(&server);
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
+    assert_eq!(
+        client.attach(&conn, "user-1").unwrap().outcome,
+        oversqlite_engine::report::AttachOutcome::SeededFromLocal
+    );
+    conn.execute("DELETE FROM users WHERE id = 'u1'", [])
+        .unwrap();
+    let r = client.push_pending(&conn).unwrap();
+    assert_eq!(r.outcome, oversqlite_engine::report::PushOutcome::NoChange);
+    let connects: Vec<Value> = server
+        .transport
+        .requests()
+        .iter()
+        .filter(|r| route(r).0 == "connect")
+        .map(|r| r.body_json().unwrap())
+        .collect();
+    assert_eq!(
+        connects,
+        vec![
+            json!({"has_local_pending_rows": true}),
+            json!({"has_local_pending_rows": false})
+        ]
+    );
+    assert_eq!(
+        support::scalar_text(
+            &conn,
+            "SELECT pending_initialization_id FROM _sync_attachment_state"
+        ),
+        ""
+    );
+    assert_eq!(
+        serde_json::to_value(r.status).unwrap()["authority"],
+        json!("authoritative_empty")
+    );
+}

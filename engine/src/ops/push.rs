@@ -121,6 +121,9 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
             ));
         }
     }
+    if outcome == PushOutcome::NoChange {
+        finish_empty_seed(ctx)?;
+    }
     Ok(PushReport {
         outcome,
         bundle_seq: last_seq,
@@ -129,6 +132,28 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
         status: sync_status(ctx.conn)?,
         changed_tables: changed.clone(),
     })
+}
+
+/// A seeding lease whose local rows all cancelled out (e.g. inserted then deleted)
+/// leaves nothing to upload, and the server would stay `INITIALIZING` until the lease
+/// expires. Connecting again without pending rows is the protocol's way to finish
+/// the initialisation empty (§10.3: same source, no pending rows → initialised).
+fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
+    let att = state::attachment(ctx.conn)?;
+    if att.pending_initialization_id.is_empty() || state::pending_row_count(ctx.conn)? > 0 {
+        return Ok(());
+    }
+    let resp = ctx
+        .remote
+        .connect(&att.current_source_id, false)?
+        .ok_or_error("connect request")?;
+    if resp.resolution == oversqlite_protocol::ConnectResolution::InitializeEmpty {
+        write_tx(ctx.conn, |c| {
+            c.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {

@@ -46,12 +46,19 @@ impl ConflictResolver for ServerWins {
     }
 }
 
-/// The local intent wins.
+/// The local intent wins wherever keeping it is valid. A local UPDATE of a row the
+/// server deleted (or never had) cannot be kept (§7.5), and answering KeepLocal there
+/// would leave the device re-pushing the same rejected bundle forever; the server's
+/// deletion is accepted instead.
 pub struct ClientWins;
 
 impl ConflictResolver for ClientWins {
-    fn resolve(&self, _: &ConflictContext) -> Resolution {
-        Resolution::KeepLocal
+    fn resolve(&self, c: &ConflictContext) -> Resolution {
+        if c.local_op == Op::Update && c.server_row.is_none() {
+            Resolution::AcceptServer
+        } else {
+            Resolution::KeepLocal
+        }
     }
 }
 

@@ -20,10 +20,20 @@ impl ConflictResolver for KeepMergedUser {
     }
 }
 
+/// The fixtures' raw `keep_local` resolver: KeepLocal even where it is invalid.
+struct KeepLocalAlways;
+
+impl ConflictResolver for KeepLocalAlways {
+    fn resolve(&self, _: &oversqlite_engine::ConflictContext) -> Resolution {
+        Resolution::KeepLocal
+    }
+}
+
 fn resolver(name: &str) -> Arc<dyn ConflictResolver> {
     match name {
         "server_wins" => Arc::new(ServerWins),
-        "client_wins" | "keep_local" => Arc::new(ClientWins),
+        "client_wins" => Arc::new(ClientWins),
+        "keep_local" => Arc::new(KeepLocalAlways),
         "keep_merged_user" => Arc::new(KeepMergedUser),
         other => panic!("unknown resolver {other}"),
     }

@@ -22,8 +22,12 @@ use crate::validate::{validate_committed_page, CommittedMeta};
 
 enum Step {
     NoChange,
-    Committed { bundle_seq: i64, row_count: i64 },
-    ConflictResolved,
+    Committed {
+        bundle_seq: i64,
+        row_count: i64,
+    },
+    /// A conflict on `(table, wire key)` was resolved; the rest was requeued.
+    ConflictResolved(String, String),
 }
 
 enum Upload {
@@ -88,10 +92,18 @@ pub(crate) fn source_recovery_error(reason: &str) -> SyncError {
     )
 }
 
+/// Hard stop for one push call, whatever the per-row progress.
+const MAX_CONFLICT_ROUNDS: u32 = 10_000;
+
 /// The push workflow with gates; used by `push_pending` and `sync`.
 pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushReport> {
     check_gates(ctx)?;
     let mut conflicts = 0u32;
+    // The server reports one conflicting row per attempt, so a bundle with several
+    // stale rows needs several rounds. Progress is bounded per row: the same row
+    // conflicting again after `max_conflict_retries` re-pushes means no progress.
+    let mut per_row: std::collections::HashMap<(String, String), u32> =
+        std::collections::HashMap::new();
     let mut outcome = PushOutcome::NoChange;
     let mut last_seq = None;
     let mut row_count = 0;
@@ -107,14 +119,22 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
                 row_count += n;
                 break;
             }
-            Step::ConflictResolved => {
+            Step::ConflictResolved(table, key) => {
                 conflicts += 1;
+                let seen = per_row.entry((table, key)).or_insert(0);
+                *seen += 1;
+                if *seen > ctx.settings.max_conflict_retries {
+                    return Err(SyncError::new(
+                        ErrorKind::PushConflictRetryExhausted,
+                        format!("the same row kept conflicting after {seen} resolutions; local changes are kept, push again later"),
+                    ));
+                }
                 if state::dirty_count(ctx.conn)? == 0 {
                     break;
                 }
             }
         }
-        if conflicts > ctx.settings.max_conflict_retries {
+        if conflicts > MAX_CONFLICT_ROUNDS {
             return Err(SyncError::new(
                 ErrorKind::PushConflictRetryExhausted,
                 format!("push conflicts kept recurring after {conflicts} resolutions; local changes are kept, push again later"),
@@ -179,7 +199,8 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
             Upload::Committed { meta, strict } => (meta, strict),
             Upload::Conflict(details) => {
                 apply_conflict(ctx, &outbox, &details, changed)?;
-                return Ok(Step::ConflictResolved);
+                let key = serde_json::to_string(&details.key).unwrap_or_default();
+                return Ok(Step::ConflictResolved(details.table, key));
             }
         }
     };

@@ -14,11 +14,9 @@ use crate::schema::ManagedTable;
 /// `key_json` exactly as the capture triggers build it: SQLite's own
 /// `json_object(<key>, <value>)`, so lookups are byte-identical (§5.4).
 pub fn key_json(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Result<String> {
-    Ok(conn.query_row(
-        "SELECT json_object(?1, ?2)",
-        params![table.key_json_name, key.json_value],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached("SELECT json_object(?1, ?2)")?
+        .query_row(params![table.key_json_name, key.json_value], |r| r.get(0))?)
 }
 
 /// The live application row serialised like the triggers do, or `None` if absent.
@@ -33,7 +31,10 @@ pub fn live_row_json(
         quote_ident(&table.name),
         quote_ident(&table.key_column)
     );
-    Ok(conn.query_row(&sql, [&key.sql], |r| r.get(0)).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([&key.sql], |r| r.get(0))
+        .optional()?)
 }
 
 /// Upserts a full row (values in column order) by primary key.
@@ -59,7 +60,8 @@ pub fn upsert_row(conn: &Connection, table: &ManagedTable, values: Vec<SqlValue>
         quote_ident(&table.key_column),
         conflict
     );
-    conn.execute(&sql, params_from_iter(values))?;
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(values))?;
     Ok(())
 }
 
@@ -69,7 +71,7 @@ pub fn delete_row(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Re
         quote_ident(&table.name),
         quote_ident(&table.key_column)
     );
-    conn.execute(&sql, [&key.sql])?;
+    conn.prepare_cached(&sql)?.execute([&key.sql])?;
     Ok(())
 }
 
@@ -81,12 +83,10 @@ pub fn upsert_row_state(
     row_version: i64,
     deleted: bool,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
+    conn.prepare_cached("INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
          ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
-         deleted = excluded.deleted, updated_at = excluded.updated_at",
-        params![schema, table, key_json, row_version, deleted as i64],
+         deleted = excluded.deleted, updated_at = excluded.updated_at")?.execute(params![schema, table, key_json, row_version, deleted as i64],
     )?;
     Ok(())
 }
@@ -97,10 +97,10 @@ pub fn delete_row_state(
     table: &str,
     key_json: &str,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-        params![schema, table, key_json],
-    )?;
+    )?
+    .execute(params![schema, table, key_json])?;
     Ok(())
 }
 
@@ -111,10 +111,7 @@ pub fn row_state_version(
     table: &str,
     key_json: &str,
 ) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT row_version FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-            params![schema, table, key_json],
+    Ok(conn.prepare_cached("SELECT row_version FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3")?.query_row(params![schema, table, key_json],
             |r| r.get(0),
         )
         .optional()?)
@@ -135,27 +132,26 @@ pub fn dirty_row(
     key_json: &str,
 ) -> Result<Option<DirtyRow>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT op, base_row_version, payload, dirty_ordinal FROM _sync_dirty_rows
              WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-            params![schema, table, key_json],
-            |r| {
-                Ok(DirtyRow {
-                    op: r.get(0)?,
-                    base_row_version: r.get(1)?,
-                    payload: r.get(2)?,
-                    dirty_ordinal: r.get(3)?,
-                })
-            },
-        )
+        )?
+        .query_row(params![schema, table, key_json], |r| {
+            Ok(DirtyRow {
+                op: r.get(0)?,
+                base_row_version: r.get(1)?,
+                payload: r.get(2)?,
+                dirty_ordinal: r.get(3)?,
+            })
+        })
         .optional()?)
 }
 
 pub fn delete_dirty(conn: &Connection, schema: &str, table: &str, key_json: &str) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM _sync_dirty_rows WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-        params![schema, table, key_json],
-    )?;
+    )?
+    .execute(params![schema, table, key_json])?;
     Ok(())
 }
 
@@ -169,15 +165,13 @@ pub fn upsert_dirty(
     base: i64,
     payload: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
+    conn.prepare_cached("INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6,
                  COALESCE((SELECT dirty_ordinal FROM _sync_dirty_rows WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3),
                           (SELECT COALESCE(MAX(dirty_ordinal), 0) + 1 FROM _sync_dirty_rows)),
                  strftime('%Y-%m-%dT%H:%M:%fZ','now'))
          ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET op = excluded.op, base_row_version = excluded.base_row_version,
-         payload = excluded.payload, updated_at = excluded.updated_at",
-        params![schema, table, key_json, op, base, payload],
+         payload = excluded.payload, updated_at = excluded.updated_at")?.execute(params![schema, table, key_json, op, base, payload],
     )?;
     Ok(())
 }

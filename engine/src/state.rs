@@ -95,10 +95,11 @@ pub fn outbox_rows(conn: &Connection) -> Result<Vec<OutboxRow>> {
 }
 
 pub fn insert_outbox_row(conn: &Connection, r: &OutboxRow) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO _sync_outbox_rows(source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op,
          base_row_version, local_payload, wire_payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    )?
+    .execute(params![
             r.source_bundle_id,
             r.row_ordinal,
             r.schema_name,

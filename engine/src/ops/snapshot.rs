@@ -217,11 +217,11 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
         write_tx(ctx.conn, |c| {
             for (i, (table, key, version, payload)) in staged.iter().enumerate() {
                 let key_json = rows::key_json(c, table, key)?;
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![session.snapshot_id, after + 1 + i as i64, ctx.config.schema, table.name, key_json, version, payload],
-                )?;
+                )?
+                .execute(params![session.snapshot_id, after + 1 + i as i64, ctx.config.schema, table.name, key_json, version, payload])?;
             }
             Ok(())
         })?;

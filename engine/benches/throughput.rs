@@ -2,7 +2,6 @@
 //! staging + final apply) against the in-process fake server. Prints figures only.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::Instant;

@@ -584,3 +584,45 @@ fn a_seed_that_cancelled_out_finishes_the_initialisation_empty() {
         json!("authoritative_empty")
     );
 }
+
+#[test]
+fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
+    let server = FakeServer::new(|_, req| {
+        (route(req).0 == "push_commit")
+            .then(|| ScriptedResponse::error(400, "push_commit_invalid", "foreign key violation"))
+    });
+    let (_db, conn, mut client) = users(&server);
+    client.attach(&conn, "user-1").unwrap();
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
+    let e = client.push_pending(&conn).unwrap_err();
+    assert_eq!(
+        (e.code(), e.server_code.as_deref()),
+        ("http_error", Some("push_commit_invalid"))
+    );
+    assert_eq!(
+        client.detach(&conn).unwrap().outcome,
+        oversqlite_engine::report::DetachOutcome::BlockedUnsyncedData
+    );
+    let old = support::scalar_text(
+        &conn,
+        "SELECT current_source_id FROM _sync_attachment_state",
+    );
+    let r = client.detach_discarding_local_changes(&conn).unwrap();
+    assert_eq!(
+        r.outcome,
+        oversqlite_engine::report::DetachOutcome::Detached
+    );
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM users")
+            + support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+        0
+    );
+    assert_ne!(
+        support::scalar_text(
+            &conn,
+            "SELECT current_source_id FROM _sync_attachment_state"
+        ),
+        old
+    );
+}

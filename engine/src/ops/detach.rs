@@ -14,9 +14,21 @@ use crate::tx::{apply_tx, write_tx};
 
 impl SyncClient {
     pub fn detach(&mut self, conn: &Connection) -> Result<DetachReport> {
+        self.detach_with(conn, false)
+    }
+
+    /// Detach even though local changes were never uploaded: they are discarded with
+    /// all managed data and the source rotates. The escape hatch for a bundle the
+    /// server can never accept (e.g. `400 push_commit_invalid` after a referenced
+    /// parent was deleted elsewhere); attach again to hydrate from the server.
+    pub fn detach_discarding_local_changes(&mut self, conn: &Connection) -> Result<DetachReport> {
+        self.detach_with(conn, true)
+    }
+
+    fn detach_with(&mut self, conn: &Connection, discard: bool) -> Result<DetachReport> {
         let report = {
             let ctx = self.begin(conn)?;
-            detach_in(&ctx)?
+            detach_in(&ctx, discard)?
         };
         if report.outcome == DetachOutcome::Detached {
             self.set_connected(None);
@@ -53,7 +65,7 @@ impl SyncClient {
     }
 }
 
-fn detach_in(ctx: &Ctx) -> Result<DetachReport> {
+fn detach_in(ctx: &Ctx, discard: bool) -> Result<DetachReport> {
     let conn = ctx.conn;
     let op = state::operation(conn)?;
     if op.kind == "remote_replace" {
@@ -72,7 +84,7 @@ fn detach_in(ctx: &Ctx) -> Result<DetachReport> {
     }
     let att = state::attachment(conn)?;
     let pending = state::pending_row_count(conn)?;
-    if state::is_attached(&att) && pending > 0 {
+    if state::is_attached(&att) && pending > 0 && !discard {
         return Ok(DetachReport {
             outcome: DetachOutcome::BlockedUnsyncedData,
             pending_row_count: pending,

@@ -62,6 +62,15 @@ impl ConflictResolver for ClientWins {
     }
 }
 
+/// The built-in resolver named `server_wins` or `client_wins` (the SQL-level policy names).
+pub fn resolver_by_name(name: &str) -> Option<std::sync::Arc<dyn ConflictResolver>> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "server_wins" => Some(std::sync::Arc::new(ServerWins)),
+        "client_wins" => Some(std::sync::Arc::new(ClientWins)),
+        _ => None,
+    }
+}
+
 /// A host callback.
 pub struct CallbackResolver<F>(pub F);
 

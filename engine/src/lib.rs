@@ -13,6 +13,7 @@ pub mod client;
 pub mod codec;
 pub mod conflict;
 pub mod error;
+pub mod json_api;
 mod lock;
 pub mod ops;
 pub mod report;
@@ -30,6 +31,7 @@ pub use conflict::{
     CallbackResolver, ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins,
 };
 pub use error::{ErrorKind, Result, SyncError};
+pub use json_api::Call;
 pub use ops::watch::{
     AutoDownloadConfig, AutoDownloadStats, AutomaticDownloads, WatchOutcome, WatchReport,
 };

@@ -626,3 +626,31 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
         old
     );
 }
+
+#[test]
+fn json_facade_returns_reports_and_sql_error_text() {
+    use oversqlite_engine::Call;
+    let server = FakeServer::plain();
+    let (_db, conn, mut client) = users(&server);
+    let err = client.call_json(&conn, &Call::PushPending).unwrap_err();
+    assert_eq!(
+        err.sql_message("oversqlite_push_pending"),
+        format!("oversqlite_push_pending: attach_required: {}", err.message)
+    );
+    let attach: Value = serde_json::from_str(
+        &client
+            .call_json(&conn, &Call::Attach("user-1".into()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(attach["outcome"], json!("started_empty"));
+    conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
+        .unwrap();
+    let sync: Value = serde_json::from_str(&client.call_json(&conn, &Call::Sync).unwrap()).unwrap();
+    assert_eq!(sync["push_outcome"], json!("committed"));
+    let info: Value =
+        serde_json::from_str(&client.call_json(&conn, &Call::SourceInfo).unwrap()).unwrap();
+    assert_eq!(info["source_recovery_required"], json!(false));
+    assert!(oversqlite_engine::conflict::resolver_by_name("Client_Wins").is_some());
+    assert!(oversqlite_engine::conflict::resolver_by_name("newest").is_none());
+}

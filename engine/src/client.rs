@@ -40,6 +40,9 @@ pub struct EngineSettings {
     pub max_conflict_retries: u32,
     /// Rounds of sync + detach in `sync_then_detach`.
     pub sync_then_detach_rounds: u32,
+    /// How long an operation waits for another one on the same database to finish
+    /// before failing with `sync_in_progress` (0 = fail at once, the reference rule).
+    pub lock_wait: Duration,
 }
 
 impl Default for EngineSettings {
@@ -56,6 +59,7 @@ impl Default for EngineSettings {
                 .collect(),
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
+            lock_wait: Duration::ZERO,
         }
     }
 }
@@ -139,7 +143,7 @@ impl SyncClient {
         }
         oversqlite_core::state::require_runtime(conn)?;
         let lock = if lock {
-            OperationLock::acquire(conn)?
+            OperationLock::acquire_waiting(conn, self.settings.lock_wait)?
         } else {
             OperationLock::none()
         };

@@ -27,6 +27,22 @@ impl OperationLock {
         OperationLock { _file: None }
     }
 
+    /// Takes the lock, polling for up to `wait` while another holder has it.
+    pub fn acquire_waiting(conn: &Connection, wait: std::time::Duration) -> Result<Self> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Self::acquire(conn) {
+                Err(e)
+                    if e.kind == ErrorKind::SyncInProgress
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn acquire(conn: &Connection) -> Result<Self> {
         let path = match conn.path() {
             Some(p) if !p.is_empty() && p != ":memory:" => p.to_string(),

@@ -654,3 +654,29 @@ fn json_facade_returns_reports_and_sql_error_text() {
     assert!(oversqlite_engine::conflict::resolver_by_name("Client_Wins").is_some());
     assert!(oversqlite_engine::conflict::resolver_by_name("newest").is_none());
 }
+
+#[test]
+fn operations_can_wait_for_a_lock_held_by_another_process() {
+    let server = FakeServer::plain();
+    let (db, conn, mut client) = users(&server);
+    client.attach(&conn, "user-1").unwrap();
+    // Another process holds the operation lock for a moment.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{}-oversqlite.lock", db.path.display()))
+        .unwrap();
+    lock.try_lock().unwrap();
+    assert_eq!(
+        client.pull_to_stable(&conn).unwrap_err().code(),
+        "sync_in_progress"
+    );
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        drop(lock);
+    });
+    client.settings.lock_wait = std::time::Duration::from_secs(5);
+    client.pull_to_stable(&conn).unwrap();
+    releaser.join().unwrap();
+}

@@ -15,14 +15,28 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-pub const CONTRACTS: &str = "/work/shared/contracts";
+/// The shared contract fixtures: `$OVERSQLITE_CONTRACTS_DIR`, else `shared/contracts`
+/// inside or next to the repository.
+pub fn contracts_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("OVERSQLITE_CONTRACTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        repo.join("shared/contracts"),
+        repo.join("../shared/contracts"),
+    ]
+    .into_iter()
+    .find(|c| c.is_dir())
+    .expect("contract fixtures not found; set OVERSQLITE_CONTRACTS_DIR")
+}
 
 pub fn fixture(rel: &str) -> Value {
-    let dir = std::env::var("OVERSQLITE_CONTRACTS").unwrap_or_else(|_| CONTRACTS.to_string());
-    let path = format!("{dir}/{rel}");
+    let path = contracts_dir().join(rel);
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {path} is not JSON: {e}"))
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()))
 }
 
 pub fn schema_sql(name: &str) -> Vec<&'static str> {

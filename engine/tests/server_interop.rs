@@ -87,9 +87,13 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_with(CONFIG, extra)
+    }
+
+    fn start_with(config_text: &str, extra: &[&str]) -> Self {
         let dir = support::TestDb::new();
         let config = dir.dir.join("server.toml");
-        std::fs::write(&config, CONFIG).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let mut child = Command::new(server_bin())
             .arg("serve")
             .arg("--config")
@@ -571,5 +575,133 @@ fn lost_responses_and_a_restored_backup_converge() {
     assert_eq!(
         support::scalar_i64(&b.conn, "SELECT COUNT(*) FROM users"),
         4
+    );
+}
+
+fn business_device(server: &Server, token: &str) -> Device {
+    let db = support::TestDb::new();
+    let conn = db.connect();
+    let dir = support::contracts_dir().join("local-schema/business-rich-v0");
+    conn.execute_batch(&std::fs::read_to_string(dir.join("schema.sql")).unwrap())
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    oversqlite_core::config::init(&conn, &server.url, config["schema"].as_str().unwrap()).unwrap();
+    for t in config["syncTables"].as_array().unwrap() {
+        oversqlite_core::config::enable_sync(
+            &conn,
+            t["tableName"].as_str().unwrap(),
+            &[t["syncKeyColumnName"].as_str().unwrap().to_string()],
+        )
+        .unwrap();
+    }
+    support::open(&conn);
+    let mut client = SyncClient::with_transport(Arc::new(UreqTransport::default()));
+    client.set_token_provider(Arc::new(SharedToken::new(Some(token.to_string()))));
+    Device {
+        _db: db,
+        conn,
+        client,
+    }
+}
+
+/// Every table as JSON text (BLOBs as hex), for comparing two devices.
+fn business_dump(conn: &Connection) -> String {
+    let mut out = String::new();
+    for t in [
+        "users",
+        "posts",
+        "categories",
+        "teams",
+        "team_members",
+        "files",
+        "file_reviews",
+        "typed_rows",
+    ] {
+        let cols: Vec<String> = {
+            let mut st = conn.prepare(&format!("PRAGMA table_info({t})")).unwrap();
+            st.query_map([], |r| r.get::<_, String>(1))
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect()
+        };
+        let exprs: Vec<String> = cols
+            .iter()
+            .map(|c| format!("CASE typeof({c}) WHEN 'blob' THEN hex({c}) ELSE {c} END"))
+            .collect();
+        let q = format!(
+            "SELECT json_group_array(json_array({})) FROM (SELECT * FROM {t} ORDER BY 1)",
+            exprs.join(", ")
+        );
+        out.push_str(&format!("{t}: {}\n", support::scalar_text(conn, &q)));
+    }
+    out
+}
+
+/// The 8-table `business` schema (TEXT and UUID-BLOB keys, cyclic and cascading FKs,
+/// typed columns) against the server's `business.toml`.
+#[test]
+#[ignore = "needs the oversqlite-server binary (see the file header)"]
+fn business_rich_schema_round_trips() {
+    let config = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/config/business.toml"),
+    )
+    .unwrap();
+    let server = Server::start_with(&config, &[]);
+    let token = server.token("carol");
+    let mut a = business_device(&server, &token);
+    a.conn
+        .execute_batch(
+            "BEGIN;
+             INSERT INTO users(id, name, email, created_at, updated_at) VALUES ('u1', 'Ada', 'ada@example.com', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
+             INSERT INTO posts(id, title, content, author_id, created_at, updated_at) VALUES ('p1', 'Hello', 'R&D <ops> \"quoted\"', 'u1', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
+             INSERT INTO categories VALUES ('c1', 'Root', NULL), ('c2', 'Child', 'c1'), ('c3', 'Grandchild', 'c2');
+             INSERT INTO teams VALUES ('t1', 'Team', 'm1');
+             INSERT INTO team_members VALUES ('m1', 'Captain', 't1'), ('m2', 'Member', 't1');
+             INSERT INTO files VALUES (x'00112233445566778899aabbccddeeff', 'a.bin', x'deadbeef00');
+             INSERT INTO file_reviews VALUES (x'ffeeddccbbaa99887766554433221100', 'ok', x'00112233445566778899aabbccddeeff');
+             INSERT INTO typed_rows VALUES ('r1', 'Typed', NULL, 42, 1, 1.25, x'cafebabe', '2026-03-24T18:42:11Z'),
+                                           ('r2', 'Nulls', 'note', NULL, 0, NULL, NULL, NULL),
+                                           ('r3', 'Whole', '', -7, 1, 3.0, x'', NULL);
+             COMMIT;",
+        )
+        .unwrap();
+    assert_eq!(
+        a.client.attach(&a.conn, "carol").unwrap().outcome,
+        AttachOutcome::SeededFromLocal
+    );
+    let pushed = a.client.sync(&a.conn).unwrap();
+    assert_eq!(pushed.push_outcome, PushOutcome::Committed);
+
+    let mut b = business_device(&server, &token);
+    assert_eq!(
+        b.client.attach(&b.conn, "carol").unwrap().outcome,
+        AttachOutcome::UsedRemoteState
+    );
+    assert_eq!(business_dump(&b.conn), business_dump(&a.conn));
+
+    // Cascading deletes on both sides, and an update of typed values.
+    a.conn
+        .execute_batch(
+            "PRAGMA foreign_keys = ON;
+             DELETE FROM categories WHERE id = 'c1';
+             DELETE FROM files WHERE name = 'a.bin';
+             UPDATE typed_rows SET rating = 0.1, count_value = 9007199254740993, data = x'00' WHERE id = 'r1';",
+        )
+        .unwrap();
+    assert_eq!(
+        support::scalar_i64(&a.conn, "SELECT COUNT(*) FROM categories")
+            + support::scalar_i64(&a.conn, "SELECT COUNT(*) FROM file_reviews"),
+        0
+    );
+    a.client.sync(&a.conn).unwrap();
+    b.client.sync(&b.conn).unwrap();
+    assert_eq!(business_dump(&b.conn), business_dump(&a.conn));
+    assert_eq!(
+        support::scalar_i64(
+            &a.conn,
+            "SELECT rebuild_required FROM _sync_attachment_state"
+        ),
+        0
     );
 }

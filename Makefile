@@ -54,7 +54,7 @@ test: deps build server test-rust test-python test-shell test-node
 test-rust:
 	$(CARGO) test -p oversqlite-protocol
 	$(CARGO) test -p oversqlite-core
-	$(CARGO) test -p oversqlite-engine
+	$(CARGO) test -p oversqlite-engine -- --include-ignored
 	$(CARGO) test -p oversqlite
 	$(CARGO) test -p oversqlite-server
 	$(CARGO) test -p oversqlite-tests

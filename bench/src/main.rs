@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("oversqlite-bench: not written yet");
+    std::process::exit(2);
+}

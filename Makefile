@@ -12,8 +12,9 @@ EXT_RELEASE := target/release/liboversqlite.so
 SERVER_DEBUG := target/debug/oversqlite-server
 SERVER_RELEASE := target/release/oversqlite-server
 
-# Debian packages the build and the suites need on a fresh machine.
-APT_PACKAGES := libclang-dev clang sqlite3 python3 nodejs npm make g++
+# Debian packages the build and the suites need on a fresh machine (libclang for
+# sqlite-loadable's bindgen, the sqlite3 shell and Debian's python3 for the suites).
+APT_PACKAGES := libclang-dev sqlite3 python3 make g++
 
 .PHONY: all deps build release server example test test-rust test-python test-shell test-node node-deps clean
 
@@ -23,6 +24,7 @@ all: build
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -4,4 +4,5 @@
 pub mod catalog;
 pub mod fixtures;
 pub mod host;
+pub mod server;
 pub mod state_dump;

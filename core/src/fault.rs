@@ -1,15 +1,67 @@
-//! Test hook for crash-safety tests: with `OVERSQLITE_TEST_FAULT=panic:<point>` (or
-//! `panic:*` for every point) the named point panics. Entry points of the extension are
-//! points (`oversqlite_open`, `oversqlite_pending.filter`), and so are a few steps inside
-//! multi-step transactions (`open.after_triggers`), to prove a panic mid-way rolls back.
+//! Test hook for crash-safety tests, driven by `OVERSQLITE_TEST_FAULT=<mode>:<point>[#n]`
+//! (`*` names every point; `#n` fires only the n-th time the point is reached in this
+//! process, otherwise it fires every time):
+//!
+//! * `panic` — the point panics, to prove a panic mid-way rolls back and never crosses
+//!   into the host;
+//! * `abort` — the process ends at once with SIGABRT;
+//! * `exit` — the process ends at once with `_exit(86)`.
+//!
+//! `abort` and `exit` behave like `kill -9`: no destructor, rollback, flush or atexit
+//! handler runs, so whatever SQLite had not made durable is gone, exactly as after a
+//! power cut of the device process. Entry points of the extension are points
+//! (`oversqlite_open`, `oversqlite_pending.filter`), and so is every durable step of the
+//! sync engine (`push.after_freeze`, `pull.after_bundle_applied`, ...).
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Exit status of the `exit` mode, so a test can tell an injected exit from a crash.
+pub const EXIT_STATUS: i32 = 86;
+
+/// Times the targeted point has been reached in this process (a spec names one point).
+static HITS: AtomicU32 = AtomicU32::new(0);
+
 pub fn point(name: &str) {
-    if let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") {
-        if let Some(target) = spec.strip_prefix("panic:") {
-            if target == "*" || target == name {
-                // resume_unwind skips the panic hook: an injected fault unwinds exactly like a
-                // real panic but does not print a backtrace into the host's stderr.
-                std::panic::resume_unwind(Box::new(format!("OVERSQLITE_TEST_FAULT injected panic at {name}")));
-            }
+    let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") else {
+        return;
+    };
+    let Some((mode, target)) = spec.split_once(':') else {
+        return;
+    };
+    let (target, nth) = match target.split_once('#') {
+        Some((t, n)) => (t, n.parse::<u32>().ok()),
+        None => (target, None),
+    };
+    if target != "*" && target != name {
+        return;
+    }
+    if let Some(nth) = nth {
+        if HITS.fetch_add(1, Ordering::SeqCst) + 1 != nth {
+            return;
         }
     }
+    match mode {
+        // resume_unwind skips the panic hook: an injected fault unwinds exactly like a
+        // real panic but does not print a backtrace into the host's stderr.
+        "panic" => std::panic::resume_unwind(Box::new(format!(
+            "OVERSQLITE_TEST_FAULT injected panic at {name}"
+        ))),
+        "abort" => std::process::abort(),
+        "exit" => hard_exit(),
+        _ => {}
+    }
+}
+
+#[cfg(unix)]
+fn hard_exit() -> ! {
+    extern "C" {
+        fn _exit(status: std::os::raw::c_int) -> !;
+    }
+    // SAFETY: `_exit` is async-signal-safe and never returns; skipping atexit handlers
+    // and stdio flushing is the point.
+    unsafe { _exit(EXIT_STATUS) }
+}
+
+#[cfg(not(unix))]
+fn hard_exit() -> ! {
+    std::process::abort()
 }

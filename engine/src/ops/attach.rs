@@ -152,6 +152,7 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
                     },
                 )
             })?;
+            oversqlite_core::fault::point("attach.after_remote_replace_persisted");
             let mut changed = ChangedTables::new();
             let restore = finish_remote_replace(ctx, user, &mut changed)?;
             connected(ctx, AttachOutcome::UsedRemoteState, Some(restore), changed)

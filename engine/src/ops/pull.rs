@@ -67,6 +67,7 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
             Reply::Failed(f) => return Err(f.into_error("pull request")),
         };
         validate_pull(&resp, after)?;
+        oversqlite_core::fault::point("pull.after_response");
         if target == 0 {
             target = resp.stable_bundle_seq;
         } else if resp.stable_bundle_seq != target {
@@ -78,6 +79,7 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
         let empty = resp.bundles.is_empty();
         for bundle in &resp.bundles {
             apply_bundle(ctx, bundle, changed)?;
+            oversqlite_core::fault::point("pull.after_bundle_applied");
             after = bundle.bundle_seq;
             applied += 1;
         }
@@ -148,6 +150,7 @@ fn apply_bundle(ctx: &Ctx, bundle: &Bundle, changed: &mut ChangedTables) -> Resu
             "UPDATE _sync_attachment_state SET last_bundle_seq_seen = MAX(last_bundle_seq_seen, ?1) WHERE singleton_key = 1",
             [bundle.bundle_seq],
         )?;
+        oversqlite_core::fault::point("pull.mid_bundle_apply");
         Ok(())
     })?;
     changed.extend(touched);

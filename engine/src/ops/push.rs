@@ -179,7 +179,10 @@ fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
 fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
     let outbox = match state::outbox(ctx.conn)?.state.as_str() {
         "none" => match freeze::freeze(ctx)? {
-            Some(o) => o,
+            Some(o) => {
+                oversqlite_core::fault::point("push.after_freeze");
+                o
+            }
             None => return Ok(Step::NoChange),
         },
         _ => freeze::load(ctx.conn, ctx)?,
@@ -238,7 +241,9 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
         ));
     }
     write_tx(ctx.conn, |c| mark_committed_remote(c, &meta))?;
+    oversqlite_core::fault::point("push.before_replay");
     replay_committed(ctx, &outbox, &committed, &meta, changed)?;
+    oversqlite_core::fault::point("push.after_replay");
     Ok(Step::Committed {
         bundle_seq: meta.bundle_seq,
         row_count: committed.len() as i64,
@@ -398,10 +403,12 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
             }
             Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
         }
+        oversqlite_core::fault::point("push.after_chunk");
         start = end;
     }
     match ctx.remote.commit_push(source, push_id)? {
         Reply::Ok(c) => {
+            oversqlite_core::fault::point("push.after_commit_response");
             if c.source_id != source
                 || c.source_bundle_id != outbox.bundle.source_bundle_id
                 || c.bundle_seq <= 0
@@ -422,6 +429,7 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
             // Persist at once: if anything later fails, the next push resumes at the
             // fetch instead of re-uploading (§13 item 3).
             write_tx(ctx.conn, |conn| mark_committed_remote(conn, &meta))?;
+            oversqlite_core::fault::point("push.after_committed_remote");
             Ok(Upload::Committed {
                 meta,
                 strict: false,

@@ -67,5 +67,6 @@ pub(crate) fn enter_source_recovery(
             },
         )
     })?;
+    oversqlite_core::fault::point("rebuild.after_recovery_persisted");
     Ok(source_recovery_error(reason))
 }

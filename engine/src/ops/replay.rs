@@ -143,6 +143,7 @@ pub(crate) fn replay_committed(
         // The seed bundle is committed: the lease has done its job (§7.3).
         conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
         state::clear_outbox(conn)?;
+        oversqlite_core::fault::point("push.mid_replay");
         for (uploaded, plan) in outbox.rows.iter().zip(&plans) {
             let dirty = rows::dirty_row(
                 conn,

@@ -176,6 +176,7 @@ pub(crate) fn stage_snapshot(
         }
     };
     validate_snapshot_session(&session)?;
+    oversqlite_core::fault::point("snapshot.after_session_create");
     let result = (|| {
         write_tx(ctx.conn, |c| on_session(c, &session))?;
         stage_chunks(ctx, source, &session)
@@ -225,6 +226,7 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
             }
             Ok(())
         })?;
+        oversqlite_core::fault::point("snapshot.after_stage_chunk");
         if !chunk.has_more {
             return Ok(());
         }
@@ -274,6 +276,7 @@ pub(crate) fn final_apply(
     }
     let schema = ctx.config.schema.clone();
     let snapshot_id = session.snapshot_id.clone();
+    oversqlite_core::fault::point("snapshot.before_final_apply");
     let tables = apply_tx(ctx.conn, |conn| {
         let att = state::attachment(conn)?;
         let old_source = att.current_source_id.clone();
@@ -385,8 +388,10 @@ pub(crate) fn final_apply(
             "DELETE FROM _sync_snapshot_stage WHERE snapshot_id = ?1",
             [&snapshot_id],
         )?;
+        oversqlite_core::fault::point("snapshot.mid_final_apply");
         Ok(tables)
     })?;
+    oversqlite_core::fault::point("snapshot.after_final_apply");
     changed.extend(tables);
     Ok(Restore {
         bundle_seq: session.snapshot_bundle_seq,

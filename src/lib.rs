@@ -12,7 +12,7 @@ use sqlite_loadable::FunctionFlags;
 pub mod sql;
 
 use sql::function::register;
-use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, version_fn};
+use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, sync, version_fn};
 
 fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     // Functions that write are DIRECTONLY: a view or trigger cannot call them.
@@ -25,6 +25,8 @@ fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     register(db, "oversqlite_version", version_fn::version, FunctionFlags::UTF8 | FunctionFlags::DETERMINISTIC)?;
     rows_vtab::register::<runtime_vtabs::Pending>(db)?;
     rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
+    // The sync functions share one per-connection state (engine client, token, policies).
+    sync::register_all(db.cast())?;
     Ok(())
 }
 

@@ -52,3 +52,30 @@ impl<'a> Args<'a> {
             .map_err(|_| Error::argument(format!("argument {} ({name}) is not valid UTF-8", i + 1)))
     }
 }
+
+impl Args<'_> {
+    pub fn is_null(&self, i: usize) -> bool {
+        api::value_type(&self.values[i]) == ValueType::Null
+    }
+
+    /// Argument `i` as TEXT, `None` when absent or NULL.
+    pub fn opt_text(&self, i: usize, name: &str) -> Result<Option<String>, Error> {
+        if i >= self.values.len() || self.is_null(i) {
+            return Ok(None);
+        }
+        self.text(i, name).map(Some)
+    }
+
+    /// Argument `i` as INTEGER, `None` when absent or NULL.
+    pub fn opt_integer(&self, i: usize, name: &str) -> Result<Option<i64>, Error> {
+        if i >= self.values.len() || self.is_null(i) {
+            return Ok(None);
+        }
+        let v = &self.values[i];
+        let t = api::value_type(v);
+        if t != ValueType::Integer {
+            return Err(Error::argument(format!("argument {} ({name}) must be INTEGER, got {}", i + 1, type_name(t))));
+        }
+        Ok(Some(api::value_int64(v)))
+    }
+}

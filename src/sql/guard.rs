@@ -11,7 +11,7 @@ use sqlite_loadable::prelude::{sqlite3, sqlite3_context};
 /// named entry point panic, so tests can prove the host gets an error instead of aborting.
 pub use oversqlite_core::fault::point as fault_point;
 
-fn panic_text(payload: &(dyn Any + Send)) -> String {
+pub fn panic_text(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -1,0 +1,99 @@
+//! Per-connection settings: the bearer token, conflict policies, and pausing a direction.
+//! None of it is persisted; it lasts as long as the connection.
+use std::sync::atomic::Ordering;
+
+use oversqlite_engine::{ErrorKind, SyncError};
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::host_fn::{check_function_name, is_registered};
+use super::ops_fns::{text, to_json};
+use super::resolver::Policy;
+use super::state::ConnSync;
+use crate::sql::args::Args;
+
+/// `oversqlite_set_token(token)`: NULL (or blank) clears. The answer never echoes it.
+pub fn set_token(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(1, 1, "oversqlite_set_token(token)")?;
+    let token = args.opt_text(0, "token")?;
+    s.tokens.explicit.set(token);
+    text(json!({"token_set": s.tokens.explicit.get().is_some()}))
+}
+
+/// `oversqlite_set_conflict_resolver(policy [, table [, function_name]])`.
+pub fn set_conflict_resolver(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    let usage = "oversqlite_set_conflict_resolver(policy [, table [, function_name]]) with policy 'server_wins', 'client_wins' or 'custom'";
+    args.expect_count(1, 3, usage)?;
+    let policy_name = args.text(0, "policy")?;
+    let table = args.opt_text(1, "table")?;
+    let function = args.opt_text(2, "function_name")?;
+    let policy = match (policy_name.trim().to_ascii_lowercase().as_str(), function) {
+        ("server_wins", None) => Policy::ServerWins,
+        ("client_wins", None) => Policy::ClientWins,
+        ("server_wins" | "client_wins", Some(_)) => {
+            return Err(SyncError::new(ErrorKind::InvalidArgument, "function_name is only used with the 'custom' policy"))
+        }
+        ("custom", None) => {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "the 'custom' policy needs function_name: a SQL function f(table, key_json, server_row_json, local_payload_json)",
+            ))
+        }
+        ("custom", Some(f)) => {
+            check_function_name(&f)?;
+            if !is_registered(conn, &f, 4)? {
+                return Err(SyncError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("no SQL function {f}(table, key_json, server_row_json, local_payload_json) with 4 arguments is registered on this connection"),
+                ));
+            }
+            Policy::Custom { function: f }
+        }
+        (other, _) => return Err(SyncError::new(ErrorKind::InvalidArgument, format!("unknown policy {other:?}; {usage}"))),
+    };
+    if let Some(t) = &table {
+        let settings = oversqlite_core::config::read_settings(conn)?;
+        if !settings.tables.iter().any(|s| s.table.eq_ignore_ascii_case(t)) {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                format!("table {t:?} is not enabled for sync; call oversqlite_enable_sync({t:?}) first or pass NULL for every table"),
+            ));
+        }
+    }
+    let mut policies = s.resolver.policies.lock().unwrap_or_else(|p| p.into_inner());
+    match table {
+        Some(t) => {
+            policies.tables.insert(t.to_ascii_lowercase(), policy);
+        }
+        None => policies.default = policy,
+    }
+    text(to_json(&*policies)?)
+}
+
+fn pause_report(s: &ConnSync) -> Result<String, SyncError> {
+    text(json!({"uploads_paused": s.uploads_paused(), "downloads_paused": s.downloads_paused()}))
+}
+
+pub fn pause_uploads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(0, 0, "oversqlite_pause_uploads()")?;
+    s.uploads_paused.store(true, Ordering::SeqCst);
+    pause_report(s)
+}
+
+pub fn resume_uploads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(0, 0, "oversqlite_resume_uploads()")?;
+    s.uploads_paused.store(false, Ordering::SeqCst);
+    pause_report(s)
+}
+
+pub fn pause_downloads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(0, 0, "oversqlite_pause_downloads()")?;
+    s.downloads_paused.store(true, Ordering::SeqCst);
+    pause_report(s)
+}
+
+pub fn resume_downloads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(0, 0, "oversqlite_resume_downloads()")?;
+    s.downloads_paused.store(false, Ordering::SeqCst);
+    pause_report(s)
+}

@@ -1,0 +1,78 @@
+//! Per-connection sync state: one engine client, the token chain, the conflict policies
+//! and the pause flags. Created when the extension is loaded on a connection and handed to
+//! every sync function as auxiliary data; dropped when the connection closes. Nothing of
+//! it is persisted: pause flags and tokens last as long as the connection.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+
+use oversqlite_engine::{ErrorKind, Result, SyncClient, SyncError};
+
+use super::resolver::ConnResolver;
+use super::token::ConnTokens;
+
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+pub struct ConnSync {
+    client: Mutex<SyncClient>,
+    pub tokens: Arc<ConnTokens>,
+    pub resolver: Arc<ConnResolver>,
+    pub uploads_paused: AtomicBool,
+    pub downloads_paused: AtomicBool,
+}
+
+impl ConnSync {
+    pub fn new(db: *mut rusqlite::ffi::sqlite3) -> Self {
+        let tokens = Arc::new(ConnTokens::new(db));
+        let resolver = Arc::new(ConnResolver::new(db));
+        let mut client = SyncClient::new();
+        // A process the host forks (any thread) briefly shares the lock file's descriptor
+        // until it execs, keeping a just-released lock held for a moment; waiting this
+        // long keeps that from failing a call with `sync_in_progress`, while a real
+        // concurrent operation still fails fast.
+        client.settings.lock_wait = LOCK_WAIT;
+        client.set_token_provider(tokens.clone());
+        client.set_resolver(resolver.clone());
+        ConnSync {
+            client: Mutex::new(client),
+            tokens,
+            resolver,
+            uploads_paused: AtomicBool::new(false),
+            downloads_paused: AtomicBool::new(false),
+        }
+    }
+
+    pub fn uploads_paused(&self) -> bool {
+        self.uploads_paused.load(Ordering::SeqCst)
+    }
+
+    pub fn downloads_paused(&self) -> bool {
+        self.downloads_paused.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` with the engine client. A call made while another one runs on this
+    /// connection (e.g. from inside a resolver or token function) is refused instead of
+    /// deadlocking. A refused custom resolution gets the resolver's own explanation.
+    pub fn with_client<T>(&self, f: impl FnOnce(&mut SyncClient) -> Result<T>) -> Result<T> {
+        let mut client = match self.client.try_lock() {
+            Ok(c) => c,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(SyncError::new(
+                    ErrorKind::SyncInProgress,
+                    "another oversqlite sync call is running on this connection (a resolver or token function cannot start one); retry after it returns",
+                ))
+            }
+        };
+        let result = f(&mut client);
+        let reason = self.resolver.take_invalid_reason();
+        match result {
+            Err(mut e) if e.kind == ErrorKind::InvalidConflictResolution => {
+                if let Some(reason) = reason {
+                    e.message = format!("{reason}; the local change was kept as pending ({})", e.message);
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""Sync core flow through Python's stdlib sqlite3 (run with /usr/bin/python3, whose
+sqlite3 module can load extensions) against a real oversqlite-server on a free
+loopback port: two database files as two devices of one user write, sync and see
+each other's rows; errors keep the documented format.
+
+The server binary is $OVERSQLITE_SERVER_BIN (default target/debug/oversqlite-server),
+the extension $OVERSQLITE_EXTENSION (default target/debug/liboversqlite.so).
+Prints one line per check and a final `N passed, N failed`; exits non-zero on failure.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import traceback
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXTENSION = os.environ.get("OVERSQLITE_EXTENSION", os.path.join(ROOT, "target", "debug", "liboversqlite.so"))
+SERVER_BIN = os.environ.get("OVERSQLITE_SERVER_BIN", os.path.join(ROOT, "target", "debug", "oversqlite-server"))
+
+SERVER_CONFIG = """
+app_name = "python-sync-test"
+schema_version = 1
+
+[[tables]]
+schema = "main"
+table = "users"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "name", type = "text", nullable = false },
+]
+
+[[tables]]
+schema = "main"
+table = "notes"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "user_id", type = "text", nullable = false },
+  { name = "body", type = "text" },
+  { name = "score", type = "real" },
+  { name = "data", type = "blob" },
+]
+foreign_keys = [{ column = "user_id", references = "users" }]
+"""
+
+SCHEMA = """
+CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL);
+CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users(id),
+                    body TEXT, score REAL, data BLOB);
+"""
+
+results = {"passed": 0, "failed": 0}
+
+
+def check(name):
+    def run(fn):
+        try:
+            fn()
+            results["passed"] += 1
+            print(f"ok   {name}")
+        except Exception:  # noqa: BLE001 - every failure is reported, none aborts the run
+            results["failed"] += 1
+            print(f"FAIL {name}")
+            traceback.print_exc()
+        return fn
+    return run
+
+
+class Server:
+    """oversqlite-server on 127.0.0.1 port 0 with a temporary store."""
+
+    def __init__(self, workdir):
+        config = os.path.join(workdir, "server.toml")
+        with open(config, "w") as f:
+            f.write(SERVER_CONFIG)
+        self.proc = subprocess.Popen(
+            [SERVER_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0",
+             "--data", os.path.join(workdir, "server.db"), "--jwt-secret", "python-sync-secret",
+             "--enable-test-endpoints", "--shutdown-grace-ms", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        banner = self.proc.stdout.readline().strip()
+        self.url = banner.rsplit(" ", 1)[-1]
+        if not self.url.startswith("http://127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"unexpected server banner {banner!r}")
+
+    def token(self, user):
+        req = urllib.request.Request(
+            self.url + "/dummy-signin", data=json.dumps({"user": user, "password": "x"}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)["token"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def connect(path):
+    conn = sqlite3.connect(path, isolation_level=None)  # autocommit: sync refuses open transactions
+    conn.enable_load_extension(True)
+    conn.load_extension(EXTENSION[: -len(".so")] if EXTENSION.endswith(".so") else EXTENSION)
+    conn.enable_load_extension(False)
+    return conn
+
+
+def scalar(conn, sql, *params):
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def report(conn, sql, *params):
+    return json.loads(scalar(conn, sql, *params))
+
+
+def device(server, workdir, name, user="alice"):
+    conn = connect(os.path.join(workdir, f"{name}.db"))
+    conn.executescript(SCHEMA)
+    scalar(conn, "SELECT oversqlite_init(?, 'main')", server.url)
+    scalar(conn, "SELECT oversqlite_enable_sync('users')")
+    scalar(conn, "SELECT oversqlite_enable_sync('notes')")
+    scalar(conn, "SELECT oversqlite_open()")
+    scalar(conn, "SELECT oversqlite_set_token(?)", server.token(user))
+    report(conn, "SELECT oversqlite_attach(?)", user)
+    return conn
+
+
+def rows(conn, table):
+    return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+
+
+def expect_error(conn, sql, prefix):
+    try:
+        conn.execute(sql).fetchall()
+    except sqlite3.Error as e:
+        assert str(e).startswith(prefix), f"{str(e)!r} does not start with {prefix!r}"
+        return str(e)
+    raise AssertionError(f"{sql} did not fail")
+
+
+def main():
+    for path, what in ((EXTENSION, "cargo build -p oversqlite"), (SERVER_BIN, "cargo build -p oversqlite-server")):
+        if not os.path.isfile(path):
+            print(f"FAIL {path} missing: run `{what}` first")
+            print("0 passed, 1 failed")
+            return 1
+    with tempfile.TemporaryDirectory() as workdir:
+        server = Server(workdir)
+        try:
+            run_checks(server, workdir)
+        finally:
+            server.stop()
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    return 0 if results["failed"] == 0 else 1
+
+
+def run_checks(server, workdir):
+    a = device(server, workdir, "device_a")
+    b = device(server, workdir, "device_b")
+
+    @check("a row written on device A reaches device B")
+    def _():
+        a.execute("INSERT INTO users VALUES ('u1', 'Ada')")
+        a.execute("INSERT INTO notes VALUES ('n1', 'u1', 'hello', 1.5, x'00ff10')")
+        assert scalar(a, "SELECT count(*) FROM oversqlite_pending") == 2
+        sync = report(a, "SELECT oversqlite_sync()")
+        assert sync["push_outcome"] == "committed", sync
+        assert sync["status"]["pending"]["pending_row_count"] == 0, sync
+        assert scalar(a, "SELECT count(*) FROM oversqlite_pending") == 0
+        pulled = report(b, "SELECT oversqlite_sync()")
+        assert pulled["remote_outcome"] == "applied_incremental", pulled
+        assert pulled["changed_tables"] == ["notes", "users"], pulled
+        assert rows(b, "users") == [("u1", "Ada")]
+        assert rows(b, "notes") == [("n1", "u1", "hello", 1.5, b"\x00\xff\x10")]
+
+    @check("updates and deletes from device B reach device A")
+    def _():
+        b.execute("UPDATE users SET name = 'Ada L.' WHERE id = 'u1'")
+        b.execute("DELETE FROM notes WHERE id = 'n1'")
+        b.execute("INSERT INTO notes VALUES ('n2', 'u1', NULL, NULL, NULL)")
+        assert report(b, "SELECT oversqlite_sync()")["push_outcome"] == "committed"
+        report(a, "SELECT oversqlite_sync()")
+        assert rows(a, "users") == [("u1", "Ada L.")]
+        assert rows(a, "notes") == [("n2", "u1", None, None, None)]
+        assert rows(a, "notes") == rows(b, "notes")
+
+    @check("sync inside an open transaction fails with transaction_open and changes nothing")
+    def _():
+        a.execute("BEGIN")
+        a.execute("INSERT INTO users VALUES ('u2', 'Grace')")
+        expect_error(a, "SELECT oversqlite_sync()", "oversqlite_sync: transaction_open: ")
+        a.execute("COMMIT")
+        assert scalar(a, "SELECT count(*) FROM oversqlite_pending") == 1
+        assert report(a, "SELECT oversqlite_sync()")["push_outcome"] == "committed"
+        report(b, "SELECT oversqlite_sync()")
+        assert rows(b, "users") == [("u1", "Ada L."), ("u2", "Grace")]
+
+    @check("detach is blocked by unsynced rows; sync_then_detach empties the device")
+    def _():
+        b.execute("INSERT INTO users VALUES ('u3', 'Linus')")
+        detach = report(b, "SELECT oversqlite_detach()")
+        assert detach["outcome"] == "blocked_unsynced_data", detach
+        done = report(b, "SELECT oversqlite_sync_then_detach()")
+        assert done["is_success"] is True, done
+        assert rows(b, "users") == []
+        report(a, "SELECT oversqlite_sync()")
+        assert [r[0] for r in rows(a, "users")] == ["u1", "u2", "u3"]
+
+    @check("a sync call before attach names the fix")
+    def _():
+        c = connect(os.path.join(workdir, "device_c.db"))
+        c.executescript(SCHEMA)
+        scalar(c, "SELECT oversqlite_init(?, 'main')", server.url)
+        scalar(c, "SELECT oversqlite_enable_sync('users')")
+        scalar(c, "SELECT oversqlite_enable_sync('notes')")
+        scalar(c, "SELECT oversqlite_open()")
+        expect_error(c, "SELECT oversqlite_sync()", "oversqlite_sync: attach_required: ")
+
+    a.close()
+    b.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

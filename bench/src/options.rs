@@ -1,0 +1,142 @@
+//! Command line of the benchmark's parent process.
+use std::path::{Path, PathBuf};
+
+pub const USAGE: &str = "\
+oversqlite-bench: capture, push, pull and hydrate figures for liboversqlite
+
+usage: oversqlite-bench [options]
+
+  --sizes N,N,...          row counts to run (default 10000,100000)
+  --extension PATH         liboversqlite.so to load (default target/release/liboversqlite.so)
+  --server-bin PATH        oversqlite-server binary started when --server-url is absent
+                           (default target/release/oversqlite-server)
+  --server-config PATH     its table registration (default bench/server-config.toml)
+  --server-url URL         use this running go-oversync-compatible server instead
+  --schema NAME            remote schema holding the `users` table (default business)
+  --token-command CMD      shell command printing a bearer token for a user; the user id is
+                           its first argument ($1) and env OVERSQLITE_BENCH_USER (required
+                           with --server-url; default: `oversqlite-server token`)
+  --output PATH            markdown results file (default bench/results.md)
+  --no-write               print the table only
+  --step-timeout SECS      kill a step that runs longer (default 900)
+  --work-dir DIR           where device databases go (default: a fresh temp dir, removed)
+  -h, --help               this text
+";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sizes: Vec<usize>,
+    pub extension: PathBuf,
+    pub server_bin: PathBuf,
+    pub server_config: PathBuf,
+    pub server_url: Option<String>,
+    pub schema: String,
+    pub token_command: Option<String>,
+    pub output: Option<PathBuf>,
+    pub step_timeout_secs: u64,
+    pub work_dir: Option<PathBuf>,
+}
+
+/// The repository root, so the defaults work from any working directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+impl Options {
+    fn defaults() -> Options {
+        let root = repo_root();
+        Options {
+            sizes: vec![10_000, 100_000],
+            extension: root.join("target/release/liboversqlite.so"),
+            server_bin: root.join("target/release/oversqlite-server"),
+            server_config: root.join("bench/server-config.toml"),
+            server_url: None,
+            schema: "business".into(),
+            token_command: None,
+            output: Some(root.join("bench/results.md")),
+            step_timeout_secs: 900,
+            work_dir: None,
+        }
+    }
+
+    /// `Ok(None)` means help was asked for.
+    pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
+        let mut o = Options::defaults();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            if flag == "-h" || flag == "--help" {
+                return Ok(None);
+            }
+            if flag == "--no-write" {
+                o.output = None;
+                continue;
+            }
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?.clone();
+            match flag.as_str() {
+                "--sizes" => o.sizes = parse_sizes(&value)?,
+                "--extension" => o.extension = PathBuf::from(value),
+                "--server-bin" => o.server_bin = PathBuf::from(value),
+                "--server-config" => o.server_config = PathBuf::from(value),
+                "--server-url" => o.server_url = Some(value.trim_end_matches('/').to_string()),
+                "--schema" => o.schema = value,
+                "--token-command" => o.token_command = Some(value),
+                "--output" => o.output = Some(PathBuf::from(value)),
+                "--step-timeout" => {
+                    o.step_timeout_secs = value.parse().map_err(|_| format!("--step-timeout: not a number: {value}"))?
+                }
+                "--work-dir" => o.work_dir = Some(PathBuf::from(value)),
+                other => return Err(format!("unknown option {other} (see --help)")),
+            }
+        }
+        if o.server_url.is_some() && o.token_command.is_none() {
+            return Err("--server-url needs --token-command (a command printing a bearer token for the user in $1)".into());
+        }
+        if o.schema.trim().is_empty() {
+            return Err("--schema must not be empty".into());
+        }
+        Ok(Some(o))
+    }
+}
+
+fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
+    let sizes = text
+        .split(',')
+        .map(|s| s.trim().replace('_', "").parse::<usize>().map_err(|_| format!("--sizes: not a row count: {s}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err("--sizes needs positive row counts".into());
+    }
+    Ok(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Options>, String> {
+        Options::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sizes_and_paths() {
+        let o = parse(&["--sizes", "1_000,20", "--extension", "x.so", "--no-write"]).unwrap().unwrap();
+        assert_eq!(o.sizes, vec![1000, 20]);
+        assert_eq!(o.extension, PathBuf::from("x.so"));
+        assert!(o.output.is_none());
+    }
+
+    #[test]
+    fn external_server_needs_a_token_command() {
+        assert!(parse(&["--server-url", "http://h:1"]).unwrap_err().contains("--token-command"));
+        let o = parse(&["--server-url", "http://h:1/", "--token-command", "echo t"]).unwrap().unwrap();
+        assert_eq!(o.server_url.as_deref(), Some("http://h:1"));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse(&["--sizes", "0"]).is_err());
+        assert!(parse(&["--sizes", "ten"]).is_err());
+        assert!(parse(&["--bogus", "1"]).is_err());
+        assert!(parse(&["--schema"]).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! The parent process: starts (or reaches) the server, runs every step of every size in
+//! its own child process, and collects the outcomes.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::child::run_step;
+use crate::options::Options;
+use crate::proc_stats;
+use crate::report::SizeRun;
+use crate::server::{nanos, Server};
+use crate::steps::{Outcome, Spec, Step};
+
+/// A temp directory removed when the run ends (also on error).
+pub struct WorkDir {
+    pub path: PathBuf,
+    remove: bool,
+}
+
+impl WorkDir {
+    pub fn new(chosen: Option<&Path>) -> Result<WorkDir, String> {
+        let (path, remove) = match chosen {
+            Some(p) => (p.to_path_buf(), false),
+            None => (std::env::temp_dir().join(format!("oversqlite-bench-{}-{:x}", std::process::id(), nanos())), true),
+        };
+        std::fs::create_dir_all(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(WorkDir { path, remove })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), String> {
+    if !o.extension.is_file() {
+        return Err(format!(
+            "extension {} not found: build it (cargo build --release -p oversqlite) or pass --extension",
+            o.extension.display()
+        ));
+    }
+    let server = match &o.server_url {
+        Some(url) => Server::external(url, o.token_command.as_deref().unwrap_or_default()),
+        None => Server::start(&o.server_bin, &o.server_config, &work.path.join("server.db"))?,
+    };
+    eprintln!("oversqlite-bench: server {}", server.url);
+    // Unique per run, so an external server's earlier data never collides.
+    let run_id = format!("{:08x}", (nanos() as u64 ^ std::process::id() as u64) & 0xffff_ffff);
+    let timeout = Duration::from_secs(o.step_timeout_secs);
+    let mut runs = Vec::new();
+    for &n in &o.sizes {
+        let dir = work.path.join(format!("n{n}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let user = format!("bench-{run_id}-{n}");
+        let token = server.token(&user)?;
+        let tag = format!("{:08x}", u32::from_str_radix(&run_id, 16).unwrap_or(0).wrapping_add(n as u32));
+        let spec = |step: Step, db: &str| Spec {
+            step,
+            db: dir.join(db),
+            extension: o.extension.clone(),
+            n,
+            tag: tag.clone(),
+            server_url: server.url.clone(),
+            schema: o.schema.clone(),
+            user: user.clone(),
+        };
+        let step = |step: Step, db: &str| -> Result<(Outcome, Option<f64>), String> {
+            let server_cpu0 = server.pid().and_then(|p| proc_stats::cpu_time(&p.to_string()));
+            let outcome = run_step(&spec(step, db), Some(&token), timeout)?;
+            let server_cpu = server
+                .pid()
+                .and_then(|p| proc_stats::cpu_time(&p.to_string()))
+                .zip(server_cpu0)
+                .map(|(after, before)| after.saturating_sub(before).as_secs_f64() * 1e3);
+            let main: Vec<String> = outcome.phases.iter().map(|(k, p)| format!("{k} {:.0} ms", p.wall_ms)).collect();
+            eprintln!(
+                "  N = {n:>7}  {:<15} {:<40} peak RSS {:.1} MiB  {}",
+                format!("{step:?}"),
+                main.join(", "),
+                outcome.peak_rss_kib as f64 / 1024.0,
+                outcome.detail
+            );
+            Ok((outcome, server_cpu))
+        };
+        let (floor, _) = step(Step::Floor, "floor.db")?;
+        let (baseline, _) = step(Step::Baseline, "baseline.db")?;
+        let (plain, _) = step(Step::CapturePlain, "capture-plain.db")?;
+        let (managed, _) = step(Step::CaptureManaged, "capture-managed.db")?;
+        // B attaches before A pushes so that it later pulls A's bundle incrementally.
+        step(Step::PreparePush, "device-a.db")?;
+        step(Step::PreparePull, "device-b.db")?;
+        let (push, push_cpu) = step(Step::Push, "device-a.db")?;
+        let (pull, pull_cpu) = step(Step::Pull, "device-b.db")?;
+        let (hydrate, hydrate_cpu) = step(Step::Hydrate, "device-c.db")?;
+        runs.push(SizeRun {
+            n,
+            floor,
+            baseline,
+            plain,
+            managed,
+            push,
+            pull,
+            hydrate,
+            server_cpu_ms: [push_cpu, pull_cpu, hydrate_cpu],
+        });
+        // Device databases of a finished size are not needed any more.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let server_desc = match &o.server_url {
+        Some(url) => format!("external server {url}, schema `{}`", o.schema),
+        None => "oversqlite-server (release) started by the benchmark on 127.0.0.1, temporary store".to_string(),
+    };
+    Ok((runs, server_desc))
+}

@@ -85,7 +85,7 @@ unsafe extern "C" fn destroy_entry(p: *mut c_void) {
 }
 
 /// Registers `name` (any arity; the body checks the count) on `db` with `state` as aux data.
-pub fn register_sync(
+pub(crate) fn register_sync(
     db: *mut ffi::sqlite3,
     name: &'static str,
     body: SyncBody,

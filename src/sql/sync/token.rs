@@ -49,7 +49,7 @@ impl ConnTokens {
     }
 
     /// `SELECT oversqlite_auth_token()`; `None` when the host registered no such function.
-    fn from_host(&self) -> Result<Option<String>> {
+    fn ask_host(&self) -> Result<Option<String>> {
         // SAFETY: the handle belongs to the connection that owns this state; requests are
         // only made from calls on that connection, on the calling thread.
         let conn = unsafe { Connection::from_handle(self.db as *mut rusqlite::ffi::sqlite3) }?;
@@ -77,7 +77,7 @@ impl TokenProvider for ConnTokens {
             self.remember(Source::SetToken);
             return Ok(Some(t));
         }
-        if let Some(t) = self.from_host()? {
+        if let Some(t) = self.ask_host()? {
             self.remember(Source::HostFunction);
             return Ok(Some(t));
         }
@@ -99,7 +99,7 @@ impl TokenProvider for ConnTokens {
     fn token_after_unauthorized(&self) -> Result<Option<String>> {
         let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
         match last {
-            Some(Source::HostFunction) => self.from_host(),
+            Some(Source::HostFunction) => self.ask_host(),
             Some(Source::Environment) => EnvToken.token_after_unauthorized(),
             Some(Source::SetToken) | None => Ok(None),
         }

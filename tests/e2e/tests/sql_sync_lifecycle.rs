@@ -88,6 +88,9 @@ fn seeded_from_local_used_remote_state_and_resumed() {
     let text: String = other.query_row("SELECT oversqlite_attach('bob')", [], |r| r.get(0)).unwrap();
     let resumed: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(resumed["outcome"], json!("resumed_attached_state"), "{resumed}");
+    // The token is per connection: this one has none, so a request fails before sending.
+    let err = other.query_row("SELECT oversqlite_pull_to_stable()", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
+    assert!(err.starts_with("oversqlite_pull_to_stable: token_unavailable: "), "{err}");
     let err = other.query_row("SELECT oversqlite_attach('carol')", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
     assert!(err.starts_with("oversqlite_attach: attached_to_other_user: "), "{err}");
 }

@@ -174,7 +174,8 @@ fn upload_once_reports_a_bundle_the_server_refuses() {
     assert_eq!(upload["applied"], json!(0));
     assert_eq!(upload["invalid"], json!(1));
     assert_eq!(upload["invalid_reasons"], json!({"push_commit_invalid": 1}), "{upload}");
-    assert!(upload["first_error_message"].as_str().unwrap().contains("HTTP 400"), "{upload}");
+    let message = upload["first_error_message"].as_str().unwrap();
+    assert!(message.contains("HTTP 400") && message.contains("push_commit_invalid"), "{upload}");
     assert_eq!(server.bundle_count("dave"), 0);
     assert_eq!(d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"], json!(1), "kept locally");
     let once = d.ok("SELECT oversqlite_sync_once()");

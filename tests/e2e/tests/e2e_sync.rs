@@ -232,6 +232,28 @@ fn a_device_behind_the_retention_floor_recovers_from_a_snapshot() {
     assert_converged(&server, "alice", &[&a, &b]);
 }
 
+/// Known protocol hazard (PROTOCOL.md §10.6: "`after = 0` is never pruned: a zero
+/// checkpoint silently receives only bundles above the floor"): a device that attached
+/// to an empty scope and never pulled before the server pruned gets only the retained
+/// bundles and silently misses every older row. The engine could detect it (bundle
+/// sequences are contiguous per user, so a first pulled bundle above 1 after a zero
+/// checkpoint means pruned history) and fall back to a snapshot, but the references do
+/// not, so this is left for a decision. Run with `--include-ignored` to see it fail.
+#[test]
+#[ignore = "known protocol hazard: zero checkpoint after pruning misses rows (see doc comment)"]
+fn a_device_with_a_zero_checkpoint_is_not_silently_missing_pruned_rows() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    let (a, _) = Device::attached(&db_path("zero-a"), &server, "alice");
+    let (b, _) = Device::attached(&db_path("zero-b"), &server, "alice");
+    for i in 0..4 {
+        a.exec(&format!("INSERT INTO users VALUES ('u{i}', 'User {i}', NULL)"));
+        a.sync();
+    }
+    server.set_retention_floor("alice", 3);
+    b.sync();
+    assert_converged(&server, "alice", &[&a, &b]);
+}
+
 #[test]
 fn a_database_restored_from_an_old_copy_rebuilds_with_a_new_source() {
     let server = TestServer::start_with(CONFIG, &[]);
@@ -282,9 +304,11 @@ fn a_server_originated_bundle_reaches_every_device() {
     let server = TestServer::start_with(CONFIG, &[]);
     let (a, _) = Device::attached(&db_path("srv-a"), &server, "alice");
     let (b, _) = Device::attached(&db_path("srv-b"), &server, "alice");
+    let (c, _) = Device::attached(&db_path("srv-c"), &server, "alice");
     a.exec("INSERT INTO users VALUES ('u1', 'Ada', NULL)");
     a.sync();
     b.sync();
+    c.sync();
     server.server_bundle(
         "alice",
         json!([
@@ -296,13 +320,13 @@ fn a_server_originated_bundle_reaches_every_device() {
              "payload": {"id": "u1", "name": "Ada (server)", "email": null}},
         ]),
     );
-    for d in [&a, &b] {
+    for d in [&a, &b, &c] {
         let r = d.sync();
         assert_eq!(r["remote_outcome"], "applied_incremental", "{r}");
         assert_eq!(r["changed_tables"], json!(["files", "users"]), "{r}");
         assert_eq!(d.pending(), 0, "applied rows are not captured as local changes");
     }
-    assert_converged(&server, "alice", &[&a, &b]);
+    assert_converged(&server, "alice", &[&a, &b, &c]);
     assert_eq!(
         b.sql("SELECT hex(id) || ':' || hex(data) FROM files"),
         Some("0A0B0C0D0E0F40008000000000000001:000102".into())

@@ -20,12 +20,25 @@ pub fn set_token(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String
     text(json!({"token_set": s.tokens.explicit.get().is_some()}))
 }
 
-/// `oversqlite_set_conflict_resolver(policy [, table [, function_name]])`.
+/// `oversqlite_set_conflict_resolver(policy [, table [, function_name]])`; table NULL sets
+/// the client default, policy NULL removes a table's override. Answers the policies in force.
 pub fn set_conflict_resolver(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
     let usage = "oversqlite_set_conflict_resolver(policy [, table [, function_name]]) with policy 'server_wins', 'client_wins' or 'custom'";
     args.expect_count(1, 3, usage)?;
-    let policy_name = args.text(0, "policy")?;
     let table = args.opt_text(1, "table")?;
+    if args.is_null(0) {
+        // NULL policy for a table: drop its override, the client default applies again.
+        let Some(t) = table else {
+            return Err(SyncError::new(ErrorKind::InvalidArgument, format!("policy NULL needs a table (it removes that table's override); {usage}")));
+        };
+        if args.len() > 2 && !args.is_null(2) {
+            return Err(SyncError::new(ErrorKind::InvalidArgument, "function_name is only used with the 'custom' policy"));
+        }
+        let mut policies = s.resolver.policies.lock().unwrap_or_else(|p| p.into_inner());
+        policies.tables.remove(&t.to_ascii_lowercase());
+        return text(to_json(&*policies)?);
+    }
+    let policy_name = args.text(0, "policy")?;
     let function = args.opt_text(2, "function_name")?;
     let policy = match (policy_name.trim().to_ascii_lowercase().as_str(), function) {
         ("server_wins", None) => Policy::ServerWins,

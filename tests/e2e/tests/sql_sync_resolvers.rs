@@ -77,6 +77,11 @@ fn client_wins_for_the_client_and_per_table() {
     assert_eq!(e.users(), ["u1=Server"]);
     assert_eq!(server_name(&server, "carol"), json!("Server"));
 
+    let policies = e.ok("SELECT oversqlite_set_conflict_resolver(NULL, 'users')");
+    assert_eq!(policies, json!({"default": {"policy": "client_wins"}, "tables": {}}), "override removed");
+    let err = e.err("SELECT oversqlite_set_conflict_resolver(NULL)");
+    assert!(err.starts_with("oversqlite_set_conflict_resolver: invalid_argument: policy NULL needs a table"), "{err}");
+
     let f = conflicted(&server, "per-table-2", "dave");
     f.ok("SELECT oversqlite_set_conflict_resolver('client_wins', 'posts')");
     f.ok("SELECT oversqlite_push_pending()");

@@ -140,6 +140,7 @@ pub(crate) fn apply_conflict(
                 }
             }
         }
+        oversqlite_core::fault::point("push.mid_conflict_apply");
         state::clear_outbox(conn)
     })?;
     match planned {

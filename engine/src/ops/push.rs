@@ -202,6 +202,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
             Upload::Committed { meta, strict } => (meta, strict),
             Upload::Conflict(details) => {
                 apply_conflict(ctx, &outbox, &details, changed)?;
+                oversqlite_core::fault::point("push.after_conflict_applied");
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));
             }

@@ -162,6 +162,86 @@ fn a_push_killed_at_any_step_resumes_without_losing_or_duplicating_changes() {
 }
 
 #[test]
+fn a_push_killed_while_resolving_a_conflict_resumes_with_the_resolution_applied_once() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    // (point, durable outbox and dirty-row count the crash must leave behind)
+    let points: &[(&str, &str, &str)] =
+        &[("push.mid_conflict_apply", "prepared:3", "0"), ("push.after_conflict_applied", "none:0", "2")];
+    for (i, (point, outbox, dirty)) in points.iter().enumerate() {
+        let user = format!("conflict{i}");
+        let path_a = db_path(&format!("crash-conflict-{i}-a"));
+        let (a, _) = Device::attached(&path_a, &server, &user);
+        let (b, _) = Device::attached(&db_path(&format!("crash-conflict-{i}-b")), &server, &user);
+        a.exec("INSERT INTO users VALUES ('c1', 'one', NULL), ('c2', 'two', NULL), ('c3', 'three', NULL);");
+        a.sync();
+        b.sync();
+        b.exec("UPDATE users SET name = 'one by b' WHERE id = 'c1'");
+        b.sync();
+        // A's edit of c1 is stale: its commit is refused with push_conflict (server wins).
+        a.exec(
+            "UPDATE users SET name = 'one by a' WHERE id = 'c1';
+             UPDATE users SET name = 'two by a' WHERE id = 'c2';
+             INSERT INTO users VALUES ('c4', 'four', NULL);",
+        );
+        a.close();
+
+        let out = host(&path_a, Some(point), &server, &user, &["SELECT oversqlite_sync()"]);
+        assert_crashed_at(&out, point);
+        assert_eq!(outbox_state(&path_a), *outbox, "outbox after a crash at {point}");
+        assert_eq!(peek(&path_a, "SELECT count(*) FROM _sync_dirty_rows"), *dirty, "dirty rows after a crash at {point}");
+
+        let (a, _) = Device::attached(&path_a, &server, &user);
+        recover(&a);
+        b.sync();
+        assert_converged(&server, &user, &[&a, &b]);
+        assert_eq!(
+            b.sql("SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)"),
+            Some("c1=one by b,c2=two by a,c3=three,c4=four".into()),
+            "after a crash at {point}"
+        );
+        assert_exactly_once(&server, &user, &[("users", "c2", "UPDATE"), ("users", "c4", "INSERT")]);
+        assert_eq!(
+            server.query_store(&format!("SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}' AND payload LIKE '%one by a%'"))[0][0],
+            0,
+            "the losing edit never reached the server"
+        );
+        a.close();
+        b.close();
+    }
+}
+
+#[test]
+fn a_multi_chunk_push_killed_between_chunks_commits_once() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    let user = "chunks";
+    let path_a = db_path("crash-chunks-a");
+    let (a, _) = Device::attached(&path_a, &server, user);
+    let (b, _) = Device::attached(&db_path("crash-chunks-b"), &server, user);
+    const ROWS: i64 = 450; // three upload chunks of at most 200 rows
+    a.exec(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+         INSERT INTO typed_rows SELECT printf('c%04d', i), i, NULL, NULL, NULL, NULL FROM n;"
+    ));
+    a.close();
+    let out = host(&path_a, Some("push.after_chunk#2"), &server, user, &["SELECT oversqlite_sync()"]);
+    assert_crashed_at(&out, "push.after_chunk#2");
+    assert_eq!(server.query_store("SELECT count(*) FROM _oversync_push_rows")[0][0], 400, "two chunks staged");
+    assert_eq!(server.bundle_count(user), 0);
+    assert_eq!(outbox_state(&path_a), format!("prepared:{ROWS}"));
+
+    let (a, _) = Device::attached(&path_a, &server, user);
+    recover(&a);
+    b.sync();
+    assert_converged(&server, user, &[&a, &b]);
+    assert_eq!(server.bundle_count(user), 1);
+    assert_eq!(duplicated_bundle_rows(&server, user), Vec::<Vec<Value>>::new());
+    assert_eq!(
+        server.query_store(&format!("SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}'"))[0][0],
+        ROWS
+    );
+}
+
+#[test]
 fn a_pull_killed_at_any_step_applies_each_bundle_exactly_once() {
     let server = TestServer::start_with(CONFIG, &[]);
     // (point, checkpoint the crash must leave behind, relative to before the pull)

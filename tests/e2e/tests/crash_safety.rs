@@ -107,58 +107,73 @@ const PUSH_POINTS: &[(&str, &str)] = &[
 fn a_push_killed_at_any_step_resumes_without_losing_or_duplicating_changes() {
     let server = TestServer::start_with(CONFIG, &[]);
     for (i, (point, left_behind)) in PUSH_POINTS.iter().enumerate() {
-        let user = format!("push{i}");
-        let path_a = db_path(&format!("crash-push-{i}-a"));
-        let (a, _) = Device::attached(&path_a, &server, &user);
-        let (b, _) = Device::attached(&db_path(&format!("crash-push-{i}-b")), &server, &user);
-        a.exec("INSERT INTO users VALUES ('x1', 'one', NULL), ('x2', 'two', NULL), ('x3', 'three', NULL);");
-        a.sync();
-        b.sync();
-        // Offline changes of every kind across FK-linked tables, then the process dies.
-        a.exec(
-            "UPDATE users SET name = 'one v2' WHERE id = 'x1';
-             DELETE FROM users WHERE id = 'x2';
-             INSERT INTO users VALUES ('x4', 'four', 'f@x');
-             INSERT INTO posts VALUES ('00000000-0000-4000-8000-0000000000a4', 'x4', 'by four', '2026-01-01T00:00:00Z');
-             INSERT INTO files VALUES (x'000000000000400080000000000000f4', '00000000-0000-4000-8000-0000000000a4', 'f', x'00ff');",
-        );
-        a.close();
-        let bundles_before = server.bundle_count(&user);
-        let out = host(&path_a, Some(point), &server, &user, &["SELECT oversqlite_sync()"]);
-        assert_crashed_at(&out, point);
-        assert_eq!(outbox_state(&path_a), *left_behind, "durable outbox after a crash at {point}");
-        let committed = server.bundle_count(&user) - bundles_before;
-        let expect_committed = if i >= 2 { 1 } else { 0 };
-        assert_eq!(committed, expect_committed, "server bundles committed before the crash at {point}");
-
-        // Meanwhile another device changes a different row.
-        b.exec("UPDATE users SET name = 'three by b' WHERE id = 'x3'");
-        b.sync();
-
-        let (a, _) = Device::attached(&path_a, &server, &user);
-        recover(&a);
-        b.sync();
-        assert_converged(&server, &user, &[&a, &b]);
-        assert_eq!(
-            a.sql("SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)"),
-            Some("x1=one v2,x3=three by b,x4=four".into()),
-            "after a crash at {point}"
-        );
-        assert_eq!(a.count("SELECT count(*) FROM files"), 1);
-        assert_exactly_once(
-            &server,
-            &user,
-            &[
-                ("users", "x1", "UPDATE"),
-                ("users", "x2", "DELETE"),
-                ("users", "x4", "INSERT"),
-                ("posts", "00000000-0000-4000-8000-0000000000a4", "INSERT"),
-                ("files", "00000000-0000-4000-8000-0000000000f4", "INSERT"),
-            ],
-        );
-        a.close();
-        b.close();
+        push_crash_case(&server, &format!("push{i}"), point, left_behind, i >= 2, false);
     }
+}
+
+/// The same crashes with the device database in WAL mode (recovery replays or drops
+/// the WAL instead of rolling back a journal).
+#[test]
+fn a_push_killed_at_any_step_in_wal_mode_resumes_the_same_way() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    for (i, (point, left_behind)) in PUSH_POINTS.iter().enumerate() {
+        push_crash_case(&server, &format!("walpush{i}"), point, left_behind, i >= 2, true);
+    }
+}
+
+fn push_crash_case(server: &TestServer, user: &str, point: &str, left_behind: &str, commits_before_crash: bool, wal: bool) {
+    let path_a = db_path(&format!("crash-{user}-a"));
+    let (a, _) = Device::attached(&path_a, server, user);
+    let (b, _) = Device::attached(&db_path(&format!("crash-{user}-b")), server, user);
+    if wal {
+        assert_eq!(a.sql("PRAGMA journal_mode = WAL"), Some("wal".into()));
+    }
+    a.exec("INSERT INTO users VALUES ('x1', 'one', NULL), ('x2', 'two', NULL), ('x3', 'three', NULL);");
+    a.sync();
+    b.sync();
+    // Offline changes of every kind across FK-linked tables, then the process dies.
+    a.exec(
+        "UPDATE users SET name = 'one v2' WHERE id = 'x1';
+         DELETE FROM users WHERE id = 'x2';
+         INSERT INTO users VALUES ('x4', 'four', 'f@x');
+         INSERT INTO posts VALUES ('00000000-0000-4000-8000-0000000000a4', 'x4', 'by four', '2026-01-01T00:00:00Z');
+         INSERT INTO files VALUES (x'000000000000400080000000000000f4', '00000000-0000-4000-8000-0000000000a4', 'f', x'00ff');",
+    );
+    a.close();
+    let bundles_before = server.bundle_count(user);
+    let out = host(&path_a, Some(point), server, user, &["SELECT oversqlite_sync()"]);
+    assert_crashed_at(&out, point);
+    assert_eq!(outbox_state(&path_a), left_behind, "durable outbox after a crash at {point}");
+    let committed = server.bundle_count(user) - bundles_before;
+    assert_eq!(committed, i64::from(commits_before_crash), "server bundles committed before the crash at {point}");
+
+    // Meanwhile another device changes a different row.
+    b.exec("UPDATE users SET name = 'three by b' WHERE id = 'x3'");
+    b.sync();
+
+    let (a, _) = Device::attached(&path_a, server, user);
+    recover(&a);
+    b.sync();
+    assert_converged(server, user, &[&a, &b]);
+    assert_eq!(
+        a.sql("SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)"),
+        Some("x1=one v2,x3=three by b,x4=four".into()),
+        "after a crash at {point}"
+    );
+    assert_eq!(a.count("SELECT count(*) FROM files"), 1);
+    assert_exactly_once(
+        server,
+        user,
+        &[
+            ("users", "x1", "UPDATE"),
+            ("users", "x2", "DELETE"),
+            ("users", "x4", "INSERT"),
+            ("posts", "00000000-0000-4000-8000-0000000000a4", "INSERT"),
+            ("files", "00000000-0000-4000-8000-0000000000f4", "INSERT"),
+        ],
+    );
+    a.close();
+    b.close();
 }
 
 #[test]

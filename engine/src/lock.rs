@@ -67,3 +67,15 @@ impl OperationLock {
         }
     }
 }
+
+impl Drop for OperationLock {
+    /// Unlocks explicitly instead of relying on `close`: a `flock` belongs to the open
+    /// file description, and a process forked by another thread of the host (between its
+    /// `fork` and `exec`) holds a duplicate of our descriptor, which would keep the lock
+    /// alive after our `close` and bounce the next operation with `sync_in_progress`.
+    fn drop(&mut self) {
+        if let Some(file) = self._file.take() {
+            let _ = file.unlock();
+        }
+    }
+}

@@ -25,10 +25,10 @@ impl ConnSync {
         let tokens = Arc::new(ConnTokens::new(db));
         let resolver = Arc::new(ConnResolver::new(db));
         let mut client = SyncClient::new();
-        // A process the host forks (any thread) briefly shares the lock file's descriptor
-        // until it execs, keeping a just-released lock held for a moment; waiting this
-        // long keeps that from failing a call with `sync_in_progress`, while a real
-        // concurrent operation still fails fast.
+        // The engine unlocks its operation lock explicitly (a process the host forks
+        // shares the descriptor until it execs). This short wait is a margin for an
+        // operation that is just finishing in another connection or process; a real
+        // concurrent operation still fails fast with `sync_in_progress`.
         client.settings.lock_wait = LOCK_WAIT;
         client.set_token_provider(tokens.clone());
         client.set_resolver(resolver.clone());

@@ -31,6 +31,33 @@ fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {
     )
 }
 
+/// Runs `f` with `PRAGMA foreign_keys` off when `off` and the host enabled it.
+///
+/// The row a resolution writes (the server's row, or a merge of it) may reference a
+/// parent that exists on the server but has not been pulled to this device yet; it
+/// arrives with the next pull (sync pulls right after the push). With enforcement on,
+/// the deferred check would fail the resolution at commit, the outbox would stay
+/// `prepared`, and every later push would conflict and fail the same way, with pull,
+/// rebuild and detach all refused over the pending changes. The pragma cannot change
+/// inside a transaction; every engine step starts in autocommit, so it is set around
+/// this one transaction and restored even when it fails.
+fn without_fk_enforcement_if<T>(
+    conn: &Connection,
+    off: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let enforced: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    if !off || enforced == 0 || !conn.is_autocommit() {
+        return f();
+    }
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let out = f();
+    let restored = conn.execute_batch("PRAGMA foreign_keys = ON");
+    let out = out?;
+    restored?;
+    Ok(out)
+}
+
 pub(crate) fn apply_conflict(
     ctx: &Ctx,
     outbox: &Outbox,
@@ -100,48 +127,56 @@ pub(crate) fn apply_conflict(
         _ => None,
     };
     let schema = ctx.config.schema.clone();
-    apply_tx(ctx.conn, |conn| {
-        for (i, r) in outbox.rows.iter().enumerate() {
-            if i != index || planned.is_err() {
-                requeue_unchanged(conn, r)?;
-            }
-        }
-        if let Ok(p) = &planned {
-            let key_json = &conflicting.key_json;
-            match &p.row {
-                RowAction::Delete => rows::delete_row(conn, table, &key)?,
-                _ => rows::upsert_row(conn, table, values.clone().unwrap_or_default())?,
-            }
-            match p.row_state {
-                RowStateAction::Remove => {
-                    rows::delete_row_state(conn, &schema, &table.name, key_json)?
-                }
-                RowStateAction::Set { version, deleted } => {
-                    rows::upsert_row_state(conn, &schema, &table.name, key_json, version, deleted)?
+    let writes_row = values.is_some();
+    without_fk_enforcement_if(ctx.conn, writes_row, || {
+        apply_tx(ctx.conn, |conn| {
+            for (i, r) in outbox.rows.iter().enumerate() {
+                if i != index || planned.is_err() {
+                    requeue_unchanged(conn, r)?;
                 }
             }
-            match p.requeue {
-                None => rows::delete_dirty(conn, &schema, &table.name, key_json)?,
-                Some((op, base)) => {
-                    let payload = if op == Op::Delete {
-                        None
-                    } else {
-                        rows::live_row_json(conn, table, &key)?
-                    };
-                    rows::upsert_dirty(
+            if let Ok(p) = &planned {
+                let key_json = &conflicting.key_json;
+                match &p.row {
+                    RowAction::Delete => rows::delete_row(conn, table, &key)?,
+                    _ => rows::upsert_row(conn, table, values.clone().unwrap_or_default())?,
+                }
+                match p.row_state {
+                    RowStateAction::Remove => {
+                        rows::delete_row_state(conn, &schema, &table.name, key_json)?
+                    }
+                    RowStateAction::Set { version, deleted } => rows::upsert_row_state(
                         conn,
                         &schema,
                         &table.name,
                         key_json,
-                        op.as_str(),
-                        base,
-                        payload.as_deref(),
-                    )?;
+                        version,
+                        deleted,
+                    )?,
+                }
+                match p.requeue {
+                    None => rows::delete_dirty(conn, &schema, &table.name, key_json)?,
+                    Some((op, base)) => {
+                        let payload = if op == Op::Delete {
+                            None
+                        } else {
+                            rows::live_row_json(conn, table, &key)?
+                        };
+                        rows::upsert_dirty(
+                            conn,
+                            &schema,
+                            &table.name,
+                            key_json,
+                            op.as_str(),
+                            base,
+                            payload.as_deref(),
+                        )?;
+                    }
                 }
             }
-        }
-        oversqlite_core::fault::point("push.mid_conflict_apply");
-        state::clear_outbox(conn)
+            oversqlite_core::fault::point("push.mid_conflict_apply");
+            state::clear_outbox(conn)
+        })
     })?;
     match planned {
         Ok(_) => {

@@ -164,6 +164,33 @@ fn each_conflict_policy_decides_and_all_devices_converge() {
     assert!(duplicated_bundle_rows(&server, "alice").is_empty());
 }
 
+/// Regression (found by the randomised suite, `OVERSQLITE_RANDOM_SEEDS=13`): with
+/// `PRAGMA foreign_keys = ON`, a push conflict resolved in the server's favour writes the
+/// server's row at once; when that row references a parent this device has not pulled
+/// yet, the resolution transaction used to fail its deferred FK check (`sqlite_error:
+/// FOREIGN KEY constraint failed`) with the outbox left `prepared`, so every later sync
+/// failed the same way and pull, rebuild and detach were all refused: the device was
+/// stuck for good. The resolution now runs without FK enforcement; the parent arrives
+/// with the pull that follows.
+#[test]
+fn a_server_wins_conflict_whose_row_references_an_unpulled_parent_still_converges() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    let (a, _) = Device::attached(&db_path("fkconf-a"), &server, "alice");
+    let (b, _) = Device::attached(&db_path("fkconf-b"), &server, "alice");
+    b.exec(&format!("INSERT INTO users VALUES ('u2', 'by b', NULL); INSERT INTO posts VALUES ('{P1}', 'u2', 'post by b', '2026-01-01T00:00:00Z');"));
+    b.sync();
+    // A has not pulled yet and creates the same post id under its own user.
+    a.exec(&format!("INSERT INTO users VALUES ('u0', 'by a', NULL); INSERT INTO posts VALUES ('{P1}', 'u0', 'post by a', '2026-01-01T00:00:00Z');"));
+    for attempt in 0..2 {
+        if let Err(e) = a.try_sql("SELECT oversqlite_sync()") {
+            panic!("sync attempt {attempt} failed: {e}");
+        }
+    }
+    b.sync();
+    assert_converged(&server, "alice", &[&a, &b]);
+    assert_eq!(a.sql(&format!("SELECT user_id FROM posts WHERE id = '{P1}'")), Some("u2".into()));
+}
+
 #[test]
 fn detach_is_blocked_then_sync_then_detach_and_a_second_user_takes_the_file() {
     let server = TestServer::start_with(CONFIG, &[]);

@@ -174,6 +174,14 @@ pub(crate) fn apply_conflict(
                     }
                 }
             }
+            // The refused bundle was not committed, so the next freeze must reuse its
+            // source_bundle_id. Normally the counter still equals it; a rotated rebuild
+            // advances the new source to 2 while the carried bundle 1 is unsent, and
+            // freezing 2 next would be `source_sequence_out_of_order` (rotating again).
+            conn.execute(
+                "UPDATE _sync_source_state SET next_source_bundle_id = ?2 WHERE source_id = ?1 AND next_source_bundle_id > ?2",
+                rusqlite::params![outbox.bundle.source_id, outbox.bundle.source_bundle_id],
+            )?;
             oversqlite_core::fault::point("push.mid_conflict_apply");
             state::clear_outbox(conn)
         })

@@ -326,6 +326,51 @@ fn a_database_restored_from_an_old_copy_rebuilds_with_a_new_source() {
     assert_eq!(bundle_row_count(&server, "alice", "users", "u4", "INSERT"), 1);
 }
 
+/// Regression (found by the randomised crash soak, crash_random.rs seed 18): a rotated
+/// rebuild rebinds the unsent outbox to the new source as its bundle 1 and advances the
+/// new source's next id to 2. When that carried bundle then conflicts, it is refused as
+/// a whole (nothing committed), but the next freeze took id 2: the server answered
+/// `source_sequence_out_of_order`, which rotated again, and again, forever.
+#[test]
+fn a_conflicting_bundle_carried_over_a_rotation_is_resent_as_bundle_one() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    let path = db_path("rotconf-a");
+    let backup = db_path("rotconf-a-backup");
+    let (a, _) = Device::attached(&path, &server, "alice");
+    let (b, _) = Device::attached(&db_path("rotconf-b"), &server, "alice");
+    a.exec("INSERT INTO users VALUES ('r1', 'one', NULL)");
+    a.sync();
+    b.sync();
+    a.close();
+    copy_db(&path, &backup);
+    let (a, _) = Device::attached(&path, &server, "alice");
+    a.exec("INSERT INTO users VALUES ('r2', 'two', NULL)");
+    a.sync();
+    a.close();
+    copy_db(&backup, &path);
+    b.sync();
+    b.exec("UPDATE users SET name = 'one by b' WHERE id = 'r1'");
+    b.sync();
+    server.set_retention_floor("alice", 3);
+    let (a, _) = Device::attached(&path, &server, "alice");
+    // A stale edit of r1 (conflicts after the rotation) and a new row.
+    a.exec("UPDATE users SET name = 'one by a' WHERE id = 'r1'; INSERT INTO users VALUES ('r9', 'nine', NULL);");
+    let err = a.try_sql("SELECT oversqlite_sync()").unwrap_err();
+    assert!(err.contains("source_recovery_required"), "{err}");
+    a.json("SELECT oversqlite_rebuild()");
+    let rotated = a.json("SELECT oversqlite_source_info()")["current_source_id"].clone();
+    let r = a.try_json("SELECT oversqlite_sync()").unwrap_or_else(|e| panic!("sync after the rotated rebuild: {e}"));
+    assert_eq!(r["status"]["pending"]["pending_row_count"], 0, "{r}");
+    assert_eq!(a.json("SELECT oversqlite_source_info()")["current_source_id"], rotated, "no second rotation");
+    b.sync();
+    assert_converged(&server, "alice", &[&a, &b]);
+    assert_eq!(
+        b.sql("SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)"),
+        Some("r1=one by b,r2=two,r9=nine".into())
+    );
+    assert_eq!(bundle_row_count(&server, "alice", "users", "r9", "INSERT"), 1);
+}
+
 #[test]
 fn a_server_originated_bundle_reaches_every_device() {
     let server = TestServer::start_with(CONFIG, &[]);

@@ -68,6 +68,20 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
         };
         validate_pull(&resp, after)?;
         oversqlite_core::fault::point("pull.after_response");
+        // A zero checkpoint is never answered `history_pruned` (§10.6): the server
+        // silently starts above its retention floor. Bundle sequences are contiguous per
+        // user from 1, so a first bundle above 1 means pruned history this device never
+        // saw; only a snapshot can bring it back.
+        if after == 0 && resp.bundles.first().is_some_and(|b| b.bundle_seq > 1) {
+            let restore = rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
+            return Ok(PullReport {
+                outcome: RemoteOutcome::AppliedSnapshot,
+                restore: Some(restore),
+                bundles_applied: 0,
+                status: sync_status(ctx.conn)?,
+                changed_tables: changed.clone(),
+            });
+        }
         if target == 0 {
             target = resp.stable_bundle_seq;
         } else if resp.stable_bundle_seq != target {

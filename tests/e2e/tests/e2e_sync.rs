@@ -259,15 +259,14 @@ fn a_device_behind_the_retention_floor_recovers_from_a_snapshot() {
     assert_converged(&server, "alice", &[&a, &b]);
 }
 
-/// Known protocol hazard (PROTOCOL.md §10.6: "`after = 0` is never pruned: a zero
-/// checkpoint silently receives only bundles above the floor"): a device that attached
-/// to an empty scope and never pulled before the server pruned gets only the retained
-/// bundles and silently misses every older row. The engine could detect it (bundle
-/// sequences are contiguous per user, so a first pulled bundle above 1 after a zero
-/// checkpoint means pruned history) and fall back to a snapshot, but the references do
-/// not, so this is left for a decision. Run with `--include-ignored` to see it fail.
+/// Regression for a protocol hazard (PROTOCOL.md §10.6: "`after = 0` is never pruned:
+/// a zero checkpoint silently receives only bundles above the floor"): a device that
+/// attached to an empty scope and never pulled before the server pruned used to get only
+/// the retained bundles and silently miss every older row (the crash soak reached it
+/// through devices whose syncs kept failing before their pull). Bundle sequences are
+/// contiguous per user, so the engine now treats a first bundle above 1 after a zero
+/// checkpoint as pruned history and rebuilds from a snapshot.
 #[test]
-#[ignore = "known protocol hazard: zero checkpoint after pruning misses rows (see doc comment)"]
 fn a_device_with_a_zero_checkpoint_is_not_silently_missing_pruned_rows() {
     let server = TestServer::start_with(CONFIG, &[]);
     let (a, _) = Device::attached(&db_path("zero-a"), &server, "alice");

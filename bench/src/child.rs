@@ -8,10 +8,18 @@ use crate::steps::{Outcome, Spec, TOKEN_ENV};
 /// The hidden subcommand a child is started with.
 pub const STEP_COMMAND: &str = "__step";
 
-pub fn run_step(spec: &Spec, token: Option<&str>, timeout: Duration) -> Result<Outcome, String> {
+/// `wrapper`: a profiler command line the child is started under (`perf record ... --`).
+pub fn run_step(spec: &Spec, token: Option<&str>, timeout: Duration, wrapper: Option<&[String]>) -> Result<Outcome, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = match wrapper {
+        Some([program, args @ ..]) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
     cmd.arg(STEP_COMMAND).arg(&spec_json).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     match token {
         Some(t) => cmd.env(TOKEN_ENV, t),

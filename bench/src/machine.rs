@@ -14,7 +14,8 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn describe() -> Machine {
+    /// `built_from`: the commit a clean export of the measured code was built from.
+    pub fn describe(built_from: Option<&str>) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -40,7 +41,10 @@ impl Machine {
             memory,
             os: format!("{distro}, {kernel} ({})", std::env::consts::ARCH),
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
-            commit: git_commit(),
+            commit: match built_from {
+                Some(c) => format!("{c} (binaries built from a clean export of it)"),
+                None => git_commit(),
+            },
             sqlite: rusqlite::version().to_string(),
         }
     }

@@ -48,7 +48,7 @@ fn bench(o: &Options) -> Result<(), String> {
     };
     println!("{summary}");
     if let Some(path) = &o.output {
-        let machine = machine::Machine::describe();
+        let machine = machine::Machine::describe(o.built_from.as_deref());
         let sizes: Vec<String> = o.sizes.iter().map(|n| n.to_string()).collect();
         let doc = format!(
             "# oversqlite benchmark results\n\n\

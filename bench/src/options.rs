@@ -20,8 +20,18 @@ usage: oversqlite-bench [options]
   --no-write               print the table only
   --step-timeout SECS      kill a step that runs longer (default 900)
   --work-dir DIR           where device databases go (default: a fresh temp dir, removed)
+  --wrap STEP=COMMAND      run STEP's child process under COMMAND (split on spaces), e.g.
+                           --wrap 'push=perf record -e cpu-clock -g -o push.perf --'
+                           (steps: floor baseline capture_plain capture_managed
+                           prepare_push prepare_pull push pull hydrate)
+  --built-from COMMIT      the binaries were built from this commit (a clean export):
+                           recorded instead of this checkout's HEAD and its changes
   -h, --help               this text
 ";
+
+/// Step names as `--wrap` takes them (the serde names of `steps::Step`).
+pub const STEP_NAMES: [&str; 9] =
+    ["floor", "baseline", "capture_plain", "capture_managed", "prepare_push", "prepare_pull", "push", "pull", "hydrate"];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -35,6 +45,9 @@ pub struct Options {
     pub output: Option<PathBuf>,
     pub step_timeout_secs: u64,
     pub work_dir: Option<PathBuf>,
+    /// Profiler commands to start given steps under: (step name, argv prefix).
+    pub wrap: Vec<(String, Vec<String>)>,
+    pub built_from: Option<String>,
 }
 
 /// The repository root, so the defaults work from any working directory.
@@ -56,6 +69,8 @@ impl Options {
             output: Some(root.join("bench/results.md")),
             step_timeout_secs: 900,
             work_dir: None,
+            wrap: Vec::new(),
+            built_from: None,
         }
     }
 
@@ -84,7 +99,19 @@ impl Options {
                 "--step-timeout" => {
                     o.step_timeout_secs = value.parse().map_err(|_| format!("--step-timeout: not a number: {value}"))?
                 }
+                "--built-from" => o.built_from = Some(value),
                 "--work-dir" => o.work_dir = Some(PathBuf::from(value)),
+                "--wrap" => {
+                    let (step, cmd) = value.split_once('=').ok_or_else(|| format!("--wrap needs STEP=COMMAND: {value}"))?;
+                    let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+                    if !STEP_NAMES.contains(&step.trim()) {
+                        return Err(format!("--wrap: unknown step {step:?} (one of {})", STEP_NAMES.join(", ")));
+                    }
+                    if argv.is_empty() {
+                        return Err(format!("--wrap {step}: empty command"));
+                    }
+                    o.wrap.push((step.trim().to_string(), argv));
+                }
                 other => return Err(format!("unknown option {other} (see --help)")),
             }
         }
@@ -119,8 +146,11 @@ mod tests {
 
     #[test]
     fn sizes_and_paths() {
-        let o = parse(&["--sizes", "1_000,20", "--extension", "x.so", "--no-write"]).unwrap().unwrap();
+        let o = parse(&["--sizes", "1_000,20", "--extension", "x.so", "--no-write", "--wrap", "push=perf record -g --"])
+            .unwrap()
+            .unwrap();
         assert_eq!(o.sizes, vec![1000, 20]);
+        assert_eq!(o.wrap, vec![("push".to_string(), vec!["perf".into(), "record".into(), "-g".into(), "--".into()])]);
         assert_eq!(o.extension, PathBuf::from("x.so"));
         assert!(o.output.is_none());
     }
@@ -138,5 +168,11 @@ mod tests {
         assert!(parse(&["--sizes", "ten"]).is_err());
         assert!(parse(&["--bogus", "1"]).is_err());
         assert!(parse(&["--schema"]).is_err());
+        assert!(parse(&["--wrap", "push"]).is_err());
+        assert!(parse(&["--wrap", "pus=perf"]).is_err());
+        for name in STEP_NAMES {
+            let step: crate::steps::Step = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(serde_json::to_value(step).unwrap(), name);
+        }
     }
 }

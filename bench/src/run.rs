@@ -69,7 +69,9 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
         };
         let step = |step: Step, db: &str| -> Result<(Outcome, Option<f64>), String> {
             let server_cpu0 = server.pid().and_then(|p| proc_stats::cpu_time(&p.to_string()));
-            let outcome = run_step(&spec(step, db), Some(&token), timeout)?;
+            let name = serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let wrapper = o.wrap.iter().find(|(s, _)| *s == name).map(|(_, argv)| argv.as_slice());
+            let outcome = run_step(&spec(step, db), Some(&token), timeout, wrapper)?;
             let server_cpu = server
                 .pid()
                 .and_then(|p| proc_stats::cpu_time(&p.to_string()))

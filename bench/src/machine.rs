@@ -11,6 +11,8 @@ pub struct Machine {
     pub date: String,
     pub commit: String,
     pub sqlite: String,
+    /// Other work on the machine skews the figures; recorded so a reader can tell.
+    pub load: String,
 }
 
 impl Machine {
@@ -46,13 +48,16 @@ impl Machine {
                 None => git_commit(),
             },
             sqlite: rusqlite::version().to_string(),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|_| "unknown".into()),
         }
     }
 
     pub fn markdown(&self) -> String {
         format!(
-            "| | |\n|---|---|\n| CPU | {} |\n| cores | {} |\n| memory | {} |\n| OS | {} |\n| date | {} |\n| commit | {} |\n| host SQLite (bundled) | {} |\n",
-            self.cpu, self.cores, self.memory, self.os, self.date, self.commit, self.sqlite
+            "| | |\n|---|---|\n| CPU | {} |\n| cores | {} |\n| memory | {} |\n| OS | {} |\n| date | {} |\n| commit | {} |\n| host SQLite (bundled) | {} |\n| load average (1, 5, 15 min) at the end | {} |\n",
+            self.cpu, self.cores, self.memory, self.os, self.date, self.commit, self.sqlite, self.load
         )
     }
 }

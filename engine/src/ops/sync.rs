@@ -7,7 +7,7 @@ use crate::client::{sync_status, SyncClient};
 use crate::error::Result;
 use crate::ops::pull::pull_in;
 use crate::ops::push::push_in;
-use crate::report::{ChangedTables, SyncReport, SyncStatus};
+use crate::report::{ChangedTables, PushOutcome, SyncReport, SyncStatus};
 use crate::state::{self, SourceInfo};
 
 impl SyncClient {
@@ -17,6 +17,14 @@ impl SyncClient {
             let att = self.require_connected(&ctx)?;
             let mut changed = ChangedTables::new();
             push_in(&ctx, &mut changed).and_then(|push| {
+                // A push that resumed an outbox frozen earlier (before a crash or a
+                // failed call) commits only that bundle; rows written since wait as
+                // dirty rows and the pull below would refuse to run over them. One more
+                // push sends them (bounded: a host writing all the time still gets
+                // `pending_local_changes` and syncs again).
+                if push.outcome == PushOutcome::Committed && state::dirty_count(conn)? > 0 {
+                    push_in(&ctx, &mut changed)?;
+                }
                 let pull = pull_in(&ctx, &att.attached_user_id, &mut changed)?;
                 Ok(SyncReport {
                     push_outcome: push.outcome,

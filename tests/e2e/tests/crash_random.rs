@@ -90,14 +90,9 @@ fn child_sync(path: &Path, server: &TestServer, user: &str, policy: &str, fault:
         Some(0) => false,
         _ => {
             let stdout = String::from_utf8_lossy(&out.stdout);
-            // A sync may legitimately stop at a gate the next call resolves: a rebuild,
-            // or `pending_local_changes` when it resumed an outbox frozen before a crash
-            // while newer local writes wait as dirty rows (push resumes only the old
-            // outbox, then the pull refuses over the dirty rows; the next sync drains).
+            // A sync may legitimately stop at a gate that rebuild() resolves.
             assert!(
-                stdout.contains("rebuild_required")
-                    || stdout.contains("source_recovery_required")
-                    || stdout.contains("pending_local_changes"),
+                stdout.contains("rebuild_required") || stdout.contains("source_recovery_required"),
                 "device_host failed ({fault:?}): {:?}\n{stdout}\n{}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
@@ -170,11 +165,8 @@ fn recover_device(d: &Device, seed: u64) {
         match d.try_json("SELECT oversqlite_sync()") {
             Ok(r) if r["status"]["pending"]["pending_row_count"] == 0 => return,
             Ok(_) => {}
-            // The gates a following call resolves (see child_sync).
-            Err(e)
-                if e.contains("rebuild_required")
-                    || e.contains("source_recovery_required")
-                    || e.contains("pending_local_changes") => {}
+            // The gates the rebuild above resolves (see child_sync).
+            Err(e) if e.contains("rebuild_required") || e.contains("source_recovery_required") => {}
             Err(e) => panic!("seed {seed}: sync after the soak failed: {e}"),
         }
     }

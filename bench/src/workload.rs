@@ -24,8 +24,8 @@ pub fn row(tag: &str, i: usize) -> Row {
     let stamp = timestamp(i);
     Row {
         id: format!("{:0>8}-0000-4000-8000-{:012}", tag, i),
-        name: format!("Bench User {i:07} Smith"),
-        email: format!("bench.user.{i:07}@example.com"),
+        name: format!("Bench User {i:07}"),
+        email: format!("user.{i:07}@example.com"),
         created_at: stamp.clone(),
         updated_at: stamp,
     }
@@ -68,7 +68,7 @@ pub fn update_all(conn: &Connection, tag: &str, n: usize) -> rusqlite::Result<()
         let mut stmt = tx.prepare("UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1")?;
         for i in 0..n {
             let r = row(tag, i);
-            let changed = stmt.execute(params![r.id, format!("Bench User {i:07} Jones"), timestamp(i + 1)])?;
+            let changed = stmt.execute(params![r.id, format!("Jones User {i:07}"), timestamp(i + 1)])?;
             if changed != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(changed));
             }
@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn rows_are_about_190_bytes_and_unique() {
         let sizes: Vec<usize> = (0..100_000).step_by(997).map(|i| json_size(&row("a1b2c3", i))).collect();
-        assert!(sizes.iter().all(|s| (185..=200).contains(s)), "{sizes:?}");
+        assert!(sizes.iter().all(|s| (185..=195).contains(s)), "{sizes:?}");
         assert_ne!(row("t", 1).id, row("t", 2).id);
         assert_ne!(row("t", 1).id, row("u", 1).id);
     }
@@ -114,7 +114,7 @@ mod tests {
         insert_all(&conn, "t", 50).unwrap();
         assert_eq!(count(&conn).unwrap(), 50);
         update_all(&conn, "t", 50).unwrap();
-        let jones: i64 = conn.query_row("SELECT count(*) FROM users WHERE name LIKE '%Jones'", [], |r| r.get(0)).unwrap();
+        let jones: i64 = conn.query_row("SELECT count(*) FROM users WHERE name LIKE 'Jones%'", [], |r| r.get(0)).unwrap();
         assert_eq!(jones, 50);
         delete_all(&conn, "t", 50).unwrap();
         assert_eq!(count(&conn).unwrap(), 0);

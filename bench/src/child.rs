@@ -9,7 +9,12 @@ use crate::steps::{Outcome, Spec, TOKEN_ENV};
 pub const STEP_COMMAND: &str = "__step";
 
 /// `wrapper`: a profiler command line the child is started under (`perf record ... --`).
-pub fn run_step(spec: &Spec, token: Option<&str>, timeout: Duration, wrapper: Option<&[String]>) -> Result<Outcome, String> {
+pub fn run_step(
+    spec: &Spec,
+    token: Option<&str>,
+    timeout: Duration,
+    wrapper: Option<&[String]>,
+) -> Result<Outcome, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     let mut cmd = match wrapper {
@@ -20,12 +25,18 @@ pub fn run_step(spec: &Spec, token: Option<&str>, timeout: Duration, wrapper: Op
         }
         _ => Command::new(exe),
     };
-    cmd.arg(STEP_COMMAND).arg(&spec_json).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg(STEP_COMMAND)
+        .arg(&spec_json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     match token {
         Some(t) => cmd.env(TOKEN_ENV, t),
         None => cmd.env_remove(TOKEN_ENV),
     };
-    let mut child = cmd.spawn().map_err(|e| format!("start step {:?}: {e}", spec.step))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("start step {:?}: {e}", spec.step))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let out_reader = std::thread::spawn(move || {
@@ -46,17 +57,28 @@ pub fn run_step(spec: &Spec, token: Option<&str>, timeout: Duration, wrapper: Op
         if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("step {:?} (N = {}) ran longer than {} s and was stopped", spec.step, spec.n, timeout.as_secs()));
+            return Err(format!(
+                "step {:?} (N = {}) ran longer than {} s and was stopped",
+                spec.step,
+                spec.n,
+                timeout.as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!("step {:?} (N = {}) failed ({status}): {}", spec.step, spec.n, err.trim()));
+        return Err(format!(
+            "step {:?} (N = {}) failed ({status}): {}",
+            spec.step,
+            spec.n,
+            err.trim()
+        ));
     }
     let line = out.lines().last().unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| format!("step {:?}: unreadable result ({e}): {line}", spec.step))
+    serde_json::from_str(line)
+        .map_err(|e| format!("step {:?}: unreadable result ({e}): {line}", spec.step))
 }
 
 /// Entry point of a child: runs the step and prints its outcome as one JSON line.

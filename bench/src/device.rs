@@ -23,7 +23,9 @@ impl Device {
 
     /// First launch of an app: the table, the sync configuration and the runtime.
     pub fn configure(&self, server_url: &str, schema: &str) -> Result<()> {
-        self.conn.execute_batch(workload::CREATE_USERS).map_err(|e| format!("create users: {e}"))?;
+        self.conn
+            .execute_batch(workload::CREATE_USERS)
+            .map_err(|e| format!("create users: {e}"))?;
         self.call("oversqlite_init(?1, ?2)", &[server_url, schema])?;
         self.call("oversqlite_enable_sync(?1)", &[workload::TABLE])?;
         self.launch()
@@ -38,7 +40,12 @@ impl Device {
         // The token is a bound parameter and never part of an error text.
         self.conn
             .query_row("SELECT oversqlite_set_token(?1)", [token], |_| Ok(()))
-            .map_err(|e| format!("oversqlite_set_token failed: {}", e.to_string().replace(token, "<token>")))
+            .map_err(|e| {
+                format!(
+                    "oversqlite_set_token failed: {}",
+                    e.to_string().replace(token, "<token>")
+                )
+            })
     }
 
     /// `SELECT <call>` with text arguments; the JSON report it returns.
@@ -65,9 +72,11 @@ pub fn load_extension(conn: &Connection, extension: &Path) -> Result<()> {
     let stem = extension.with_extension("");
     // SAFETY: loading our own extension, built from this repository.
     unsafe {
-        conn.load_extension_enable().map_err(|e| format!("enable extension loading: {e}"))?;
+        conn.load_extension_enable()
+            .map_err(|e| format!("enable extension loading: {e}"))?;
         let loaded = conn.load_extension(&stem, None::<&str>);
-        conn.load_extension_disable().map_err(|e| format!("disable extension loading: {e}"))?;
+        conn.load_extension_disable()
+            .map_err(|e| format!("disable extension loading: {e}"))?;
         loaded.map_err(|e| format!("load {}: {e}", extension.display()))
     }
 }

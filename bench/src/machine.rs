@@ -21,7 +21,10 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory = meminfo
@@ -39,7 +42,9 @@ impl Machine {
         let kernel = command_output("uname", &["-sr"]).unwrap_or_default();
         Machine {
             cpu,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory,
             os: format!("{distro}, {kernel} ({})", std::env::consts::ARCH),
             date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
@@ -65,11 +70,26 @@ impl Machine {
 fn git_commit() -> String {
     let root = repo_root();
     let root = root.to_string_lossy();
-    let commit = command_output("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit = command_output("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"])
+        .unwrap_or_else(|| "unknown".into());
     // Uncommitted changes in the measured code make the commit an approximation.
-    let dirty = command_output("git", &["-C", &root, "status", "--porcelain", "--", "src", "core", "engine", "protocol", "server"])
-        .map(|s| !s.is_empty())
-        .unwrap_or(false);
+    let dirty = command_output(
+        "git",
+        &[
+            "-C",
+            &root,
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "core",
+            "engine",
+            "protocol",
+            "server",
+        ],
+    )
+    .map(|s| !s.is_empty())
+    .unwrap_or(false);
     if dirty {
         format!("{commit} (with uncommitted changes)")
     } else {
@@ -79,5 +99,7 @@ fn git_commit() -> String {
 
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

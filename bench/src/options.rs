@@ -18,6 +18,7 @@ usage: oversqlite-bench [options]
                            with --server-url; default: `oversqlite-server token`)
   --output PATH            markdown results file (default bench/results.md)
   --no-write               print the table only
+  --require-targets        exit with status 3 when any target is missed
   --step-timeout SECS      kill a step that runs longer (default 900)
   --work-dir DIR           where device databases go (default: a fresh temp dir, removed)
   --wrap STEP=COMMAND      run STEP's child process under COMMAND (split on spaces), e.g.
@@ -30,8 +31,17 @@ usage: oversqlite-bench [options]
 ";
 
 /// Step names as `--wrap` takes them (the serde names of `steps::Step`).
-pub const STEP_NAMES: [&str; 9] =
-    ["floor", "baseline", "capture_plain", "capture_managed", "prepare_push", "prepare_pull", "push", "pull", "hydrate"];
+pub const STEP_NAMES: [&str; 9] = [
+    "floor",
+    "baseline",
+    "capture_plain",
+    "capture_managed",
+    "prepare_push",
+    "prepare_pull",
+    "push",
+    "pull",
+    "hydrate",
+];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -48,11 +58,15 @@ pub struct Options {
     /// Profiler commands to start given steps under: (step name, argv prefix).
     pub wrap: Vec<(String, Vec<String>)>,
     pub built_from: Option<String>,
+    pub require_targets: bool,
 }
 
 /// The repository root, so the defaults work from any working directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 impl Options {
@@ -71,6 +85,7 @@ impl Options {
             work_dir: None,
             wrap: Vec::new(),
             built_from: None,
+            require_targets: false,
         }
     }
 
@@ -86,7 +101,14 @@ impl Options {
                 o.output = None;
                 continue;
             }
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?.clone();
+            if flag == "--require-targets" {
+                o.require_targets = true;
+                continue;
+            }
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value"))?
+                .clone();
             match flag.as_str() {
                 "--sizes" => o.sizes = parse_sizes(&value)?,
                 "--extension" => o.extension = PathBuf::from(value),
@@ -97,15 +119,22 @@ impl Options {
                 "--token-command" => o.token_command = Some(value),
                 "--output" => o.output = Some(PathBuf::from(value)),
                 "--step-timeout" => {
-                    o.step_timeout_secs = value.parse().map_err(|_| format!("--step-timeout: not a number: {value}"))?
+                    o.step_timeout_secs = value
+                        .parse()
+                        .map_err(|_| format!("--step-timeout: not a number: {value}"))?
                 }
                 "--built-from" => o.built_from = Some(value),
                 "--work-dir" => o.work_dir = Some(PathBuf::from(value)),
                 "--wrap" => {
-                    let (step, cmd) = value.split_once('=').ok_or_else(|| format!("--wrap needs STEP=COMMAND: {value}"))?;
+                    let (step, cmd) = value
+                        .split_once('=')
+                        .ok_or_else(|| format!("--wrap needs STEP=COMMAND: {value}"))?;
                     let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
                     if !STEP_NAMES.contains(&step.trim()) {
-                        return Err(format!("--wrap: unknown step {step:?} (one of {})", STEP_NAMES.join(", ")));
+                        return Err(format!(
+                            "--wrap: unknown step {step:?} (one of {})",
+                            STEP_NAMES.join(", ")
+                        ));
                     }
                     if argv.is_empty() {
                         return Err(format!("--wrap {step}: empty command"));
@@ -128,7 +157,12 @@ impl Options {
 fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
     let sizes = text
         .split(',')
-        .map(|s| s.trim().replace('_', "").parse::<usize>().map_err(|_| format!("--sizes: not a row count: {s}")))
+        .map(|s| {
+            s.trim()
+                .replace('_', "")
+                .parse::<usize>()
+                .map_err(|_| format!("--sizes: not a row count: {s}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if sizes.is_empty() || sizes.contains(&0) {
         return Err("--sizes needs positive row counts".into());
@@ -146,19 +180,37 @@ mod tests {
 
     #[test]
     fn sizes_and_paths() {
-        let o = parse(&["--sizes", "1_000,20", "--extension", "x.so", "--no-write", "--wrap", "push=perf record -g --"])
-            .unwrap()
-            .unwrap();
+        let o = parse(&[
+            "--sizes",
+            "1_000,20",
+            "--extension",
+            "x.so",
+            "--no-write",
+            "--wrap",
+            "push=perf record -g --",
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(o.sizes, vec![1000, 20]);
-        assert_eq!(o.wrap, vec![("push".to_string(), vec!["perf".into(), "record".into(), "-g".into(), "--".into()])]);
+        assert_eq!(
+            o.wrap,
+            vec![(
+                "push".to_string(),
+                vec!["perf".into(), "record".into(), "-g".into(), "--".into()]
+            )]
+        );
         assert_eq!(o.extension, PathBuf::from("x.so"));
         assert!(o.output.is_none());
     }
 
     #[test]
     fn external_server_needs_a_token_command() {
-        assert!(parse(&["--server-url", "http://h:1"]).unwrap_err().contains("--token-command"));
-        let o = parse(&["--server-url", "http://h:1/", "--token-command", "echo t"]).unwrap().unwrap();
+        assert!(parse(&["--server-url", "http://h:1"])
+            .unwrap_err()
+            .contains("--token-command"));
+        let o = parse(&["--server-url", "http://h:1/", "--token-command", "echo t"])
+            .unwrap()
+            .unwrap();
         assert_eq!(o.server_url.as_deref(), Some("http://h:1"));
     }
 

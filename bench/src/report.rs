@@ -12,6 +12,9 @@ pub const HYDRATE_MIN: f64 = 50_000.0;
 pub const RSS_MAX_MIB: f64 = 64.0;
 pub const RSS_GROWTH_MAX_MIB: f64 = 16.0;
 
+/// Picks one step's outcome out of a size's run.
+type StepOf = fn(&SizeRun) -> &Outcome;
+
 /// Everything measured at one size.
 pub struct SizeRun {
     pub n: usize,
@@ -89,7 +92,10 @@ fn cpu(o: &Outcome, phase: &str) -> Option<f64> {
 }
 
 fn capture_total(o: &Outcome) -> f64 {
-    ["insert", "update", "delete"].iter().map(|p| wall(o, p)).sum()
+    ["insert", "update", "delete"]
+        .iter()
+        .map(|p| wall(o, p))
+        .sum()
 }
 
 /// Thousands separators: 123456.7 → "123,457".
@@ -131,7 +137,10 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
         l.client_cpu_ms = cpu(&r.floor, "insert");
         lines.push(l);
 
-        let mut l = Line::new("baseline: extension loaded, table configured (idle)", int(n));
+        let mut l = Line::new(
+            "baseline: extension loaded, table configured (idle)",
+            int(n),
+        );
         l.rss_mib = Some(mib(&r.baseline));
         lines.push(l);
 
@@ -143,11 +152,18 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
             };
             let ratio = managed / plain;
             let rows = if op == "all three" { 3.0 * n } else { n };
-            let mut l = Line::new(format!("capture {op}: managed table (one transaction each)"), int(n));
+            let mut l = Line::new(
+                format!("capture {op}: managed table (one transaction each)"),
+                int(n),
+            );
             l.wall_ms = Some(managed);
             l.rows_per_s = Some(rows / managed * 1e3);
             l.x_floor = Some(managed / floor_ms);
-            l.client_cpu_ms = if op == "all three" { None } else { cpu(&r.managed, op) };
+            l.client_cpu_ms = if op == "all three" {
+                None
+            } else {
+                cpu(&r.managed, op)
+            };
             l.target = format!("≤ {CAPTURE_RATIO_MAX}× unmanaged");
             l.figure = format!("{ratio:.2}× ({} ms unmanaged)", int(plain));
             if op == "all three" {
@@ -156,21 +172,46 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
                 l.figure.push_str(&format!("; {:.1} MiB", mib(&r.managed)));
             }
             l.result = if at_target {
-                v.judge(&format!("capture {op} ratio at N = {}", r.n), ratio <= CAPTURE_RATIO_MAX).to_string()
+                v.judge(
+                    &format!("capture {op} ratio at N = {}", r.n),
+                    ratio <= CAPTURE_RATIO_MAX,
+                )
+                .to_string()
             } else {
                 "(target at 100,000)".into()
             };
             if op == "all three" {
-                let rss = v.judge(&format!("capture peak RSS at N = {}", r.n), mib(&r.managed) <= RSS_MAX_MIB);
+                let rss = v.judge(
+                    &format!("capture peak RSS at N = {}", r.n),
+                    mib(&r.managed) <= RSS_MAX_MIB,
+                );
                 l.result = format!("{}; {rss}", l.result);
             }
             lines.push(l);
         }
 
         let sync_steps = [
-            ("push: device A, oversqlite_push_pending()", &r.push, "push", PUSH_MIN, r.server_cpu_ms[0]),
-            ("pull: device B, oversqlite_pull_to_stable()", &r.pull, "pull", PULL_MIN, r.server_cpu_ms[1]),
-            ("hydrate: device C, oversqlite_attach() by snapshot", &r.hydrate, "hydrate", HYDRATE_MIN, r.server_cpu_ms[2]),
+            (
+                "push: device A, oversqlite_push_pending()",
+                &r.push,
+                "push",
+                PUSH_MIN,
+                r.server_cpu_ms[0],
+            ),
+            (
+                "pull: device B, oversqlite_pull_to_stable()",
+                &r.pull,
+                "pull",
+                PULL_MIN,
+                r.server_cpu_ms[1],
+            ),
+            (
+                "hydrate: device C, oversqlite_attach() by snapshot",
+                &r.hydrate,
+                "hydrate",
+                HYDRATE_MIN,
+                r.server_cpu_ms[2],
+            ),
         ];
         for (label, o, phase, min, server_cpu) in sync_steps {
             let ms = wall(o, phase);
@@ -189,23 +230,33 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
             } else {
                 "(target at 100,000)"
             };
-            let rss = v.judge(&format!("{phase} peak RSS at N = {}", r.n), mib(o) <= RSS_MAX_MIB);
+            let rss = v.judge(
+                &format!("{phase} peak RSS at N = {}", r.n),
+                mib(o) <= RSS_MAX_MIB,
+            );
             l.result = format!("{speed}; {rss}");
             lines.push(l);
         }
     }
 
-    if let (Some(small), Some(large)) = (runs.iter().min_by_key(|r| r.n), runs.iter().max_by_key(|r| r.n)) {
+    if let (Some(small), Some(large)) = (
+        runs.iter().min_by_key(|r| r.n),
+        runs.iter().max_by_key(|r| r.n),
+    ) {
         if large.n > small.n {
             let span = format!("{} → {}", int(small.n as f64), int(large.n as f64));
             let per_row = |r: &SizeRun| capture_total(&r.managed) * 1e3 / (3.0 * r.n as f64);
             let growth = per_row(large) / per_row(small);
             let mut l = Line::new("capture linearity: managed µs per row", span.clone());
             l.target = format!("≤ {LINEARITY_MAX}× per-row cost");
-            l.figure = format!("{growth:.2}× ({:.2} → {:.2} µs/row)", per_row(small), per_row(large));
+            l.figure = format!(
+                "{growth:.2}× ({:.2} → {:.2} µs/row)",
+                per_row(small),
+                per_row(large)
+            );
             l.result = v.judge("capture linearity", growth <= LINEARITY_MAX).into();
             lines.push(l);
-            let steps: [(&str, fn(&SizeRun) -> &Outcome); 4] = [
+            let steps: [(&str, StepOf); 4] = [
                 ("capture", |r| &r.managed),
                 ("push", |r| &r.push),
                 ("pull", |r| &r.pull),
@@ -215,8 +266,14 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
                 let grew = mib(get(large)) - mib(get(small));
                 let mut l = Line::new(format!("{name}: peak RSS growth"), span.clone());
                 l.target = format!("< {RSS_GROWTH_MAX_MIB} MiB");
-                l.figure = format!("{grew:+.1} MiB ({:.1} → {:.1})", mib(get(small)), mib(get(large)));
-                l.result = v.judge(&format!("{name} RSS growth"), grew < RSS_GROWTH_MAX_MIB).into();
+                l.figure = format!(
+                    "{grew:+.1} MiB ({:.1} → {:.1})",
+                    mib(get(small)),
+                    mib(get(large))
+                );
+                l.result = v
+                    .judge(&format!("{name} RSS growth"), grew < RSS_GROWTH_MAX_MIB)
+                    .into();
                 lines.push(l);
             }
         }
@@ -237,9 +294,21 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
             opt(l.rss_mib, |x| format!("{x:.1}")),
             opt(l.client_cpu_ms, |x| format!("{x:.0}")),
             opt(l.server_cpu_ms, |x| format!("{x:.0}")),
-            if l.target.is_empty() { "—" } else { &l.target },
-            if l.figure.is_empty() { "—" } else { &l.figure },
-            if l.result.is_empty() { "—" } else { &l.result },
+            if l.target.is_empty() {
+                "—"
+            } else {
+                &l.target
+            },
+            if l.figure.is_empty() {
+                "—"
+            } else {
+                &l.figure
+            },
+            if l.result.is_empty() {
+                "—"
+            } else {
+                &l.result
+            },
         ));
     }
     (out, v)
@@ -252,7 +321,18 @@ mod tests {
 
     fn outcome(phases: &[(&str, f64)], rss_mib: u64) -> Outcome {
         Outcome {
-            phases: phases.iter().map(|(k, ms)| (k.to_string(), Phase { wall_ms: *ms, cpu_ms: *ms })).collect(),
+            phases: phases
+                .iter()
+                .map(|(k, ms)| {
+                    (
+                        k.to_string(),
+                        Phase {
+                            wall_ms: *ms,
+                            cpu_ms: *ms,
+                        },
+                    )
+                })
+                .collect(),
             peak_rss_kib: rss_mib * 1024,
             detail: serde_json::Value::Null,
         }
@@ -263,8 +343,14 @@ mod tests {
             n,
             floor: outcome(&[("insert", 100.0)], 5),
             baseline: outcome(&[], 6),
-            plain: outcome(&[("insert", 100.0), ("update", 100.0), ("delete", 100.0)], 5),
-            managed: outcome(&[("insert", 300.0), ("update", 300.0), ("delete", 400.0)], 8),
+            plain: outcome(
+                &[("insert", 100.0), ("update", 100.0), ("delete", 100.0)],
+                5,
+            ),
+            managed: outcome(
+                &[("insert", 300.0), ("update", 300.0), ("delete", 400.0)],
+                8,
+            ),
             push: outcome(&[("push", push_ms)], rss),
             pull: outcome(&[("pull", 1000.0)], 10),
             hydrate: outcome(&[("hydrate", 1000.0)], 10),
@@ -278,10 +364,21 @@ mod tests {
         // delete 4× unmanaged (missed), total 3.33× (met); push RSS 70 MiB (missed).
         let (table, v) = table(&[run(10_000, 200.0, 20), run(100_000, 2000.0, 70)]);
         assert!(table.contains("| 50,000 |"), "{table}");
-        assert!(v.missed.contains(&"capture delete ratio at N = 100000".to_string()), "{:?}", v.missed);
-        assert!(v.missed.contains(&"push peak RSS at N = 100000".to_string()));
+        assert!(
+            v.missed
+                .contains(&"capture delete ratio at N = 100000".to_string()),
+            "{:?}",
+            v.missed
+        );
+        assert!(v
+            .missed
+            .contains(&"push peak RSS at N = 100000".to_string()));
         assert!(v.missed.contains(&"push RSS growth".to_string()), "+50 MiB");
-        assert!(!v.missed.iter().any(|m| m.contains("rows/s")), "{:?}", v.missed);
+        assert!(
+            !v.missed.iter().any(|m| m.contains("rows/s")),
+            "{:?}",
+            v.missed
+        );
         assert!(!v.missed.contains(&"capture linearity".to_string()));
         assert!(table.contains("(target at 100,000)"));
     }

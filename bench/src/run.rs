@@ -20,7 +20,14 @@ impl WorkDir {
     pub fn new(chosen: Option<&Path>) -> Result<WorkDir, String> {
         let (path, remove) = match chosen {
             Some(p) => (p.to_path_buf(), false),
-            None => (std::env::temp_dir().join(format!("oversqlite-bench-{}-{:x}", std::process::id(), nanos())), true),
+            None => (
+                std::env::temp_dir().join(format!(
+                    "oversqlite-bench-{}-{:x}",
+                    std::process::id(),
+                    nanos()
+                )),
+                true,
+            ),
         };
         std::fs::create_dir_all(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
         Ok(WorkDir { path, remove })
@@ -44,11 +51,18 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
     }
     let server = match &o.server_url {
         Some(url) => Server::external(url, o.token_command.as_deref().unwrap_or_default()),
-        None => Server::start(&o.server_bin, &o.server_config, &work.path.join("server.db"))?,
+        None => Server::start(
+            &o.server_bin,
+            &o.server_config,
+            &work.path.join("server.db"),
+        )?,
     };
     eprintln!("oversqlite-bench: server {}", server.url);
     // Unique per run, so an external server's earlier data never collides.
-    let run_id = format!("{:08x}", (nanos() as u64 ^ std::process::id() as u64) & 0xffff_ffff);
+    let run_id = format!(
+        "{:08x}",
+        (nanos() as u64 ^ std::process::id() as u64) & 0xffff_ffff
+    );
     let timeout = Duration::from_secs(o.step_timeout_secs);
     let mut runs = Vec::new();
     for &n in &o.sizes {
@@ -56,7 +70,12 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let user = format!("bench-{run_id}-{n}");
         let token = server.token(&user)?;
-        let tag = format!("{:08x}", u32::from_str_radix(&run_id, 16).unwrap_or(0).wrapping_add(n as u32));
+        let tag = format!(
+            "{:08x}",
+            u32::from_str_radix(&run_id, 16)
+                .unwrap_or(0)
+                .wrapping_add(n as u32)
+        );
         let spec = |step: Step, db: &str| Spec {
             step,
             db: dir.join(db),
@@ -68,16 +87,29 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
             user: user.clone(),
         };
         let step = |step: Step, db: &str| -> Result<(Outcome, Option<f64>), String> {
-            let server_cpu0 = server.pid().and_then(|p| proc_stats::cpu_time(&p.to_string()));
-            let name = serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let wrapper = o.wrap.iter().find(|(s, _)| *s == name).map(|(_, argv)| argv.as_slice());
+            let server_cpu0 = server
+                .pid()
+                .and_then(|p| proc_stats::cpu_time(&p.to_string()));
+            let name = serde_json::to_value(step)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let wrapper = o
+                .wrap
+                .iter()
+                .find(|(s, _)| *s == name)
+                .map(|(_, argv)| argv.as_slice());
             let outcome = run_step(&spec(step, db), Some(&token), timeout, wrapper)?;
             let server_cpu = server
                 .pid()
                 .and_then(|p| proc_stats::cpu_time(&p.to_string()))
                 .zip(server_cpu0)
                 .map(|(after, before)| after.saturating_sub(before).as_secs_f64() * 1e3);
-            let main: Vec<String> = outcome.phases.iter().map(|(k, p)| format!("{k} {:.0} ms", p.wall_ms)).collect();
+            let main: Vec<String> = outcome
+                .phases
+                .iter()
+                .map(|(k, p)| format!("{k} {:.0} ms", p.wall_ms))
+                .collect();
             eprintln!(
                 "  N = {n:>7}  {:<15} {:<40} peak RSS {:.1} MiB  {}",
                 format!("{step:?}"),
@@ -113,7 +145,10 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
     }
     let server_desc = match &o.server_url {
         Some(url) => format!("external server {url}, schema `{}`", o.schema),
-        None => "oversqlite-server (release) started by the benchmark on 127.0.0.1, temporary store".to_string(),
+        None => {
+            "oversqlite-server (release) started by the benchmark on 127.0.0.1, temporary store"
+                .to_string()
+        }
     };
     Ok((runs, server_desc))
 }

@@ -15,7 +15,11 @@ pub struct Server {
 
 enum TokenSource {
     /// `oversqlite-server token` with the secret the started server uses.
-    Minted { bin: PathBuf, config: PathBuf, secret: String },
+    Minted {
+        bin: PathBuf,
+        config: PathBuf,
+        secret: String,
+    },
     /// A user-supplied shell command.
     Command(String),
 }
@@ -27,7 +31,13 @@ impl Server {
         }
         let secret = format!("bench-{:x}-{}", nanos(), std::process::id());
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--shutdown-grace-ms", "0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--shutdown-grace-ms",
+                "0",
+            ])
             .arg("--config")
             .arg(config)
             .arg("--data")
@@ -49,7 +59,11 @@ impl Server {
         let mut server = Server {
             url: String::new(),
             child: Some(child),
-            tokens: TokenSource::Minted { bin: bin.to_path_buf(), config: config.to_path_buf(), secret },
+            tokens: TokenSource::Minted {
+                bin: bin.to_path_buf(),
+                config: config.to_path_buf(),
+                secret,
+            },
         };
         loop {
             match rx.recv_timeout(Duration::from_secs(30)) {
@@ -59,13 +73,21 @@ impl Server {
                         return Ok(server);
                     }
                 }
-                Err(_) => return Err("oversqlite-server did not print its listening address within 30 s".into()),
+                Err(_) => {
+                    return Err(
+                        "oversqlite-server did not print its listening address within 30 s".into(),
+                    )
+                }
             }
         }
     }
 
     pub fn external(url: &str, token_command: &str) -> Server {
-        Server { url: url.to_string(), child: None, tokens: TokenSource::Command(token_command.to_string()) }
+        Server {
+            url: url.to_string(),
+            child: None,
+            tokens: TokenSource::Command(token_command.to_string()),
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -75,7 +97,11 @@ impl Server {
     /// A bearer token for `user`.
     pub fn token(&self, user: &str) -> Result<String, String> {
         let output = match &self.tokens {
-            TokenSource::Minted { bin, config, secret } => Command::new(bin)
+            TokenSource::Minted {
+                bin,
+                config,
+                secret,
+            } => Command::new(bin)
                 .args(["token", "--user", user, "--ttl-seconds", "7200"])
                 .arg("--config")
                 .arg(config)
@@ -92,9 +118,14 @@ impl Server {
         .map_err(|e| format!("token command: {e}"))?;
         if !output.status.success() {
             // stderr may be shown; stdout (where a token would be) is not.
-            return Err(format!("token command failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim()));
+            return Err(format!(
+                "token command failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
         }
-        let token = String::from_utf8(output.stdout).map_err(|_| "token command printed non-UTF-8".to_string())?;
+        let token = String::from_utf8(output.stdout)
+            .map_err(|_| "token command printed non-UTF-8".to_string())?;
         let token = token.trim().to_string();
         if token.is_empty() || token.contains(char::is_whitespace) {
             return Err("token command must print exactly one token".into());
@@ -113,5 +144,8 @@ impl Drop for Server {
 }
 
 pub fn nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }

@@ -73,17 +73,24 @@ impl Timer {
         let t = Instant::now();
         let value = f()?;
         let wall = t.elapsed();
-        let cpu = proc_stats::cpu_time("self").unwrap_or_default().saturating_sub(cpu0);
+        let cpu = proc_stats::cpu_time("self")
+            .unwrap_or_default()
+            .saturating_sub(cpu0);
         self.phases.insert(
             name.to_string(),
-            Phase { wall_ms: wall.as_secs_f64() * 1e3, cpu_ms: cpu.as_secs_f64() * 1e3 },
+            Phase {
+                wall_ms: wall.as_secs_f64() * 1e3,
+                cpu_ms: cpu.as_secs_f64() * 1e3,
+            },
         );
         Ok(value)
     }
 }
 
 pub fn run(spec: &Spec) -> Result<Outcome> {
-    let mut timer = Timer { phases: BTreeMap::new() };
+    let mut timer = Timer {
+        phases: BTreeMap::new(),
+    };
     let detail = match spec.step {
         Step::Floor => floor(spec, &mut timer)?,
         Step::Baseline => {
@@ -100,7 +107,8 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         Step::PreparePush => {
             let d = attached_device(spec, true)?;
             let outcome = d.1;
-            workload::insert_all(&d.0.conn, &spec.tag, spec.n).map_err(|e| format!("insert rows: {e}"))?;
+            workload::insert_all(&d.0.conn, &spec.tag, spec.n)
+                .map_err(|e| format!("insert rows: {e}"))?;
             json!({"attach": outcome, "pending": pending_rows(&d.0.conn)?})
         }
         Step::PreparePull => json!({"attach": attached_device(spec, true)?.1}),
@@ -108,19 +116,27 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         Step::Pull => pull(spec, &mut timer)?,
         Step::Hydrate => hydrate(spec, &mut timer)?,
     };
-    Ok(Outcome { phases: timer.phases, peak_rss_kib: proc_stats::peak_rss_kib()?, detail })
+    Ok(Outcome {
+        phases: timer.phases,
+        peak_rss_kib: proc_stats::peak_rss_kib()?,
+        detail,
+    })
 }
 
 fn plain(spec: &Spec) -> Result<Connection> {
-    let conn = Connection::open(&spec.db).map_err(|e| format!("open {}: {e}", spec.db.display()))?;
+    let conn =
+        Connection::open(&spec.db).map_err(|e| format!("open {}: {e}", spec.db.display()))?;
     workload::tune(&conn).map_err(|e| format!("pragmas: {e}"))?;
-    conn.execute_batch(workload::CREATE_USERS).map_err(|e| format!("create users: {e}"))?;
+    conn.execute_batch(workload::CREATE_USERS)
+        .map_err(|e| format!("create users: {e}"))?;
     Ok(conn)
 }
 
 fn floor(spec: &Spec, timer: &mut Timer) -> Result<Value> {
     let conn = plain(spec)?;
-    timer.time("insert", || workload::insert_all(&conn, &spec.tag, spec.n).map_err(|e| format!("insert: {e}")))?;
+    timer.time("insert", || {
+        workload::insert_all(&conn, &spec.tag, spec.n).map_err(|e| format!("insert: {e}"))
+    })?;
     Ok(json!({"rows": workload::count(&conn).map_err(|e| e.to_string())?}))
 }
 
@@ -129,12 +145,23 @@ fn capture(conn: &Connection, spec: &Spec, timer: &mut Timer) -> Result<()> {
 }
 
 /// Inserts, updates, deletes (one transaction each); `after_insert` runs untimed.
-fn capture_with_check(conn: &Connection, spec: &Spec, timer: &mut Timer, after_insert: impl FnOnce() -> Result<()>) -> Result<()> {
+fn capture_with_check(
+    conn: &Connection,
+    spec: &Spec,
+    timer: &mut Timer,
+    after_insert: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let (tag, n) = (&spec.tag, spec.n);
-    timer.time("insert", || workload::insert_all(conn, tag, n).map_err(|e| format!("insert: {e}")))?;
+    timer.time("insert", || {
+        workload::insert_all(conn, tag, n).map_err(|e| format!("insert: {e}"))
+    })?;
     after_insert()?;
-    timer.time("update", || workload::update_all(conn, tag, n).map_err(|e| format!("update: {e}")))?;
-    timer.time("delete", || workload::delete_all(conn, tag, n).map_err(|e| format!("delete: {e}")))
+    timer.time("update", || {
+        workload::update_all(conn, tag, n).map_err(|e| format!("update: {e}"))
+    })?;
+    timer.time("delete", || {
+        workload::delete_all(conn, tag, n).map_err(|e| format!("delete: {e}"))
+    })
 }
 
 fn capture_managed(spec: &Spec, timer: &mut Timer) -> Result<Value> {
@@ -145,15 +172,21 @@ fn capture_managed(spec: &Spec, timer: &mut Timer) -> Result<Value> {
         // Proves the triggers ran: one dirty row per inserted key.
         captured = pending_rows(&d.conn)?;
         if captured as usize != spec.n {
-            return Err(format!("{captured} dirty rows after {} managed inserts", spec.n));
+            return Err(format!(
+                "{captured} dirty rows after {} managed inserts",
+                spec.n
+            ));
         }
         Ok(())
     })?;
-    Ok(json!({"dirty_rows_after_insert": captured, "dirty_rows_after_delete": pending_rows(&d.conn)?}))
+    Ok(
+        json!({"dirty_rows_after_insert": captured, "dirty_rows_after_delete": pending_rows(&d.conn)?}),
+    )
 }
 
 fn pending_rows(conn: &Connection) -> Result<i64> {
-    conn.query_row("SELECT count(*) FROM _sync_dirty_rows", [], |r| r.get(0)).map_err(|e| format!("count _sync_dirty_rows: {e}"))
+    conn.query_row("SELECT count(*) FROM _sync_dirty_rows", [], |r| r.get(0))
+        .map_err(|e| format!("count _sync_dirty_rows: {e}"))
 }
 
 /// Opens the device (configuring it on first use), gives it the token and attaches.
@@ -187,7 +220,9 @@ fn push(spec: &Spec, timer: &mut Timer) -> Result<Value> {
     if report["outcome"] != "committed" || rows != spec.n {
         return Err(format!("push did not commit {} rows: {report}", spec.n));
     }
-    Ok(json!({"attach": attach["outcome"], "outcome": report["outcome"], "bundle_seq": report["bundle_seq"], "row_count": rows}))
+    Ok(
+        json!({"attach": attach["outcome"], "outcome": report["outcome"], "bundle_seq": report["bundle_seq"], "row_count": rows}),
+    )
 }
 
 fn pull(spec: &Spec, timer: &mut Timer) -> Result<Value> {
@@ -197,7 +232,9 @@ fn pull(spec: &Spec, timer: &mut Timer) -> Result<Value> {
     if report["outcome"] != "applied_incremental" || rows != spec.n {
         return Err(format!("pull left {rows} of {} rows: {report}", spec.n));
     }
-    Ok(json!({"attach": attach, "outcome": report["outcome"], "bundles_applied": report["bundles_applied"], "rows": rows}))
+    Ok(
+        json!({"attach": attach, "outcome": report["outcome"], "bundles_applied": report["bundles_applied"], "rows": rows}),
+    )
 }
 
 fn hydrate(spec: &Spec, timer: &mut Timer) -> Result<Value> {
@@ -207,12 +244,21 @@ fn hydrate(spec: &Spec, timer: &mut Timer) -> Result<Value> {
     let (attach, pull) = timer.time("hydrate", || {
         let attach = d.call("oversqlite_attach(?1)", &[&spec.user])?;
         // A server may also answer "start empty, then pull": count both as hydrating.
-        let pull = if d.count()? < spec.n { Some(d.call("oversqlite_pull_to_stable()", &[])?) } else { None };
+        let pull = if d.count()? < spec.n {
+            Some(d.call("oversqlite_pull_to_stable()", &[])?)
+        } else {
+            None
+        };
         Ok((attach, pull))
     })?;
     let rows = d.count()?;
     if rows != spec.n {
-        return Err(format!("hydrate left {rows} of {} rows: attach {attach}, pull {pull:?}", spec.n));
+        return Err(format!(
+            "hydrate left {rows} of {} rows: attach {attach}, pull {pull:?}",
+            spec.n
+        ));
     }
-    Ok(json!({"attach": attach["outcome"], "restore": attach["restore"], "pull": pull.map(|p| p["outcome"].clone()), "rows": rows}))
+    Ok(
+        json!({"attach": attach["outcome"], "restore": attach["restore"], "pull": pull.map(|p| p["outcome"].clone()), "rows": rows}),
+    )
 }

@@ -34,7 +34,12 @@ pub fn row(tag: &str, i: usize) -> Row {
 /// A valid RFC 3339 instant that varies with `i` (one second apart).
 fn timestamp(i: usize) -> String {
     let secs = i % 86_400;
-    format!("2026-01-15T{:02}:{:02}:{:02}.000Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "2026-01-15T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The size of the row as the JSON object the wire carries.
@@ -68,7 +73,11 @@ pub fn update_all(conn: &Connection, tag: &str, n: usize) -> rusqlite::Result<()
         let mut stmt = tx.prepare("UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1")?;
         for i in 0..n {
             let r = row(tag, i);
-            let changed = stmt.execute(params![r.id, format!("Jones User {i:07}"), timestamp(i + 1)])?;
+            let changed = stmt.execute(params![
+                r.id,
+                format!("Jones User {i:07}"),
+                timestamp(i + 1)
+            ])?;
             if changed != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(changed));
             }
@@ -92,7 +101,8 @@ pub fn delete_all(conn: &Connection, tag: &str, n: usize) -> rusqlite::Result<()
 }
 
 pub fn count(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0)).map(|c| c as usize)
+    conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+        .map(|c| c as usize)
 }
 
 #[cfg(test)]
@@ -101,7 +111,10 @@ mod tests {
 
     #[test]
     fn rows_are_about_190_bytes_and_unique() {
-        let sizes: Vec<usize> = (0..100_000).step_by(997).map(|i| json_size(&row("a1b2c3", i))).collect();
+        let sizes: Vec<usize> = (0..100_000)
+            .step_by(997)
+            .map(|i| json_size(&row("a1b2c3", i)))
+            .collect();
         assert!(sizes.iter().all(|s| (185..=195).contains(s)), "{sizes:?}");
         assert_ne!(row("t", 1).id, row("t", 2).id);
         assert_ne!(row("t", 1).id, row("u", 1).id);
@@ -114,7 +127,13 @@ mod tests {
         insert_all(&conn, "t", 50).unwrap();
         assert_eq!(count(&conn).unwrap(), 50);
         update_all(&conn, "t", 50).unwrap();
-        let jones: i64 = conn.query_row("SELECT count(*) FROM users WHERE name LIKE 'Jones%'", [], |r| r.get(0)).unwrap();
+        let jones: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM users WHERE name LIKE 'Jones%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(jones, 50);
         delete_all(&conn, "t", 50).unwrap();
         assert_eq!(count(&conn).unwrap(), 0);

@@ -108,15 +108,9 @@ pub(crate) fn rebuild_from_snapshot(
 ) -> Result<Restore> {
     match mode {
         OutboxMode::ClearAll => require_drained(ctx)?,
-        OutboxMode::PreserveCommittedRemote => {
-            let dirty = state::dirty_count(ctx.conn)?;
-            if dirty > 0 {
-                return Err(SyncError::new(
-                    ErrorKind::PendingLocalChanges,
-                    format!("cannot rebuild while {dirty} local dirty rows exist; push them first"),
-                ));
-            }
-        }
+        // Dirty rows are carried over (see final_apply): push is gated by
+        // rebuild_required, so refusing them here would leave no way forward.
+        OutboxMode::PreserveCommittedRemote => {}
         OutboxMode::PreserveSourceRecovery => {
             if state::outbox_row_count(ctx.conn)? > 0 && state::outbox(ctx.conn)?.state == "none" {
                 return Err(SyncError::state(
@@ -282,22 +276,33 @@ pub(crate) fn final_apply(
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
         // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
-        let carried: Vec<(String, String, Option<String>)> =
-            if mode == OutboxMode::PreserveSourceRecovery {
-                let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
-                    .into_iter()
-                    .map(|r| (r.table_name, r.key_json, r.local_payload))
-                    .collect();
-                let mut stmt = conn.prepare(
+        let carried: Vec<(String, String, Option<String>)> = if mode
+            == OutboxMode::PreserveSourceRecovery
+        {
+            let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
+                .into_iter()
+                .map(|r| (r.table_name, r.key_json, r.local_payload))
+                .collect();
+            let mut stmt = conn.prepare(
                 "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
             )?;
-                for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-                    v.push(row?);
-                }
-                v
-            } else {
-                Vec::new()
-            };
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                v.push(row?);
+            }
+            v
+        } else if mode == OutboxMode::PreserveCommittedRemote {
+            // Rows written after the committed bundle (e.g. after a crash, while the
+            // server pruned it): kept dirty and re-applied like a rotation's intent.
+            let mut stmt = conn.prepare(
+                "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        } else {
+            Vec::new()
+        };
 
         // Only configured tables are replaced (§7.7.1 step 2); detach also clears
         // tables still in the registry.
@@ -309,7 +314,7 @@ pub(crate) fn final_apply(
                 params![schema, t],
             )?;
         }
-        if mode != OutboxMode::PreserveSourceRecovery {
+        if mode == OutboxMode::ClearAll {
             conn.execute("DELETE FROM _sync_dirty_rows", [])?;
         }
         if mode == OutboxMode::ClearAll {
@@ -367,6 +372,7 @@ pub(crate) fn final_apply(
                     )?;
                 }
                 state::clear_outbox(conn)?;
+                reapply_local_intent(ctx, conn, &carried)?;
             }
             OutboxMode::PreserveSourceRecovery => {
                 if outbox.state != "none" {
@@ -399,8 +405,8 @@ pub(crate) fn final_apply(
     })
 }
 
-/// Makes carried local intent visible again on top of the snapshot, so a rotated
-/// rebuild does not hide rows the user still intends to upload (Go reference
+/// Makes carried local intent visible again on top of the snapshot, so a rotated or
+/// committed-remote rebuild does not hide rows the user still intends to upload (Go reference
 /// behaviour; KMP drops them from the app tables until the replay requeues them).
 fn reapply_local_intent(
     ctx: &Ctx,

@@ -284,16 +284,14 @@ fn a_sync_after_a_crash_also_sends_rows_written_since_the_freeze() {
     assert_exactly_once(&server, user, &[("users", "w1", "INSERT"), ("users", "w2", "INSERT")]);
 }
 
-/// Reference behaviour, pinned and left for a decision: the server pruned a bundle this
-/// device committed but never fetched back (outbox `committed_remote`), and the app wrote
-/// more rows meanwhile. The fetch answers `history_pruned` → `rebuild_required`; push is
-/// gated by rebuild_required and rebuild refuses while dirty rows exist (§7.7.1 "dirty
-/// rows must be 0"), so neither can proceed; only `oversqlite_detach('discard_local_changes')`
-/// leaves, losing the newer rows. A fix would carry the dirty rows over the keep-source
-/// rebuild as the rotated rebuild does. Run with `--include-ignored` to see it fail.
+/// Regression: the server pruned a bundle this device committed but never fetched back
+/// (outbox `committed_remote`), and the app wrote more rows meanwhile. The fetch answers
+/// `history_pruned` → `rebuild_required`; push is gated by rebuild_required and the
+/// reference rebuild refuses while dirty rows exist (§7.7.1), so neither could proceed
+/// and only `oversqlite_detach('discard_local_changes')` left, losing the newer rows.
+/// The keep-source rebuild now carries the dirty rows over, as the rotated one does.
 #[test]
-#[ignore = "reference dead end: rebuild_required with dirty rows (see doc comment)"]
-fn a_pruned_committed_bundle_with_newer_local_writes_is_a_dead_end() {
+fn a_pruned_committed_bundle_with_newer_local_writes_still_syncs() {
     let server = TestServer::start_with(CONFIG, &[]);
     let user = "deadend";
     let path_a = db_path("crash-deadend-a");

@@ -276,32 +276,19 @@ pub(crate) fn final_apply(
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
         // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
-        let carried: Vec<(String, String, Option<String>)> = if mode
-            == OutboxMode::PreserveSourceRecovery
-        {
-            let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
-                .into_iter()
-                .map(|r| (r.table_name, r.key_json, r.local_payload))
-                .collect();
-            let mut stmt = conn.prepare(
-                "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
-            )?;
-            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-                v.push(row?);
+        let carried: Vec<(String, String, Option<String>)> = match mode {
+            OutboxMode::PreserveSourceRecovery => {
+                let mut v: Vec<(String, String, Option<String>)> = state::outbox_rows(conn)?
+                    .into_iter()
+                    .map(|r| (r.table_name, r.key_json, r.local_payload))
+                    .collect();
+                v.extend(dirty_intent(conn)?);
+                v
             }
-            v
-        } else if mode == OutboxMode::PreserveCommittedRemote {
             // Rows written after the committed bundle (e.g. after a crash, while the
             // server pruned it): kept dirty and re-applied like a rotation's intent.
-            let mut stmt = conn.prepare(
-                "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        } else {
-            Vec::new()
+            OutboxMode::PreserveCommittedRemote => dirty_intent(conn)?,
+            OutboxMode::ClearAll => Vec::new(),
         };
 
         // Only configured tables are replaced (§7.7.1 step 2); detach also clears
@@ -403,6 +390,17 @@ pub(crate) fn final_apply(
         bundle_seq: session.snapshot_bundle_seq,
         row_count: session.row_count,
     })
+}
+
+/// `(table, key_json, payload)` of every dirty row, in capture order.
+fn dirty_intent(conn: &Connection) -> Result<Vec<(String, String, Option<String>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 /// Makes carried local intent visible again on top of the snapshot, so a rotated or

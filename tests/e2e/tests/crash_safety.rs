@@ -548,3 +548,53 @@ fn kill_9_from_outside_during_a_large_push_loses_and_duplicates_nothing() {
         ROWS
     );
 }
+
+#[test]
+fn two_processes_syncing_one_file_at_once_never_upload_twice() {
+    let server = TestServer::start_with(CONFIG, &[]);
+    let user = "twoproc";
+    let path_a = db_path("twoproc-a");
+    let (a, _) = Device::attached(&path_a, &server, user);
+    let (b, _) = Device::attached(&db_path("twoproc-b"), &server, user);
+    const ROWS: i64 = 600;
+    a.exec(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+         INSERT INTO typed_rows SELECT printf('p%04d', i), i, NULL, randomblob(32), NULL, NULL FROM n;"
+    ));
+    a.close();
+    let token = server.token(user);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_device_host"))
+            .arg(&path_a)
+            .arg("SELECT oversqlite_open()")
+            .arg(format!("SELECT oversqlite_set_token('{token}')"))
+            .arg(format!("SELECT oversqlite_attach('{user}')"))
+            .arg("SELECT oversqlite_sync()")
+            .env_remove("OVERSQLITE_TEST_FAULT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [spawn(), spawn()];
+    let mut succeeded = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            succeeded += 1;
+        } else {
+            // The loser is turned away by the cross-process operation lock, never by a
+            // half-done upload.
+            assert!(stdout.contains("sync_in_progress"), "unexpected failure: {stdout}");
+        }
+    }
+    assert!(succeeded >= 1, "at least one process synced");
+    let (a, _) = Device::attached(&path_a, &server, user);
+    recover(&a);
+    b.sync();
+    assert_converged(&server, user, &[&a, &b]);
+    assert_eq!(server.bundle_count(user), 1, "one bundle, uploaded once");
+    assert_eq!(duplicated_bundle_rows(&server, user), Vec::<Vec<Value>>::new());
+    assert_eq!(b.count("SELECT count(*) FROM typed_rows"), ROWS);
+}

@@ -31,7 +31,8 @@
 //!   `json_object`, byte-identical to the triggers.
 //! * Transactions ([`tx`]): [`tx::write_tx`] — `BEGIN IMMEDIATE` or a savepoint when the caller
 //!   is already in a transaction; rolls back on error and on panic.
-//! * Test hook ([`fault`]): [`fault::point`] panics when `OVERSQLITE_TEST_FAULT=panic:<point>`.
+//! * Test hook ([`fault`]): [`fault::point`] panics, aborts or `_exit`s the process when
+//!   `OVERSQLITE_TEST_FAULT=panic:<point>` / `abort:<point>` / `exit:<point>` (optionally `#n`).
 //! * Errors ([`error`]): [`Error`] `{code: ErrorCode, message}`, displayed as `<code>: <message>`.
 
 pub mod config;

@@ -16,7 +16,7 @@ SERVER_RELEASE := target/release/oversqlite-server
 # sqlite-loadable's bindgen, the sqlite3 shell and Debian's python3 for the suites).
 APT_PACKAGES := libclang-dev sqlite3 python3 make g++
 
-.PHONY: all deps build release server example test test-rust test-python test-shell test-node node-deps clean
+.PHONY: all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools node-deps clean
 
 all: build
 
@@ -49,8 +49,16 @@ example: build
 	@rm -f target/example.db
 	sqlite3 target/example.db < sql/examples/local_capture.sql
 
+## demo: two devices of one user syncing through oversqlite-server, told step by step.
+demo: release
+	bash scripts/demo.sh
+
+## bench: capture/push/pull/hydrate figures; prints a table, writes bench/results.md.
+bench: release
+	$(CARGO) run --release -p oversqlite-bench -- --extension $(EXT_RELEASE) --server-bin $(SERVER_RELEASE)
+
 ## test: everything CI runs.
-test: deps build server test-rust test-python test-shell test-node
+test: deps build server test-rust test-python test-shell test-node test-tools
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -61,18 +69,27 @@ test-rust:
 	$(CARGO) test -p oversqlite-server
 	$(CARGO) test -p oversqlite-tests
 
-test-python: build
+test-python: build server
 	$(PYTHON) tests/python/test_local.py
+	$(PYTHON) tests/python/test_sync.py
 
-test-shell: build
+test-shell: build server
 	bash tests/shell/run.sh
+	bash tests/shell/sync.sh
 
 node-deps: deps
 	@if [ ! -f tests/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then \
 	  cd tests/node && npm_config_nodedir=/usr npm install --no-audit --no-fund --omit-lockfile-registry-resolved; fi
 
-test-node: build node-deps
+test-node: build server node-deps
 	cd tests/node && node --test
+
+# The demo script and the benchmark program, run small with the debug binaries so a
+# broken demo or benchmark fails CI (the real figures come from `make bench`).
+test-tools: build server
+	$(CARGO) test -p oversqlite-bench
+	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
+	OVERSQLITE_EXTENSION=$(EXT_DEBUG) OVERSQLITE_SERVER_BIN=$(SERVER_DEBUG) bash scripts/demo.sh
 
 clean:
 	$(CARGO) clean

@@ -149,6 +149,17 @@ fn apply_bundle(ctx: &Ctx, bundle: &Bundle, changed: &mut ChangedTables) -> Resu
     let schema = ctx.config.schema.clone();
     let mut touched = ChangedTables::new();
     apply_tx(ctx.conn, |conn| {
+        // The drained check ran before the request; another connection may have
+        // written since. Applying over that write would silently lose it, so the
+        // bundle is refused as a whole (checkpoint unchanged) and the next sync
+        // pushes first.
+        let dirty = state::dirty_count(conn)?;
+        if dirty > 0 {
+            return Err(SyncError::new(
+                ErrorKind::PendingLocalChanges,
+                format!("{dirty} local rows were written while the pull was in flight; nothing was applied; call oversqlite_sync() to push them first"),
+            ));
+        }
         for (table, key, version, values) in decoded {
             let key_json = rows::key_json(conn, table, &key)?;
             if let Some(existing) = rows::row_state_version(conn, &schema, &table.name, &key_json)?

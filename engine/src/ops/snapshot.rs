@@ -275,6 +275,19 @@ pub(crate) fn final_apply(
         let att = state::attachment(conn)?;
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
+        if mode == OutboxMode::ClearAll {
+            // The drained check ran before staging; another connection may have
+            // written during the download. Clearing now would delete that write, so
+            // the apply is refused (stage and checkpoint kept); the next sync pushes
+            // the write first and the snapshot is fetched again.
+            let pending = state::dirty_count(conn)? + state::outbox_row_count(conn)?;
+            if pending > 0 {
+                return Err(SyncError::new(
+                    ErrorKind::PendingLocalChanges,
+                    format!("{pending} local rows were written while the snapshot downloaded; nothing was applied; call oversqlite_sync() to push them first"),
+                ));
+            }
+        }
         // Local intent to carry over a rotation (§12 #7: re-applied, see DECISIONS.md).
         let carried: Vec<(String, String, Option<String>)> = match mode {
             OutboxMode::PreserveSourceRecovery => {

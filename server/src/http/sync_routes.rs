@@ -133,8 +133,10 @@ pub async fn commit_push_session(
         })
         .await
     {
-        Ok((resp, event)) => {
-            app.watch.publish(&actor.user, event);
+        Ok((resp, events)) => {
+            for event in events {
+                app.watch.publish(&actor.user, event);
+            }
             ok_json(&resp)
         }
         Err(f) => f

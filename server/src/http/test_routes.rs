@@ -102,8 +102,10 @@ pub async fn server_bundle(State(app): State<SharedState>, body: Bytes) -> Respo
         .run_for_user(&user, move |app, conn| server_bundle::write(app, conn, req))
         .await
     {
-        Ok(ServerBundleOutcome::Committed(resp, event)) => {
-            app.watch.publish(&user, event);
+        Ok(ServerBundleOutcome::Committed(resp, events)) => {
+            for event in events {
+                app.watch.publish(&user, event);
+            }
             ok_json(&resp)
         }
         Ok(ServerBundleOutcome::AlreadyCommitted(resp)) => ok_json(&resp),

@@ -1,8 +1,8 @@
 //! Push commit (§2.5, §10.4) and the bundle machinery shared with server-originated
-//! bundles: conflict check, apply, committed bundle with after-images read back, bundle log,
-//! row state, source state, retention.
+//! bundles: conflict check, apply, committed bundle with after-images read back, the
+//! separate bundle of cascaded deletes, bundle log, row state, source state, retention.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use oversqlite_protocol::{
     bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails,
@@ -11,6 +11,7 @@ use oversqlite_protocol::{
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
+use super::cascade::{cascade_deletes, CASCADE_SOURCE_ID};
 use super::push::{delete_session_rows, load_session, recheck_lease};
 use super::push_rows::StagedRow;
 use super::scope::{
@@ -28,7 +29,7 @@ pub fn commit(
     conn: &mut Connection,
     user: &str,
     push_id: &str,
-) -> ServiceResult<(PushCommitResponse, WatchEvent)> {
+) -> ServiceResult<(PushCommitResponse, Vec<WatchEvent>)> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, push_id, user, now)?;
@@ -77,7 +78,7 @@ pub fn commit(
         .into());
     }
     let staged: Vec<StagedRow> = rows.into_iter().map(|(_, row)| row).collect();
-    let meta = apply_bundle(
+    let applied = apply_bundle(
         app,
         &tx,
         user,
@@ -91,12 +92,8 @@ pub fn commit(
         mark_initialized(&tx, user, &session.source_id, &rfc3339_from_ms(now))?;
     }
     commit_checked(tx)?;
-    let event = WatchEvent {
-        bundle_seq: meta.bundle_seq,
-        source_id: Some(meta.source_id.clone()),
-        source_bundle_id: Some(meta.source_bundle_id),
-    };
-    Ok((meta, event))
+    let events = applied.events();
+    Ok((applied.pushed, events))
 }
 
 /// Commits, turning a deferred foreign-key violation into `400 push_commit_invalid`.
@@ -245,8 +242,8 @@ fn check_conflict(
     Err(ApiError::push_conflict(message, details).into())
 }
 
-/// Applies one pushed row; returns how many table rows it changed (0 only for an UPDATE or
-/// DELETE of a row that a cascade in this bundle already removed).
+/// Applies one pushed row; returns how many table rows it changed (1 for a conflict-checked
+/// row: cascades run only after every pushed row, so no pushed row removes another).
 fn apply_row(
     conn: &Connection,
     table: &TableSpec,
@@ -318,94 +315,35 @@ fn apply_row(
     }
 }
 
-/// Row effects of one bundle: one entry per affected key in first-effect order. The op is
-/// INSERT if the first effect inserted, DELETE if the last effect deleted, else UPDATE; a
-/// key inserted and deleted within the bundle vanishes.
-#[derive(Default)]
-struct Effects {
-    entries: Vec<Option<(String, String, Op, bool)>>,
-    index: HashMap<(String, String), usize>,
+/// The bundles one push (or server bundle) commits: the pushed rows, and the deletes their
+/// `on_delete = "cascade"` foreign keys caused, if any.
+pub struct AppliedBundles {
+    pub pushed: PushCommitResponse,
+    pub cascade: Option<PushCommitResponse>,
 }
 
-impl Effects {
-    fn record(&mut self, table: &str, key: &str, op: Op) {
-        let id = (table.to_string(), key.to_string());
-        if let Some(entry) = self.index.get(&id).and_then(|&i| self.entries[i].as_mut()) {
-            entry.3 = op == Op::Delete;
-            if entry.2 == Op::Insert && entry.3 {
-                let i = self.index[&id];
-                self.entries[i] = None;
-                self.index.remove(&id);
-            }
-            return;
-        }
-        self.index.insert(id, self.entries.len());
-        self.entries.push(Some((
-            table.to_string(),
-            key.to_string(),
-            op,
-            op == Op::Delete,
-        )));
-    }
-
-    fn into_rows(self) -> Vec<(String, String, Op)> {
-        self.entries
-            .into_iter()
-            .flatten()
-            .map(|(table, key, first, deleted)| {
-                let op = if deleted {
-                    Op::Delete
-                } else if first == Op::Insert {
-                    Op::Insert
-                } else {
-                    Op::Update
-                };
-                (table, key, op)
+impl AppliedBundles {
+    /// One watch event per committed bundle, oldest first (the hub keeps the newest).
+    pub fn events(&self) -> Vec<WatchEvent> {
+        std::iter::once(&self.pushed)
+            .chain(self.cascade.as_ref())
+            .map(|meta| WatchEvent {
+                bundle_seq: meta.bundle_seq,
+                source_id: Some(meta.source_id.clone()),
+                source_bundle_id: Some(meta.source_bundle_id),
             })
             .collect()
     }
 }
 
-/// Deletes the rows that reference `(table, key)` through `on_delete = "cascade"` foreign
-/// keys, depth first, children in key order, recording each delete as an effect.
-fn cascade_delete(
-    app: &AppState,
-    conn: &Connection,
-    user: &str,
-    table: &str,
-    key: &str,
-    effects: &mut Effects,
-) -> ServiceResult<()> {
-    let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
-    for (child, fk) in app.registry.cascades_from(table) {
-        let child_key = quote_ident(&child.key_column);
-        let select = format!(
-            "SELECT {child_key} FROM {} WHERE {scope} = ?1 AND {} = ?2 ORDER BY {child_key}",
-            child.sql_name(),
-            quote_ident(&fk.column)
-        );
-        let keys: Vec<String> = conn
-            .prepare(&select)?
-            .query_map(params![user, key], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for child_row in keys {
-            let delete = format!(
-                "DELETE FROM {} WHERE {scope} = ?1 AND {child_key} = ?2",
-                child.sql_name()
-            );
-            if conn.execute(&delete, params![user, child_row])? > 0 {
-                effects.record(&child.qualified, &child_row, Op::Delete);
-                cascade_delete(app, conn, user, &child.qualified, &child_row, effects)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Conflict-checks, applies and records one bundle inside the caller's write transaction.
-/// The committed bundle holds the rows' effects in pushed order with after-images read back:
-/// exactly the pushed rows, plus the deletes of `on_delete = "cascade"` references that the
-/// client did not push itself (inserted right after the delete that caused them).
+///
+/// The committed bundle is exactly the pushed rows in pushed order (clients compare it with
+/// their outbox position by position, §7.4), with after-images read back. Cascading deletes
+/// run only after every pushed row is applied and its after-image read, so a pushed row is
+/// never dropped or rewritten by a cascade of the same push; the rows they remove (including
+/// pushed INSERT/UPDATE rows whose parent the push deletes) are committed, in the same
+/// transaction, as the next bundle from [`CASCADE_SOURCE_ID`].
 pub fn apply_bundle(
     app: &AppState,
     conn: &Connection,
@@ -414,7 +352,7 @@ pub fn apply_bundle(
     source_bundle_id: i64,
     rows: &[StagedRow],
     now: i64,
-) -> ServiceResult<PushCommitResponse> {
+) -> ServiceResult<AppliedBundles> {
     if rows.is_empty() {
         return Err(ApiError::bad_request(
             codes::PUSH_COMMIT_INVALID,
@@ -422,59 +360,92 @@ pub fn apply_bundle(
         )
         .into());
     }
-    let table_of = |row: &StagedRow| -> ServiceResult<&TableSpec> {
-        let (schema, table) = row.table.split_once('.').unwrap_or(("", &row.table));
-        app.registry
-            .table(schema, table)
-            .ok_or_else(|| Fail::Internal(format!("table {} not registered", row.table)))
-    };
     conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     for row in rows {
-        check_conflict(conn, table_of(row)?, user, row)?;
+        check_conflict(conn, table_spec(app, &row.table)?, user, row)?;
     }
     open_write_context(conn)?;
-    let mut effects = Effects::default();
     for row in rows {
-        if apply_row(conn, table_of(row)?, user, row)? > 0 {
-            effects.record(&row.table, &row.key, row.op);
-            if row.op == Op::Delete {
-                cascade_delete(app, conn, user, &row.table, &row.key, &mut effects)?;
-            }
+        let changed = apply_row(conn, table_spec(app, &row.table)?, user, row)?;
+        if changed != 1 {
+            return Err(Fail::Internal(format!(
+                "{} {} {} changed {changed} rows",
+                row.op, row.table, row.key
+            )));
         }
     }
-    close_write_context(conn)?;
-    let effects = effects.into_rows();
-    if effects.is_empty() {
-        return Err(ApiError::bad_request(
-            codes::PUSH_COMMIT_INVALID,
-            "push session produced no captured business-table effects",
-        )
-        .into());
+    let mut pushed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let payload = match row.op {
+            Op::Delete => None,
+            _ => Some(
+                read_row(conn, table_spec(app, &row.table)?, user, &row.key)?.ok_or_else(|| {
+                    Fail::Internal(format!("row {} {} vanished", row.table, row.key))
+                })?,
+            ),
+        };
+        pushed.push((row.table.clone(), row.key.clone(), row.op, payload));
     }
+    let roots: Vec<(String, String)> = rows
+        .iter()
+        .filter(|row| row.op == Op::Delete)
+        .map(|row| (row.table.clone(), row.key.clone()))
+        .collect();
+    let cascaded = cascade_deletes(app, conn, user, &roots)?;
+    close_write_context(conn)?;
+    let pushed = record_bundle(app, conn, user, source, source_bundle_id, &pushed, now)?;
+    let cascade = if cascaded.is_empty() {
+        None
+    } else {
+        let id = expected_next_source_bundle_id(conn, user, CASCADE_SOURCE_ID)?;
+        let deletes: Vec<_> = cascaded
+            .into_iter()
+            .map(|(table, key)| (table, key, Op::Delete, None))
+            .collect();
+        Some(record_bundle(
+            app,
+            conn,
+            user,
+            CASCADE_SOURCE_ID,
+            id,
+            &deletes,
+            now,
+        )?)
+    };
+    Ok(AppliedBundles { pushed, cascade })
+}
+
+fn table_spec<'a>(app: &'a AppState, qualified: &str) -> ServiceResult<&'a TableSpec> {
+    let (schema, table) = qualified.split_once('.').unwrap_or(("", qualified));
+    app.registry
+        .table(schema, table)
+        .ok_or_else(|| Fail::Internal(format!("table {qualified} not registered")))
+}
+
+/// Appends one committed bundle (rows already applied): next `bundle_seq`, row versions,
+/// bundle log and rows, row state, source high-water mark, retention.
+fn record_bundle(
+    app: &AppState,
+    conn: &Connection,
+    user: &str,
+    source: &str,
+    source_bundle_id: i64,
+    rows: &[(String, String, Op, Option<Payload>)],
+    now: i64,
+) -> ServiceResult<PushCommitResponse> {
     let state = load_user(conn, user)?
         .ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
     let bundle_seq = state.next_bundle_seq;
-    let mut bundle_rows = Vec::with_capacity(effects.len());
-    for (table_name, key, op) in &effects {
-        let (schema, name) = table_name.split_once('.').unwrap_or(("", table_name));
-        let table = app
-            .registry
-            .table(schema, name)
-            .ok_or_else(|| Fail::Internal(format!("table {table_name} not registered")))?;
-        let payload = match op {
-            Op::Delete => None,
-            _ => Some(
-                read_row(conn, table, user, key)?
-                    .ok_or_else(|| Fail::Internal(format!("row {table_name} {key} vanished")))?,
-            ),
-        };
+    let mut bundle_rows = Vec::with_capacity(rows.len());
+    for (table_name, key, op, payload) in rows {
+        let table = table_spec(app, table_name)?;
         bundle_rows.push(BundleRow {
             schema: table.schema.clone(),
             table: table.table.clone(),
             key: wire_key(table, key),
             op: *op,
             row_version: bundle_seq,
-            payload,
+            payload: payload.clone(),
         });
     }
     let digest = bundle_digest(&bundle_rows);
@@ -496,14 +467,8 @@ pub fn apply_bundle(
             "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
         )?;
-        for (ordinal, ((table_name, key, op), bundle_row)) in
-            effects.iter().zip(&bundle_rows).enumerate()
-        {
-            let payload = bundle_row
-                .payload
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()?;
+        for (ordinal, (table_name, key, op, payload)) in rows.iter().enumerate() {
+            let payload = payload.as_ref().map(serde_json::to_string).transpose()?;
             insert_row.execute(params![
                 user,
                 bundle_seq,

@@ -2,6 +2,7 @@
 //! connection; the HTTP layer calls them through `AppState::run*`.
 
 pub mod admin;
+pub mod cascade;
 pub mod commit;
 pub mod connect;
 pub mod push;

@@ -37,7 +37,8 @@ fn default_source() -> String {
 }
 
 pub enum ServerBundleOutcome {
-    Committed(oversqlite_protocol::PushCommitResponse, WatchEvent),
+    /// The bundle's metadata and the watch events of it and of its cascade bundle, if any.
+    Committed(oversqlite_protocol::PushCommitResponse, Vec<WatchEvent>),
     AlreadyCommitted(PushSessionCreateResponse),
 }
 
@@ -112,12 +113,8 @@ pub fn write(
             .map(|(v, _)| v)
             .unwrap_or(0);
     }
-    let meta = apply_bundle(app, &tx, &user, &source, source_bundle_id, &rows, now)?;
+    let applied = apply_bundle(app, &tx, &user, &source, source_bundle_id, &rows, now)?;
     commit_checked(tx)?;
-    let event = WatchEvent {
-        bundle_seq: meta.bundle_seq,
-        source_id: Some(source),
-        source_bundle_id: Some(source_bundle_id),
-    };
-    Ok(ServerBundleOutcome::Committed(meta, event))
+    let events = applied.events();
+    Ok(ServerBundleOutcome::Committed(applied.pushed, events))
 }

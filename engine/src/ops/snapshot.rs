@@ -371,6 +371,9 @@ pub(crate) fn final_apply(
                         outbox.source_bundle_id + 1,
                     )?;
                 }
+                if outbox.state == "committed_remote" {
+                    rebase_over_committed_outbox(conn, outbox.remote_bundle_seq)?;
+                }
                 state::clear_outbox(conn)?;
                 reapply_local_intent(ctx, conn, &carried)?;
             }
@@ -403,6 +406,30 @@ pub(crate) fn final_apply(
         bundle_seq: session.snapshot_bundle_seq,
         row_count: session.row_count,
     })
+}
+
+/// A dirty row captured after the outbox committed but before its replay recorded row
+/// state was based on that committed write, yet carries the older base (often 0). Its
+/// base becomes the committed bundle's seq (= the row_version our write got) when the
+/// key was in the committed outbox and the snapshot still has the row. The committed
+/// seq, not the snapshot's version: if another device wrote the row after us, the
+/// snapshot version is newer and the push must still conflict. Runs after the snapshot
+/// rows were written and before the outbox is cleared.
+fn rebase_over_committed_outbox(conn: &Connection, committed_seq: i64) -> Result<()> {
+    if committed_seq <= 0 {
+        return Ok(());
+    }
+    conn.execute(
+        "UPDATE _sync_dirty_rows AS d SET base_row_version = ?1
+         WHERE d.base_row_version < ?1
+           AND EXISTS (SELECT 1 FROM _sync_outbox_rows AS o
+                       WHERE o.schema_name = d.schema_name AND o.table_name = d.table_name AND o.key_json = d.key_json)
+           AND EXISTS (SELECT 1 FROM _sync_row_state AS rs
+                       WHERE rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
+                         AND rs.deleted = 0 AND rs.row_version >= ?1)",
+        [committed_seq],
+    )?;
+    Ok(())
 }
 
 /// `(table, key_json, payload)` of every dirty row, in capture order.

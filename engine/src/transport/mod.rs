@@ -13,7 +13,9 @@ use std::io::BufRead;
 
 /// One HTTP request as the engine means it. `url` is absolute (base URL with the
 /// configured path prefix preserved, then `/sync/...` and the query string).
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` redacts credential headers and URL userinfo/query (tokens must never reach
+/// logs or panic messages).
+#[derive(Clone, PartialEq)]
 pub struct HttpRequest {
     pub method: &'static str,
     pub url: String,
@@ -70,6 +72,51 @@ impl HttpRequest {
         self.body
             .as_ref()
             .and_then(|b| serde_json::from_slice(b).ok())
+    }
+}
+
+/// Headers whose values are credentials.
+fn is_secret_header(name: &str) -> bool {
+    ["authorization", "proxy-authorization", "cookie"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_header(k) { "<redacted>" } else { v.as_str() };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url))
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// `url` without userinfo (`user:password@`) and without the query string, for error
+/// messages and logs: either may carry credentials.
+pub fn redact_url(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or("");
+    let after_scheme = no_query.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = no_query[after_scheme..]
+        .find('/')
+        .map(|i| after_scheme + i)
+        .unwrap_or(no_query.len());
+    match no_query[after_scheme..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}{}",
+            &no_query[..after_scheme],
+            &no_query[after_scheme + at + 1..]
+        ),
+        None => no_query.to_string(),
     }
 }
 

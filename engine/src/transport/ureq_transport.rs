@@ -70,7 +70,7 @@ impl UreqTransport {
         builder
             .body(request.body.clone().unwrap_or_default())
             .map_err(|e| TransportError {
-                message: format!("invalid request for {}: {e}", request.url),
+                message: format!("invalid request for {}: {e}", super::redact_url(&request.url)),
             })
     }
 }
@@ -95,7 +95,7 @@ fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
 
 fn transport_error(url: &str, e: ureq::Error) -> TransportError {
     TransportError {
-        message: format!("request to {url} failed: {e}"),
+        message: format!("request to {} failed: {e}", super::redact_url(url)),
     }
 }
 

@@ -40,7 +40,8 @@ fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {
 /// `prepared`, and every later push would conflict and fail the same way, with pull,
 /// rebuild and detach all refused over the pending changes. The pragma cannot change
 /// inside a transaction; every engine step starts in autocommit, so it is set around
-/// this one transaction and restored even when it fails.
+/// this one transaction and restored by a guard, whether `f` returns, fails or panics
+/// (a host connection must never be left with enforcement silently off).
 fn without_fk_enforcement_if<T>(
     conn: &Connection,
     off: bool,
@@ -51,11 +52,67 @@ fn without_fk_enforcement_if<T>(
         return f();
     }
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let guard = ForeignKeysBackOn { conn };
     let out = f();
-    let restored = conn.execute_batch("PRAGMA foreign_keys = ON");
+    let restored = guard.restore();
     let out = out?;
     restored?;
     Ok(out)
+}
+
+/// Turns `PRAGMA foreign_keys` back on when dropped (also while unwinding a panic).
+struct ForeignKeysBackOn<'c> {
+    conn: &'c Connection,
+}
+
+impl ForeignKeysBackOn<'_> {
+    /// Restores now, reporting a failure (the drop then has nothing left to do).
+    fn restore(self) -> Result<()> {
+        let r = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+        std::mem::forget(self);
+        Ok(r?)
+    }
+}
+
+impl Drop for ForeignKeysBackOn<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}
+
+#[cfg(test)]
+mod fk_guard_tests {
+    use super::*;
+
+    fn fk(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn enforcement_is_off_inside_and_back_on_after_an_error() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let err = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+            assert_eq!(fk(&conn), 0);
+            Err(SyncError::state("resolution failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), SyncError::state("x").code());
+        assert_eq!(fk(&conn), 1);
+    }
+
+    #[test]
+    fn enforcement_is_back_on_after_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+                panic!("resolver panicked")
+            });
+        }));
+        assert!(caught.is_err());
+        assert_eq!(fk(&conn), 1);
+    }
 }
 
 pub(crate) fn apply_conflict(

@@ -493,6 +493,14 @@ fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<B
         let more = page.has_more;
         let next = page.next_row_ordinal;
         rows.extend(page.rows);
+        // A server that keeps paging past the advertised count is broken; stop now
+        // rather than buffering without bound.
+        if rows.len() as i64 > meta.row_count {
+            return Err(Fetch::Failed(SyncError::protocol(format!(
+                "committed bundle {} returned more than its row_count {} rows",
+                meta.bundle_seq, meta.row_count
+            ))));
+        }
         if !more {
             break;
         }

@@ -19,8 +19,10 @@ fn meta() -> CommittedMeta {
 }
 
 fn empty_page(next: i64) -> CommittedBundleRowsResponse {
-    serde_json::from_value(json!({"bundle_seq":4,"source_id":"s","source_bundle_id":1,"row_count":3,
-        "bundle_hash":"h","rows":[],"next_row_ordinal":next,"has_more":false}))
+    serde_json::from_value(
+        json!({"bundle_seq":4,"source_id":"s","source_bundle_id":1,"row_count":3,
+        "bundle_hash":"h","rows":[],"next_row_ordinal":next,"has_more":false}),
+    )
     .unwrap()
 }
 
@@ -50,13 +52,9 @@ fn fetching_stops_once_the_server_returns_more_rows_than_row_count() {
         let c = st.committed.last().unwrap().clone();
         let endless: Vec<_> = std::iter::repeat_n(c.rows[0].clone(), 6).collect();
         let after = support::fake_server::qi64(req, "after_row_ordinal");
-        Some(oversqlite_engine::transport::ScriptedResponse::ok(committed_page(
-            meta_json(&c),
-            &endless,
-            after,
-            1,
-            None,
-        )))
+        Some(oversqlite_engine::transport::ScriptedResponse::ok(
+            committed_page(meta_json(&c), &endless, after, 1, None),
+        ))
     });
     let db = support::TestDb::new();
     let conn = db.create("users", &[("users".into(), "id".into())], "main");

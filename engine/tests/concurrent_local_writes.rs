@@ -7,8 +7,10 @@ use serde_json::json;
 use support::fake_server::{route, FakeServer};
 
 fn remote_update(name: &str) -> Vec<oversqlite_protocol::BundleRow> {
-    serde_json::from_value(json!([{"schema":"main","table":"users","key":{"id":"u1"},"op":"UPDATE","row_version":0,
-        "payload":{"id":"u1","name":name}}]))
+    serde_json::from_value(
+        json!([{"schema":"main","table":"users","key":{"id":"u1"},"op":"UPDATE","row_version":0,
+        "payload":{"id":"u1","name":name}}]),
+    )
     .unwrap()
 }
 
@@ -92,7 +94,10 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
             // writes u2 meanwhile.
             let other = rusqlite::Connection::open(&path).unwrap();
             other
-                .execute("INSERT INTO users(id, name) VALUES('u2', 'written during download')", [])
+                .execute(
+                    "INSERT INTO users(id, name) VALUES('u2', 'written during download')",
+                    [],
+                )
                 .unwrap();
             Some(oversqlite_engine::transport::ScriptedResponse::ok(json!({
                 "snapshot_id":"snap-1","snapshot_bundle_seq":7,
@@ -124,21 +129,34 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
         ),
         1
     );
-    assert_eq!(support::scalar_i64(&conn, "SELECT COUNT(*) FROM users WHERE id = 'u1'"), 0);
     assert_eq!(
-        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = 'snap-1'"),
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM users WHERE id = 'u1'"),
+        0
+    );
+    assert_eq!(
+        support::scalar_i64(
+            &conn,
+            "SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = 'snap-1'"
+        ),
         1,
         "the staged snapshot is kept"
     );
     assert_eq!(
-        support::scalar_i64(&conn, "SELECT last_bundle_seq_seen FROM _sync_attachment_state"),
+        support::scalar_i64(
+            &conn,
+            "SELECT last_bundle_seq_seen FROM _sync_attachment_state"
+        ),
         checkpoint_before
     );
 }
 
 #[test]
 fn committed_remote_rebuild_rebases_a_dirty_row_written_over_its_own_committed_write() {
-    rebuild_then_push_edit("UPDATE users SET name = 'Ada 2' WHERE id = 'u1'", "UPDATE", Some("Ada 2"));
+    rebuild_then_push_edit(
+        "UPDATE users SET name = 'Ada 2' WHERE id = 'u1'",
+        "UPDATE",
+        Some("Ada 2"),
+    );
 }
 
 #[test]
@@ -164,20 +182,26 @@ fn rebuild_then_push_edit(local_sql: &str, op: &str, name: Option<&str>) {
             }
             "push_chunk" => {
                 let body = req.body_json().unwrap();
-                seen.lock().unwrap().extend(body["rows"].as_array().unwrap().iter().cloned());
+                seen.lock()
+                    .unwrap()
+                    .extend(body["rows"].as_array().unwrap().iter().cloned());
                 None
             }
             "snapshot_create" => {
                 let seq = st.latest_seq();
-                Some(R::ok(json!({"snapshot_id":"snap-1","snapshot_bundle_seq":seq,"row_count":1,
-                    "byte_count":10,"expires_at":"2099-01-01T00:00:00Z"})))
+                Some(R::ok(
+                    json!({"snapshot_id":"snap-1","snapshot_bundle_seq":seq,"row_count":1,
+                    "byte_count":10,"expires_at":"2099-01-01T00:00:00Z"}),
+                ))
             }
             "snapshot_chunk" => {
                 let seq = st.latest_seq();
-                Some(R::ok(json!({"snapshot_id":"snap-1","snapshot_bundle_seq":seq,
+                Some(R::ok(
+                    json!({"snapshot_id":"snap-1","snapshot_bundle_seq":seq,
                     "rows":[{"schema":"main","table":"users","key":{"id":"u1"},"row_version":seq,
                              "payload":{"id":"u1","name":"Ada"}}],
-                    "next_row_ordinal":1,"has_more":false})))
+                    "next_row_ordinal":1,"has_more":false}),
+                ))
             }
             _ => None,
         }

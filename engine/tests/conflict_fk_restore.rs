@@ -26,13 +26,15 @@ fn foreign_keys_are_re_enabled_after_a_panic_in_the_conflict_transaction() {
         .unwrap();
 
     std::env::set_var("OVERSQLITE_TEST_FAULT", "panic:push.mid_conflict_apply");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        client.push_pending(&conn)
-    }));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client.push_pending(&conn)));
     std::env::remove_var("OVERSQLITE_TEST_FAULT");
     assert!(outcome.is_err(), "the injected fault must have fired");
 
-    assert!(conn.is_autocommit(), "the resolution transaction was rolled back");
+    assert!(
+        conn.is_autocommit(),
+        "the resolution transaction was rolled back"
+    );
     assert_eq!(
         support::scalar_i64(&conn, "PRAGMA foreign_keys"),
         1,

@@ -18,7 +18,10 @@ fn request(url: &str) -> HttpRequest {
 
 #[test]
 fn debug_of_a_request_redacts_the_authorization_header() {
-    let shown = format!("{:?}", request("https://sync.test/sync/pull?after_bundle_seq=1"));
+    let shown = format!(
+        "{:?}",
+        request("https://sync.test/sync/pull?after_bundle_seq=1")
+    );
     assert!(!shown.contains("secret-token-123"), "{shown}");
     assert!(shown.contains("<redacted>"), "{shown}");
     assert!(shown.contains("source-a"), "{shown}");
@@ -31,7 +34,10 @@ fn redact_url_strips_userinfo_and_query() {
         redact_url("https://alice:pw@sync.test:8443/base/sync/pull?token=abc&x=1#frag"),
         "https://sync.test:8443/base/sync/pull"
     );
-    assert_eq!(redact_url("https://sync.test/sync/pull"), "https://sync.test/sync/pull");
+    assert_eq!(
+        redact_url("https://sync.test/sync/pull"),
+        "https://sync.test/sync/pull"
+    );
     assert_eq!(redact_url("http://bob@host"), "http://host");
 }
 
@@ -40,10 +46,16 @@ fn transport_errors_do_not_echo_userinfo_or_query() {
     let transport = UreqTransport::new(UreqTransportConfig::default());
     // Port 1 on loopback refuses the connection at once.
     let err = transport
-        .send(&request("http://alice:hunter2@127.0.0.1:1/sync/pull?token=abc123"))
+        .send(&request(
+            "http://alice:hunter2@127.0.0.1:1/sync/pull?token=abc123",
+        ))
         .unwrap_err();
     assert!(!err.message.contains("hunter2"), "{}", err.message);
     assert!(!err.message.contains("abc123"), "{}", err.message);
     assert!(!err.message.contains("secret-token-123"), "{}", err.message);
-    assert!(err.message.contains("127.0.0.1:1/sync/pull"), "{}", err.message);
+    assert!(
+        err.message.contains("127.0.0.1:1/sync/pull"),
+        "{}",
+        err.message
+    );
 }

@@ -80,41 +80,6 @@ impl Drop for ForeignKeysBackOn<'_> {
     }
 }
 
-#[cfg(test)]
-mod fk_guard_tests {
-    use super::*;
-
-    fn fk(conn: &Connection) -> i64 {
-        conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap()
-    }
-
-    #[test]
-    fn enforcement_is_off_inside_and_back_on_after_an_error() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let err = without_fk_enforcement_if(&conn, true, || -> Result<()> {
-            assert_eq!(fk(&conn), 0);
-            Err(SyncError::state("resolution failed"))
-        })
-        .unwrap_err();
-        assert_eq!(err.code(), SyncError::state("x").code());
-        assert_eq!(fk(&conn), 1);
-    }
-
-    #[test]
-    fn enforcement_is_back_on_after_a_panic() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = without_fk_enforcement_if(&conn, true, || -> Result<()> {
-                panic!("resolver panicked")
-            });
-        }));
-        assert!(caught.is_err());
-        assert_eq!(fk(&conn), 1);
-    }
-}
-
 pub(crate) fn apply_conflict(
     ctx: &Ctx,
     outbox: &Outbox,
@@ -252,5 +217,41 @@ pub(crate) fn apply_conflict(
             ErrorKind::InvalidConflictResolution,
             format!("{why}; the rejected bundle was restored as local changes"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod fk_guard_tests {
+    use super::*;
+
+    fn fk(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn enforcement_is_off_inside_and_back_on_after_an_error() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let err = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+            assert_eq!(fk(&conn), 0);
+            Err(SyncError::state("resolution failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), SyncError::state("x").code());
+        assert_eq!(fk(&conn), 1);
+    }
+
+    #[test]
+    fn enforcement_is_back_on_after_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+                panic!("resolver panicked")
+            });
+        }));
+        assert!(caught.is_err());
+        assert_eq!(fk(&conn), 1);
     }
 }

@@ -88,7 +88,11 @@ impl std::fmt::Debug for HttpRequest {
             .headers
             .iter()
             .map(|(k, v)| {
-                let v = if is_secret_header(k) { "<redacted>" } else { v.as_str() };
+                let v = if is_secret_header(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
                 (k.as_str(), v)
             })
             .collect();

@@ -70,7 +70,10 @@ impl UreqTransport {
         builder
             .body(request.body.clone().unwrap_or_default())
             .map_err(|e| TransportError {
-                message: format!("invalid request for {}: {e}", super::redact_url(&request.url)),
+                message: format!(
+                    "invalid request for {}: {e}",
+                    super::redact_url(&request.url)
+                ),
             })
     }
 }

@@ -200,5 +200,15 @@ fn finish_remote_replace(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> 
             )
         })?
     };
-    final_apply(ctx, user, &session, None, OutboxMode::ClearAll, changed)
+    // The server is authoritative over every local row at attach (remote replace),
+    // so local rows present at apply time are replaced, never refused.
+    final_apply(
+        ctx,
+        user,
+        &session,
+        None,
+        OutboxMode::ClearAll,
+        false,
+        changed,
+    )
 }

@@ -121,7 +121,16 @@ pub(crate) fn rebuild_from_snapshot(
     }
     let source = state::attachment(ctx.conn)?.current_source_id;
     let session = stage_snapshot(ctx, &source, rotation.as_ref(), |_, _| Ok(()))?;
-    final_apply(ctx, user, &session, rotation.as_ref(), mode, changed)
+    let refuse_local_writes = mode == OutboxMode::ClearAll;
+    final_apply(
+        ctx,
+        user,
+        &session,
+        rotation.as_ref(),
+        mode,
+        refuse_local_writes,
+        changed,
+    )
 }
 
 /// Creates a session and stages all its chunks; `on_session` runs right after the
@@ -257,12 +266,17 @@ pub(crate) fn managed_table_names(ctx: &Ctx, conn: &Connection) -> Result<Vec<St
 }
 
 /// The final apply (§7.7.1): one apply-mode transaction replacing all managed state.
+/// `refuse_local_writes` (keep-source `ClearAll` from pull or rebuild): fail with
+/// `pending_local_changes` if dirty or outbox rows exist at apply time. Attach's remote
+/// replace passes `false`: there the server is authoritative over every local row
+/// written before the attach completes, by design.
 pub(crate) fn final_apply(
     ctx: &Ctx,
     user: &str,
     session: &SnapshotSessionCreateResponse,
     rotation: Option<&Rotation>,
     mode: OutboxMode,
+    refuse_local_writes: bool,
     changed: &mut ChangedTables,
 ) -> Result<Restore> {
     if let Some(r) = rotation {
@@ -275,7 +289,7 @@ pub(crate) fn final_apply(
         let att = state::attachment(conn)?;
         let old_source = att.current_source_id.clone();
         let outbox = state::outbox(conn)?;
-        if mode == OutboxMode::ClearAll {
+        if refuse_local_writes {
             // The drained check ran before staging; another connection may have
             // written during the download. Clearing now would delete that write, so
             // the apply is refused (stage and checkpoint kept); the next sync pushes

@@ -18,7 +18,8 @@ pub fn canonicalize_json_text(text: &str) -> Result<String, serde_json::Error> {
     Ok(canonical_json(&value))
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Appends the canonical text of `value` to `out`.
+pub fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -112,8 +113,8 @@ pub fn ecmascript_number_to_string(value: f64) -> String {
     out
 }
 
-/// Go `encoding/json` string escaping with HTML escaping on.
-fn write_string(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string with Go `encoding/json` escaping (HTML escaping on).
+pub fn write_string(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in s.chars() {

@@ -1,10 +1,10 @@
 //! `bundle_hash`, `byte_count` (PROTOCOL.md §8.1) and the local `canonical_request_hash`
 //! (§8.4).
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::canonical_json;
+use crate::canonical::{ecmascript_number_to_string, write_string, write_value};
 use crate::types::{BundleRow, Op, Payload, PushRequestRow, SyncKey};
 
 /// Hash and size of a committed bundle's canonical row stream.
@@ -16,34 +16,189 @@ pub struct BundleDigest {
     pub byte_count: usize,
 }
 
-/// Canonical text hashed for a committed bundle: one object per row in bundle order, with
-/// `row_ordinal` = 0-based position and DELETE payloads as `null`.
-pub fn committed_bundle_canonical_text(rows: &[BundleRow]) -> String {
-    let items: Vec<Value> = rows
-        .iter()
-        .enumerate()
-        .map(|(ordinal, row)| {
-            json!({
-                "key": key_value(&row.key),
-                "op": row.op.as_str(),
-                "payload": hashed_payload(row.op, row.payload.as_ref()),
-                "row_ordinal": ordinal as i64,
-                "row_version": row.row_version,
-                "schema": row.schema,
-                "table": row.table,
-            })
-        })
-        .collect();
-    canonical_json(&Value::Array(items))
+/// Streams the canonical text of a canonical row array (`[`, one object per row, `]`)
+/// into SHA-256 without ever holding more than one row's text: a 100k-row bundle is
+/// hashed in constant memory, and the rows never need to be collected first.
+struct CanonicalArrayHasher {
+    sha: Sha256,
+    buf: String,
+    bytes: usize,
+    rows: i64,
+}
+
+impl CanonicalArrayHasher {
+    fn new() -> Self {
+        Self {
+            sha: Sha256::new(),
+            buf: String::with_capacity(512),
+            bytes: 0,
+            rows: 0,
+        }
+    }
+
+    /// Starts the next row's object text in `buf` (after `[` or `,`); returns its ordinal.
+    fn begin_row(&mut self) -> i64 {
+        self.buf.clear();
+        self.buf.push(if self.rows == 0 { '[' } else { ',' });
+        self.rows += 1;
+        self.rows - 1
+    }
+
+    fn end_row(&mut self) {
+        self.sha.update(self.buf.as_bytes());
+        self.bytes += self.buf.len();
+    }
+
+    fn finish(mut self) -> BundleDigest {
+        // An empty array is `[]`; otherwise the rows opened it.
+        let tail: &[u8] = if self.rows == 0 { b"[]" } else { b"]" };
+        self.sha.update(tail);
+        self.bytes += tail.len();
+        BundleDigest {
+            bundle_hash: hex(&self.sha.finalize()),
+            byte_count: self.bytes,
+        }
+    }
+}
+
+/// Incremental `bundle_hash` / `byte_count` (§8.1): feed the committed rows in bundle
+/// order; `row_ordinal` is the 0-based count of rows fed so far.
+pub struct BundleHasher(CanonicalArrayHasher);
+
+impl Default for BundleHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BundleHasher {
+    pub fn new() -> Self {
+        Self(CanonicalArrayHasher::new())
+    }
+
+    /// Adds the next row of the bundle.
+    pub fn push(&mut self, row: &BundleRow) {
+        self.push_parts(
+            &row.schema,
+            &row.table,
+            &row.key,
+            row.op,
+            row.row_version,
+            row.payload.as_ref(),
+        );
+    }
+
+    /// Adds the next row from its parts (callers that do not hold a [`BundleRow`]).
+    pub fn push_parts(
+        &mut self,
+        schema: &str,
+        table: &str,
+        key: &SyncKey,
+        op: Op,
+        row_version: i64,
+        payload: Option<&Payload>,
+    ) {
+        let h = &mut self.0;
+        let ordinal = h.begin_row();
+        let out = &mut h.buf;
+        // Keys in byte order: key, op, payload, row_ordinal, row_version, schema, table.
+        out.push_str("{\"key\":");
+        write_key(out, key);
+        out.push_str(",\"op\":\"");
+        out.push_str(op.as_str());
+        out.push_str("\",\"payload\":");
+        write_payload(out, op, payload);
+        out.push_str(",\"row_ordinal\":");
+        out.push_str(&ecmascript_number_to_string(ordinal as f64));
+        out.push_str(",\"row_version\":");
+        out.push_str(&ecmascript_number_to_string(row_version as f64));
+        out.push_str(",\"schema\":");
+        write_string(out, schema);
+        out.push_str(",\"table\":");
+        write_string(out, table);
+        out.push('}');
+        h.end_row();
+    }
+
+    /// Rows fed so far.
+    pub fn row_count(&self) -> i64 {
+        self.0.rows
+    }
+
+    pub fn finish(self) -> BundleDigest {
+        self.0.finish()
+    }
+}
+
+/// Incremental `canonical_request_hash` (§8.4): feed the outbox rows in `row_ordinal` order.
+pub struct RequestHasher(CanonicalArrayHasher);
+
+impl Default for RequestHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestHasher {
+    pub fn new() -> Self {
+        Self(CanonicalArrayHasher::new())
+    }
+
+    /// Adds the next outbox row.
+    pub fn push(&mut self, row: &PushRequestRow) {
+        self.push_parts(
+            &row.schema,
+            &row.table,
+            &row.key,
+            row.op,
+            row.base_row_version,
+            row.payload.as_ref(),
+        );
+    }
+
+    /// Adds the next outbox row from its parts.
+    pub fn push_parts(
+        &mut self,
+        schema: &str,
+        table: &str,
+        key: &SyncKey,
+        op: Op,
+        base_row_version: i64,
+        payload: Option<&Payload>,
+    ) {
+        let h = &mut self.0;
+        let ordinal = h.begin_row();
+        let out = &mut h.buf;
+        // Keys in byte order: base_row_version, key, op, payload, row_ordinal, schema, table.
+        out.push_str("{\"base_row_version\":");
+        out.push_str(&ecmascript_number_to_string(base_row_version as f64));
+        out.push_str(",\"key\":");
+        write_key(out, key);
+        out.push_str(",\"op\":\"");
+        out.push_str(op.as_str());
+        out.push_str("\",\"payload\":");
+        write_payload(out, op, payload);
+        out.push_str(",\"row_ordinal\":");
+        out.push_str(&ecmascript_number_to_string(ordinal as f64));
+        out.push_str(",\"schema\":");
+        write_string(out, schema);
+        out.push_str(",\"table\":");
+        write_string(out, table);
+        out.push('}');
+        h.end_row();
+    }
+
+    /// Lowercase hex SHA-256 of the rows fed.
+    pub fn finish(self) -> String {
+        self.0.finish().bundle_hash
+    }
 }
 
 /// `bundle_hash` and `byte_count` of a committed bundle (rows in bundle order, complete).
 pub fn bundle_digest(rows: &[BundleRow]) -> BundleDigest {
-    let text = committed_bundle_canonical_text(rows);
-    BundleDigest {
-        bundle_hash: sha256_hex(text.as_bytes()),
-        byte_count: text.len(),
-    }
+    let mut hasher = BundleHasher::new();
+    rows.iter().for_each(|row| hasher.push(row));
+    hasher.finish()
 }
 
 /// `bundle_hash` of a committed bundle.
@@ -53,39 +208,63 @@ pub fn bundle_hash(rows: &[BundleRow]) -> String {
 
 /// `byte_count` of a committed bundle.
 pub fn byte_count(rows: &[BundleRow]) -> usize {
-    committed_bundle_canonical_text(rows).len()
+    bundle_digest(rows).byte_count
+}
+
+/// Canonical text hashed for a committed bundle: one object per row in bundle order, with
+/// `row_ordinal` = 0-based position and DELETE payloads as `null`. For inspection and
+/// tests; hashing streams ([`BundleHasher`]) and never builds this text.
+pub fn committed_bundle_canonical_text(rows: &[BundleRow]) -> String {
+    canonical_array_text(rows.iter().enumerate().map(|(ordinal, row)| {
+        let mut obj = serde_json::Map::new();
+        obj.insert("key".into(), key_value(&row.key));
+        obj.insert("op".into(), Value::from(row.op.as_str()));
+        obj.insert(
+            "payload".into(),
+            hashed_payload(row.op, row.payload.as_ref()),
+        );
+        obj.insert("row_ordinal".into(), Value::from(ordinal as i64));
+        obj.insert("row_version".into(), Value::from(row.row_version));
+        obj.insert("schema".into(), Value::from(row.schema.as_str()));
+        obj.insert("table".into(), Value::from(row.table.as_str()));
+        obj
+    }))
 }
 
 /// Canonical text behind `canonical_request_hash`: one object per outbox row with
 /// `row_ordinal`, `schema`, `table`, `key`, `op`, `base_row_version`, `payload` (or `null`).
+/// For inspection and tests; hashing streams ([`RequestHasher`]).
 pub fn canonical_request_text(rows: &[PushRequestRow]) -> String {
-    let items: Vec<Value> = rows
-        .iter()
-        .enumerate()
-        .map(|(ordinal, row)| {
-            json!({
-                "base_row_version": row.base_row_version,
-                "key": key_value(&row.key),
-                "op": row.op.as_str(),
-                "payload": hashed_payload(row.op, row.payload.as_ref()),
-                "row_ordinal": ordinal as i64,
-                "schema": row.schema,
-                "table": row.table,
-            })
-        })
-        .collect();
-    canonical_json(&Value::Array(items))
+    canonical_array_text(rows.iter().enumerate().map(|(ordinal, row)| {
+        let mut obj = serde_json::Map::new();
+        obj.insert("base_row_version".into(), Value::from(row.base_row_version));
+        obj.insert("key".into(), key_value(&row.key));
+        obj.insert("op".into(), Value::from(row.op.as_str()));
+        obj.insert(
+            "payload".into(),
+            hashed_payload(row.op, row.payload.as_ref()),
+        );
+        obj.insert("row_ordinal".into(), Value::from(ordinal as i64));
+        obj.insert("schema".into(), Value::from(row.schema.as_str()));
+        obj.insert("table".into(), Value::from(row.table.as_str()));
+        obj
+    }))
 }
 
 /// `canonical_request_hash` stored with a frozen outbox (KMP formula, §8.4).
 pub fn canonical_request_hash(rows: &[PushRequestRow]) -> String {
-    sha256_hex(canonical_request_text(rows).as_bytes())
+    let mut hasher = RequestHasher::new();
+    rows.iter().for_each(|row| hasher.push(row));
+    hasher.finish()
 }
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for byte in digest.iter() {
         out.push(HEX[(byte >> 4) as usize] as char);
@@ -94,11 +273,52 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
+fn write_key(out: &mut String, key: &SyncKey) {
+    // BTreeMap<String, _> iterates in byte order of the keys: already canonical.
+    out.push('{');
+    for (i, (k, v)) in key.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, k);
+        out.push(':');
+        write_string(out, v);
+    }
+    out.push('}');
+}
+
+fn write_payload(out: &mut String, op: Op, payload: Option<&Payload>) {
+    match (op, payload) {
+        (Op::Delete, _) | (_, None) => out.push_str("null"),
+        (_, Some(map)) => {
+            // `write_value` sorts the object's keys itself.
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write_value(out, &map[k.as_str()]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn canonical_array_text(items: impl Iterator<Item = serde_json::Map<String, Value>>) -> String {
+    let mut out = String::new();
+    write_value(&mut out, &Value::Array(items.map(Value::Object).collect()));
+    out
+}
+
 fn key_value(key: &SyncKey) -> Value {
     Value::Object(
         key.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect::<Map<_, _>>(),
+            .collect(),
     )
 }
 
@@ -185,5 +405,41 @@ mod tests {
             canonical_request_hash(&rows),
             "97733d59af0ff8c666b77a7e2205895bcb861397df23aed534478e3ee0ec45f3"
         );
+    }
+
+    #[test]
+    fn streaming_hashers_match_the_canonical_text() {
+        let rows: Vec<BundleRow> = serde_json::from_str(
+            r#"[{"schema":"b","table":"t","key":{"z":"1","a":"<2>"},"op":"INSERT","row_version":9007199254740993,
+                 "payload":{"n":1.50,"s":"\u2028&","o":{"y":[1,null,true],"x":-0.0},"a":null}},
+                {"schema":"b","table":"t","key":{"id":"k"},"op":"DELETE","row_version":2,"payload":{"ignored":1}},
+                {"schema":"b","table":"u","key":{"id":"é"},"op":"UPDATE","row_version":3,"payload":{}}]"#,
+        )
+        .unwrap();
+        for n in 0..=rows.len() {
+            let text = committed_bundle_canonical_text(&rows[..n]);
+            let digest = bundle_digest(&rows[..n]);
+            assert_eq!(digest.byte_count, text.len(), "rows {n}");
+            assert_eq!(digest.bundle_hash, sha256_hex(text.as_bytes()), "rows {n}");
+        }
+        let requests: Vec<PushRequestRow> = rows
+            .iter()
+            .map(|r| PushRequestRow {
+                schema: r.schema.clone(),
+                table: r.table.clone(),
+                key: r.key.clone(),
+                op: r.op,
+                base_row_version: r.row_version - 1,
+                payload: r.payload.clone(),
+            })
+            .collect();
+        for n in 0..=requests.len() {
+            assert_eq!(
+                canonical_request_hash(&requests[..n]),
+                sha256_hex(canonical_request_text(&requests[..n]).as_bytes()),
+                "rows {n}"
+            );
+        }
+        assert_eq!(sha256_hex(b"[]"), bundle_hash(&[]));
     }
 }

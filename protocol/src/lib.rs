@@ -25,7 +25,8 @@
 //!   encoder), Go HTML-safe string escaping.
 //! * [`hash`] — [`bundle_digest`] / [`bundle_hash`] / [`byte_count`] of a committed bundle's
 //!   rows (§8.1; `row_ordinal` is the 0-based position in the slice, DELETE payload hashed as
-//!   `null`), [`canonical_request_hash`] of outbox rows (§8.4), [`sha256_hex`].
+//!   `null`), [`canonical_request_hash`] of outbox rows (§8.4), [`sha256_hex`]; the
+//!   streaming [`BundleHasher`] / [`RequestHasher`] hash row by row in constant memory.
 
 pub mod canonical;
 pub mod codes;
@@ -35,7 +36,7 @@ pub mod types;
 pub use canonical::{canonical_json, canonicalize_json_text, ecmascript_number_to_string};
 pub use hash::{
     bundle_digest, bundle_hash, byte_count, canonical_request_hash, canonical_request_text,
-    committed_bundle_canonical_text, sha256_hex, BundleDigest,
+    committed_bundle_canonical_text, sha256_hex, BundleDigest, BundleHasher, RequestHasher,
 };
 pub use types::*;
 

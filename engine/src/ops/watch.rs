@@ -89,7 +89,11 @@ fn spawn_reader(mut body: Box<dyn BufRead + Send>) -> mpsc::Receiver<Line> {
         let mut line = String::new();
         loop {
             line.clear();
-            match body.read_line(&mut line) {
+            match crate::sse::read_line_bounded(
+                &mut *body,
+                &mut line,
+                crate::sse::MAX_SSE_LINE_BYTES,
+            ) {
                 Ok(0) => return,
                 Ok(_) => {
                     let text = line.strip_suffix('\n').unwrap_or(&line).to_string();

@@ -36,15 +36,29 @@ impl CanonicalArrayHasher {
         }
     }
 
-    /// Starts the next row's object text in `buf` (after `[` or `,`); returns its ordinal.
-    fn begin_row(&mut self) -> i64 {
+    /// Hashes the next row's canonical object (preceded by `[` or `,`).
+    fn push_row(
+        &mut self,
+        version: Version,
+        schema: &str,
+        table: &str,
+        key: &SyncKey,
+        op: Op,
+        payload: Option<&Payload>,
+    ) {
         self.buf.clear();
         self.buf.push(if self.rows == 0 { '[' } else { ',' });
+        write_row(
+            &mut self.buf,
+            version,
+            self.rows,
+            schema,
+            table,
+            key,
+            op,
+            payload,
+        );
         self.rows += 1;
-        self.rows - 1
-    }
-
-    fn end_row(&mut self) {
         self.sha.update(self.buf.as_bytes());
         self.bytes += self.buf.len();
     }
@@ -98,26 +112,8 @@ impl BundleHasher {
         row_version: i64,
         payload: Option<&Payload>,
     ) {
-        let h = &mut self.0;
-        let ordinal = h.begin_row();
-        let out = &mut h.buf;
-        // Keys in byte order: key, op, payload, row_ordinal, row_version, schema, table.
-        out.push_str("{\"key\":");
-        write_key(out, key);
-        out.push_str(",\"op\":\"");
-        out.push_str(op.as_str());
-        out.push_str("\",\"payload\":");
-        write_payload(out, op, payload);
-        out.push_str(",\"row_ordinal\":");
-        out.push_str(&ecmascript_number_to_string(ordinal as f64));
-        out.push_str(",\"row_version\":");
-        out.push_str(&ecmascript_number_to_string(row_version as f64));
-        out.push_str(",\"schema\":");
-        write_string(out, schema);
-        out.push_str(",\"table\":");
-        write_string(out, table);
-        out.push('}');
-        h.end_row();
+        let version = Version::Row(row_version);
+        self.0.push_row(version, schema, table, key, op, payload);
     }
 
     /// Rows fed so far.
@@ -166,26 +162,8 @@ impl RequestHasher {
         base_row_version: i64,
         payload: Option<&Payload>,
     ) {
-        let h = &mut self.0;
-        let ordinal = h.begin_row();
-        let out = &mut h.buf;
-        // Keys in byte order: base_row_version, key, op, payload, row_ordinal, schema, table.
-        out.push_str("{\"base_row_version\":");
-        out.push_str(&ecmascript_number_to_string(base_row_version as f64));
-        out.push_str(",\"key\":");
-        write_key(out, key);
-        out.push_str(",\"op\":\"");
-        out.push_str(op.as_str());
-        out.push_str("\",\"payload\":");
-        write_payload(out, op, payload);
-        out.push_str(",\"row_ordinal\":");
-        out.push_str(&ecmascript_number_to_string(ordinal as f64));
-        out.push_str(",\"schema\":");
-        write_string(out, schema);
-        out.push_str(",\"table\":");
-        write_string(out, table);
-        out.push('}');
-        h.end_row();
+        let version = Version::Base(base_row_version);
+        self.0.push_row(version, schema, table, key, op, payload);
     }
 
     /// Lowercase hex SHA-256 of the rows fed.
@@ -213,21 +191,20 @@ pub fn byte_count(rows: &[BundleRow]) -> usize {
 
 /// Canonical text hashed for a committed bundle: one object per row in bundle order, with
 /// `row_ordinal` = 0-based position and DELETE payloads as `null`. For inspection and
-/// tests; hashing streams ([`BundleHasher`]) and never builds this text.
+/// tests; hashing streams ([`BundleHasher`]) and never builds this text. Built through
+/// `serde_json::Value` and the generic canonicaliser, independently of the streaming
+/// writer, so each checks the other.
 pub fn committed_bundle_canonical_text(rows: &[BundleRow]) -> String {
-    canonical_array_text(rows.iter().enumerate().map(|(ordinal, row)| {
-        let mut obj = serde_json::Map::new();
-        obj.insert("key".into(), key_value(&row.key));
-        obj.insert("op".into(), Value::from(row.op.as_str()));
-        obj.insert(
-            "payload".into(),
-            hashed_payload(row.op, row.payload.as_ref()),
-        );
-        obj.insert("row_ordinal".into(), Value::from(ordinal as i64));
-        obj.insert("row_version".into(), Value::from(row.row_version));
-        obj.insert("schema".into(), Value::from(row.schema.as_str()));
-        obj.insert("table".into(), Value::from(row.table.as_str()));
-        obj
+    reference_text(rows.iter().map(|r| {
+        let v = Version::Row(r.row_version);
+        (
+            v,
+            r.schema.as_str(),
+            r.table.as_str(),
+            &r.key,
+            r.op,
+            r.payload.as_ref(),
+        )
     }))
 }
 
@@ -235,20 +212,49 @@ pub fn committed_bundle_canonical_text(rows: &[BundleRow]) -> String {
 /// `row_ordinal`, `schema`, `table`, `key`, `op`, `base_row_version`, `payload` (or `null`).
 /// For inspection and tests; hashing streams ([`RequestHasher`]).
 pub fn canonical_request_text(rows: &[PushRequestRow]) -> String {
-    canonical_array_text(rows.iter().enumerate().map(|(ordinal, row)| {
-        let mut obj = serde_json::Map::new();
-        obj.insert("base_row_version".into(), Value::from(row.base_row_version));
-        obj.insert("key".into(), key_value(&row.key));
-        obj.insert("op".into(), Value::from(row.op.as_str()));
-        obj.insert(
-            "payload".into(),
-            hashed_payload(row.op, row.payload.as_ref()),
-        );
-        obj.insert("row_ordinal".into(), Value::from(ordinal as i64));
-        obj.insert("schema".into(), Value::from(row.schema.as_str()));
-        obj.insert("table".into(), Value::from(row.table.as_str()));
-        obj
+    reference_text(rows.iter().map(|r| {
+        let v = Version::Base(r.base_row_version);
+        (
+            v,
+            r.schema.as_str(),
+            r.table.as_str(),
+            &r.key,
+            r.op,
+            r.payload.as_ref(),
+        )
     }))
+}
+
+type RowParts<'a> = (
+    Version,
+    &'a str,
+    &'a str,
+    &'a SyncKey,
+    Op,
+    Option<&'a Payload>,
+);
+
+fn reference_text<'a>(rows: impl Iterator<Item = RowParts<'a>>) -> String {
+    let items = rows
+        .enumerate()
+        .map(|(ordinal, (version, schema, table, key, op, payload))| {
+            let mut obj = serde_json::Map::new();
+            match version {
+                Version::Base(v) => obj.insert("base_row_version".into(), Value::from(v)),
+                Version::Row(v) => obj.insert("row_version".into(), Value::from(v)),
+            };
+            obj.insert("key".into(), key_value(key));
+            obj.insert("op".into(), Value::from(op.as_str()));
+            obj.insert("payload".into(), hashed_payload(op, payload));
+            obj.insert("row_ordinal".into(), Value::from(ordinal as i64));
+            obj.insert("schema".into(), Value::from(schema));
+            obj.insert("table".into(), Value::from(table));
+            Value::Object(obj)
+        })
+        .collect();
+    let mut out = String::new();
+    write_value(&mut out, &Value::Array(items));
+    out
 }
 
 /// `canonical_request_hash` stored with a frozen outbox (KMP formula, §8.4).
@@ -271,6 +277,52 @@ fn hex(digest: &[u8]) -> String {
         out.push(HEX[(byte & 0xf) as usize] as char);
     }
     out
+}
+
+/// The version member of a canonical row: the one place where a committed bundle row
+/// (`row_version`) and an outbox request row (`base_row_version`) differ.
+#[derive(Clone, Copy)]
+enum Version {
+    Base(i64),
+    Row(i64),
+}
+
+/// One row's canonical object. Members in byte order: base_row_version, key, op,
+/// payload, row_ordinal, row_version, schema, table (only one version member occurs).
+#[allow(clippy::too_many_arguments)]
+fn write_row(
+    out: &mut String,
+    version: Version,
+    ordinal: i64,
+    schema: &str,
+    table: &str,
+    key: &SyncKey,
+    op: Op,
+    payload: Option<&Payload>,
+) {
+    out.push('{');
+    if let Version::Base(v) = version {
+        out.push_str("\"base_row_version\":");
+        out.push_str(&ecmascript_number_to_string(v as f64));
+        out.push(',');
+    }
+    out.push_str("\"key\":");
+    write_key(out, key);
+    out.push_str(",\"op\":\"");
+    out.push_str(op.as_str());
+    out.push_str("\",\"payload\":");
+    write_payload(out, op, payload);
+    out.push_str(",\"row_ordinal\":");
+    out.push_str(&ecmascript_number_to_string(ordinal as f64));
+    if let Version::Row(v) = version {
+        out.push_str(",\"row_version\":");
+        out.push_str(&ecmascript_number_to_string(v as f64));
+    }
+    out.push_str(",\"schema\":");
+    write_string(out, schema);
+    out.push_str(",\"table\":");
+    write_string(out, table);
+    out.push('}');
 }
 
 fn write_key(out: &mut String, key: &SyncKey) {
@@ -306,12 +358,6 @@ fn write_payload(out: &mut String, op: Op, payload: Option<&Payload>) {
             out.push('}');
         }
     }
-}
-
-fn canonical_array_text(items: impl Iterator<Item = serde_json::Map<String, Value>>) -> String {
-    let mut out = String::new();
-    write_value(&mut out, &Value::Array(items.map(Value::Object).collect()));
-    out
 }
 
 fn key_value(key: &SyncKey) -> Value {

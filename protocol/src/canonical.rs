@@ -36,23 +36,26 @@ pub fn write_value(out: &mut String, value: &Value) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            // Sorted explicitly: serde_json's map keeps insertion order if any crate in the
-            // build enables `preserve_order`. `str` ordering is byte-wise UTF-8 ordering.
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_value(out, &map[key.as_str()]);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(out, map),
     }
+}
+
+/// Appends the canonical text of a JSON object (keys sorted byte-wise).
+pub fn write_object(out: &mut String, map: &serde_json::Map<String, Value>) {
+    // Sorted explicitly: serde_json's map keeps insertion order if any crate in the
+    // build enables `preserve_order`. `str` ordering is byte-wise UTF-8 ordering.
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    out.push('{');
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_value(out, &map[key.as_str()]);
+    }
+    out.push('}');
 }
 
 /// Every number goes through an IEEE-754 double, as in the Go server, so integers above

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::{ecmascript_number_to_string, write_string, write_value};
+use crate::canonical::{ecmascript_number_to_string, write_object, write_string, write_value};
 use crate::types::{BundleRow, Op, Payload, PushRequestRow, SyncKey};
 
 /// Hash and size of a committed bundle's canonical row stream.
@@ -342,21 +342,7 @@ fn write_key(out: &mut String, key: &SyncKey) {
 fn write_payload(out: &mut String, op: Op, payload: Option<&Payload>) {
     match (op, payload) {
         (Op::Delete, _) | (_, None) => out.push_str("null"),
-        (_, Some(map)) => {
-            // `write_value` sorts the object's keys itself.
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, k);
-                out.push(':');
-                write_value(out, &map[k.as_str()]);
-            }
-            out.push('}');
-        }
+        (_, Some(map)) => write_object(out, map),
     }
 }
 

@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::auth::TokenProvider;
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::transport::{
-    percent_encode, send_with_retry, HttpRequest, HttpResponse, RetryPolicy, StreamResponse,
-    Transport,
+    percent_encode, send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead,
+    RetryPolicy, StreamResponse, Transport,
 };
 
 pub const SOURCE_HEADER: &str = "Oversync-Source-ID";
@@ -289,6 +289,17 @@ fn decode_failure(resp: &HttpResponse) -> HttpFailure {
     }
 }
 
+/// The start of a spooled error body: error envelopes are small, so a huge non-2xx
+/// body is cut rather than read whole (and then simply fails to decode).
+fn read_error_body(file: &mut std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut body = Vec::new();
+    if file.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = file.take(1 << 20).read_to_end(&mut body);
+    }
+    body
+}
+
 impl<'a> Remote<'a> {
     fn authorize(&self, mut req: HttpRequest, token: Option<String>) -> HttpRequest {
         req.headers
@@ -360,6 +371,46 @@ impl<'a> Remote<'a> {
             self.requests.pull(source, after, max, target),
             "pull request",
         )
+    }
+
+    /// `GET /sync/pull` with the body streamed into `file` instead of memory (a page
+    /// carries whole bundles). `Reply::Ok(())` means a 2xx body now fills `file`; a
+    /// refusal is decoded from the (small) error body, as [`Remote::call`] does.
+    pub fn pull_to_file(
+        &self,
+        source: &str,
+        after: i64,
+        max: i64,
+        target: i64,
+        file: &mut std::fs::File,
+    ) -> Result<Reply<()>> {
+        let what = "pull request";
+        let req = self.requests.pull(source, after, max, target);
+        let first = self.authorize(req, self.tokens.token()?);
+        let mut head = self.send_to_file_once(&first, what, file)?;
+        if head.status == 401 {
+            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
+                head = self.send_to_file_once(&self.authorize(first, Some(fresh)), what, file)?;
+            }
+        }
+        if (200..300).contains(&head.status) {
+            return Ok(Reply::Ok(()));
+        }
+        Ok(Reply::Failed(decode_failure(&HttpResponse {
+            status: head.status,
+            headers: head.headers,
+            body: read_error_body(file),
+        })))
+    }
+
+    fn send_to_file_once(
+        &self,
+        req: &HttpRequest,
+        what: &str,
+        file: &mut std::fs::File,
+    ) -> Result<ResponseHead> {
+        send_to_with_retry(self.transport, self.retry, req, file)
+            .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
     }
 
     pub fn create_push(

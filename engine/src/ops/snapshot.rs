@@ -193,16 +193,12 @@ pub(crate) fn stage_snapshot(
 }
 
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
+    let max_rows = ctx.snapshot_chunk_rows();
     let mut after = 0i64;
     loop {
         let chunk = ctx
             .remote
-            .snapshot_chunk(
-                source,
-                &session.snapshot_id,
-                after,
-                ctx.settings.snapshot_chunk_rows.max(1),
-            )?
+            .snapshot_chunk(source, &session.snapshot_id, after, max_rows)?
             .ok_or_error("snapshot chunk fetch")?;
         validate_snapshot_chunk(
             &chunk,
@@ -218,22 +214,33 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
             let payload = serde_json::to_string(&row.payload).expect("payload serialises");
             staged.push((table, key, row.row_version, payload));
         }
+        let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
+        drop(chunk);
         write_tx(ctx.conn, |c| {
+            // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
+            let mut insert = c.prepare_cached(
+                "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
+                 VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
+            )?;
             for (i, (table, key, version, payload)) in staged.iter().enumerate() {
-                let key_json = rows::key_json(c, table, key)?;
-                c.prepare_cached(
-                    "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![session.snapshot_id, after + 1 + i as i64, ctx.config.schema, table.name, key_json, version, payload])?;
+                insert.execute(params![
+                    session.snapshot_id,
+                    after + 1 + i as i64,
+                    ctx.config.schema,
+                    table.name,
+                    table.key_json_name,
+                    key.json_value,
+                    version,
+                    payload
+                ])?;
             }
             Ok(())
         })?;
         oversqlite_core::fault::point("snapshot.after_stage_chunk");
-        if !chunk.has_more {
+        if !has_more {
             return Ok(());
         }
-        after = chunk.next_row_ordinal;
+        after = next;
     }
 }
 
@@ -335,29 +342,7 @@ pub(crate) fn final_apply(
             state::clear_outbox(conn)?;
         }
 
-        let mut stmt = conn.prepare(
-            "SELECT table_name, key_json, row_version, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
-        )?;
-        let staged = stmt
-            .query_map([&snapshot_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        drop(stmt);
-        let mut count = 0i64;
-        for (table_name, key_json, version, payload) in &staged {
-            let table = ctx.table(table_name)?;
-            let values =
-                wire_payload_to_row(table, &parse_object(payload, "staged snapshot payload")?)?;
-            rows::upsert_row(conn, table, values)?;
-            rows::upsert_row_state(conn, &schema, &table.name, key_json, *version, false)?;
-            count += 1;
-        }
+        let count = apply_staged_rows(ctx, conn, &snapshot_id)?;
         if count != session.row_count {
             return Err(SyncError::protocol(format!(
                 "staged snapshot row count {count} does not match expected row_count {}",
@@ -420,6 +405,41 @@ pub(crate) fn final_apply(
         bundle_seq: session.snapshot_bundle_seq,
         row_count: session.row_count,
     })
+}
+
+/// Writes every staged row of `snapshot_id` into its application table, streaming the
+/// stage (never collecting it: memory stays one row whatever the snapshot size), then
+/// records all their versions with one set-based statement (`key_json` and
+/// `row_version` are copied as staged, no conversion involved). Returns the row count.
+/// Runs inside the final apply transaction: any malformed staged row rolls it all back.
+fn apply_staged_rows(ctx: &Ctx, conn: &Connection, snapshot_id: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT table_name, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
+    )?;
+    let mut staged = stmt.query([snapshot_id])?;
+    let mut count = 0i64;
+    while let Some(r) = staged.next()? {
+        let table = ctx.table(staged_text(r, 0)?)?;
+        let payload = parse_object(staged_text(r, 1)?, "staged snapshot payload")?;
+        rows::upsert_row(conn, table, wire_payload_to_row(table, &payload)?)?;
+        count += 1;
+    }
+    conn.prepare_cached(
+        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
+         SELECT ?2, table_name, key_json, row_version, 0, strftime('%Y-%m-%dT%H:%M:%fZ','now')
+         FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal
+         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
+         deleted = excluded.deleted, updated_at = excluded.updated_at",
+    )?
+    .execute(params![snapshot_id, ctx.config.schema])?;
+    Ok(count)
+}
+
+/// A TEXT column of a stage row, borrowed (no copy per row).
+fn staged_text<'r>(row: &'r rusqlite::Row, index: usize) -> Result<&'r str> {
+    row.get_ref(index)?
+        .as_str()
+        .map_err(|e| SyncError::state(format!("staged snapshot row: {e}")))
 }
 
 /// A dirty row captured after the outbox committed but before its replay recorded row

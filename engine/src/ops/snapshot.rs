@@ -9,7 +9,7 @@ use oversqlite_protocol::{
 use rusqlite::{params, Connection};
 
 use crate::api::Reply;
-use crate::client::{sync_status, Ctx, SyncClient};
+use crate::client::{check_row_schema, managed_table, sync_status, Ctx, SyncClient};
 use crate::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
     wire_payload_to_row,
@@ -192,56 +192,121 @@ pub(crate) fn stage_snapshot(
     result.map(|_| session)
 }
 
+/// One snapshot chunk, validated and converted, ready to be written to the stage.
+struct StagedChunk {
+    /// The chunk's `after_row_ordinal` (its rows are `after + 1 ..`).
+    after: i64,
+    /// `(table, key_json member, key value, row_version, payload text)` per row.
+    rows: Vec<(String, String, String, i64, String)>,
+    has_more: bool,
+}
+
+/// Downloads and stages every chunk of `session`. The download runs on its own thread,
+/// one chunk ahead of the staging writes, so the server prepares chunk k+1 while chunk k
+/// is written: the wall time becomes about the larger of the two instead of their sum.
+/// No write transaction waits on the network: each one covers a chunk already in
+/// memory, and the next request proceeds independently of it. At most one converted
+/// chunk waits in the channel, so memory stays a few chunks whatever the snapshot size.
+/// A failure on either side stops both (the downloader sees the closed channel; the
+/// stager receives the download error).
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
     let max_rows = ctx.snapshot_chunk_rows();
-    let mut after = 0i64;
-    loop {
-        let chunk = ctx
-            .remote
-            .snapshot_chunk(source, &session.snapshot_id, after, max_rows)?
-            .ok_or_error("snapshot chunk fetch")?;
-        validate_snapshot_chunk(
-            &chunk,
-            &session.snapshot_id,
-            session.snapshot_bundle_seq,
-            after,
-        )?;
-        let mut staged = Vec::with_capacity(chunk.rows.len());
-        for row in &chunk.rows {
-            ctx.check_schema(&row.schema)?;
-            let table = ctx.table(&row.table)?;
-            let key = wire_key_to_local(table, &row.key)?;
-            let payload = serde_json::to_string(&row.payload).expect("payload serialises");
-            staged.push((table, key, row.row_version, payload));
-        }
-        let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
-        drop(chunk);
-        write_tx(ctx.conn, |c| {
-            // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
-            let mut insert = c.prepare_cached(
-                "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
-                 VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
-            )?;
-            for (i, (table, key, version, payload)) in staged.iter().enumerate() {
-                insert.execute(params![
-                    session.snapshot_id,
-                    after + 1 + i as i64,
-                    ctx.config.schema,
-                    table.name,
-                    table.key_json_name,
-                    key.json_value,
-                    version,
-                    payload
-                ])?;
+    let (remote, config) = (&ctx.remote, &ctx.config);
+    std::thread::scope(|scope| {
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<StagedChunk>>(1);
+        scope.spawn(move || {
+            let mut after = 0i64;
+            loop {
+                let next = download_chunk(remote, config, source, session, after, max_rows);
+                let more = match &next {
+                    Ok(c) if c.has_more => Some(c.after + c.rows.len() as i64),
+                    _ => None,
+                };
+                if sender.send(next).is_err() {
+                    return; // the stager stopped
+                }
+                match more {
+                    Some(a) => after = a,
+                    None => return,
+                }
             }
-            Ok(())
-        })?;
-        oversqlite_core::fault::point("snapshot.after_stage_chunk");
-        if !has_more {
-            return Ok(());
+        });
+        for chunk in chunks {
+            let chunk = chunk?;
+            write_chunk(ctx, &session.snapshot_id, &chunk)?;
+            oversqlite_core::fault::point("snapshot.after_stage_chunk");
+            if !chunk.has_more {
+                return Ok(());
+            }
         }
-        after = next;
+        Err(SyncError::new(
+            ErrorKind::Internal,
+            "the snapshot download stopped without a final chunk",
+        ))
+    })
+}
+
+/// Fetches, validates (§2.10) and converts one chunk; runs on the download thread.
+fn download_chunk(
+    remote: &crate::api::Remote,
+    config: &crate::schema::Config,
+    source: &str,
+    session: &SnapshotSessionCreateResponse,
+    after: i64,
+    max_rows: i64,
+) -> Result<StagedChunk> {
+    let chunk = remote
+        .snapshot_chunk(source, &session.snapshot_id, after, max_rows)?
+        .ok_or_error("snapshot chunk fetch")?;
+    validate_snapshot_chunk(
+        &chunk,
+        &session.snapshot_id,
+        session.snapshot_bundle_seq,
+        after,
+    )?;
+    let mut rows = Vec::with_capacity(chunk.rows.len());
+    for row in &chunk.rows {
+        check_row_schema(config, &row.schema)?;
+        let table = managed_table(config, &row.table)?;
+        let key = wire_key_to_local(table, &row.key)?;
+        let payload = serde_json::to_string(&row.payload).expect("payload serialises");
+        rows.push((
+            table.name.clone(),
+            table.key_json_name.clone(),
+            key.json_value,
+            row.row_version,
+            payload,
+        ));
     }
+    Ok(StagedChunk {
+        after,
+        rows,
+        has_more: chunk.has_more,
+    })
+}
+
+/// Writes one converted chunk to the stage in its own short transaction.
+fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> {
+    write_tx(ctx.conn, |c| {
+        // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
+        let mut insert = c.prepare_cached(
+            "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
+             VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
+        )?;
+        for (i, (table, key_name, key_value, version, payload)) in chunk.rows.iter().enumerate() {
+            insert.execute(params![
+                snapshot_id,
+                chunk.after + 1 + i as i64,
+                ctx.config.schema,
+                table,
+                key_name,
+                key_value,
+                version,
+                payload
+            ])?;
+        }
+        Ok(())
+    })
 }
 
 pub(crate) fn staged_count(conn: &Connection, snapshot_id: &str) -> Result<i64> {

@@ -122,7 +122,8 @@ pub fn delete_row(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Re
 /// value (same `json_object` as the triggers, no separate round trip), unless the
 /// stored state already has that version or a newer one. Returns whether it wrote:
 /// `false` means the authoritative row was already applied (e.g. our own pushed
-/// bundle coming back in a pull) and must be left alone.
+/// bundle coming back in a pull) and must be left alone. `updated_at` is taken once
+/// per transaction from [`now_timestamp`] rather than formatted again for every row.
 pub fn advance_row_state(
     conn: &Connection,
     schema: &str,
@@ -130,11 +131,12 @@ pub fn advance_row_state(
     key: &LocalKey,
     row_version: i64,
     deleted: bool,
+    updated_at: &str,
 ) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-             VALUES (?1, ?2, json_object(?3, ?4), ?5, ?6, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+             VALUES (?1, ?2, json_object(?3, ?4), ?5, ?6, ?7)
              ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
              deleted = excluded.deleted, updated_at = excluded.updated_at
              WHERE excluded.row_version > _sync_row_state.row_version",
@@ -145,9 +147,18 @@ pub fn advance_row_state(
             table.key_json_name,
             key.json_value,
             row_version,
-            deleted as i64
+            deleted as i64,
+            updated_at
         ])?;
     Ok(changed > 0)
+}
+
+/// The current time in the `updated_at` format of the runtime tables, from SQLite's
+/// own clock and formatter (so it is byte-compatible with the triggers' values).
+pub fn now_timestamp(conn: &Connection) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')")?
+        .query_row([], |r| r.get(0))?)
 }
 
 pub fn upsert_row_state(

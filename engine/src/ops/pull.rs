@@ -113,6 +113,7 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
                 ctx,
                 bundle_seqs: &page.bundle_seqs,
                 tx: None,
+                updated_at: String::new(),
                 touched: ChangedTables::new(),
                 changed: &mut *changed,
                 after: &mut after,
@@ -271,6 +272,8 @@ struct Applier<'p, 'c, 'a> {
     ctx: &'p Ctx<'a>,
     bundle_seqs: &'p [i64],
     tx: Option<BundleTx<'c>>,
+    /// `updated_at` for the row states of the bundle being applied.
+    updated_at: String,
     touched: ChangedTables,
     changed: &'p mut ChangedTables,
     after: &'p mut i64,
@@ -295,12 +298,13 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             ));
         }
         self.tx = Some(tx);
+        self.updated_at = rows::now_timestamp(self.ctx.conn)?;
         self.touched.clear();
         Ok(())
     }
 
     fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
-        apply_row(self.ctx, &row, &mut self.touched)
+        apply_row(self.ctx, &row, &self.updated_at, &mut self.touched)
     }
 
     fn bundle_end(&mut self, index: usize, head: BundleHead) -> Result<()> {
@@ -336,7 +340,12 @@ fn changed_underfoot() -> SyncError {
 /// applied, e.g. our own pushed bundle coming back) and the application write.
 /// `_sync_dirty_rows` needs no cleanup: it was empty when the transaction began and
 /// capture is suppressed inside it.
-fn apply_row(ctx: &Ctx, row: &BundleRow, touched: &mut ChangedTables) -> Result<()> {
+fn apply_row(
+    ctx: &Ctx,
+    row: &BundleRow,
+    updated_at: &str,
+    touched: &mut ChangedTables,
+) -> Result<()> {
     ctx.check_schema(&row.schema)?;
     let table = ctx.table(&row.table)?;
     let key = wire_key_to_local(table, &row.key)?;
@@ -359,6 +368,7 @@ fn apply_row(ctx: &Ctx, row: &BundleRow, touched: &mut ChangedTables) -> Result<
         &key,
         row.row_version,
         deleted,
+        updated_at,
     )? {
         return Ok(());
     }

@@ -491,12 +491,16 @@ fn apply_staged_rows(ctx: &Ctx, conn: &Connection, snapshot_id: &str) -> Result<
     }
     conn.prepare_cached(
         "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-         SELECT ?2, table_name, key_json, row_version, 0, strftime('%Y-%m-%dT%H:%M:%fZ','now')
+         SELECT ?2, table_name, key_json, row_version, 0, ?3
          FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal
          ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
          deleted = excluded.deleted, updated_at = excluded.updated_at",
     )?
-    .execute(params![snapshot_id, ctx.config.schema])?;
+    .execute(params![
+        snapshot_id,
+        ctx.config.schema,
+        rows::now_timestamp(conn)?
+    ])?;
     Ok(count)
 }
 

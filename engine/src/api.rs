@@ -479,4 +479,59 @@ impl<'a> Remote<'a> {
             "snapshot chunk fetch",
         )
     }
+    /// A snapshot chunk request carrying the current token, for sending elsewhere
+    /// (a download thread). The token is asked for here, on the caller's thread: a
+    /// provider may call back into the host through the connection.
+    pub fn snapshot_chunk_request(
+        &self,
+        source: &str,
+        id: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<HttpRequest> {
+        let req = self.requests.snapshot_chunk(source, id, after, max);
+        Ok(self.authorize(req, self.tokens.token()?))
+    }
+
+    /// The answer to a [`Remote::snapshot_chunk_request`] sent with
+    /// [`send_prepared`], finished like [`Remote::snapshot_chunk`]: after a 401 the
+    /// provider is asked once for a fresh token (on this thread) and the request is sent
+    /// again, then the body is decoded.
+    pub fn snapshot_chunk_reply(
+        &self,
+        req: HttpRequest,
+        sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
+    ) -> Result<Reply<SnapshotChunkResponse>> {
+        let what = "snapshot chunk fetch";
+        let mut resp = sent.map_err(|e| {
+            SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
+        })?;
+        if resp.status == 401 {
+            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
+                resp = self.send_once(&self.authorize(req, Some(fresh)), what)?;
+            }
+        }
+        decode_reply(&resp, what)
+    }
+}
+
+/// Sends an already authorised request with transient retry; touches no token, so
+/// it may run on any thread.
+pub fn send_prepared(
+    transport: &dyn Transport,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+) -> std::result::Result<HttpResponse, crate::transport::TransportError> {
+    send_with_retry(transport, retry, req)
+}
+
+/// A 2xx JSON body decoded into `T`; other statuses become `Reply::Failed` (the
+/// decoding half of [`Remote::call`]).
+fn decode_reply<T: DeserializeOwned>(resp: &HttpResponse, what: &str) -> Result<Reply<T>> {
+    if !(200..300).contains(&resp.status) {
+        return Ok(Reply::Failed(decode_failure(resp)));
+    }
+    serde_json::from_slice::<T>(&resp.body)
+        .map(Reply::Ok)
+        .map_err(|e| SyncError::protocol(format!("{what}: malformed response body: {e}")))
 }

@@ -253,7 +253,11 @@ impl Ctx<'_> {
     }
 
     pub fn table(&self, name: &str) -> Result<&crate::schema::ManagedTable> {
-        managed_table(&self.config, name)
+        self.config.table(name).ok_or_else(|| {
+            SyncError::protocol(format!(
+                "table {name:?} is not a managed table of this database"
+            ))
+        })
     }
 
     /// Index of a table in FK order (parents first).
@@ -266,32 +270,14 @@ impl Ctx<'_> {
     }
 
     pub fn check_schema(&self, schema: &str) -> Result<()> {
-        check_row_schema(&self.config, schema)
+        if schema != self.config.schema {
+            return Err(SyncError::protocol(format!(
+                "row schema {schema:?} does not match the configured schema {:?}",
+                self.config.schema
+            )));
+        }
+        Ok(())
     }
-}
-
-/// [`Ctx::table`] for code that holds only the configuration (e.g. the snapshot
-/// download thread, which cannot share the connection).
-pub(crate) fn managed_table<'c>(
-    config: &'c Config,
-    name: &str,
-) -> Result<&'c crate::schema::ManagedTable> {
-    config.table(name).ok_or_else(|| {
-        SyncError::protocol(format!(
-            "table {name:?} is not a managed table of this database"
-        ))
-    })
-}
-
-/// [`Ctx::check_schema`] for code that holds only the configuration.
-pub(crate) fn check_row_schema(config: &Config, schema: &str) -> Result<()> {
-    if schema != config.schema {
-        return Err(SyncError::protocol(format!(
-            "row schema {schema:?} does not match the configured schema {:?}",
-            config.schema
-        )));
-    }
-    Ok(())
 }
 
 /// `syncStatus()` (§7.1).

@@ -142,3 +142,74 @@ fn a_failed_chunk_stops_the_download_and_changes_nothing() {
         .count();
     assert_eq!(deletes, 1, "the session is still cleaned up");
 }
+
+/// Records the thread of every token request; the second token is "fresh".
+struct ThreadTokens {
+    threads: Mutex<Vec<std::thread::ThreadId>>,
+    refreshed: Mutex<bool>,
+}
+
+impl oversqlite_engine::auth::TokenProvider for ThreadTokens {
+    fn token(&self) -> oversqlite_engine::Result<Option<String>> {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        let fresh = *self.refreshed.lock().unwrap();
+        Ok(Some(if fresh { "fresh" } else { "stale" }.to_string()))
+    }
+
+    fn token_after_unauthorized(&self) -> oversqlite_engine::Result<Option<String>> {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        *self.refreshed.lock().unwrap() = true;
+        Ok(Some("fresh".to_string()))
+    }
+}
+
+#[test]
+fn tokens_are_asked_on_the_calling_thread_and_a_401_is_refreshed() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let inner = snapshot_server(None, asked.clone());
+    // A 401 for the second chunk while the stale token is used.
+    let transport = inner.transport.clone();
+    let server = FakeServer::new(move |_, req| {
+        let stale = req.header("Authorization") == Some("Bearer stale");
+        if route(req).0 == "snapshot_chunk" && stale && qi64(req, "after_row_ordinal") == Some(5000)
+        {
+            return Some(ScriptedResponse::error(401, "unauthorized", "expired"));
+        }
+        use oversqlite_engine::transport::Transport;
+        Some(match transport.send(req) {
+            Ok(r) => ScriptedResponse::Raw(r.status, r.headers, r.body),
+            Err(e) => ScriptedResponse::Fail(e.message),
+        })
+    });
+    let (_db, conn, mut client) = attached(&server);
+    let tokens = Arc::new(ThreadTokens {
+        threads: Mutex::new(Vec::new()),
+        refreshed: Mutex::new(false),
+    });
+    client.set_token_provider(tokens.clone());
+
+    client.rebuild(&conn).unwrap();
+
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM users"),
+        ROWS
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![(0, 5000), (5000, 5000), (10000, 5000)],
+        "the refused request reached only the outer server"
+    );
+    let me = std::thread::current().id();
+    let threads = tokens.threads.lock().unwrap();
+    assert!(threads.len() >= 5, "{threads:?}");
+    assert!(
+        threads.iter().all(|t| *t == me),
+        "a token was asked off the calling thread"
+    );
+}

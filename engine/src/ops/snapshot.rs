@@ -4,12 +4,13 @@
 //! (`PreserveSourceRecovery`, §7.7.3).
 
 use oversqlite_protocol::{
-    codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
+    codes, SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
+    SourceReplacement,
 };
 use rusqlite::{params, Connection};
 
-use crate::api::Reply;
-use crate::client::{check_row_schema, managed_table, sync_status, Ctx, SyncClient};
+use crate::api::{send_prepared, Reply};
+use crate::client::{sync_status, Ctx, SyncClient};
 use crate::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
     wire_payload_to_row,
@@ -20,6 +21,7 @@ use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
 use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
 use crate::rows::{self, quote_ident};
 use crate::state;
+use crate::transport::HttpRequest;
 use crate::tx::{apply_tx, write_tx};
 use crate::validate::{validate_snapshot_chunk, validate_snapshot_session};
 
@@ -198,76 +200,63 @@ struct StagedChunk {
     after: i64,
     /// `(table, key_json member, key value, row_version, payload text)` per row.
     rows: Vec<(String, String, String, i64, String)>,
-    has_more: bool,
 }
 
-/// Downloads and stages every chunk of `session`. The download runs on its own thread,
-/// one chunk ahead of the staging writes, so the server prepares chunk k+1 while chunk k
-/// is written: the wall time becomes about the larger of the two instead of their sum.
-/// No write transaction waits on the network: each one covers a chunk already in
-/// memory, and the next request proceeds independently of it. At most one converted
-/// chunk waits in the channel, so memory stays a few chunks whatever the snapshot size.
-/// A failure on either side stops both (the downloader sees the closed channel; the
-/// stager receives the download error).
+/// Downloads and stages every chunk of `session`, one request ahead: once chunk k is
+/// validated and converted, the request for chunk k+1 goes out on a scoped thread while
+/// chunk k is written, so the server prepares the next chunk during the staging write
+/// and the wall time is about the larger of the two rather than their sum. Only the
+/// HTTP exchange runs on that thread: tokens are asked for, 401s refreshed, bodies
+/// decoded and rows converted on this thread, in the same order as a sequential
+/// download (a token provider may call back into the host through the connection). No
+/// write transaction waits on the network: each covers a chunk already in memory. At
+/// most one response is in flight, so memory stays two chunks whatever the snapshot
+/// size. A failure stops the download before any further request is made, except a
+/// failed staging write, after which the one request already sent is left unread.
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
     let max_rows = ctx.snapshot_chunk_rows();
-    let (remote, config) = (&ctx.remote, &ctx.config);
+    let remote = &ctx.remote;
+    let (transport, retry) = (remote.transport, remote.retry);
+    let id = session.snapshot_id.as_str();
     std::thread::scope(|scope| {
-        let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<StagedChunk>>(1);
-        scope.spawn(move || {
-            let mut after = 0i64;
-            loop {
-                let next = download_chunk(remote, config, source, session, after, max_rows);
-                let more = match &next {
-                    Ok(c) if c.has_more => Some(c.after + c.rows.len() as i64),
-                    _ => None,
-                };
-                if sender.send(next).is_err() {
-                    return; // the stager stopped
-                }
-                match more {
-                    Some(a) => after = a,
-                    None => return,
-                }
-            }
-        });
-        for chunk in chunks {
-            let chunk = chunk?;
-            write_chunk(ctx, &session.snapshot_id, &chunk)?;
-            oversqlite_core::fault::point("snapshot.after_stage_chunk");
-            if !chunk.has_more {
+        let send = |req: HttpRequest| {
+            scope.spawn(move || {
+                let sent = send_prepared(transport, retry, &req);
+                (req, sent)
+            })
+        };
+        let mut after = 0i64;
+        let mut in_flight = send(remote.snapshot_chunk_request(source, id, after, max_rows)?);
+        loop {
+            let (req, sent) = in_flight
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let chunk = remote
+                .snapshot_chunk_reply(req, sent)?
+                .ok_or_error("snapshot chunk fetch")?;
+            validate_snapshot_chunk(&chunk, id, session.snapshot_bundle_seq, after)?;
+            let staged = convert_chunk(ctx, &chunk, after)?;
+            let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
+            drop(chunk);
+            if !has_more {
+                write_chunk(ctx, id, &staged)?;
+                oversqlite_core::fault::point("snapshot.after_stage_chunk");
                 return Ok(());
             }
+            in_flight = send(remote.snapshot_chunk_request(source, id, next, max_rows)?);
+            write_chunk(ctx, id, &staged)?;
+            oversqlite_core::fault::point("snapshot.after_stage_chunk");
+            after = next;
         }
-        Err(SyncError::new(
-            ErrorKind::Internal,
-            "the snapshot download stopped without a final chunk",
-        ))
     })
 }
 
-/// Fetches, validates (§2.10) and converts one chunk; runs on the download thread.
-fn download_chunk(
-    remote: &crate::api::Remote,
-    config: &crate::schema::Config,
-    source: &str,
-    session: &SnapshotSessionCreateResponse,
-    after: i64,
-    max_rows: i64,
-) -> Result<StagedChunk> {
-    let chunk = remote
-        .snapshot_chunk(source, &session.snapshot_id, after, max_rows)?
-        .ok_or_error("snapshot chunk fetch")?;
-    validate_snapshot_chunk(
-        &chunk,
-        &session.snapshot_id,
-        session.snapshot_bundle_seq,
-        after,
-    )?;
+/// A validated chunk's rows in staged form (§5.4 keys, payload text as received).
+fn convert_chunk(ctx: &Ctx, chunk: &SnapshotChunkResponse, after: i64) -> Result<StagedChunk> {
     let mut rows = Vec::with_capacity(chunk.rows.len());
     for row in &chunk.rows {
-        check_row_schema(config, &row.schema)?;
-        let table = managed_table(config, &row.table)?;
+        ctx.check_schema(&row.schema)?;
+        let table = ctx.table(&row.table)?;
         let key = wire_key_to_local(table, &row.key)?;
         let payload = serde_json::to_string(&row.payload).expect("payload serialises");
         rows.push((
@@ -278,11 +267,7 @@ fn download_chunk(
             payload,
         ));
     }
-    Ok(StagedChunk {
-        after,
-        rows,
-        has_more: chunk.has_more,
-    })
+    Ok(StagedChunk { after, rows })
 }
 
 /// Writes one converted chunk to the stage in its own short transaction.

@@ -20,6 +20,7 @@ use crate::ops::pull::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
 use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
 use crate::rows::{self, quote_ident};
+use crate::schema::ManagedTable;
 use crate::state;
 use crate::transport::HttpRequest;
 use crate::tx::{apply_tx, write_tx};
@@ -195,11 +196,11 @@ pub(crate) fn stage_snapshot(
 }
 
 /// One snapshot chunk, validated and converted, ready to be written to the stage.
-struct StagedChunk {
+struct StagedChunk<'t> {
     /// The chunk's `after_row_ordinal` (its rows are `after + 1 ..`).
     after: i64,
-    /// `(table, key_json member, key value, row_version, payload text)` per row.
-    rows: Vec<(String, String, String, i64, String)>,
+    /// `(table, local key value, row_version, wire payload text)` per row.
+    rows: Vec<(&'t ManagedTable, String, i64, String)>,
 }
 
 /// Downloads and stages every chunk of `session`, one request ahead: once chunk k is
@@ -251,21 +252,19 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
     })
 }
 
-/// A validated chunk's rows in staged form (§5.4 keys, payload text as received).
-fn convert_chunk(ctx: &Ctx, chunk: &SnapshotChunkResponse, after: i64) -> Result<StagedChunk> {
+/// A validated chunk's rows in staged form (local key values, wire payload text).
+fn convert_chunk<'t>(
+    ctx: &'t Ctx,
+    chunk: &SnapshotChunkResponse,
+    after: i64,
+) -> Result<StagedChunk<'t>> {
     let mut rows = Vec::with_capacity(chunk.rows.len());
     for row in &chunk.rows {
         ctx.check_schema(&row.schema)?;
         let table = ctx.table(&row.table)?;
         let key = wire_key_to_local(table, &row.key)?;
         let payload = serde_json::to_string(&row.payload).expect("payload serialises");
-        rows.push((
-            table.name.clone(),
-            table.key_json_name.clone(),
-            key.json_value,
-            row.row_version,
-            payload,
-        ));
+        rows.push((table, key.json_value, row.row_version, payload));
     }
     Ok(StagedChunk { after, rows })
 }
@@ -278,13 +277,13 @@ fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> 
             "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
              VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
         )?;
-        for (i, (table, key_name, key_value, version, payload)) in chunk.rows.iter().enumerate() {
+        for (i, (table, key_value, version, payload)) in chunk.rows.iter().enumerate() {
             insert.execute(params![
                 snapshot_id,
                 chunk.after + 1 + i as i64,
                 ctx.config.schema,
-                table,
-                key_name,
+                table.name,
+                table.key_json_name,
                 key_value,
                 version,
                 payload

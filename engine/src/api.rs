@@ -479,6 +479,7 @@ impl<'a> Remote<'a> {
             "snapshot chunk fetch",
         )
     }
+
     /// A snapshot chunk request carrying the current token, for sending elsewhere
     /// (a download thread). The token is asked for here, on the caller's thread: a
     /// provider may call back into the host through the connection.

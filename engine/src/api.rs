@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::auth::TokenProvider;
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::transport::{
-    percent_encode, send_with_retry, HttpRequest, HttpResponse, RetryPolicy, StreamResponse,
-    Transport,
+    percent_encode, send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead,
+    RetryPolicy, StreamResponse, Transport,
 };
 
 pub const SOURCE_HEADER: &str = "Oversync-Source-ID";
@@ -289,6 +289,17 @@ fn decode_failure(resp: &HttpResponse) -> HttpFailure {
     }
 }
 
+/// The start of a spooled error body: error envelopes are small, so a huge non-2xx
+/// body is cut rather than read whole (and then simply fails to decode).
+fn read_error_body(file: &mut std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut body = Vec::new();
+    if file.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = file.take(1 << 20).read_to_end(&mut body);
+    }
+    body
+}
+
 impl<'a> Remote<'a> {
     fn authorize(&self, mut req: HttpRequest, token: Option<String>) -> HttpRequest {
         req.headers
@@ -362,6 +373,46 @@ impl<'a> Remote<'a> {
         )
     }
 
+    /// `GET /sync/pull` with the body streamed into `file` instead of memory (a page
+    /// carries whole bundles). `Reply::Ok(())` means a 2xx body now fills `file`; a
+    /// refusal is decoded from the (small) error body, as [`Remote::call`] does.
+    pub fn pull_to_file(
+        &self,
+        source: &str,
+        after: i64,
+        max: i64,
+        target: i64,
+        file: &mut std::fs::File,
+    ) -> Result<Reply<()>> {
+        let what = "pull request";
+        let req = self.requests.pull(source, after, max, target);
+        let first = self.authorize(req, self.tokens.token()?);
+        let mut head = self.send_to_file_once(&first, what, file)?;
+        if head.status == 401 {
+            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
+                head = self.send_to_file_once(&self.authorize(first, Some(fresh)), what, file)?;
+            }
+        }
+        if (200..300).contains(&head.status) {
+            return Ok(Reply::Ok(()));
+        }
+        Ok(Reply::Failed(decode_failure(&HttpResponse {
+            status: head.status,
+            headers: head.headers,
+            body: read_error_body(file),
+        })))
+    }
+
+    fn send_to_file_once(
+        &self,
+        req: &HttpRequest,
+        what: &str,
+        file: &mut std::fs::File,
+    ) -> Result<ResponseHead> {
+        send_to_with_retry(self.transport, self.retry, req, file)
+            .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+    }
+
     pub fn create_push(
         &self,
         source: &str,
@@ -428,4 +479,60 @@ impl<'a> Remote<'a> {
             "snapshot chunk fetch",
         )
     }
+
+    /// A snapshot chunk request carrying the current token, for sending elsewhere
+    /// (a download thread). The token is asked for here, on the caller's thread: a
+    /// provider may call back into the host through the connection.
+    pub fn snapshot_chunk_request(
+        &self,
+        source: &str,
+        id: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<HttpRequest> {
+        let req = self.requests.snapshot_chunk(source, id, after, max);
+        Ok(self.authorize(req, self.tokens.token()?))
+    }
+
+    /// The answer to a [`Remote::snapshot_chunk_request`] sent with
+    /// [`send_prepared`], finished like [`Remote::snapshot_chunk`]: after a 401 the
+    /// provider is asked once for a fresh token (on this thread) and the request is sent
+    /// again, then the body is decoded.
+    pub fn snapshot_chunk_reply(
+        &self,
+        req: HttpRequest,
+        sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
+    ) -> Result<Reply<SnapshotChunkResponse>> {
+        let what = "snapshot chunk fetch";
+        let mut resp = sent.map_err(|e| {
+            SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
+        })?;
+        if resp.status == 401 {
+            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
+                resp = self.send_once(&self.authorize(req, Some(fresh)), what)?;
+            }
+        }
+        decode_reply(&resp, what)
+    }
+}
+
+/// Sends an already authorised request with transient retry; touches no token, so
+/// it may run on any thread.
+pub fn send_prepared(
+    transport: &dyn Transport,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+) -> std::result::Result<HttpResponse, crate::transport::TransportError> {
+    send_with_retry(transport, retry, req)
+}
+
+/// A 2xx JSON body decoded into `T`; other statuses become `Reply::Failed` (the
+/// decoding half of [`Remote::call`]).
+fn decode_reply<T: DeserializeOwned>(resp: &HttpResponse, what: &str) -> Result<Reply<T>> {
+    if !(200..300).contains(&resp.status) {
+        return Ok(Reply::Failed(decode_failure(resp)));
+    }
+    serde_json::from_slice::<T>(&resp.body)
+        .map(Reply::Ok)
+        .map_err(|e| SyncError::protocol(format!("{what}: malformed response body: {e}")))
 }

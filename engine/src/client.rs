@@ -27,7 +27,8 @@ pub struct EngineSettings {
     pub upload_chunk_rows: usize,
     /// `max_bundles` per pull page (1..=5000).
     pub download_max_bundles: i64,
-    /// `max_rows` per snapshot chunk.
+    /// `max_rows` per snapshot chunk (servers cap it silently at their maximum, 5000
+    /// for the reference; bigger chunks mean fewer round trips and transactions).
     pub snapshot_chunk_rows: i64,
     /// `max_rows` per committed-bundle page.
     pub committed_rows_page: i64,
@@ -50,7 +51,7 @@ impl Default for EngineSettings {
         EngineSettings {
             upload_chunk_rows: 200,
             download_max_bundles: 1000,
-            snapshot_chunk_rows: 1000,
+            snapshot_chunk_rows: 5000,
             committed_rows_page: 1000,
             retry: RetryPolicy::default(),
             committed_not_found_backoff: [75, 150, 300, 600, 600]
@@ -229,6 +230,23 @@ impl Ctx<'_> {
     pub fn pull_max_bundles(&self) -> i64 {
         let wanted = self.settings.download_max_bundles.clamp(1, 5000);
         match self.server_limits().max_bundles_per_pull {
+            Some(max) if max > 0 => wanted.min(max),
+            _ => wanted,
+        }
+    }
+
+    /// `max_rows` per snapshot chunk: the setting, never above the server's
+    /// `max_rows_per_snapshot_chunk` when its limits are already known. Limits are not
+    /// fetched for this: a server caps `max_rows` itself (§2.10), so asking for more
+    /// is harmless, while an extra capabilities request would change what a rebuild
+    /// sends.
+    pub fn snapshot_chunk_rows(&self) -> i64 {
+        let wanted = self.settings.snapshot_chunk_rows.max(1);
+        match self
+            .limits
+            .get()
+            .and_then(|l| l.max_rows_per_snapshot_chunk)
+        {
             Some(max) if max > 0 => wanted.min(max),
             _ => wanted,
         }

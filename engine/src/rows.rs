@@ -1,6 +1,9 @@
 //! Authoritative writes to application tables and the per-row sync bookkeeping
 //! (`_sync_row_state`, `_sync_dirty_rows`). Callers run these inside `apply_tx`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -19,60 +22,143 @@ pub fn key_json(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Resu
         .query_row(params![table.key_json_name, key.json_value], |r| r.get(0))?)
 }
 
+/// The SQL texts addressing one managed table's rows, built once per table shape:
+/// formatting and quoting them for every row used to cost about a quarter of a
+/// pull's instructions.
+#[derive(Debug)]
+pub struct TableSql {
+    /// `INSERT … ON CONFLICT(key) DO UPDATE` of every column, values `?1..?n` in
+    /// column order.
+    pub upsert: String,
+    /// `DELETE … WHERE key = ?1`.
+    pub delete: String,
+    /// The row as the capture triggers serialise it, `WHERE key = ?1`.
+    pub live_json: String,
+}
+
+impl TableSql {
+    fn build(table: &ManagedTable) -> TableSql {
+        let name = quote_ident(&table.name);
+        let key = quote_ident(&table.key_column);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let updates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !c.name.eq_ignore_ascii_case(&table.key_column))
+            .map(|c| format!("{0} = excluded.{0}", quote_ident(&c.name)))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        TableSql {
+            upsert: format!(
+                "INSERT INTO {name} ({}) VALUES ({}) ON CONFLICT({key}) {conflict}",
+                cols.join(", "),
+                placeholders.join(", "),
+            ),
+            delete: format!("DELETE FROM {name} WHERE {key} = ?1"),
+            live_json: format!(
+                "SELECT {} FROM {name} WHERE {key} = ?1",
+                row_expr(table, &name)
+            ),
+        }
+    }
+}
+
+/// How many table shapes the per-thread cache keeps (a database has a handful of
+/// managed tables; the bound only matters for hosts cycling through many schemas).
+const TABLE_SQL_CACHE_SIZE: usize = 64;
+
+thread_local! {
+    static TABLE_SQL: RefCell<Vec<(ManagedTable, Rc<TableSql>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The cached SQL of `table`. Keyed by the whole table model (not just its name), so
+/// two databases with same-named tables of different columns never share text.
+pub fn table_sql(table: &ManagedTable) -> Rc<TableSql> {
+    TABLE_SQL.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, sql)) = cache.iter().find(|(t, _)| t == table) {
+            return sql.clone();
+        }
+        if cache.len() >= TABLE_SQL_CACHE_SIZE {
+            cache.remove(0);
+        }
+        let sql = Rc::new(TableSql::build(table));
+        cache.push((table.clone(), sql.clone()));
+        sql
+    })
+}
+
 /// The live application row serialised like the triggers do, or `None` if absent.
 pub fn live_row_json(
     conn: &Connection,
     table: &ManagedTable,
     key: &LocalKey,
 ) -> Result<Option<String>> {
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?1",
-        row_expr(table, &quote_ident(&table.name)),
-        quote_ident(&table.name),
-        quote_ident(&table.key_column)
-    );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&table_sql(table).live_json)?
         .query_row([&key.sql], |r| r.get(0))
         .optional()?)
 }
 
 /// Upserts a full row (values in column order) by primary key.
 pub fn upsert_row(conn: &Connection, table: &ManagedTable, values: Vec<SqlValue>) -> Result<()> {
-    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let updates: Vec<String> = table
-        .columns
-        .iter()
-        .filter(|c| !c.name.eq_ignore_ascii_case(&table.key_column))
-        .map(|c| format!("{0} = excluded.{0}", quote_ident(&c.name)))
-        .collect();
-    let conflict = if updates.is_empty() {
-        "DO NOTHING".to_string()
-    } else {
-        format!("DO UPDATE SET {}", updates.join(", "))
-    };
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) {}",
-        quote_ident(&table.name),
-        cols.join(", "),
-        placeholders.join(", "),
-        quote_ident(&table.key_column),
-        conflict
-    );
-    conn.prepare_cached(&sql)?
+    conn.prepare_cached(&table_sql(table).upsert)?
         .execute(params_from_iter(values))?;
     Ok(())
 }
 
 pub fn delete_row(conn: &Connection, table: &ManagedTable, key: &LocalKey) -> Result<()> {
-    let sql = format!(
-        "DELETE FROM {} WHERE {} = ?1",
-        quote_ident(&table.name),
-        quote_ident(&table.key_column)
-    );
-    conn.prepare_cached(&sql)?.execute([&key.sql])?;
+    conn.prepare_cached(&table_sql(table).delete)?
+        .execute([&key.sql])?;
     Ok(())
+}
+
+/// Records `row_version` for a row whose `key_json` is built in SQL from the key
+/// value (same `json_object` as the triggers, no separate round trip), unless the
+/// stored state already has that version or a newer one. Returns whether it wrote:
+/// `false` means the authoritative row was already applied (e.g. our own pushed
+/// bundle coming back in a pull) and must be left alone. `updated_at` is taken once
+/// per transaction from [`now_timestamp`] rather than formatted again for every row.
+pub fn advance_row_state(
+    conn: &Connection,
+    schema: &str,
+    table: &ManagedTable,
+    key: &LocalKey,
+    row_version: i64,
+    deleted: bool,
+    updated_at: &str,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
+             VALUES (?1, ?2, json_object(?3, ?4), ?5, ?6, ?7)
+             ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
+             deleted = excluded.deleted, updated_at = excluded.updated_at
+             WHERE excluded.row_version > _sync_row_state.row_version",
+        )?
+        .execute(params![
+            schema,
+            table.name,
+            table.key_json_name,
+            key.json_value,
+            row_version,
+            deleted as i64,
+            updated_at
+        ])?;
+    Ok(changed > 0)
+}
+
+/// The current time in the `updated_at` format of the runtime tables, from SQLite's
+/// own clock and formatter (so it is byte-compatible with the triggers' values).
+pub fn now_timestamp(conn: &Connection) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')")?
+        .query_row([], |r| r.get(0))?)
 }
 
 pub fn upsert_row_state(

@@ -77,48 +77,104 @@ pub fn validate_bundle_row(row: &BundleRow) -> Result<()> {
     }
 }
 
+/// A pulled bundle's own members, relative to the previous bundle of the page and the
+/// page's `stable_bundle_seq` (rows are checked separately).
+pub fn validate_bundle_head(
+    bundle_seq: i64,
+    source_id: &str,
+    source_bundle_id: i64,
+    previous: i64,
+    stable: i64,
+) -> Result<()> {
+    if bundle_seq <= previous {
+        return fail(format!(
+            "bundle_seq {bundle_seq} is not above previous bundle_seq {previous}"
+        ));
+    }
+    if bundle_seq > stable {
+        return fail(format!(
+            "bundle_seq {bundle_seq} exceeds stable_bundle_seq {stable}"
+        ));
+    }
+    if source_id.trim().is_empty() {
+        return fail(format!("bundle {bundle_seq} has an empty source_id"));
+    }
+    if source_bundle_id <= 0 {
+        return fail(format!(
+            "bundle {bundle_seq} source_bundle_id {source_bundle_id} must be positive"
+        ));
+    }
+    Ok(())
+}
+
 fn validate_bundle(b: &Bundle, previous: i64, stable: i64) -> Result<()> {
-    if b.bundle_seq <= previous {
-        return fail(format!(
-            "bundle_seq {} is not above previous bundle_seq {previous}",
-            b.bundle_seq
-        ));
-    }
-    if b.bundle_seq > stable {
-        return fail(format!(
-            "bundle_seq {} exceeds stable_bundle_seq {stable}",
-            b.bundle_seq
-        ));
-    }
-    if b.source_id.trim().is_empty() {
-        return fail(format!("bundle {} has an empty source_id", b.bundle_seq));
-    }
-    if b.source_bundle_id <= 0 {
-        return fail(format!(
-            "bundle {} source_bundle_id {} must be positive",
-            b.bundle_seq, b.source_bundle_id
-        ));
-    }
+    validate_bundle_head(
+        b.bundle_seq,
+        &b.source_id,
+        b.source_bundle_id,
+        previous,
+        stable,
+    )?;
     b.rows.iter().try_for_each(validate_bundle_row)
+}
+
+/// The page-level members of a `GET /sync/pull` page (§2.8), relative to the
+/// requested `after_bundle_seq`.
+pub fn validate_pull_head(
+    stable_bundle_seq: i64,
+    has_bundles: bool,
+    after_bundle_seq: i64,
+) -> Result<()> {
+    if stable_bundle_seq < 0 {
+        return fail(format!(
+            "stable_bundle_seq {stable_bundle_seq} must be non-negative"
+        ));
+    }
+    if stable_bundle_seq < after_bundle_seq {
+        return fail(format!(
+            "stable_bundle_seq {stable_bundle_seq} is behind requested after_bundle_seq {after_bundle_seq}"
+        ));
+    }
+    if has_bundles && stable_bundle_seq <= 0 {
+        return fail("missing stable_bundle_seq for non-empty bundle list".to_string());
+    }
+    Ok(())
+}
+
+/// A pulled bundle's advertised `row_count` and `bundle_hash` (sent by the reference
+/// server though the swagger omits them; checked when present) against the rows
+/// actually received, as counted and hashed (§8.1) while reading them.
+pub fn validate_bundle_digest(
+    bundle_seq: i64,
+    row_count: Option<i64>,
+    bundle_hash: Option<&str>,
+    rows: i64,
+    computed_hash: &str,
+) -> Result<()> {
+    if let Some(expected) = row_count {
+        if expected != rows {
+            return fail(format!(
+                "bundle {bundle_seq} row_count {expected} does not match the {rows} rows received"
+            ));
+        }
+    }
+    if let Some(expected) = bundle_hash {
+        if !expected.eq_ignore_ascii_case(computed_hash) {
+            return fail(format!(
+                "bundle {bundle_seq} bundle_hash {expected} does not match the rows received ({computed_hash})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /sync/pull` page (§2.8), relative to the requested `after_bundle_seq`.
 pub fn validate_pull(resp: &PullResponse, after_bundle_seq: i64) -> Result<()> {
-    if resp.stable_bundle_seq < 0 {
-        return fail(format!(
-            "stable_bundle_seq {} must be non-negative",
-            resp.stable_bundle_seq
-        ));
-    }
-    if resp.stable_bundle_seq < after_bundle_seq {
-        return fail(format!(
-            "stable_bundle_seq {} is behind requested after_bundle_seq {after_bundle_seq}",
-            resp.stable_bundle_seq
-        ));
-    }
-    if !resp.bundles.is_empty() && resp.stable_bundle_seq <= 0 {
-        return fail("missing stable_bundle_seq for non-empty bundle list".to_string());
-    }
+    validate_pull_head(
+        resp.stable_bundle_seq,
+        !resp.bundles.is_empty(),
+        after_bundle_seq,
+    )?;
     let mut previous = after_bundle_seq;
     for b in &resp.bundles {
         validate_bundle(b, previous, resp.stable_bundle_seq)?;

@@ -1,8 +1,20 @@
 //! `pull_to_stable` (§7.6): page through `/sync/pull` up to a frozen ceiling,
 //! applying each bundle in its own short transaction so the checkpoint only moves
 //! after a durable apply. `409 history_pruned` falls back to a keep-source snapshot.
+//!
+//! A page carries whole bundles, so one page can be tens of megabytes. It is never
+//! held in memory: the body is downloaded into a spool file ([`spool`]), then, with no
+//! request in flight, read twice as a stream ([`page`]): a check pass validates the
+//! page and every bundle (row shapes, `row_count`, `bundle_hash` recomputed row by
+//! row), and an apply pass applies each bundle in its own transaction. A row that
+//! still fails to decode in the apply pass rolls its bundle's transaction back, so a
+//! malformed row changes nothing of its bundle.
 
-use oversqlite_protocol::{codes, Bundle, Op};
+mod page;
+mod spool;
+
+use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op};
+use rusqlite::Connection;
 
 use crate::api::Reply;
 use crate::client::{sync_status, Ctx, SyncClient};
@@ -13,8 +25,13 @@ use crate::ops::snapshot::{rebuild_from_snapshot, OutboxMode};
 use crate::report::{ChangedTables, PullReport, RemoteOutcome};
 use crate::rows;
 use crate::state;
-use crate::tx::apply_tx;
-use crate::validate::validate_pull;
+use crate::tx::ImmediateTx;
+use crate::validate::{
+    validate_bundle_digest, validate_bundle_head, validate_bundle_row, validate_pull_head,
+};
+
+use page::{read_page, BundleHead, PageSink};
+use spool::Spool;
 
 impl SyncClient {
     pub fn pull_to_stable(&mut self, conn: &rusqlite::Connection) -> Result<PullReport> {
@@ -40,6 +57,17 @@ pub(crate) fn require_drained(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+fn snapshot_report(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<PullReport> {
+    let restore = rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
+    Ok(PullReport {
+        outcome: RemoteOutcome::AppliedSnapshot,
+        restore: Some(restore),
+        bundles_applied: 0,
+        status: sync_status(ctx.conn)?,
+        changed_tables: changed.clone(),
+    })
+}
+
 pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<PullReport> {
     check_gates(ctx)?;
     require_drained(ctx)?;
@@ -50,55 +78,51 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
     let mut target = 0i64;
     let mut applied = 0i64;
     let max = ctx.pull_max_bundles();
+    let mut spool = Spool::create(ctx.conn)?;
     loop {
-        let resp = match ctx.remote.pull(&source, after, max, target)? {
-            Reply::Ok(r) => r,
+        match ctx
+            .remote
+            .pull_to_file(&source, after, max, target, spool.file_mut())?
+        {
+            Reply::Ok(()) => {}
             Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
-                let restore =
-                    rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
-                return Ok(PullReport {
-                    outcome: RemoteOutcome::AppliedSnapshot,
-                    restore: Some(restore),
-                    bundles_applied: 0,
-                    status: sync_status(ctx.conn)?,
-                    changed_tables: changed.clone(),
-                });
+                return snapshot_report(ctx, user, changed);
             }
             Reply::Failed(f) => return Err(f.into_error("pull request")),
-        };
-        validate_pull(&resp, after)?;
+        }
+        let page = check_page(&mut spool, after)?;
         oversqlite_core::fault::point("pull.after_response");
         // A zero checkpoint is never answered `history_pruned` (§10.6): the server
         // silently starts above its retention floor. Bundle sequences are contiguous per
         // user from 1, so a first bundle above 1 means pruned history this device never
         // saw; only a snapshot can bring it back.
-        if after == 0 && resp.bundles.first().is_some_and(|b| b.bundle_seq > 1) {
-            let restore = rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
-            return Ok(PullReport {
-                outcome: RemoteOutcome::AppliedSnapshot,
-                restore: Some(restore),
-                bundles_applied: 0,
-                status: sync_status(ctx.conn)?,
-                changed_tables: changed.clone(),
-            });
+        if after == 0 && page.bundle_seqs.first().is_some_and(|s| *s > 1) {
+            return snapshot_report(ctx, user, changed);
         }
+        let stable = page.stable_bundle_seq;
         if target == 0 {
-            target = resp.stable_bundle_seq;
-        } else if resp.stable_bundle_seq != target {
+            target = stable;
+        } else if stable != target {
             return Err(SyncError::protocol(format!(
-                "pull response stable bundle seq changed from {target} to {}",
-                resp.stable_bundle_seq
+                "pull response stable bundle seq changed from {target} to {stable}"
             )));
         }
-        let empty = resp.bundles.is_empty();
-        for bundle in &resp.bundles {
-            apply_bundle(ctx, bundle, changed)?;
-            oversqlite_core::fault::point("pull.after_bundle_applied");
-            after = bundle.bundle_seq;
-            applied += 1;
+        let empty = page.bundle_seqs.is_empty();
+        if !empty {
+            let mut applier = Applier {
+                ctx,
+                bundle_seqs: &page.bundle_seqs,
+                tx: None,
+                updated_at: String::new(),
+                touched: ChangedTables::new(),
+                changed: &mut *changed,
+                after: &mut after,
+                applied: &mut applied,
+            };
+            read_page(spool.reader()?, &mut applier)?;
         }
-        if after >= resp.stable_bundle_seq {
-            let outcome = if after == initial && resp.stable_bundle_seq == initial {
+        if after >= stable {
+            let outcome = if after == initial && stable == initial {
                 RemoteOutcome::AlreadyAtTarget
             } else {
                 RemoteOutcome::AppliedIncremental
@@ -111,73 +135,249 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
                 changed_tables: changed.clone(),
             });
         }
-        if !resp.has_more && empty {
+        if !page.has_more && empty {
             return Err(SyncError::protocol(format!(
-                "pull ended before reaching stable bundle seq {}",
-                resp.stable_bundle_seq
+                "pull ended before reaching stable bundle seq {stable}"
             )));
         }
-        if !resp.has_more {
+        if !page.has_more {
             return Err(SyncError::protocol(format!(
-                "pull ended early at bundle seq {after} below stable bundle seq {}",
-                resp.stable_bundle_seq
+                "pull ended early at bundle seq {after} below stable bundle seq {stable}"
             )));
         }
     }
 }
 
-/// Applies one pulled bundle and advances the checkpoint, in one transaction.
-fn apply_bundle(ctx: &Ctx, bundle: &Bundle, changed: &mut ChangedTables) -> Result<()> {
-    // Decode everything first: a malformed row must change nothing.
-    let mut decoded = Vec::with_capacity(bundle.rows.len());
-    for row in &bundle.rows {
-        ctx.check_schema(&row.schema)?;
-        let table = ctx.table(&row.table)?;
-        let key = wire_key_to_local(table, &row.key)?;
-        let values = match (&row.op, &row.payload) {
-            (Op::Delete, _) => None,
-            (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
-            (op, None) => {
-                return Err(SyncError::protocol(format!(
-                    "bundle row {op} for {} has no payload",
-                    row.table
-                )))
-            }
-        };
-        decoded.push((table, key, row.row_version, values));
+/// What the check pass proved about a spooled page.
+struct CheckedPage {
+    stable_bundle_seq: i64,
+    has_more: bool,
+    /// The page's bundles in order; the apply pass must meet exactly these.
+    bundle_seqs: Vec<i64>,
+}
+
+/// One bundle as seen by the check pass.
+struct BundleCheck {
+    head: BundleHead,
+    rows: i64,
+    hash: String,
+    /// The first invalid row, reported after the bundle's own members (the order the
+    /// whole-page validation always used).
+    row_error: Option<SyncError>,
+}
+
+/// Check-pass sink: validates rows and recomputes each bundle's hash as rows stream
+/// by; keeps only a few fields per bundle.
+#[derive(Default)]
+struct Checker {
+    bundles: Vec<BundleCheck>,
+    current: Option<(BundleHasher, Option<SyncError>)>,
+}
+
+impl PageSink for Checker {
+    fn bundle_begin(&mut self, _index: usize) -> Result<()> {
+        self.current = Some((BundleHasher::new(), None));
+        Ok(())
     }
-    let schema = ctx.config.schema.clone();
-    let mut touched = ChangedTables::new();
-    apply_tx(ctx.conn, |conn| {
+
+    fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
+        if let Some((hasher, error @ None)) = self.current.as_mut() {
+            match validate_bundle_row(&row) {
+                Ok(()) => hasher.push(&row),
+                Err(e) => *error = Some(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn bundle_end(&mut self, _index: usize, head: BundleHead) -> Result<()> {
+        let (hasher, row_error) = self.current.take().unwrap_or_default();
+        let rows = hasher.row_count();
+        self.bundles.push(BundleCheck {
+            head,
+            rows,
+            hash: hasher.finish().bundle_hash,
+            row_error,
+        });
+        Ok(())
+    }
+}
+
+/// The check pass (§2.8 client validation, plus `row_count`/`bundle_hash` when sent).
+fn check_page(spool: &mut Spool, after: i64) -> Result<CheckedPage> {
+    let mut checker = Checker::default();
+    let head = read_page(spool.reader()?, &mut checker)?;
+    validate_pull_head(head.stable_bundle_seq, head.bundles > 0, after)?;
+    let mut previous = after;
+    let mut bundle_seqs = Vec::with_capacity(checker.bundles.len());
+    for b in checker.bundles {
+        let h = &b.head;
+        validate_bundle_head(
+            h.bundle_seq,
+            &h.source_id,
+            h.source_bundle_id,
+            previous,
+            head.stable_bundle_seq,
+        )?;
+        if let Some(e) = b.row_error {
+            return Err(e);
+        }
+        validate_bundle_digest(
+            h.bundle_seq,
+            h.row_count,
+            h.bundle_hash.as_deref(),
+            b.rows,
+            &b.hash,
+        )?;
+        previous = h.bundle_seq;
+        bundle_seqs.push(h.bundle_seq);
+    }
+    Ok(CheckedPage {
+        stable_bundle_seq: head.stable_bundle_seq,
+        has_more: head.has_more,
+        bundle_seqs,
+    })
+}
+
+/// An apply-mode transaction (capture suppressed, foreign keys deferred) held open
+/// while one bundle streams from the spool file: the same steps as `tx::apply_tx`,
+/// split so a streaming reader can begin and end it. Dropped uncommitted, it rolls
+/// back (and with it `apply_mode`).
+struct BundleTx<'c> {
+    tx: ImmediateTx<'c>,
+}
+
+impl<'c> BundleTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self> {
+        let tx = ImmediateTx::begin(conn)?;
+        conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+        conn.execute(
+            "UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1",
+            [],
+        )?;
+        Ok(BundleTx { tx })
+    }
+
+    fn commit(self) -> Result<()> {
+        self.tx.conn().execute(
+            "UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1",
+            [],
+        )?;
+        self.tx.commit()
+    }
+}
+
+/// Apply-pass sink: each bundle in its own transaction, rows applied as they are read.
+struct Applier<'p, 'c, 'a> {
+    ctx: &'p Ctx<'a>,
+    bundle_seqs: &'p [i64],
+    tx: Option<BundleTx<'c>>,
+    /// `updated_at` for the row states of the bundle being applied.
+    updated_at: String,
+    touched: ChangedTables,
+    changed: &'p mut ChangedTables,
+    after: &'p mut i64,
+    applied: &'p mut i64,
+}
+
+impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
+    fn bundle_begin(&mut self, index: usize) -> Result<()> {
+        if index >= self.bundle_seqs.len() {
+            return Err(changed_underfoot());
+        }
+        let tx = BundleTx::begin(self.ctx.conn)?;
         // The drained check ran before the request; another connection may have
         // written since. Applying over that write would silently lose it, so the
         // bundle is refused as a whole (checkpoint unchanged) and the next sync
         // pushes first.
-        let dirty = state::dirty_count(conn)?;
+        let dirty = state::dirty_count(self.ctx.conn)?;
         if dirty > 0 {
             return Err(SyncError::new(
                 ErrorKind::PendingLocalChanges,
                 format!("{dirty} local rows were written while the pull was in flight; nothing was applied; call oversqlite_sync() to push them first"),
             ));
         }
-        for (table, key, version, values) in decoded {
-            let key_json = rows::key_json(conn, table, &key)?;
-            if let Some(existing) = rows::row_state_version(conn, &schema, &table.name, &key_json)?
-            {
-                if existing >= version {
-                    continue; // already applied (e.g. our own pushed bundle, replayed)
-                }
-            }
-            rows::apply_authoritative(conn, &schema, table, &key, &key_json, version, values)?;
-            touched.insert(table.name.clone());
+        self.tx = Some(tx);
+        self.updated_at = rows::now_timestamp(self.ctx.conn)?;
+        self.touched.clear();
+        Ok(())
+    }
+
+    fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
+        apply_row(self.ctx, &row, &self.updated_at, &mut self.touched)
+    }
+
+    fn bundle_end(&mut self, index: usize, head: BundleHead) -> Result<()> {
+        if self.bundle_seqs.get(index) != Some(&head.bundle_seq) {
+            return Err(changed_underfoot());
         }
-        conn.execute(
+        let tx = self.tx.take().ok_or_else(changed_underfoot)?;
+        self.ctx.conn.execute(
             "UPDATE _sync_attachment_state SET last_bundle_seq_seen = MAX(last_bundle_seq_seen, ?1) WHERE singleton_key = 1",
-            [bundle.bundle_seq],
+            [head.bundle_seq],
         )?;
         oversqlite_core::fault::point("pull.mid_bundle_apply");
+        tx.commit()?;
+        oversqlite_core::fault::point("pull.after_bundle_applied");
+        self.changed.append(&mut self.touched);
+        *self.after = head.bundle_seq;
+        *self.applied += 1;
         Ok(())
-    })?;
-    changed.extend(touched);
+    }
+}
+
+/// The spool file is private to this operation; a page that reads differently the
+/// second time means local corruption, never a reason to apply anything.
+fn changed_underfoot() -> SyncError {
+    SyncError::new(
+        ErrorKind::DatabaseError,
+        "the spooled pull response changed between its check and its apply",
+    )
+}
+
+/// Applies one validated bundle row inside its bundle's transaction: two statements,
+/// the version-guarded row-state upsert (which also tells whether the row is already
+/// applied, e.g. our own pushed bundle coming back) and the application write.
+/// `_sync_dirty_rows` needs no cleanup: it was empty when the transaction began and
+/// capture is suppressed inside it.
+fn apply_row(
+    ctx: &Ctx,
+    row: &BundleRow,
+    updated_at: &str,
+    touched: &mut ChangedTables,
+) -> Result<()> {
+    ctx.check_schema(&row.schema)?;
+    let table = ctx.table(&row.table)?;
+    let key = wire_key_to_local(table, &row.key)?;
+    let values = match (&row.op, &row.payload) {
+        (Op::Delete, _) => None,
+        (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
+        (op, None) => {
+            return Err(SyncError::protocol(format!(
+                "bundle row {op} for {} has no payload",
+                row.table
+            )))
+        }
+    };
+    let conn = ctx.conn;
+    let deleted = values.is_none();
+    if !rows::advance_row_state(
+        conn,
+        &ctx.config.schema,
+        table,
+        &key,
+        row.row_version,
+        deleted,
+        updated_at,
+    )? {
+        return Ok(());
+    }
+    match values {
+        Some(v) => rows::upsert_row(conn, table, v)?,
+        None => rows::delete_row(conn, table, &key)?,
+    }
+    if !touched.contains(&table.name) {
+        touched.insert(table.name.clone());
+    }
     Ok(())
 }

@@ -4,11 +4,12 @@
 //! (`PreserveSourceRecovery`, §7.7.3).
 
 use oversqlite_protocol::{
-    codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
+    codes, SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
+    SourceReplacement,
 };
 use rusqlite::{params, Connection};
 
-use crate::api::Reply;
+use crate::api::{send_prepared, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
 use crate::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
@@ -19,7 +20,9 @@ use crate::ops::pull::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
 use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
 use crate::rows::{self, quote_ident};
+use crate::schema::ManagedTable;
 use crate::state;
+use crate::transport::HttpRequest;
 use crate::tx::{apply_tx, write_tx};
 use crate::validate::{validate_snapshot_chunk, validate_snapshot_session};
 
@@ -192,49 +195,102 @@ pub(crate) fn stage_snapshot(
     result.map(|_| session)
 }
 
+/// One snapshot chunk, validated and converted, ready to be written to the stage.
+struct StagedChunk<'t> {
+    /// The chunk's `after_row_ordinal` (its rows are `after + 1 ..`).
+    after: i64,
+    /// `(table, local key value, row_version, wire payload text)` per row.
+    rows: Vec<(&'t ManagedTable, String, i64, String)>,
+}
+
+/// Downloads and stages every chunk of `session`, one request ahead: once chunk k is
+/// validated and converted, the request for chunk k+1 goes out on a scoped thread while
+/// chunk k is written, so the server prepares the next chunk during the staging write
+/// and the wall time is about the larger of the two rather than their sum. Only the
+/// HTTP exchange runs on that thread: tokens are asked for, 401s refreshed, bodies
+/// decoded and rows converted on this thread, in the same order as a sequential
+/// download (a token provider may call back into the host through the connection). No
+/// write transaction waits on the network: each covers a chunk already in memory. At
+/// most one response is in flight, so memory stays two chunks whatever the snapshot
+/// size. A failure stops the download before any further request is made, except a
+/// failed staging write, after which the one request already sent is left unread.
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
-    let mut after = 0i64;
-    loop {
-        let chunk = ctx
-            .remote
-            .snapshot_chunk(
-                source,
-                &session.snapshot_id,
-                after,
-                ctx.settings.snapshot_chunk_rows.max(1),
-            )?
-            .ok_or_error("snapshot chunk fetch")?;
-        validate_snapshot_chunk(
-            &chunk,
-            &session.snapshot_id,
-            session.snapshot_bundle_seq,
-            after,
-        )?;
-        let mut staged = Vec::with_capacity(chunk.rows.len());
-        for row in &chunk.rows {
-            ctx.check_schema(&row.schema)?;
-            let table = ctx.table(&row.table)?;
-            let key = wire_key_to_local(table, &row.key)?;
-            let payload = serde_json::to_string(&row.payload).expect("payload serialises");
-            staged.push((table, key, row.row_version, payload));
-        }
-        write_tx(ctx.conn, |c| {
-            for (i, (table, key, version, payload)) in staged.iter().enumerate() {
-                let key_json = rows::key_json(c, table, key)?;
-                c.prepare_cached(
-                    "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![session.snapshot_id, after + 1 + i as i64, ctx.config.schema, table.name, key_json, version, payload])?;
+    let max_rows = ctx.snapshot_chunk_rows();
+    let remote = &ctx.remote;
+    let (transport, retry) = (remote.transport, remote.retry);
+    let id = session.snapshot_id.as_str();
+    std::thread::scope(|scope| {
+        let send = |req: HttpRequest| {
+            scope.spawn(move || {
+                let sent = send_prepared(transport, retry, &req);
+                (req, sent)
+            })
+        };
+        let mut after = 0i64;
+        let mut in_flight = send(remote.snapshot_chunk_request(source, id, after, max_rows)?);
+        loop {
+            let (req, sent) = in_flight
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let chunk = remote
+                .snapshot_chunk_reply(req, sent)?
+                .ok_or_error("snapshot chunk fetch")?;
+            validate_snapshot_chunk(&chunk, id, session.snapshot_bundle_seq, after)?;
+            let staged = convert_chunk(ctx, &chunk, after)?;
+            let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
+            drop(chunk);
+            if !has_more {
+                write_chunk(ctx, id, &staged)?;
+                oversqlite_core::fault::point("snapshot.after_stage_chunk");
+                return Ok(());
             }
-            Ok(())
-        })?;
-        oversqlite_core::fault::point("snapshot.after_stage_chunk");
-        if !chunk.has_more {
-            return Ok(());
+            in_flight = send(remote.snapshot_chunk_request(source, id, next, max_rows)?);
+            write_chunk(ctx, id, &staged)?;
+            oversqlite_core::fault::point("snapshot.after_stage_chunk");
+            after = next;
         }
-        after = chunk.next_row_ordinal;
+    })
+}
+
+/// A validated chunk's rows in staged form (local key values, wire payload text).
+fn convert_chunk<'t>(
+    ctx: &'t Ctx,
+    chunk: &SnapshotChunkResponse,
+    after: i64,
+) -> Result<StagedChunk<'t>> {
+    let mut rows = Vec::with_capacity(chunk.rows.len());
+    for row in &chunk.rows {
+        ctx.check_schema(&row.schema)?;
+        let table = ctx.table(&row.table)?;
+        let key = wire_key_to_local(table, &row.key)?;
+        let payload = serde_json::to_string(&row.payload).expect("payload serialises");
+        rows.push((table, key.json_value, row.row_version, payload));
     }
+    Ok(StagedChunk { after, rows })
+}
+
+/// Writes one converted chunk to the stage in its own short transaction.
+fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> {
+    write_tx(ctx.conn, |c| {
+        // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
+        let mut insert = c.prepare_cached(
+            "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
+             VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
+        )?;
+        for (i, (table, key_value, version, payload)) in chunk.rows.iter().enumerate() {
+            insert.execute(params![
+                snapshot_id,
+                chunk.after + 1 + i as i64,
+                ctx.config.schema,
+                table.name,
+                table.key_json_name,
+                key_value,
+                version,
+                payload
+            ])?;
+        }
+        Ok(())
+    })
 }
 
 pub(crate) fn staged_count(conn: &Connection, snapshot_id: &str) -> Result<i64> {
@@ -335,29 +391,7 @@ pub(crate) fn final_apply(
             state::clear_outbox(conn)?;
         }
 
-        let mut stmt = conn.prepare(
-            "SELECT table_name, key_json, row_version, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
-        )?;
-        let staged = stmt
-            .query_map([&snapshot_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        drop(stmt);
-        let mut count = 0i64;
-        for (table_name, key_json, version, payload) in &staged {
-            let table = ctx.table(table_name)?;
-            let values =
-                wire_payload_to_row(table, &parse_object(payload, "staged snapshot payload")?)?;
-            rows::upsert_row(conn, table, values)?;
-            rows::upsert_row_state(conn, &schema, &table.name, key_json, *version, false)?;
-            count += 1;
-        }
+        let count = apply_staged_rows(ctx, conn, &snapshot_id)?;
         if count != session.row_count {
             return Err(SyncError::protocol(format!(
                 "staged snapshot row count {count} does not match expected row_count {}",
@@ -407,10 +441,10 @@ pub(crate) fn final_apply(
             params![current, user, schema, session.snapshot_bundle_seq],
         )?;
         state::reset_operation(conn)?;
-        conn.execute(
-            "DELETE FROM _sync_snapshot_stage WHERE snapshot_id = ?1",
-            [&snapshot_id],
-        )?;
+        // The stage only ever holds one snapshot (staging starts by clearing it), so
+        // it is emptied whole: an unqualified DELETE lets SQLite drop its pages at
+        // once instead of deleting 100k rows one by one.
+        conn.execute("DELETE FROM _sync_snapshot_stage", [])?;
         oversqlite_core::fault::point("snapshot.mid_final_apply");
         Ok(tables)
     })?;
@@ -420,6 +454,45 @@ pub(crate) fn final_apply(
         bundle_seq: session.snapshot_bundle_seq,
         row_count: session.row_count,
     })
+}
+
+/// Writes every staged row of `snapshot_id` into its application table, streaming the
+/// stage (never collecting it: memory stays one row whatever the snapshot size), then
+/// records all their versions with one set-based statement (`key_json` and
+/// `row_version` are copied as staged, no conversion involved). Returns the row count.
+/// Runs inside the final apply transaction: any malformed staged row rolls it all back.
+fn apply_staged_rows(ctx: &Ctx, conn: &Connection, snapshot_id: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT table_name, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
+    )?;
+    let mut staged = stmt.query([snapshot_id])?;
+    let mut count = 0i64;
+    while let Some(r) = staged.next()? {
+        let table = ctx.table(staged_text(r, 0)?)?;
+        let payload = parse_object(staged_text(r, 1)?, "staged snapshot payload")?;
+        rows::upsert_row(conn, table, wire_payload_to_row(table, &payload)?)?;
+        count += 1;
+    }
+    conn.prepare_cached(
+        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
+         SELECT ?2, table_name, key_json, row_version, 0, ?3
+         FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal
+         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
+         deleted = excluded.deleted, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        snapshot_id,
+        ctx.config.schema,
+        rows::now_timestamp(conn)?
+    ])?;
+    Ok(count)
+}
+
+/// A TEXT column of a stage row, borrowed (no copy per row).
+fn staged_text<'r>(row: &'r rusqlite::Row, index: usize) -> Result<&'r str> {
+    row.get_ref(index)?
+        .as_str()
+        .map_err(|e| SyncError::state(format!("staged snapshot row: {e}")))
 }
 
 /// A dirty row captured after the outbox committed but before its replay recorded row

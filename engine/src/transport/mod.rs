@@ -5,11 +5,11 @@ mod retry;
 mod scripted;
 mod ureq_transport;
 
-pub use retry::{send_with_retry, RetryPolicy};
+pub use retry::{send_to_with_retry, send_with_retry, RetryPolicy};
 pub use scripted::{RecordedRequest, ScriptedResponse, ScriptedTransport};
 pub use ureq_transport::{UreqTransport, UreqTransportConfig};
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 
 /// One HTTP request as the engine means it. `url` is absolute (base URL with the
 /// configured path prefix preserved, then `/sync/...` and the query string).
@@ -138,6 +138,19 @@ impl HttpResponse {
     }
 }
 
+/// Status and headers of a response whose body went to a caller-supplied sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ResponseHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_lookup(&self.headers, name)
+    }
+}
+
 /// A streaming response (used for `GET /sync/watch`). Dropping it closes the stream.
 pub struct StreamResponse {
     pub status: u16,
@@ -161,6 +174,29 @@ impl std::fmt::Display for TransportError {
 pub trait Transport: Send + Sync {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError>;
+
+    /// Sends `request` and copies the whole response body into `sink` (any status),
+    /// returning status and headers. Used for responses too large to hold in memory
+    /// (a pull page carries whole bundles). The default goes through [`Transport::send`],
+    /// so transports that only answer whole responses keep working; a production
+    /// transport streams. A failed body write or read is a `TransportError`.
+    fn send_to(
+        &self,
+        request: &HttpRequest,
+        sink: &mut dyn Write,
+    ) -> Result<ResponseHead, TransportError> {
+        let resp = self.send(request)?;
+        sink.write_all(&resp.body).map_err(|e| TransportError {
+            message: format!(
+                "writing the response of {} failed: {e}",
+                redact_url(&request.url)
+            ),
+        })?;
+        Ok(ResponseHead {
+            status: resp.status,
+            headers: resp.headers,
+        })
+    }
 }
 
 fn header_lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

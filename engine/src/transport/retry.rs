@@ -2,9 +2,11 @@
 //! failures, 5xx and 429 are retried; `Retry-After` (seconds) is honoured, capped
 //! by `max_retry_after`.
 
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::time::Duration;
 
-use super::{HttpRequest, HttpResponse, Transport, TransportError};
+use super::{HttpRequest, HttpResponse, ResponseHead, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -63,8 +65,8 @@ fn is_retryable_status(status: u16) -> bool {
     status == 429 || status >= 500
 }
 
-fn retry_after(resp: &HttpResponse) -> Option<Duration> {
-    resp.header("Retry-After")
+fn retry_after(retry_after_header: Option<&str>) -> Option<Duration> {
+    retry_after_header
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
 }
@@ -82,7 +84,45 @@ pub fn send_with_retry(
         let outcome = transport.send(request);
         let delay = match &outcome {
             Ok(resp) if is_retryable_status(resp.status) => {
-                policy.backoff(attempt, retry_after(resp))
+                policy.backoff(attempt, retry_after(resp.header("Retry-After")))
+            }
+            Ok(_) => return outcome,
+            Err(_) => policy.backoff(attempt, None),
+        };
+        if attempt >= attempts {
+            return outcome;
+        }
+        std::thread::sleep(delay);
+        attempt += 1;
+    }
+}
+
+/// Empties the spool file before an attempt, so a retried response never follows
+/// the partial body of a failed one.
+fn reset_spool(file: &mut File) -> Result<(), TransportError> {
+    file.set_len(0)
+        .and_then(|_| file.seek(SeekFrom::Start(0)).map(|_| ()))
+        .map_err(|e| TransportError {
+            message: format!("resetting the response spool file failed: {e}"),
+        })
+}
+
+/// [`send_with_retry`] for a response streamed into `file` ([`Transport::send_to`]):
+/// same retry rule; `file` holds exactly the body of the returned response.
+pub fn send_to_with_retry(
+    transport: &dyn Transport,
+    policy: &RetryPolicy,
+    request: &HttpRequest,
+    file: &mut File,
+) -> Result<ResponseHead, TransportError> {
+    let attempts = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        reset_spool(file)?;
+        let outcome = transport.send_to(request, file);
+        let delay = match &outcome {
+            Ok(head) if is_retryable_status(head.status) => {
+                policy.backoff(attempt, retry_after(head.header("Retry-After")))
             }
             Ok(_) => return outcome,
             Err(_) => policy.backoff(attempt, None),

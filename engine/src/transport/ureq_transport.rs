@@ -2,10 +2,10 @@
 //! bundled webpki roots). Non-2xx statuses are returned as responses, not errors,
 //! so the engine can decode the server's JSON error envelope.
 
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use super::{HttpRequest, HttpResponse, StreamResponse, Transport, TransportError};
+use super::{HttpRequest, HttpResponse, ResponseHead, StreamResponse, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct UreqTransportConfig {
@@ -122,6 +122,34 @@ impl Transport for UreqTransport {
             headers,
             body,
         })
+    }
+
+    /// Streams the body into `sink` in fixed-size pieces: memory stays constant
+    /// however large the response, within the same `max_body_bytes` bound as `send`.
+    fn send_to(
+        &self,
+        request: &HttpRequest,
+        sink: &mut dyn Write,
+    ) -> Result<ResponseHead, TransportError> {
+        let req = Self::build(request)?;
+        let resp = self
+            .agent
+            .run(req)
+            .map_err(|e| transport_error(&request.url, e))?;
+        let status = resp.status().as_u16();
+        let headers = headers_of(&resp);
+        let mut reader = resp
+            .into_body()
+            .into_with_config()
+            .limit(self.config.max_body_bytes)
+            .reader();
+        std::io::copy(&mut reader, sink).map_err(|e| TransportError {
+            message: format!(
+                "reading the response of {} failed: {e}",
+                super::redact_url(&request.url)
+            ),
+        })?;
+        Ok(ResponseHead { status, headers })
     }
 
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {

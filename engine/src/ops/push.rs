@@ -486,8 +486,8 @@ impl From<SyncError> for Fetch {
 /// uploaded one (every other row replays from `_sync_outbox_rows`).
 pub(crate) struct CommittedRows {
     pub versions: Vec<i64>,
-    /// Position in the bundle → the committed payload as JSON text.
-    pub replaced: BTreeMap<usize, String>,
+    /// Outbox `row_ordinal` → the committed payload as JSON text.
+    pub replaced: BTreeMap<i64, String>,
     /// Why the committed rows differ from the outbox (§7.4 comparison), if they do.
     pub mismatch: Option<String>,
 }
@@ -548,7 +548,8 @@ fn fetch_committed(
                         .payload
                         .as_ref()
                         .map(|p| serde_json::to_string(p).expect("a JSON map serialises"));
-                    out.replaced.insert(position, payload.unwrap_or_default());
+                    out.replaced
+                        .insert(o.row_ordinal, payload.unwrap_or_default());
                 }
                 Err(why) => out.mismatch = Some(why),
             }

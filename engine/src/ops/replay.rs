@@ -31,7 +31,7 @@ use crate::ops::freeze::{self, row_op};
 use crate::ops::push::CommittedRows;
 use crate::report::ChangedTables;
 use crate::rows::{self, quote_ident};
-use crate::schema::{KeyKind, ManagedTable};
+use crate::schema::{ColumnKind, KeyKind, ManagedTable};
 use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::apply_tx;
 use crate::validate::CommittedMeta;
@@ -143,24 +143,78 @@ fn outbox_row_at(conn: &Connection, source_bundle_id: i64, ordinal: i64) -> Resu
         .ok_or_else(|| SyncError::state(format!("outbox row {ordinal} vanished during replay")))
 }
 
-/// Pass 1: the plan of every row that is not [`ACCEPT_CLEAN`], by `row_ordinal`.
-/// Computed for all rows before anything is written, as the per-row plan always was.
-fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<BTreeMap<i64, Plan>> {
+/// Result of the plan pass.
+struct Plans {
+    /// Plans of the rows that are not [`ACCEPT_CLEAN`], by `row_ordinal`.
+    unusual: BTreeMap<i64, Plan>,
+    /// Every table the bundle touches.
+    tables: Vec<String>,
+    /// Tables planned set-based that write back exactly what they hold
+    /// ([`round_trips_exactly`]): their clean accepted rows need no write at all.
+    exact: BTreeSet<String>,
+}
+
+impl Plans {
+    fn all_exact(&self) -> bool {
+        self.tables.iter().all(|t| self.exact.contains(t))
+    }
+}
+
+/// SQLite's column affinity of a declared type (datatype3 §3.1, first rule wins).
+fn affinity(declared: &str) -> char {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        'I'
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        'T'
+    } else if t.is_empty() || t.contains("BLOB") {
+        'B'
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        'R'
+    } else {
+        'N'
+    }
+}
+
+/// Whether local → wire → local is the identity for every value this table can hold
+/// once its rows froze: TEXT-affinity text columns hold only text (`json_object`
+/// refuses BLOBs) and INTEGER-affinity integer columns only integers (anything else
+/// fails the freeze's conversion). For such a table, an accepted row whose live
+/// `json_object` text equals the uploaded payload and whose committed payload is
+/// exactly the uploaded one already holds the committed values: rewriting it would
+/// store the same values again. REAL (`json_object` prints 15 digits), BLOB and
+/// NUMERIC/untyped columns may not round-trip and are always rewritten.
+fn round_trips_exactly(table: &ManagedTable) -> bool {
+    table.columns.iter().all(|c| {
+        matches!(
+            (c.kind, affinity(&c.declared_type)),
+            (ColumnKind::Text, 'T') | (ColumnKind::Integer, 'I')
+        )
+    })
+}
+
+/// Pass 1: the plan of every row that is not [`ACCEPT_CLEAN`]. Computed for all rows
+/// before anything is written, as the per-row plan always was.
+fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<Plans> {
     let sbid = outbox.source_bundle_id;
-    let mut plans = BTreeMap::new();
+    let mut unusual = BTreeMap::new();
     let tables: Vec<String> = conn
         .prepare("SELECT DISTINCT table_name FROM _sync_outbox_rows WHERE source_bundle_id = ?1")?
         .query_map([sbid], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for name in tables {
+    let mut exact = BTreeSet::new();
+    for name in &tables {
         let fast = ctx
             .config
-            .table(&name)
+            .table(name)
             .and_then(|t| key_path(t).map(|p| (t, p)));
         if let Some((table, path)) = fast {
+            if round_trips_exactly(table) {
+                exact.insert(name.clone());
+            }
             for ordinal in unusual_rows(conn, table, &path, sbid)? {
                 let row = outbox_row_at(conn, sbid, ordinal)?;
-                plans.insert(ordinal, plan_row(ctx, conn, &row)?);
+                unusual.insert(ordinal, plan_row(ctx, conn, &row)?);
             }
             continue;
         }
@@ -170,15 +224,19 @@ fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<BTree
             let page = freeze::outbox_page(conn, sbid, after, PAGE_ROWS)?;
             let Some(last) = page.last() else { break };
             after = Some(last.row_ordinal);
-            for row in page.iter().filter(|r| r.table_name == name) {
+            for row in page.iter().filter(|r| &r.table_name == name) {
                 let plan = plan_row(ctx, conn, row)?;
                 if plan != ACCEPT_CLEAN {
-                    plans.insert(row.row_ordinal, plan);
+                    unusual.insert(row.row_ordinal, plan);
                 }
             }
         }
     }
-    Ok(plans)
+    Ok(Plans {
+        unusual,
+        tables,
+        exact,
+    })
 }
 
 /// Per-table statement texts, built once per replay instead of once per row.
@@ -254,82 +312,114 @@ fn accept(
     Ok(())
 }
 
-/// Pass 2: every row in bundle order. Returns the tables touched.
+/// Writes one row according to its plan.
+fn write_row(
+    ctx: &Ctx,
+    conn: &Connection,
+    sql: &mut BTreeMap<String, TableSql>,
+    plans: &Plans,
+    src: &Source,
+    per_row_state: bool,
+) -> Result<()> {
+    let schema = &ctx.config.schema;
+    let row = src.row;
+    let plan = plans.unusual.get(&row.row_ordinal).unwrap_or(&ACCEPT_CLEAN);
+    let table = ctx.table(&row.table_name)?;
+    let deleted = row_op(row)? == Op::Delete;
+    if per_row_state {
+        rows::upsert_row_state(
+            conn,
+            schema,
+            &table.name,
+            &row.key_json,
+            src.version,
+            deleted,
+        )?;
+    }
+    match plan {
+        Plan::Accept { had_dirty } => {
+            // A clean accepted row already holds the committed state: a DELETE found no
+            // live row, an upsert of an exact table holds the very same values.
+            // (Only rows the set-based plan passed: their live text is the upload's.)
+            let planned_clean = !plans.unusual.contains_key(&row.row_ordinal);
+            let noop = *plan == ACCEPT_CLEAN
+                && src.replaced.is_none()
+                && (deleted || (planned_clean && plans.exact.contains(&table.name)));
+            if !noop {
+                let key = local_key_from_key_json(table, &row.key_json)?;
+                let stmts = sql
+                    .entry(table.name.clone())
+                    .or_insert_with(|| TableSql::of(table));
+                accept(conn, table, stmts, &key, src)?;
+            }
+            if *had_dirty {
+                rows::delete_dirty(conn, schema, &table.name, &row.key_json)?;
+            }
+        }
+        Plan::Preserve(op, payload) => {
+            rows::upsert_dirty(
+                conn,
+                schema,
+                &table.name,
+                &row.key_json,
+                op.as_str(),
+                src.version,
+                payload.as_deref(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Pass 2: writes in bundle order. With one `row_version` for the whole bundle and
+/// only exactly round-tripping tables, just the unusual and server-changed rows need
+/// a write (`sparse`); otherwise every row is visited.
 fn write_all(
     ctx: &Ctx,
     conn: &Connection,
     outbox: &OutboxBundle,
     committed: &CommittedRows,
-    plans: &BTreeMap<i64, Plan>,
-    per_row_state: bool,
-) -> Result<ChangedTables> {
-    let schema = &ctx.config.schema;
+    plans: &Plans,
+    version: Option<i64>,
+) -> Result<()> {
+    let sbid = outbox.source_bundle_id;
     let mut sql: BTreeMap<String, TableSql> = BTreeMap::new();
-    let mut touched = ChangedTables::new();
+    if let (Some(version), true) = (version, plans.all_exact()) {
+        let needed: BTreeSet<i64> = plans
+            .unusual
+            .keys()
+            .chain(committed.replaced.keys())
+            .copied()
+            .collect();
+        for ordinal in needed {
+            let row = outbox_row_at(conn, sbid, ordinal)?;
+            let src = Source {
+                row: &row,
+                replaced: committed.replaced.get(&ordinal),
+                version,
+            };
+            write_row(ctx, conn, &mut sql, plans, &src, false)?;
+        }
+        return Ok(());
+    }
+    let per_row_state = version.is_none();
     let mut after = None;
     let mut position = 0usize;
     loop {
-        let page = freeze::outbox_page(conn, outbox.source_bundle_id, after, PAGE_ROWS)?;
+        let page = freeze::outbox_page(conn, sbid, after, PAGE_ROWS)?;
         let Some(last) = page.last() else { break };
         after = Some(last.row_ordinal);
         for row in &page {
-            let version = *committed.versions.get(position).ok_or_else(|| {
+            let row_version = *committed.versions.get(position).ok_or_else(|| {
                 SyncError::state("the outbox holds more rows than the committed bundle")
             })?;
+            position += 1;
             let src = Source {
                 row,
-                replaced: committed.replaced.get(&position),
-                version,
+                replaced: committed.replaced.get(&row.row_ordinal),
+                version: row_version,
             };
-            position += 1;
-            let table = ctx.table(&row.table_name)?;
-            let deleted = row_op(row)? == Op::Delete;
-            match plans.get(&row.row_ordinal).unwrap_or(&ACCEPT_CLEAN) {
-                Plan::Accept { had_dirty } => {
-                    let key = local_key_from_key_json(table, &row.key_json)?;
-                    let stmts = sql
-                        .entry(table.name.clone())
-                        .or_insert_with(|| TableSql::of(table));
-                    accept(conn, table, stmts, &key, &src)?;
-                    if per_row_state {
-                        rows::upsert_row_state(
-                            conn,
-                            schema,
-                            &table.name,
-                            &row.key_json,
-                            src.version,
-                            deleted,
-                        )?;
-                    }
-                    if *had_dirty {
-                        rows::delete_dirty(conn, schema, &table.name, &row.key_json)?;
-                    }
-                }
-                Plan::Preserve(op, payload) => {
-                    if per_row_state {
-                        rows::upsert_row_state(
-                            conn,
-                            schema,
-                            &row.table_name,
-                            &row.key_json,
-                            src.version,
-                            deleted,
-                        )?;
-                    }
-                    rows::upsert_dirty(
-                        conn,
-                        schema,
-                        &row.table_name,
-                        &row.key_json,
-                        op.as_str(),
-                        src.version,
-                        payload.as_deref(),
-                    )?;
-                }
-            }
-            if !touched.contains(&row.table_name) {
-                touched.insert(row.table_name.clone());
-            }
+            write_row(ctx, conn, &mut sql, plans, &src, per_row_state)?;
         }
     }
     if position != committed.versions.len() {
@@ -337,7 +427,7 @@ fn write_all(
             "the outbox holds fewer rows than the committed bundle",
         ));
     }
-    Ok(touched)
+    Ok(())
 }
 
 /// The one `row_version` every committed row carries, if they all carry the same.
@@ -401,11 +491,11 @@ pub(crate) fn replay_committed(
     let touched = apply_tx(ctx.conn, |conn| {
         let plans = plan_all(ctx, conn, outbox)?;
         let version = uniform_version(&committed.versions);
-        let touched = write_all(ctx, conn, outbox, committed, &plans, version.is_none())?;
+        write_all(ctx, conn, outbox, committed, &plans, version)?;
         if let Some(v) = version {
             upsert_row_states(conn, &ctx.config.schema, sbid, v)?;
         }
-        check_dirty_state(conn, sbid, &plans)?;
+        check_dirty_state(conn, sbid, &plans.unusual)?;
         conn.execute(
             "UPDATE _sync_source_state SET next_source_bundle_id = MAX(next_source_bundle_id, ?2) WHERE source_id = ?1",
             rusqlite::params![outbox.source_id, outbox.source_bundle_id + 1],
@@ -420,7 +510,7 @@ pub(crate) fn replay_committed(
         conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
         state::clear_outbox(conn)?;
         oversqlite_core::fault::point("push.mid_replay");
-        Ok(touched)
+        Ok(plans.tables)
     })?;
     changed.extend(touched);
     Ok(())

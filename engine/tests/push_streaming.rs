@@ -316,3 +316,58 @@ fn tables_with_real_and_blob_columns_replay_every_row() {
     );
     assert_eq!(q(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"), 0);
 }
+
+#[test]
+fn chunk_bodies_carry_exact_values() {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let seen = bodies.clone();
+    let server = FakeServer::new(move |_st, req| {
+        if route(req).0 == "push_chunk" {
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_slice(req.body.as_ref().unwrap()).unwrap());
+        }
+        None
+    });
+    let db = TestDb::new();
+    let conn = db.create("typed-rows", &[("typed_rows".into(), "id".into())], "main");
+    support::open(&conn);
+    let mut client = support::client_for(&server);
+    client.attach(&conn, "user-1").unwrap();
+    conn.execute_batch(
+        "INSERT INTO typed_rows VALUES ('big', 'R&D <ops> \"q\" é', NULL, 9007199254740993, 1, 0.1, x'00ff', NULL);
+         INSERT INTO typed_rows VALUES ('gone', 'G', NULL, NULL, 0, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    client.push_pending(&conn).unwrap();
+    conn.execute("DELETE FROM typed_rows WHERE id = 'gone'", [])
+        .unwrap();
+    client.push_pending(&conn).unwrap();
+
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2);
+    let first = &bodies[0];
+    assert_eq!(first["start_row_ordinal"], json!(0));
+    let big = &first["rows"][0];
+    assert_eq!(big["schema"], json!("main"));
+    assert_eq!(big["table"], json!("typed_rows"));
+    assert_eq!(big["key"], json!({"id": "big"}));
+    assert_eq!(big["op"], json!("INSERT"));
+    assert_eq!(big["base_row_version"], json!(0));
+    let payload = &big["payload"];
+    assert_eq!(payload["count_value"].as_i64(), Some(9007199254740993));
+    assert_eq!(payload["name"], json!("R&D <ops> \"q\" é"));
+    assert_eq!(payload["rating"], json!(0.1));
+    assert_eq!(payload["data"], json!("AP8="));
+    assert_eq!(payload["note"], Value::Null);
+    // A DELETE carries no payload member at all (the reference server refuses null).
+    let delete = &bodies[1]["rows"][0];
+    assert_eq!(delete["op"], json!("DELETE"));
+    assert_eq!(delete["base_row_version"], json!(1));
+    assert!(delete.get("payload").is_none(), "{delete}");
+    // The exact integer reached the committed bundle and came back unchanged.
+    assert_eq!(
+        q(&conn, "SELECT count_value FROM typed_rows WHERE id = 'big'"),
+        9007199254740993
+    );
+}

@@ -341,6 +341,50 @@ pub(crate) fn upload_row(ctx: &Ctx, r: &OutboxRow) -> Result<PushRequestRow> {
     })
 }
 
+/// Whether a canonical JSON text may hold an integer the canonical form rounded: any
+/// run of 16+ digits (2^53 has 16). Strings with long digit runs are caught too, which
+/// only costs the exact (slower) path.
+fn may_be_rounded(text: &str) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 16 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Appends one upload row (a `PushRequestRow` object) to a chunk body, straight from
+/// the stored texts: the canonical wire key and payload are valid JSON for exactly the
+/// values [`upload_row`] would serialise, except where rounding is possible, and there
+/// the payload is converted from the local payload instead. A DELETE has no payload.
+pub(crate) fn write_upload_row(ctx: &Ctx, r: &OutboxRow, out: &mut String) -> Result<()> {
+    let op = row_op(r)?;
+    out.push_str("{\"schema\":");
+    write_string(out, &r.schema_name);
+    out.push_str(",\"table\":");
+    write_string(out, &r.table_name);
+    out.push_str(",\"key\":");
+    out.push_str(&wire_key_text(&wire_key_of(r)?));
+    out.push_str(",\"op\":\"");
+    out.push_str(op.as_str());
+    out.push_str("\",\"base_row_version\":");
+    out.push_str(&r.base_row_version.to_string());
+    if op != Op::Delete {
+        out.push_str(",\"payload\":");
+        match r.wire_payload.as_deref() {
+            Some(text) if !may_be_rounded(text) => out.push_str(text),
+            _ => {
+                let payload = upload_row(ctx, r)?.payload;
+                out.push_str(&serde_json::to_string(&payload).expect("a JSON map serialises"));
+            }
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
 fn corrupt(why: &str) -> SyncError {
     SyncError::state(format!("the persisted outbox is inconsistent: {why}"))
 }

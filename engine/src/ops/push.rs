@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use oversqlite_protocol::{
-    codes, BundleHasher, BundleRow, Op, PushChunkRequest, PushConflictDetails,
-    PushSessionCreateRequest, PushSessionCreateResponse,
+    codes, BundleHasher, BundleRow, Op, PushConflictDetails, PushSessionCreateRequest,
+    PushSessionCreateResponse,
 };
 
 use crate::api::{HttpFailure, Reply};
@@ -406,17 +406,10 @@ fn stage_and_commit(
             )));
         };
         after = Some(last.row_ordinal);
-        let rows = stored
-            .iter()
-            .map(|r| freeze::upload_row(ctx, r))
-            .collect::<Result<Vec<_>>>()?;
+        let end = sent + stored.len() as i64;
+        let body = chunk_body(ctx, sent, &stored)?;
         drop(stored);
-        let end = sent + rows.len() as i64;
-        let body = PushChunkRequest {
-            start_row_ordinal: sent,
-            rows,
-        };
-        match ctx.remote.push_chunk(source, push_id, &body)? {
+        match ctx.remote.push_chunk_body(source, push_id, body)? {
             Reply::Ok(r) => {
                 if r.push_id != push_id || r.next_expected_row_ordinal != end {
                     return Err(SyncError::protocol(format!(
@@ -468,6 +461,22 @@ fn stage_and_commit(
         }
         Reply::Failed(f) => Err(push_failure(ctx, f, "push commit")),
     }
+}
+
+/// The JSON of a `PushChunkRequest` for `rows`, starting at ordinal `start`.
+fn chunk_body(ctx: &Ctx, start: i64, rows: &[OutboxRow]) -> Result<Vec<u8>> {
+    let mut out = String::with_capacity(64 + rows.len() * 320);
+    out.push_str("{\"start_row_ordinal\":");
+    out.push_str(&start.to_string());
+    out.push_str(",\"rows\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        freeze::write_upload_row(ctx, r, &mut out)?;
+    }
+    out.push_str("]}");
+    Ok(out.into_bytes())
 }
 
 enum Fetch {

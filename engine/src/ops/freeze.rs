@@ -139,6 +139,7 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
         let mut stmt = conn.prepare(&sql)?;
         let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
         let mut hasher = RequestHasher::new();
+        let mut batch = OutboxBatch::default();
         let mut count = 0i64;
         while let Some(r) = read.next()? {
             let d = DirtyRead {
@@ -159,9 +160,11 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
                 // Left-overs of an earlier bundle go only when a new one replaces them.
                 conn.execute("DELETE FROM _sync_outbox_rows", [])?;
             }
-            freeze_row(ctx, conn, &mut hasher, source_bundle_id, count, op, d)?;
+            let row = freeze_row(ctx, &mut hasher, source_bundle_id, count, op, d)?;
+            batch.push(conn, row)?;
             count += 1;
         }
+        batch.flush(conn)?;
         drop(read);
         drop(stmt);
         // Every dirty row was read above inside this write transaction, so all of them
@@ -185,16 +188,15 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
     })
 }
 
-/// Converts one dirty row to its outbox row, stores it and feeds the hasher.
+/// Converts one dirty row to its outbox row and feeds the hasher.
 fn freeze_row(
     ctx: &Ctx,
-    conn: &Connection,
     hasher: &mut RequestHasher,
     source_bundle_id: i64,
     ordinal: i64,
     op: Op,
     d: DirtyRead,
-) -> Result<()> {
+) -> Result<OutboxRow> {
     let table = ctx.table(&d.table).map_err(|_| {
         SyncError::state(format!(
             "dirty row for {:?} names a table that is not managed any more",
@@ -223,7 +225,7 @@ fn freeze_row(
         d.base_row_version,
         wire_payload.as_ref(),
     );
-    let row = OutboxRow {
+    Ok(OutboxRow {
         source_bundle_id,
         row_ordinal: ordinal,
         wire_key_json: wire_key_text(&key),
@@ -234,8 +236,62 @@ fn freeze_row(
         schema_name: d.schema,
         table_name: d.table,
         key_json: d.key_json,
-    };
-    state::insert_outbox_row(conn, &row)
+    })
+}
+
+/// Outbox rows inserted several per statement: every execution of the single-row
+/// INSERT pays for statement setup and for the ephemeral table SQLite builds for the
+/// `op IN (...)` CHECK constraint, which is most of an insert's CPU besides the B-tree.
+#[derive(Default)]
+struct OutboxBatch {
+    rows: Vec<OutboxRow>,
+}
+
+impl OutboxBatch {
+    /// Rows per statement: 10 parameters each, below SQLite's historical 999 limit.
+    const ROWS: usize = 64;
+
+    fn push(&mut self, conn: &Connection, row: OutboxRow) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() == Self::ROWS {
+            self.flush(conn)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &Connection) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..self.rows.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=10).map(|c| format!("?{}", i * 10 + c)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO _sync_outbox_rows({OUTBOX_COLUMNS}) VALUES {}",
+            values.join(", ")
+        );
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(self.rows.len() * 10);
+        for r in &self.rows {
+            params.extend([
+                &r.source_bundle_id as &dyn rusqlite::ToSql,
+                &r.row_ordinal,
+                &r.schema_name,
+                &r.table_name,
+                &r.key_json,
+                &r.wire_key_json,
+                &r.op,
+                &r.base_row_version,
+                &r.local_payload,
+                &r.wire_payload,
+            ]);
+        }
+        conn.prepare_cached(&sql)?.execute(params.as_slice())?;
+        self.rows.clear();
+        Ok(())
+    }
 }
 
 /// Canonical text of a wire key (one string member), as `canonical_json` writes it.

@@ -9,7 +9,7 @@ use oversqlite_protocol::{
     PushSessionCreateResponse,
 };
 
-use crate::api::{HttpFailure, Reply};
+use crate::api::{HttpFailure, Remote, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
 use crate::codec::{parse_object, payloads_equivalent, PayloadForm};
 use crate::error::{ErrorKind, Result, SyncError};
@@ -506,11 +506,72 @@ pub(crate) struct CommittedRows {
 /// `bundle_hash` are verified at the end, before anything is applied. A hash or count
 /// failure is a protocol error and wins over a comparison mismatch, as when the whole
 /// bundle was fetched first.
+type CommittedPage = oversqlite_protocol::CommittedBundleRowsResponse;
+type PageResult = (Option<i64>, std::result::Result<CommittedPage, Fetch>);
+
 fn fetch_committed(
     ctx: &Ctx,
     meta: &CommittedMeta,
     outbox: &OutboxBundle,
     strict: bool,
+) -> std::result::Result<CommittedRows, Fetch> {
+    let max_rows = ctx.committed_rows_page();
+    let remote = &ctx.remote;
+    let backoff = ctx.settings.committed_not_found_backoff.as_slice();
+    // The next page downloads (and decodes) on a helper thread while this one hashes
+    // and compares the current page: client and server work overlap instead of
+    // alternating. Only network I/O moves to the helper; the database stays here.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PageResult>(1);
+        scope.spawn(move || prefetch_pages(remote, backoff, meta, max_rows, tx));
+        let result = verify_pages(ctx, meta, outbox, strict, &rx);
+        // An early return drops the receiver: the helper's next send fails and it ends.
+        drop(rx);
+        result
+    })
+}
+
+/// Fetches the pages in order, one ahead of the caller, and stops exactly where the
+/// caller will: after the last page, or after a page the caller will refuse (a
+/// failure, an invalid page, more rows than `row_count`).
+fn prefetch_pages(
+    remote: &Remote,
+    backoff: &[std::time::Duration],
+    meta: &CommittedMeta,
+    max_rows: i64,
+    tx: std::sync::mpsc::SyncSender<PageResult>,
+) {
+    let mut after = None;
+    let mut seen = 0i64;
+    loop {
+        let page = fetch_page(remote, backoff, meta, after, max_rows);
+        let next = match &page {
+            Ok(p) => {
+                seen += p.rows.len() as i64;
+                let go_on = p.has_more
+                    && seen <= meta.row_count
+                    && validate_committed_page(p, meta, after).is_ok();
+                go_on.then_some(p.next_row_ordinal)
+            }
+            Err(_) => None,
+        };
+        if tx.send((after, page)).is_err() {
+            return;
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return,
+        }
+    }
+}
+
+/// Validates, hashes and compares the pages as they arrive (see [`CommittedRows`]).
+fn verify_pages(
+    ctx: &Ctx,
+    meta: &CommittedMeta,
+    outbox: &OutboxBundle,
+    strict: bool,
+    pages: &std::sync::mpsc::Receiver<PageResult>,
 ) -> std::result::Result<CommittedRows, Fetch> {
     let mut hasher = BundleHasher::new();
     let mut out = CommittedRows {
@@ -519,9 +580,9 @@ fn fetch_committed(
         mismatch: None,
     };
     let mut outbox_after: Option<i64> = None;
-    let mut after: Option<i64> = None;
-    loop {
-        let page = fetch_page(ctx, meta, after)?;
+    let mut complete = false;
+    for (after, page) in pages.iter() {
+        let page = page?;
         validate_committed_page(&page, meta, after)?;
         // A server that keeps paging past the advertised count is broken; stop now
         // rather than reading without bound.
@@ -564,9 +625,15 @@ fn fetch_committed(
             }
         }
         if !page.has_more {
+            complete = true;
             break;
         }
-        after = Some(page.next_row_ordinal);
+    }
+    if !complete {
+        return Err(Fetch::Failed(SyncError::protocol(format!(
+            "committed bundle {} fetch ended before its last page",
+            meta.bundle_seq
+        ))));
     }
     let fetched = out.versions.len() as i64;
     if fetched != meta.row_count {
@@ -593,18 +660,15 @@ fn fetch_committed(
 
 /// One committed-rows page, with the bounded retry while the commit is not visible.
 fn fetch_page(
-    ctx: &Ctx,
+    remote: &Remote,
+    backoff: &[std::time::Duration],
     meta: &CommittedMeta,
     after: Option<i64>,
-) -> std::result::Result<oversqlite_protocol::CommittedBundleRowsResponse, Fetch> {
+    max_rows: i64,
+) -> std::result::Result<CommittedPage, Fetch> {
     let mut attempt = 0usize;
     loop {
-        match ctx.remote.committed_rows(
-            &meta.source_id,
-            meta.bundle_seq,
-            after,
-            ctx.committed_rows_page(),
-        )? {
+        match remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)? {
             Reply::Ok(p) => return Ok(p),
             Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
                 return Err(Fetch::Pruned)
@@ -612,10 +676,10 @@ fn fetch_page(
             Reply::Failed(f)
                 if f.status == 404
                     && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
-                    && attempt < ctx.settings.committed_not_found_backoff.len() =>
+                    && attempt < backoff.len() =>
             {
                 // The commit may not be visible yet (§2.7): bounded retry.
-                std::thread::sleep(ctx.settings.committed_not_found_backoff[attempt]);
+                std::thread::sleep(backoff[attempt]);
                 attempt += 1;
             }
             Reply::Failed(f) => return Err(Fetch::Failed(f.into_error("committed bundle fetch"))),

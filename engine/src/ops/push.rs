@@ -387,42 +387,93 @@ fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -
         })
 }
 
-/// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time.
+/// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time, then
+/// commits. While a chunk is in flight (sent by a helper thread: network only), the
+/// next chunk's body is read and serialised here; it is sent only after the previous
+/// chunk was acknowledged, so the server still sees them strictly in order.
 fn stage_and_commit(
     ctx: &Ctx,
     source: &str,
     push_id: &str,
     outbox: &OutboxBundle,
 ) -> Result<Upload> {
-    let chunk = ctx.push_chunk_rows();
-    let mut sent = 0i64;
-    let mut after = None;
-    while sent < outbox.row_count {
-        let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
-        let Some(last) = stored.last() else {
-            return Err(SyncError::state(format!(
-                "the persisted outbox lost rows during the upload ({sent} of {} sent)",
-                outbox.row_count
-            )));
-        };
-        after = Some(last.row_ordinal);
-        let end = sent + stored.len() as i64;
-        let body = chunk_body(ctx, sent, &stored)?;
-        drop(stored);
-        match ctx.remote.push_chunk_body(source, push_id, body)? {
-            Reply::Ok(r) => {
-                if r.push_id != push_id || r.next_expected_row_ordinal != end {
-                    return Err(SyncError::protocol(format!(
-                        "push chunk response (push_id {:?}, next ordinal {}) does not match the upload (next ordinal {end})",
-                        r.push_id, r.next_expected_row_ordinal
-                    )));
+    let remote = &ctx.remote;
+    std::thread::scope(|scope| {
+        let (bodies, to_send) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (replies, answered) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for body in to_send {
+                if replies
+                    .send(remote.push_chunk_body(source, push_id, body))
+                    .is_err()
+                {
+                    return;
                 }
             }
-            Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+        });
+        upload_chunks(ctx, push_id, outbox, &bodies, &answered)
+        // Returning drops `bodies`: the helper finishes its request (if any) and ends.
+    })?;
+    commit(ctx, source, push_id, outbox)
+}
+
+/// The chunk loop of [`stage_and_commit`].
+fn upload_chunks(
+    ctx: &Ctx,
+    push_id: &str,
+    outbox: &OutboxBundle,
+    bodies: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    answered: &std::sync::mpsc::Receiver<Result<Reply<oversqlite_protocol::PushChunkResponse>>>,
+) -> Result<()> {
+    let chunk = ctx.push_chunk_rows();
+    let mut built = 0i64;
+    let mut after = None;
+    let mut in_flight: Option<i64> = None;
+    loop {
+        let next = if built < outbox.row_count {
+            let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
+            let Some(last) = stored.last() else {
+                return Err(SyncError::state(format!(
+                    "the persisted outbox lost rows during the upload ({built} of {} read)",
+                    outbox.row_count
+                )));
+            };
+            after = Some(last.row_ordinal);
+            let body = chunk_body(ctx, built, &stored)?;
+            built += stored.len() as i64;
+            Some((built, body))
+        } else {
+            None
+        };
+        if let Some(end) = in_flight.take() {
+            let reply = answered.recv().map_err(|_| {
+                SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
+            })??;
+            match reply {
+                Reply::Ok(r) => {
+                    if r.push_id != push_id || r.next_expected_row_ordinal != end {
+                        return Err(SyncError::protocol(format!(
+                            "push chunk response (push_id {:?}, next ordinal {}) does not match the upload (next ordinal {end})",
+                            r.push_id, r.next_expected_row_ordinal
+                        )));
+                    }
+                }
+                Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+            }
+            oversqlite_core::fault::point("push.after_chunk");
         }
-        oversqlite_core::fault::point("push.after_chunk");
-        sent = end;
+        let Some((end, body)) = next else {
+            return Ok(());
+        };
+        bodies.send(body).map_err(|_| {
+            SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
+        })?;
+        in_flight = Some(end);
     }
+}
+
+/// Commits the staged session (§2.5) and persists `committed_remote` at once.
+fn commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &OutboxBundle) -> Result<Upload> {
     match ctx.remote.commit_push(source, push_id)? {
         Reply::Ok(c) => {
             oversqlite_core::fault::point("push.after_commit_response");

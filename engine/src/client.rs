@@ -225,16 +225,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// `max_rows` per committed-rows page: the setting (at least 1), never above the
-    /// server's `max_rows_per_committed_bundle_chunk` when it advertises one.
-    pub fn committed_rows_page(&self) -> i64 {
-        let wanted = self.settings.committed_rows_page.max(1);
-        match self.server_limits().max_rows_per_committed_bundle_chunk {
-            Some(max) if max > 0 => wanted.min(max),
-            _ => wanted,
-        }
-    }
-
     /// `max_bundles` per pull: the setting, within 1..=5000 and `max_bundles_per_pull`.
     pub fn pull_max_bundles(&self) -> i64 {
         let wanted = self.settings.download_max_bundles.clamp(1, 5000);

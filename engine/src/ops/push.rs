@@ -566,7 +566,7 @@ fn fetch_committed(
     outbox: &OutboxBundle,
     strict: bool,
 ) -> std::result::Result<CommittedRows, Fetch> {
-    let max_rows = ctx.committed_rows_page();
+    let max_rows = ctx.settings.committed_rows_page;
     let remote = &ctx.remote;
     let backoff = ctx.settings.committed_not_found_backoff.as_slice();
     // The next page downloads (and decodes) on a helper thread while this one hashes

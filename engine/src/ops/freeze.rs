@@ -245,6 +245,22 @@ fn freeze_row(
 #[derive(Default)]
 struct OutboxBatch {
     rows: Vec<OutboxRow>,
+    /// The statement text for a full batch, built once.
+    full_sql: Option<String>,
+}
+
+/// `INSERT INTO _sync_outbox_rows(...) VALUES (?1, ..., ?10), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p: Vec<String> = (1..=10).map(|c| format!("?{}", i * 10 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO _sync_outbox_rows({OUTBOX_COLUMNS}) VALUES {}",
+        values.join(", ")
+    )
 }
 
 impl OutboxBatch {
@@ -263,16 +279,13 @@ impl OutboxBatch {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let values: Vec<String> = (0..self.rows.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=10).map(|c| format!("?{}", i * 10 + c)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO _sync_outbox_rows({OUTBOX_COLUMNS}) VALUES {}",
-            values.join(", ")
-        );
+        let partial;
+        let sql: &str = if self.rows.len() == Self::ROWS {
+            self.full_sql.get_or_insert_with(|| insert_sql(Self::ROWS))
+        } else {
+            partial = insert_sql(self.rows.len());
+            &partial
+        };
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(self.rows.len() * 10);
         for r in &self.rows {
             params.extend([
@@ -288,7 +301,7 @@ impl OutboxBatch {
                 &r.wire_payload,
             ]);
         }
-        conn.prepare_cached(&sql)?.execute(params.as_slice())?;
+        conn.prepare_cached(sql)?.execute(params.as_slice())?;
         self.rows.clear();
         Ok(())
     }

@@ -124,6 +124,23 @@ impl Requests {
         )
     }
 
+    /// The same route with a body already serialised (the engine writes chunk bodies
+    /// straight from the stored outbox texts).
+    pub fn push_session_chunk_body(
+        &self,
+        source_id: &str,
+        push_id: &str,
+        body: Vec<u8>,
+    ) -> HttpRequest {
+        self.req(
+            "POST",
+            &format!("/sync/push-sessions/{}/chunks", percent_encode(push_id)),
+            &[],
+            source_id,
+            Some(body),
+        )
+    }
+
     pub fn push_session_commit(&self, source_id: &str, push_id: &str) -> HttpRequest {
         self.req(
             "POST",
@@ -432,6 +449,19 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<oversqlite_protocol::PushChunkResponse>> {
         self.call(
             self.requests.push_session_chunk(source, push_id, body),
+            "push chunk upload",
+        )
+    }
+
+    /// Uploads a chunk whose JSON body (a `PushChunkRequest`) is already serialised.
+    pub fn push_chunk_body(
+        &self,
+        source: &str,
+        push_id: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply<oversqlite_protocol::PushChunkResponse>> {
+        self.call(
+            self.requests.push_session_chunk_body(source, push_id, body),
             "push chunk upload",
         )
     }

@@ -1,8 +1,13 @@
-//! Freezing dirty rows into the single outbox bundle (§7.4 "Freeze"), and reloading
-//! a persisted outbox with its integrity checks.
+//! Freezing dirty rows into the single outbox bundle (§7.4 "Freeze"), reloading a
+//! persisted outbox with its integrity checks, and reading it back page by page.
+//!
+//! Memory stays bounded by one row (freeze, verification) or one page (upload,
+//! committed-rows comparison, replay): the rows live in `_sync_outbox_rows` only and
+//! are streamed from there, so a 100k-row bundle never exists in memory as a whole.
 
-use oversqlite_protocol::{canonical_json, canonical_request_hash, Op, PushRequestRow, SyncKey};
-use rusqlite::Connection;
+use oversqlite_protocol::canonical::write_string;
+use oversqlite_protocol::{canonical_json, Op, Payload, PushRequestRow, RequestHasher, SyncKey};
+use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 
 use crate::client::Ctx;
@@ -10,37 +15,117 @@ use crate::codec::{
     local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
 };
 use crate::error::{Result, SyncError};
+use crate::schema::ManagedTable;
 use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::write_tx;
 
-/// A loaded outbox: the singleton, its rows, and the push rows built from the stored
-/// wire texts (never recomputed from local data).
+/// A fully loaded outbox: the singleton, its rows, and the push rows built from them.
+/// Only the conflict path needs every row at once (it requeues the whole bundle and
+/// looks the conflicting row up by key); the normal push streams instead.
 pub struct Outbox {
     pub bundle: OutboxBundle,
     pub rows: Vec<OutboxRow>,
     pub push_rows: Vec<PushRequestRow>,
 }
 
-struct Candidate {
-    table_order: usize,
-    op: Op,
-    dirty_ordinal: i64,
+/// Columns of `_sync_outbox_rows` in [`outbox_row_of`] order.
+const OUTBOX_COLUMNS: &str = "source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op, base_row_version, local_payload, wire_payload";
+
+fn outbox_row_of(r: &Row) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        source_bundle_id: r.get(0)?,
+        row_ordinal: r.get(1)?,
+        schema_name: r.get(2)?,
+        table_name: r.get(3)?,
+        key_json: r.get(4)?,
+        wire_key_json: r.get(5)?,
+        op: r.get(6)?,
+        base_row_version: r.get(7)?,
+        local_payload: r.get(8)?,
+        wire_payload: r.get(9)?,
+    })
+}
+
+/// Up to `limit` outbox rows of `source_bundle_id` after `after_ordinal` (`None`:
+/// from the first), in `row_ordinal` order. Keyset paging on the primary key, so
+/// each page costs the same wherever it starts and ordinals need not be contiguous.
+pub(crate) fn outbox_page(
+    conn: &Connection,
+    source_bundle_id: i64,
+    after_ordinal: Option<i64>,
+    limit: usize,
+) -> Result<Vec<OutboxRow>> {
+    let sql = format!(
+        "SELECT {OUTBOX_COLUMNS} FROM _sync_outbox_rows
+         WHERE source_bundle_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![
+                source_bundle_id,
+                after_ordinal.unwrap_or(i64::MIN),
+                limit as i64
+            ],
+            outbox_row_of,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// One dirty row as the freeze query returns it, already in bundle order.
+struct DirtyRead {
     schema: String,
     table: String,
     key_json: String,
     base_row_version: i64,
     payload: Option<String>,
+    live_state: bool,
+}
+
+/// The freeze query: every dirty row with its row state, sorted by SQLite into bundle
+/// order — upserts parents-first, then deletes children-first; ties keep capture order
+/// (`dirty_ordinal`, then table and key as the original read order). The FK position of
+/// each table comes from the bound `(name, position)` list; an unmanaged table sorts
+/// last and fails at conversion, as before.
+fn freeze_query(ctx: &Ctx) -> (String, Vec<rusqlite::types::Value>) {
+    let mut order = String::from("SELECT NULL AS name, NULL AS pos WHERE 0");
+    let mut binds = Vec::new();
+    for t in &ctx.config.tables {
+        let pos = ctx.table_order(&t.name);
+        order.push_str(&format!(" UNION ALL SELECT ?{}, {pos}", binds.len() + 1));
+        binds.push(rusqlite::types::Value::Text(t.name.clone()));
+    }
+    // A payload-less row whose server state is not live is a no-op delete: it is read
+    // (and consumed) but never uploaded, so its sort position does not matter.
+    let sql = format!(
+        "WITH ord(name, pos) AS ({order}),
+         d AS (
+           SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload, d.dirty_ordinal,
+                  (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0) AS live_state,
+                  COALESCE(o.pos, {max}) AS pos
+           FROM _sync_dirty_rows AS d
+           LEFT JOIN _sync_row_state AS rs
+             ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
+           LEFT JOIN ord AS o ON o.name = d.table_name)
+         SELECT schema_name, table_name, key_json, base_row_version, payload, live_state FROM d
+         ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -pos ELSE pos END,
+                  dirty_ordinal, table_name, key_json",
+        max = i64::MAX / 2
+    );
+    (sql, binds)
 }
 
 /// Freezes the dirty rows into a `prepared` outbox in ONE `BEGIN IMMEDIATE`
 /// transaction (read and write together, so no capture can slip in between).
-/// Returns `None` when nothing is left to upload. If another connection froze an
-/// outbox first, that one is returned instead.
-pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
+/// Each row is converted, inserted into `_sync_outbox_rows` and fed to the request
+/// hasher as it is read. Returns `None` when nothing is left to upload. If another
+/// connection froze an outbox first, that one is verified and returned instead.
+pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
     write_tx(ctx.conn, |conn| {
         let existing = state::outbox(conn)?;
         if existing.state != "none" {
-            return load(conn, ctx).map(Some);
+            return verify(conn).map(Some);
         }
         let att = state::attachment(conn)?;
         let source = state::source_row(conn, &att.current_source_id)?.ok_or_else(|| {
@@ -50,159 +135,240 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<Outbox>> {
         })?;
         let source_bundle_id = source.next_source_bundle_id;
 
-        let mut stmt = conn.prepare(
-            "SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload, d.dirty_ordinal,
-                    CASE WHEN rs.key_json IS NULL THEN 0 ELSE 1 END AS state_exists,
-                    COALESCE(rs.deleted, 0) AS state_deleted
-             FROM _sync_dirty_rows AS d
-             LEFT JOIN _sync_row_state AS rs
-               ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
-             ORDER BY d.dirty_ordinal, d.table_name, d.key_json",
-        )?;
-        let read = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)? != 0,
-                    r.get::<_, i64>(7)? != 0,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (sql, binds) = freeze_query(ctx);
+        let mut stmt = conn.prepare(&sql)?;
+        let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
+        let mut hasher = RequestHasher::new();
+        let mut batch = OutboxBatch::default();
+        let mut count = 0i64;
+        while let Some(r) = read.next()? {
+            let d = DirtyRead {
+                schema: r.get(0)?,
+                table: r.get(1)?,
+                key_json: r.get(2)?,
+                base_row_version: r.get(3)?,
+                payload: r.get(4)?,
+                live_state: r.get::<_, i64>(5)? != 0,
+            };
+            let op = match (&d.payload, d.live_state) {
+                (None, false) => continue, // deleting something the server never had: no-op
+                (None, true) => Op::Delete,
+                (Some(_), true) => Op::Update,
+                (Some(_), false) => Op::Insert,
+            };
+            if count == 0 {
+                // Left-overs of an earlier bundle go only when a new one replaces them.
+                conn.execute("DELETE FROM _sync_outbox_rows", [])?;
+            }
+            let row = freeze_row(ctx, &mut hasher, source_bundle_id, count, op, d)?;
+            batch.push(conn, row)?;
+            count += 1;
+        }
+        batch.flush(conn)?;
+        drop(read);
         drop(stmt);
-
-        let mut consumed = Vec::with_capacity(read.len());
-        let mut candidates = Vec::new();
-        for (schema, table, key_json, base, payload, ordinal, state_exists, state_deleted) in read {
-            consumed.push((schema.clone(), table.clone(), key_json.clone()));
-            let live_state = state_exists && !state_deleted;
-            let op = match &payload {
-                None if !live_state => continue, // deleting something the server never had: no-op
-                None => Op::Delete,
-                Some(_) if live_state => Op::Update,
-                Some(_) => Op::Insert,
-            };
-            candidates.push(Candidate {
-                table_order: ctx.table_order(&table),
-                op,
-                dirty_ordinal: ordinal,
-                schema,
-                table,
-                key_json,
-                base_row_version: base,
-                payload,
-            });
-        }
-        // Upserts parents-first, then deletes children-first; ties keep capture order.
-        candidates.sort_by(|a, b| {
-            let a_del = a.op == Op::Delete;
-            let b_del = b.op == Op::Delete;
-            a_del.cmp(&b_del).then_with(|| {
-                let order = if a_del {
-                    b.table_order.cmp(&a.table_order)
-                } else {
-                    a.table_order.cmp(&b.table_order)
-                };
-                order.then(a.dirty_ordinal.cmp(&b.dirty_ordinal))
-            })
-        });
-
-        let mut rows = Vec::with_capacity(candidates.len());
-        let mut push_rows = Vec::with_capacity(candidates.len());
-        for (i, c) in candidates.into_iter().enumerate() {
-            let table = ctx.table(&c.table).map_err(|_| {
-                SyncError::state(format!(
-                    "dirty row for {:?} names a table that is not managed any more",
-                    c.table
-                ))
-            })?;
-            let local_key = local_key_from_key_json(table, &c.key_json)?;
-            let mut key = SyncKey::new();
-            key.insert(
-                table.key_json_name.clone(),
-                local_key_to_wire(table, &local_key.json_value)?,
-            );
-            let wire_payload = match (&c.payload, c.op) {
-                (Some(p), op) if op != Op::Delete => Some(local_payload_to_wire(
-                    table,
-                    &parse_object(p, "dirty payload")?,
-                )?),
-                _ => None,
-            };
-            let wire_key_json =
-                canonical_json(&serde_json::to_value(&key).expect("key serialises"));
-            let wire_payload_text = wire_payload
-                .as_ref()
-                .map(|p| canonical_json(&Value::Object(p.clone())));
-            rows.push(OutboxRow {
-                source_bundle_id,
-                row_ordinal: i as i64,
-                schema_name: c.schema.clone(),
-                table_name: c.table.clone(),
-                key_json: c.key_json.clone(),
-                wire_key_json,
-                op: c.op.as_str().to_string(),
-                base_row_version: c.base_row_version,
-                local_payload: if c.op == Op::Delete {
-                    None
-                } else {
-                    c.payload.clone()
-                },
-                wire_payload: wire_payload_text,
-            });
-            push_rows.push(PushRequestRow {
-                schema: c.schema,
-                table: c.table,
-                key,
-                op: c.op,
-                base_row_version: c.base_row_version,
-                payload: wire_payload,
-            });
-        }
-
-        for (schema, table, key_json) in &consumed {
-            crate::rows::delete_dirty(conn, schema, table, key_json)?;
-        }
-        if rows.is_empty() {
+        // Every dirty row was read above inside this write transaction, so all of them
+        // are consumed (uploaded or dropped as no-op deletes).
+        conn.execute("DELETE FROM _sync_dirty_rows", [])?;
+        if count == 0 {
             return Ok(None);
-        }
-        conn.execute("DELETE FROM _sync_outbox_rows", [])?;
-        for r in &rows {
-            state::insert_outbox_row(conn, r)?;
         }
         let bundle = OutboxBundle {
             state: "prepared".into(),
             source_id: att.current_source_id.clone(),
             source_bundle_id,
             initialization_id: att.pending_initialization_id.clone(),
-            canonical_request_hash: canonical_request_hash(&push_rows),
-            row_count: rows.len() as i64,
+            canonical_request_hash: hasher.finish(),
+            row_count: count,
             remote_bundle_hash: String::new(),
             remote_bundle_seq: 0,
         };
         state::write_outbox(conn, &bundle)?;
-        Ok(Some(Outbox {
-            bundle,
-            rows,
-            push_rows,
-        }))
+        Ok(Some(bundle))
     })
 }
 
-fn push_row_of(r: &OutboxRow) -> Result<PushRequestRow> {
-    let key: SyncKey = serde_json::from_str(&r.wire_key_json).map_err(|e| {
+/// Converts one dirty row to its outbox row and feeds the hasher.
+fn freeze_row(
+    ctx: &Ctx,
+    hasher: &mut RequestHasher,
+    source_bundle_id: i64,
+    ordinal: i64,
+    op: Op,
+    d: DirtyRead,
+) -> Result<OutboxRow> {
+    let table = ctx.table(&d.table).map_err(|_| {
+        SyncError::state(format!(
+            "dirty row for {:?} names a table that is not managed any more",
+            d.table
+        ))
+    })?;
+    let local_key = local_key_from_key_json(table, &d.key_json)?;
+    let mut key = SyncKey::new();
+    key.insert(
+        table.key_json_name.clone(),
+        local_key_to_wire(table, &local_key.json_value)?,
+    );
+    let local_payload = if op == Op::Delete { None } else { d.payload };
+    let wire_payload = match &local_payload {
+        Some(p) => Some(local_payload_to_wire(
+            table,
+            &parse_object(p, "dirty payload")?,
+        )?),
+        None => None,
+    };
+    hasher.push_parts(
+        &d.schema,
+        &d.table,
+        &key,
+        op,
+        d.base_row_version,
+        wire_payload.as_ref(),
+    );
+    Ok(OutboxRow {
+        source_bundle_id,
+        row_ordinal: ordinal,
+        wire_key_json: wire_key_text(&key),
+        op: op.as_str().to_string(),
+        base_row_version: d.base_row_version,
+        wire_payload: wire_payload.map(payload_text),
+        local_payload,
+        schema_name: d.schema,
+        table_name: d.table,
+        key_json: d.key_json,
+    })
+}
+
+/// Outbox rows inserted several per statement: every execution of the single-row
+/// INSERT pays for statement setup and for the ephemeral table SQLite builds for the
+/// `op IN (...)` CHECK constraint, which is most of an insert's CPU besides the B-tree.
+#[derive(Default)]
+struct OutboxBatch {
+    rows: Vec<OutboxRow>,
+    /// The statement text for a full batch, built once.
+    full_sql: Option<String>,
+}
+
+/// `INSERT INTO _sync_outbox_rows(...) VALUES (?1, ..., ?10), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p: Vec<String> = (1..=10).map(|c| format!("?{}", i * 10 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO _sync_outbox_rows({OUTBOX_COLUMNS}) VALUES {}",
+        values.join(", ")
+    )
+}
+
+impl OutboxBatch {
+    /// Rows per statement: 10 parameters each, below SQLite's historical 999 limit.
+    const ROWS: usize = 64;
+
+    fn push(&mut self, conn: &Connection, row: OutboxRow) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() == Self::ROWS {
+            self.flush(conn)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &Connection) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let partial;
+        let sql: &str = if self.rows.len() == Self::ROWS {
+            self.full_sql.get_or_insert_with(|| insert_sql(Self::ROWS))
+        } else {
+            partial = insert_sql(self.rows.len());
+            &partial
+        };
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(self.rows.len() * 10);
+        for r in &self.rows {
+            params.extend([
+                &r.source_bundle_id as &dyn rusqlite::ToSql,
+                &r.row_ordinal,
+                &r.schema_name,
+                &r.table_name,
+                &r.key_json,
+                &r.wire_key_json,
+                &r.op,
+                &r.base_row_version,
+                &r.local_payload,
+                &r.wire_payload,
+            ]);
+        }
+        conn.prepare_cached(sql)?.execute(params.as_slice())?;
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+/// Canonical text of a wire key (one string member), as `canonical_json` writes it.
+fn wire_key_text(key: &SyncKey) -> String {
+    let mut out = String::with_capacity(64);
+    out.push('{');
+    for (i, (k, v)) in key.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&mut out, k);
+        out.push(':');
+        write_string(&mut out, v);
+    }
+    out.push('}');
+    out
+}
+
+/// Canonical text of a wire payload, without copying the map.
+fn payload_text(payload: Payload) -> String {
+    canonical_json(&Value::Object(payload))
+}
+
+/// The wire payload to upload for an outbox row: converted from the stored local
+/// payload, exactly as the freeze converted it (integers beyond 2^53 stay exact, which
+/// the canonical `wire_payload` text cannot promise); the stored wire text is the
+/// fallback for rows that carry no local payload.
+pub(crate) fn upload_payload(table: &ManagedTable, r: &OutboxRow) -> Result<Option<Payload>> {
+    let op = row_op(r)?;
+    if op == Op::Delete {
+        return Ok(None);
+    }
+    match (&r.local_payload, &r.wire_payload) {
+        (Some(local), _) => Ok(Some(local_payload_to_wire(
+            table,
+            &parse_object(local, "outbox local_payload")?,
+        )?)),
+        (None, Some(wire)) => Ok(Some(parse_object(wire, "outbox wire_payload")?)),
+        (None, None) => Err(SyncError::state(format!(
+            "outbox row {} ({op}) has no wire_payload",
+            r.row_ordinal
+        ))),
+    }
+}
+
+pub(crate) fn row_op(r: &OutboxRow) -> Result<Op> {
+    Op::from_wire(&r.op)
+        .ok_or_else(|| SyncError::state(format!("outbox row {} has op {:?}", r.row_ordinal, r.op)))
+}
+
+pub(crate) fn wire_key_of(r: &OutboxRow) -> Result<SyncKey> {
+    serde_json::from_str(&r.wire_key_json).map_err(|e| {
         SyncError::state(format!(
             "outbox row {} has an invalid wire_key_json: {e}",
             r.row_ordinal
         ))
-    })?;
-    let op = Op::from_wire(&r.op).ok_or_else(|| {
-        SyncError::state(format!("outbox row {} has op {:?}", r.row_ordinal, r.op))
-    })?;
+    })
+}
+
+/// The push row as stored: key and payload from the persisted wire texts (never
+/// recomputed from local data), which is what `canonical_request_hash` covers.
+fn stored_push_row(r: &OutboxRow) -> Result<PushRequestRow> {
+    let key = wire_key_of(r)?;
+    let op = row_op(r)?;
     let payload = match (&r.wire_payload, op) {
         (_, Op::Delete) => None,
         (Some(p), _) => Some(parse_object(p, "outbox wire_payload")?),
@@ -223,26 +389,103 @@ fn push_row_of(r: &OutboxRow) -> Result<PushRequestRow> {
     })
 }
 
-/// Reloads a persisted outbox and verifies it is intact (§7.4).
-pub(crate) fn load(conn: &Connection, _ctx: &Ctx) -> Result<Outbox> {
+/// The push row to upload: the stored key, the payload from [`upload_payload`].
+pub(crate) fn upload_row(ctx: &Ctx, r: &OutboxRow) -> Result<PushRequestRow> {
+    let op = row_op(r)?;
+    let payload = match op {
+        Op::Delete => None,
+        _ => match ctx.config.table(&r.table_name) {
+            Some(table) => upload_payload(table, r)?,
+            // Not managed any more: upload what was frozen; the server decides.
+            None => stored_push_row(r)?.payload,
+        },
+    };
+    Ok(PushRequestRow {
+        schema: r.schema_name.clone(),
+        table: r.table_name.clone(),
+        key: wire_key_of(r)?,
+        op,
+        base_row_version: r.base_row_version,
+        payload,
+    })
+}
+
+/// Whether a canonical JSON text may hold an integer the canonical form rounded: any
+/// run of 16+ digits (2^53 has 16). Strings with long digit runs are caught too, which
+/// only costs the exact (slower) path.
+fn may_be_rounded(text: &str) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 16 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Appends one upload row (a `PushRequestRow` object) to a chunk body, straight from
+/// the stored texts: the canonical wire key and payload are valid JSON for exactly the
+/// values [`upload_row`] would serialise, except where rounding is possible, and there
+/// the payload is converted from the local payload instead. A DELETE has no payload.
+pub(crate) fn write_upload_row(ctx: &Ctx, r: &OutboxRow, out: &mut String) -> Result<()> {
+    let op = row_op(r)?;
+    out.push_str("{\"schema\":");
+    write_string(out, &r.schema_name);
+    out.push_str(",\"table\":");
+    write_string(out, &r.table_name);
+    out.push_str(",\"key\":");
+    out.push_str(&wire_key_text(&wire_key_of(r)?));
+    out.push_str(",\"op\":\"");
+    out.push_str(op.as_str());
+    out.push_str("\",\"base_row_version\":");
+    out.push_str(&r.base_row_version.to_string());
+    if op != Op::Delete {
+        out.push_str(",\"payload\":");
+        match r.wire_payload.as_deref() {
+            Some(text) if !may_be_rounded(text) => out.push_str(text),
+            _ => {
+                let payload = upload_row(ctx, r)?.payload;
+                out.push_str(&serde_json::to_string(&payload).expect("a JSON map serialises"));
+            }
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+fn corrupt(why: &str) -> SyncError {
+    SyncError::state(format!("the persisted outbox is inconsistent: {why}"))
+}
+
+/// Verifies a persisted outbox (§7.4) in one streaming pass over its rows: count,
+/// `source_bundle_id`, and `canonical_request_hash` recomputed from the stored wire
+/// texts. Returns the singleton.
+pub(crate) fn verify(conn: &Connection) -> Result<OutboxBundle> {
     let bundle = state::outbox(conn)?;
-    let rows = state::outbox_rows(conn)?;
-    let corrupt =
-        |why: &str| SyncError::state(format!("the persisted outbox is inconsistent: {why}"));
-    if rows.is_empty() {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM _sync_outbox_rows ORDER BY source_bundle_id, row_ordinal"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut hasher = RequestHasher::new();
+    let mut count = 0i64;
+    let mut foreign_bundle = false;
+    while let Some(r) = rows.next()? {
+        let row = outbox_row_of(r)?;
+        foreign_bundle |= row.source_bundle_id != bundle.source_bundle_id;
+        hasher.push(&stored_push_row(&row)?);
+        count += 1;
+    }
+    if count == 0 {
         return Err(corrupt("no outbox rows"));
     }
-    if rows.len() as i64 != bundle.row_count {
+    if count != bundle.row_count {
         return Err(corrupt(&format!(
-            "{} rows stored, row_count {}",
-            rows.len(),
+            "{count} rows stored, row_count {}",
             bundle.row_count
         )));
     }
-    if rows
-        .iter()
-        .any(|r| r.source_bundle_id != bundle.source_bundle_id)
-    {
+    if foreign_bundle {
         return Err(corrupt("rows carry another source_bundle_id"));
     }
     if bundle.state == "committed_remote"
@@ -250,12 +493,22 @@ pub(crate) fn load(conn: &Connection, _ctx: &Ctx) -> Result<Outbox> {
     {
         return Err(corrupt("committed_remote without remote bundle metadata"));
     }
-    let push_rows = rows.iter().map(push_row_of).collect::<Result<Vec<_>>>()?;
-    if canonical_request_hash(&push_rows) != bundle.canonical_request_hash {
+    if hasher.finish() != bundle.canonical_request_hash {
         return Err(corrupt(
             "canonical_request_hash does not match the stored rows",
         ));
     }
+    Ok(bundle)
+}
+
+/// Verifies and loads the whole outbox (conflict resolution only).
+pub(crate) fn load_full(conn: &Connection) -> Result<Outbox> {
+    let bundle = verify(conn)?;
+    let rows = state::outbox_rows(conn)?;
+    let push_rows = rows
+        .iter()
+        .map(stored_push_row)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Outbox {
         bundle,
         rows,

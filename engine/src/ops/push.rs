@@ -2,21 +2,23 @@
 //! persist `committed_remote` → fetch and verify the committed rows → replay.
 //! Conflicts (§7.5) are resolved and the push re-run a bounded number of times.
 
+use std::collections::BTreeMap;
+
 use oversqlite_protocol::{
-    bundle_hash, codes, BundleRow, Op, PushChunkRequest, PushConflictDetails,
-    PushSessionCreateRequest, PushSessionCreateResponse,
+    codes, BundleHasher, BundleRow, Op, PushConflictDetails, PushSessionCreateRequest,
+    PushSessionCreateResponse,
 };
 
-use crate::api::{HttpFailure, Reply};
+use crate::api::{HttpFailure, Remote, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
 use crate::codec::{parse_object, payloads_equivalent, PayloadForm};
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::conflict_apply::apply_conflict;
-use crate::ops::freeze::{self, Outbox};
+use crate::ops::freeze;
 use crate::ops::recovery::enter_source_recovery;
 use crate::ops::replay::replay_committed;
 use crate::report::{ChangedTables, PushOutcome, PushReport};
-use crate::state;
+use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::write_tx;
 use crate::validate::{validate_committed_page, CommittedMeta};
 
@@ -185,31 +187,32 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
             }
             None => return Ok(Step::NoChange),
         },
-        _ => freeze::load(ctx.conn, ctx)?,
+        _ => freeze::verify(ctx.conn)?,
     };
-    let (meta, strict) = if outbox.bundle.state == "committed_remote" {
-        let b = &outbox.bundle;
+    let (meta, strict) = if outbox.state == "committed_remote" {
         let meta = CommittedMeta {
-            bundle_seq: b.remote_bundle_seq,
-            source_id: b.source_id.clone(),
-            source_bundle_id: b.source_bundle_id,
-            row_count: b.row_count,
-            bundle_hash: b.remote_bundle_hash.clone(),
+            bundle_seq: outbox.remote_bundle_seq,
+            source_id: outbox.source_id.clone(),
+            source_bundle_id: outbox.source_bundle_id,
+            row_count: outbox.row_count,
+            bundle_hash: outbox.remote_bundle_hash.clone(),
         };
         (meta, true)
     } else {
         match upload(ctx, &outbox)? {
             Upload::Committed { meta, strict } => (meta, strict),
             Upload::Conflict(details) => {
-                apply_conflict(ctx, &outbox, &details, changed)?;
+                // Resolution requeues the whole bundle: the one place that loads it all.
+                let full = freeze::load_full(ctx.conn)?;
+                apply_conflict(ctx, &full, &details, changed)?;
                 oversqlite_core::fault::point("push.after_conflict_applied");
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));
             }
         }
     };
-    let committed = match fetch_committed(ctx, &meta) {
-        Ok(rows) => rows,
+    let committed = match fetch_committed(ctx, &meta, &outbox, strict) {
+        Ok(c) => c,
         Err(Fetch::Pruned) => {
             // The server no longer retains the bundle's rows; only a snapshot can
             // reconcile. The tuple is known committed, so record it as such.
@@ -224,7 +227,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
         }
         Err(Fetch::Failed(e)) => return Err(e),
     };
-    if let Err(why) = compare(ctx, &outbox, &committed, strict) {
+    if let Some(why) = &committed.mismatch {
         let current = state::outbox(ctx.conn)?;
         if current.state == "committed_remote" {
             write_tx(ctx.conn, state::set_rebuild_required)?;
@@ -247,7 +250,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
     oversqlite_core::fault::point("push.after_replay");
     Ok(Step::Committed {
         bundle_seq: meta.bundle_seq,
-        row_count: committed.len() as i64,
+        row_count: committed.versions.len() as i64,
     })
 }
 
@@ -295,17 +298,17 @@ fn lose_lease(ctx: &Ctx, code: &str) -> Result<SyncError> {
     ))
 }
 
-fn upload(ctx: &Ctx, outbox: &Outbox) -> Result<Upload> {
+fn upload(ctx: &Ctx, outbox: &OutboxBundle) -> Result<Upload> {
     let att = state::attachment(ctx.conn)?;
-    let source = outbox.bundle.source_id.clone();
+    let source = outbox.source_id.clone();
     if source != att.current_source_id {
         return Err(SyncError::state(format!(
             "the prepared outbox belongs to source {source:?}, not the current source; call oversqlite_rebuild()"
         )));
     }
-    let planned = outbox.push_rows.len() as i64;
+    let planned = outbox.row_count;
     let request = PushSessionCreateRequest {
-        source_bundle_id: outbox.bundle.source_bundle_id,
+        source_bundle_id: outbox.source_bundle_id,
         planned_row_count: planned,
         initialization_id: Some(att.pending_initialization_id.clone()).filter(|s| !s.is_empty()),
     };
@@ -384,40 +387,104 @@ fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -
         })
 }
 
-fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> Result<Upload> {
-    let chunk = ctx.push_chunk_rows();
-    let mut start = 0usize;
-    while start < outbox.push_rows.len() {
-        let end = (start + chunk).min(outbox.push_rows.len());
-        let body = PushChunkRequest {
-            start_row_ordinal: start as i64,
-            rows: outbox.push_rows[start..end].to_vec(),
-        };
-        match ctx.remote.push_chunk(source, push_id, &body)? {
-            Reply::Ok(r) => {
-                if r.push_id != push_id || r.next_expected_row_ordinal != end as i64 {
-                    return Err(SyncError::protocol(format!(
-                        "push chunk response (push_id {:?}, next ordinal {}) does not match the upload (next ordinal {end})",
-                        r.push_id, r.next_expected_row_ordinal
-                    )));
+/// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time, then
+/// commits. While a chunk is in flight (sent by a helper thread: network only), the
+/// next chunk's body is read and serialised here; it is sent only after the previous
+/// chunk was acknowledged, so the server still sees them strictly in order.
+fn stage_and_commit(
+    ctx: &Ctx,
+    source: &str,
+    push_id: &str,
+    outbox: &OutboxBundle,
+) -> Result<Upload> {
+    let remote = &ctx.remote;
+    std::thread::scope(|scope| {
+        let (bodies, to_send) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (replies, answered) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for body in to_send {
+                if replies
+                    .send(remote.push_chunk_body(source, push_id, body))
+                    .is_err()
+                {
+                    return;
                 }
             }
-            Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+        });
+        upload_chunks(ctx, push_id, outbox, &bodies, &answered)
+        // Returning drops `bodies`: the helper finishes its request (if any) and ends.
+    })?;
+    commit(ctx, source, push_id, outbox)
+}
+
+/// The chunk loop of [`stage_and_commit`].
+fn upload_chunks(
+    ctx: &Ctx,
+    push_id: &str,
+    outbox: &OutboxBundle,
+    bodies: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    answered: &std::sync::mpsc::Receiver<Result<Reply<oversqlite_protocol::PushChunkResponse>>>,
+) -> Result<()> {
+    let chunk = ctx.push_chunk_rows();
+    let mut built = 0i64;
+    let mut after = None;
+    let mut in_flight: Option<i64> = None;
+    loop {
+        let next = if built < outbox.row_count {
+            let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
+            let Some(last) = stored.last() else {
+                return Err(SyncError::state(format!(
+                    "the persisted outbox lost rows during the upload ({built} of {} read)",
+                    outbox.row_count
+                )));
+            };
+            after = Some(last.row_ordinal);
+            let body = chunk_body(ctx, built, &stored)?;
+            built += stored.len() as i64;
+            Some((built, body))
+        } else {
+            None
+        };
+        if let Some(end) = in_flight.take() {
+            let reply = answered.recv().map_err(|_| {
+                SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
+            })??;
+            match reply {
+                Reply::Ok(r) => {
+                    if r.push_id != push_id || r.next_expected_row_ordinal != end {
+                        return Err(SyncError::protocol(format!(
+                            "push chunk response (push_id {:?}, next ordinal {}) does not match the upload (next ordinal {end})",
+                            r.push_id, r.next_expected_row_ordinal
+                        )));
+                    }
+                }
+                Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+            }
+            oversqlite_core::fault::point("push.after_chunk");
         }
-        oversqlite_core::fault::point("push.after_chunk");
-        start = end;
+        let Some((end, body)) = next else {
+            return Ok(());
+        };
+        bodies.send(body).map_err(|_| {
+            SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
+        })?;
+        in_flight = Some(end);
     }
+}
+
+/// Commits the staged session (§2.5) and persists `committed_remote` at once.
+fn commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &OutboxBundle) -> Result<Upload> {
     match ctx.remote.commit_push(source, push_id)? {
         Reply::Ok(c) => {
             oversqlite_core::fault::point("push.after_commit_response");
             if c.source_id != source
-                || c.source_bundle_id != outbox.bundle.source_bundle_id
+                || c.source_bundle_id != outbox.source_bundle_id
                 || c.bundle_seq <= 0
                 || c.bundle_hash.is_empty()
             {
                 return Err(SyncError::protocol(format!(
                     "commit response (bundle_seq {}, source bundle {}) does not match the pushed bundle {}",
-                    c.bundle_seq, c.source_bundle_id, outbox.bundle.source_bundle_id
+                    c.bundle_seq, c.source_bundle_id, outbox.source_bundle_id
                 )));
             }
             let meta = CommittedMeta {
@@ -447,6 +514,22 @@ fn stage_and_commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &Outbox) -> 
     }
 }
 
+/// The JSON of a `PushChunkRequest` for `rows`, starting at ordinal `start`.
+fn chunk_body(ctx: &Ctx, start: i64, rows: &[OutboxRow]) -> Result<Vec<u8>> {
+    let mut out = String::with_capacity(64 + rows.len() * 320);
+    out.push_str("{\"start_row_ordinal\":");
+    out.push_str(&start.to_string());
+    out.push_str(",\"rows\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        freeze::write_upload_row(ctx, r, &mut out)?;
+    }
+    out.push_str("]}");
+    Ok(out.into_bytes())
+}
+
 enum Fetch {
     Pruned,
     Failed(SyncError),
@@ -458,116 +541,249 @@ impl From<SyncError> for Fetch {
     }
 }
 
-/// Pages through the committed rows (§2.7) and verifies count and `bundle_hash`.
-fn fetch_committed(ctx: &Ctx, meta: &CommittedMeta) -> std::result::Result<Vec<BundleRow>, Fetch> {
-    let mut rows: Vec<BundleRow> = Vec::new();
-    let mut after: Option<i64> = None;
+/// What the verified committed bundle leaves for the replay: one `row_version` per
+/// row (bundle order), and the server's payload only where it is not exactly the
+/// uploaded one (every other row replays from `_sync_outbox_rows`).
+pub(crate) struct CommittedRows {
+    pub versions: Vec<i64>,
+    /// Outbox `row_ordinal` → the committed payload as JSON text.
+    pub replaced: BTreeMap<i64, String>,
+    /// Why the committed rows differ from the outbox (§7.4 comparison), if they do.
+    pub mismatch: Option<String>,
+}
+
+/// Pages through the committed rows (§2.7). Each page is validated, hashed, and
+/// compared with the outbox rows at the same positions, then dropped; count and
+/// `bundle_hash` are verified at the end, before anything is applied. A hash or count
+/// failure is a protocol error and wins over a comparison mismatch, as when the whole
+/// bundle was fetched first.
+type CommittedPage = oversqlite_protocol::CommittedBundleRowsResponse;
+type PageResult = (Option<i64>, std::result::Result<CommittedPage, Fetch>);
+
+fn fetch_committed(
+    ctx: &Ctx,
+    meta: &CommittedMeta,
+    outbox: &OutboxBundle,
+    strict: bool,
+) -> std::result::Result<CommittedRows, Fetch> {
+    let max_rows = ctx.settings.committed_rows_page;
+    let remote = &ctx.remote;
+    let backoff = ctx.settings.committed_not_found_backoff.as_slice();
+    // The next page downloads (and decodes) on a helper thread while this one hashes
+    // and compares the current page: client and server work overlap instead of
+    // alternating. Only network I/O moves to the helper; the database stays here.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PageResult>(1);
+        scope.spawn(move || prefetch_pages(remote, backoff, meta, max_rows, tx));
+        let result = verify_pages(ctx, meta, outbox, strict, &rx);
+        // An early return drops the receiver: the helper's next send fails and it ends.
+        drop(rx);
+        result
+    })
+}
+
+/// Fetches the pages in order, one ahead of the caller, and stops exactly where the
+/// caller will: after the last page, or after a page the caller will refuse (a
+/// failure, an invalid page, more rows than `row_count`).
+fn prefetch_pages(
+    remote: &Remote,
+    backoff: &[std::time::Duration],
+    meta: &CommittedMeta,
+    max_rows: i64,
+    tx: std::sync::mpsc::SyncSender<PageResult>,
+) {
+    let mut after = None;
+    let mut seen = 0i64;
     loop {
-        let mut attempt = 0usize;
-        let page = loop {
-            match ctx.remote.committed_rows(
-                &meta.source_id,
-                meta.bundle_seq,
-                after,
-                ctx.settings.committed_rows_page,
-            )? {
-                Reply::Ok(p) => break p,
-                Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
-                    return Err(Fetch::Pruned)
-                }
-                Reply::Failed(f)
-                    if f.status == 404
-                        && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
-                        && attempt < ctx.settings.committed_not_found_backoff.len() =>
-                {
-                    // The commit may not be visible yet (§2.7): bounded retry.
-                    std::thread::sleep(ctx.settings.committed_not_found_backoff[attempt]);
-                    attempt += 1;
-                }
-                Reply::Failed(f) => {
-                    return Err(Fetch::Failed(f.into_error("committed bundle fetch")))
-                }
+        let page = fetch_page(remote, backoff, meta, after, max_rows);
+        let next = match &page {
+            Ok(p) => {
+                seen += p.rows.len() as i64;
+                let go_on = p.has_more
+                    && seen <= meta.row_count
+                    && validate_committed_page(p, meta, after).is_ok();
+                go_on.then_some(p.next_row_ordinal)
             }
+            Err(_) => None,
         };
+        if tx.send((after, page)).is_err() {
+            return;
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return,
+        }
+    }
+}
+
+/// Validates, hashes and compares the pages as they arrive (see [`CommittedRows`]).
+fn verify_pages(
+    ctx: &Ctx,
+    meta: &CommittedMeta,
+    outbox: &OutboxBundle,
+    strict: bool,
+    pages: &std::sync::mpsc::Receiver<PageResult>,
+) -> std::result::Result<CommittedRows, Fetch> {
+    let mut hasher = BundleHasher::new();
+    let mut out = CommittedRows {
+        versions: Vec::new(),
+        replaced: BTreeMap::new(),
+        mismatch: None,
+    };
+    let mut outbox_after: Option<i64> = None;
+    let mut complete = false;
+    for (after, page) in pages.iter() {
+        let page = page?;
         validate_committed_page(&page, meta, after)?;
-        let more = page.has_more;
-        let next = page.next_row_ordinal;
-        rows.extend(page.rows);
         // A server that keeps paging past the advertised count is broken; stop now
-        // rather than buffering without bound.
-        if rows.len() as i64 > meta.row_count {
+        // rather than reading without bound.
+        if hasher.row_count() + page.rows.len() as i64 > meta.row_count {
             return Err(Fetch::Failed(SyncError::protocol(format!(
                 "committed bundle {} returned more than its row_count {} rows",
                 meta.bundle_seq, meta.row_count
             ))));
         }
-        if !more {
+        let uploaded = freeze::outbox_page(
+            ctx.conn,
+            outbox.source_bundle_id,
+            outbox_after,
+            page.rows.len(),
+        )?;
+        if let Some(last) = uploaded.last() {
+            outbox_after = Some(last.row_ordinal);
+        }
+        for (i, row) in page.rows.iter().enumerate() {
+            let position = out.versions.len();
+            hasher.push(row);
+            out.versions.push(row.row_version);
+            if out.mismatch.is_some() {
+                continue;
+            }
+            let Some(o) = uploaded.get(i) else {
+                continue; // more committed rows than uploaded: reported after the hash
+            };
+            match compare_row(ctx, position, row, o, strict) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let payload = row
+                        .payload
+                        .as_ref()
+                        .map(|p| serde_json::to_string(p).expect("a JSON map serialises"));
+                    out.replaced
+                        .insert(o.row_ordinal, payload.unwrap_or_default());
+                }
+                Err(why) => out.mismatch = Some(why),
+            }
+        }
+        if !page.has_more {
+            complete = true;
             break;
         }
-        after = Some(next);
     }
-    if rows.len() as i64 != meta.row_count {
+    if !complete {
         return Err(Fetch::Failed(SyncError::protocol(format!(
-            "committed bundle {} returned {} rows but row_count is {}",
-            meta.bundle_seq,
-            rows.len(),
-            meta.row_count
+            "committed bundle {} fetch ended before its last page",
+            meta.bundle_seq
         ))));
     }
-    let hash = bundle_hash(&rows);
+    let fetched = out.versions.len() as i64;
+    if fetched != meta.row_count {
+        return Err(Fetch::Failed(SyncError::protocol(format!(
+            "committed bundle {} returned {fetched} rows but row_count is {}",
+            meta.bundle_seq, meta.row_count
+        ))));
+    }
+    let hash = hasher.finish().bundle_hash;
     if hash != meta.bundle_hash {
         return Err(Fetch::Failed(SyncError::protocol(format!(
             "committed bundle {} bundle hash mismatch: rows hash to {hash}, server advertised {}",
             meta.bundle_seq, meta.bundle_hash
         ))));
     }
-    Ok(rows)
-}
-
-/// Position-by-position comparison of committed rows with the outbox (§7.4).
-fn compare(
-    ctx: &Ctx,
-    outbox: &Outbox,
-    committed: &[BundleRow],
-    strict: bool,
-) -> std::result::Result<(), String> {
-    if committed.len() != outbox.rows.len() {
-        return Err(format!(
-            "{} committed rows for {} uploaded rows",
-            committed.len(),
-            outbox.rows.len()
+    if fetched != outbox.row_count {
+        out.mismatch = Some(format!(
+            "{fetched} committed rows for {} uploaded rows",
+            outbox.row_count
         ));
     }
-    for (i, (c, (o, p))) in committed
-        .iter()
-        .zip(outbox.rows.iter().zip(&outbox.push_rows))
-        .enumerate()
-    {
-        if c.schema != p.schema || c.table != p.table || c.key != p.key || c.op != p.op {
-            return Err(format!(
-                "row {i} is {}:{}:{:?} on the server but {}:{}:{:?} locally",
-                c.table, c.op, c.key, p.table, p.op, p.key
-            ));
-        }
-        if strict && c.op != Op::Delete {
-            let table = ctx.table(&c.table).map_err(|e| e.message)?;
-            let local = o
-                .local_payload
-                .as_deref()
-                .map(|t| parse_object(t, "outbox local_payload"));
-            let equivalent = match (local, &c.payload) {
-                (Some(Ok(l)), Some(w)) => {
-                    payloads_equivalent(table, &l, PayloadForm::Local, w, PayloadForm::Wire, true)
-                }
-                _ => false,
-            };
-            if !equivalent {
-                return Err(format!(
-                    "row {i} ({}:{:?}) has a different payload on the server",
-                    c.table, c.key
-                ));
+    Ok(out)
+}
+
+/// One committed-rows page, with the bounded retry while the commit is not visible.
+fn fetch_page(
+    remote: &Remote,
+    backoff: &[std::time::Duration],
+    meta: &CommittedMeta,
+    after: Option<i64>,
+    max_rows: i64,
+) -> std::result::Result<CommittedPage, Fetch> {
+    let mut attempt = 0usize;
+    loop {
+        match remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)? {
+            Reply::Ok(p) => return Ok(p),
+            Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
+                return Err(Fetch::Pruned)
             }
+            Reply::Failed(f)
+                if f.status == 404
+                    && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
+                    && attempt < backoff.len() =>
+            {
+                // The commit may not be visible yet (§2.7): bounded retry.
+                std::thread::sleep(backoff[attempt]);
+                attempt += 1;
+            }
+            Reply::Failed(f) => return Err(Fetch::Failed(f.into_error("committed bundle fetch"))),
         }
     }
-    Ok(())
+}
+
+/// Compares the committed row at `position` with the uploaded outbox row (§7.4):
+/// schema, table, wire key and op always; the payload by typed equivalence when
+/// `strict`. `Ok(true)` when the committed payload is exactly the uploaded one (the
+/// replay may then read it from the outbox), `Ok(false)` when it must be kept.
+fn compare_row(
+    ctx: &Ctx,
+    position: usize,
+    c: &BundleRow,
+    o: &OutboxRow,
+    strict: bool,
+) -> std::result::Result<bool, String> {
+    let key = freeze::wire_key_of(o).map_err(|e| e.message)?;
+    let op = freeze::row_op(o).map_err(|e| e.message)?;
+    if c.schema != o.schema_name || c.table != o.table_name || c.key != key || c.op != op {
+        return Err(format!(
+            "row {position} is {}:{}:{:?} on the server but {}:{}:{:?} locally",
+            c.table, c.op, c.key, o.table_name, op, key
+        ));
+    }
+    if strict && c.op != Op::Delete {
+        let table = ctx.table(&c.table).map_err(|e| e.message)?;
+        let local = o
+            .local_payload
+            .as_deref()
+            .map(|t| parse_object(t, "outbox local_payload"));
+        let equivalent = match (local, &c.payload) {
+            (Some(Ok(l)), Some(w)) => {
+                payloads_equivalent(table, &l, PayloadForm::Local, w, PayloadForm::Wire, true)
+            }
+            _ => false,
+        };
+        if !equivalent {
+            return Err(format!(
+                "row {position} ({}:{:?}) has a different payload on the server",
+                c.table, c.key
+            ));
+        }
+    }
+    if c.op == Op::Delete {
+        return Ok(true);
+    }
+    // Exact equality with the stored wire text: decoding either then gives the same
+    // values. Anything else (a server that normalises values) keeps its own payload.
+    let stored = o
+        .wire_payload
+        .as_deref()
+        .and_then(|t| parse_object(t, "outbox wire_payload").ok());
+    Ok(stored.is_some() && stored.as_ref() == c.payload.as_ref())
 }

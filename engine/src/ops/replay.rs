@@ -1,26 +1,54 @@
 //! Committed replay (§7.4 "Replay"): apply the authoritative committed rows while
 //! preserving local intent captured after the freeze, in one apply-mode transaction.
+//!
+//! The rows are the device's own, just verified against the outbox, so for nearly
+//! every row the plan is "accept" with nothing captured since the freeze. The replay
+//! therefore runs in two streaming passes over `_sync_outbox_rows`:
+//! 1. plan: one set-based query per table finds the rows that are NOT that easy case
+//!    (a dirty row exists, the live row is gone, differs from the upload, or — for a
+//!    DELETE — came back); only those get the full per-row plan, and only they are kept
+//!    in memory;
+//! 2. write: every row in bundle order — accepted rows write the committed values (read
+//!    from the outbox, or the server's own payload where it was not exactly the
+//!    upload), preserved rows requeue their intent rebased on the committed version.
+//!
+//! `_sync_row_state` gets one set-based upsert when the bundle's rows share one
+//! `row_version` (the protocol says they all carry the bundle's seq), else one per row.
 
-use oversqlite_protocol::{BundleRow, Op};
-use rusqlite::Connection;
+use std::collections::{BTreeMap, BTreeSet};
+
+use oversqlite_core::sql_text::row_expr;
+use oversqlite_protocol::Op;
+use rusqlite::{params, Connection};
 
 use crate::client::Ctx;
 use crate::codec::{
-    local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, PayloadForm,
+    local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, LocalKey,
+    PayloadForm,
 };
 use crate::error::{Result, SyncError};
-use crate::ops::freeze::Outbox;
+use crate::ops::freeze::{self, row_op};
+use crate::ops::push::CommittedRows;
 use crate::report::ChangedTables;
-use crate::rows;
-use crate::state;
+use crate::rows::{self, quote_ident};
+use crate::schema::{ColumnKind, KeyKind, ManagedTable};
+use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::apply_tx;
 use crate::validate::CommittedMeta;
 
+/// Rows read per step of the plan pass's per-row fallback.
+const PAGE_ROWS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq)]
 enum Plan {
-    Accept,
+    /// Write the committed row; `had_dirty` when a dirty row must also be dropped.
+    Accept { had_dirty: bool },
     /// Keep the local row; requeue `(op, payload)` rebased on the committed version.
     Preserve(Op, Option<String>),
 }
+
+/// The easy case, implied for every row the plan pass does not list.
+const ACCEPT_CLEAN: Plan = Plan::Accept { had_dirty: false };
 
 fn equivalent_local(ctx: &Ctx, table: &str, a: &str, b: &str) -> Result<bool> {
     let t = ctx.table(table)?;
@@ -38,15 +66,17 @@ fn equivalent_local(ctx: &Ctx, table: &str, a: &str, b: &str) -> Result<bool> {
     ))
 }
 
-fn plan_row(ctx: &Ctx, conn: &Connection, row: &state::OutboxRow) -> Result<Plan> {
+/// The full plan of one row (§7.4): what was captured since the freeze decides.
+fn plan_row(ctx: &Ctx, conn: &Connection, row: &OutboxRow) -> Result<Plan> {
     let table = ctx.table(&row.table_name)?;
     let key = local_key_from_key_json(table, &row.key_json)?;
     let live = rows::live_row_json(conn, table, &key)?;
     let dirty = rows::dirty_row(conn, &row.schema_name, &row.table_name, &row.key_json)?;
+    let had_dirty = dirty.is_some();
     if row.op == "DELETE" {
         return Ok(match live {
             Some(payload) => Plan::Preserve(Op::Insert, Some(payload)),
-            None => Plan::Accept,
+            None => Plan::Accept { had_dirty },
         });
     }
     let Some(live) = live else {
@@ -63,76 +93,412 @@ fn plan_row(ctx: &Ctx, conn: &Connection, row: &state::OutboxRow) -> Result<Plan
     if !equivalent_local(ctx, &row.table_name, &live, uploaded)? {
         return Ok(Plan::Preserve(Op::Update, Some(live)));
     }
-    Ok(Plan::Accept)
+    Ok(Plan::Accept { had_dirty })
 }
 
-/// Replays `committed` (already verified against the outbox, same order).
+/// JSON path of a text key member, when it can be written without escaping.
+fn key_path(table: &ManagedTable) -> Option<String> {
+    let name = &table.key_json_name;
+    let plain = !name.is_empty() && !name.contains(['"', '\\']);
+    (table.key_kind == KeyKind::Text && plain).then(|| format!("$.\"{name}\""))
+}
+
+/// Ordinals of `table`'s outbox rows that are not the easy case: a dirty row exists,
+/// or the live row is absent / not byte-identical to the uploaded local payload (a
+/// DELETE: present). Byte-identical texts come from the same `json_object` expression
+/// as the capture triggers, so they are equivalent in the typed sense the per-row
+/// plan uses; every row listed here gets that per-row plan.
+fn unusual_rows(
+    conn: &Connection,
+    table: &ManagedTable,
+    path: &str,
+    source_bundle_id: i64,
+) -> Result<Vec<i64>> {
+    let t = quote_ident(&table.name);
+    let k = quote_ident(&table.key_column);
+    let sql = format!(
+        "SELECT o.row_ordinal FROM _sync_outbox_rows AS o
+         LEFT JOIN _sync_dirty_rows AS d
+           ON d.schema_name = o.schema_name AND d.table_name = o.table_name AND d.key_json = o.key_json
+         LEFT JOIN {t} AS r ON r.{k} = json_extract(o.key_json, ?3)
+         WHERE o.source_bundle_id = ?1 AND o.table_name = ?2
+           AND NOT (d.key_json IS NULL AND json_type(o.key_json, ?3) IS 'text' AND
+                    CASE WHEN o.op = 'DELETE' THEN r.{k} IS NULL
+                         ELSE r.{k} IS NOT NULL AND {live} IS o.local_payload END)
+         ORDER BY o.row_ordinal",
+        live = row_expr(table, "r"),
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let ordinals = stmt
+        .query_map(params![source_bundle_id, table.name, path], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ordinals)
+}
+
+fn outbox_row_at(conn: &Connection, source_bundle_id: i64, ordinal: i64) -> Result<OutboxRow> {
+    let page = freeze::outbox_page(conn, source_bundle_id, Some(ordinal - 1), 1)?;
+    page.into_iter()
+        .next()
+        .filter(|r| r.row_ordinal == ordinal)
+        .ok_or_else(|| SyncError::state(format!("outbox row {ordinal} vanished during replay")))
+}
+
+/// Result of the plan pass.
+struct Plans {
+    /// Plans of the rows that are not [`ACCEPT_CLEAN`], by `row_ordinal`.
+    unusual: BTreeMap<i64, Plan>,
+    /// Every table the bundle touches.
+    tables: Vec<String>,
+    /// Tables planned set-based that write back exactly what they hold
+    /// ([`round_trips_exactly`]): their clean accepted rows need no write at all.
+    exact: BTreeSet<String>,
+}
+
+impl Plans {
+    fn all_exact(&self) -> bool {
+        self.tables.iter().all(|t| self.exact.contains(t))
+    }
+}
+
+/// SQLite's column affinity of a declared type (datatype3 §3.1, first rule wins).
+fn affinity(declared: &str) -> char {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        'I'
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        'T'
+    } else if t.is_empty() || t.contains("BLOB") {
+        'B'
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        'R'
+    } else {
+        'N'
+    }
+}
+
+/// Whether local → wire → local is the identity for every value this table can hold
+/// once its rows froze: TEXT-affinity text columns hold only text (`json_object`
+/// refuses BLOBs) and INTEGER-affinity integer columns only integers (anything else
+/// fails the freeze's conversion). For such a table, an accepted row whose live
+/// `json_object` text equals the uploaded payload and whose committed payload is
+/// exactly the uploaded one already holds the committed values: rewriting it would
+/// store the same values again. REAL (`json_object` prints 15 digits), BLOB and
+/// NUMERIC/untyped columns may not round-trip and are always rewritten.
+fn round_trips_exactly(table: &ManagedTable) -> bool {
+    table.columns.iter().all(|c| {
+        matches!(
+            (c.kind, affinity(&c.declared_type)),
+            (ColumnKind::Text, 'T') | (ColumnKind::Integer, 'I')
+        )
+    })
+}
+
+/// Pass 1: the plan of every row that is not [`ACCEPT_CLEAN`]. Computed for all rows
+/// before anything is written, as the per-row plan always was.
+fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<Plans> {
+    let sbid = outbox.source_bundle_id;
+    let mut unusual = BTreeMap::new();
+    let tables: Vec<String> = conn
+        .prepare("SELECT DISTINCT table_name FROM _sync_outbox_rows WHERE source_bundle_id = ?1")?
+        .query_map([sbid], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut exact = BTreeSet::new();
+    for name in &tables {
+        let fast = ctx
+            .config
+            .table(name)
+            .and_then(|t| key_path(t).map(|p| (t, p)));
+        if let Some((table, path)) = fast {
+            if round_trips_exactly(table) {
+                exact.insert(name.clone());
+            }
+            for ordinal in unusual_rows(conn, table, &path, sbid)? {
+                let row = outbox_row_at(conn, sbid, ordinal)?;
+                unusual.insert(ordinal, plan_row(ctx, conn, &row)?);
+            }
+            continue;
+        }
+        // BLOB keys (or unusual key names): the per-row plan for every row.
+        let mut after = None;
+        loop {
+            let page = freeze::outbox_page(conn, sbid, after, PAGE_ROWS)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.row_ordinal);
+            for row in page.iter().filter(|r| &r.table_name == name) {
+                let plan = plan_row(ctx, conn, row)?;
+                if plan != ACCEPT_CLEAN {
+                    unusual.insert(row.row_ordinal, plan);
+                }
+            }
+        }
+    }
+    Ok(Plans {
+        unusual,
+        tables,
+        exact,
+    })
+}
+
+/// Per-table statement texts, built once per replay instead of once per row.
+struct TableSql {
+    upsert: String,
+    delete: String,
+}
+
+impl TableSql {
+    fn of(table: &ManagedTable) -> Self {
+        let t = quote_ident(&table.name);
+        let k = quote_ident(&table.key_column);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let updates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !c.name.eq_ignore_ascii_case(&table.key_column))
+            .map(|c| format!("{0} = excluded.{0}", quote_ident(&c.name)))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        TableSql {
+            upsert: format!(
+                "INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT({k}) {conflict}",
+                cols.join(", "),
+                placeholders.join(", ")
+            ),
+            delete: format!("DELETE FROM {t} WHERE {k} = ?1"),
+        }
+    }
+}
+
+/// Where the replay of one row takes its committed values from.
+struct Source<'a> {
+    row: &'a OutboxRow,
+    /// The server's payload when it was not exactly the uploaded one.
+    replaced: Option<&'a String>,
+    version: i64,
+}
+
+/// Writes an accepted row: the committed values (or the deletion) into the app table.
+fn accept(
+    conn: &Connection,
+    table: &ManagedTable,
+    sql: &TableSql,
+    key: &LocalKey,
+    src: &Source,
+) -> Result<()> {
+    let row = src.row;
+    if row_op(row)? == Op::Delete {
+        conn.prepare_cached(&sql.delete)?.execute([&key.sql])?;
+        return Ok(());
+    }
+    let text = match (src.replaced, &row.wire_payload) {
+        (Some(committed), _) => committed,
+        (None, Some(uploaded)) => uploaded,
+        (None, None) => {
+            return Err(SyncError::protocol(format!(
+                "committed {} row for {} has no payload",
+                row.op, row.table_name
+            )))
+        }
+    };
+    let payload = serde_json::from_str(text)
+        .map_err(|e| SyncError::protocol(format!("committed payload is not an object: {e}")))?;
+    let values = wire_payload_to_row(table, &payload)?;
+    conn.prepare_cached(&sql.upsert)?
+        .execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// Writes one row according to its plan.
+fn write_row(
+    ctx: &Ctx,
+    conn: &Connection,
+    sql: &mut BTreeMap<String, TableSql>,
+    plans: &Plans,
+    src: &Source,
+    per_row_state: bool,
+) -> Result<()> {
+    let schema = &ctx.config.schema;
+    let row = src.row;
+    let plan = plans.unusual.get(&row.row_ordinal).unwrap_or(&ACCEPT_CLEAN);
+    let table = ctx.table(&row.table_name)?;
+    let deleted = row_op(row)? == Op::Delete;
+    if per_row_state {
+        rows::upsert_row_state(
+            conn,
+            schema,
+            &table.name,
+            &row.key_json,
+            src.version,
+            deleted,
+        )?;
+    }
+    match plan {
+        Plan::Accept { had_dirty } => {
+            // A clean accepted row already holds the committed state: a DELETE found no
+            // live row, an upsert of an exact table holds the very same values.
+            // (Only rows the set-based plan passed: their live text is the upload's.)
+            let planned_clean = !plans.unusual.contains_key(&row.row_ordinal);
+            let noop = *plan == ACCEPT_CLEAN
+                && src.replaced.is_none()
+                && (deleted || (planned_clean && plans.exact.contains(&table.name)));
+            if !noop {
+                let key = local_key_from_key_json(table, &row.key_json)?;
+                let stmts = sql
+                    .entry(table.name.clone())
+                    .or_insert_with(|| TableSql::of(table));
+                accept(conn, table, stmts, &key, src)?;
+            }
+            if *had_dirty {
+                rows::delete_dirty(conn, schema, &table.name, &row.key_json)?;
+            }
+        }
+        Plan::Preserve(op, payload) => {
+            rows::upsert_dirty(
+                conn,
+                schema,
+                &table.name,
+                &row.key_json,
+                op.as_str(),
+                src.version,
+                payload.as_deref(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Pass 2: writes in bundle order. With one `row_version` for the whole bundle and
+/// only exactly round-tripping tables, just the unusual and server-changed rows need
+/// a write (`sparse`); otherwise every row is visited.
+fn write_all(
+    ctx: &Ctx,
+    conn: &Connection,
+    outbox: &OutboxBundle,
+    committed: &CommittedRows,
+    plans: &Plans,
+    version: Option<i64>,
+) -> Result<()> {
+    let sbid = outbox.source_bundle_id;
+    let mut sql: BTreeMap<String, TableSql> = BTreeMap::new();
+    if let (Some(version), true) = (version, plans.all_exact()) {
+        let needed: BTreeSet<i64> = plans
+            .unusual
+            .keys()
+            .chain(committed.replaced.keys())
+            .copied()
+            .collect();
+        for ordinal in needed {
+            let row = outbox_row_at(conn, sbid, ordinal)?;
+            let src = Source {
+                row: &row,
+                replaced: committed.replaced.get(&ordinal),
+                version,
+            };
+            write_row(ctx, conn, &mut sql, plans, &src, false)?;
+        }
+        return Ok(());
+    }
+    let per_row_state = version.is_none();
+    let mut after = None;
+    let mut position = 0usize;
+    loop {
+        let page = freeze::outbox_page(conn, sbid, after, PAGE_ROWS)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.row_ordinal);
+        for row in &page {
+            let row_version = *committed.versions.get(position).ok_or_else(|| {
+                SyncError::state("the outbox holds more rows than the committed bundle")
+            })?;
+            position += 1;
+            let src = Source {
+                row,
+                replaced: committed.replaced.get(&row.row_ordinal),
+                version: row_version,
+            };
+            write_row(ctx, conn, &mut sql, plans, &src, per_row_state)?;
+        }
+    }
+    if position != committed.versions.len() {
+        return Err(SyncError::state(
+            "the outbox holds fewer rows than the committed bundle",
+        ));
+    }
+    Ok(())
+}
+
+/// The one `row_version` every committed row carries, if they all carry the same.
+fn uniform_version(versions: &[i64]) -> Option<i64> {
+    let first = *versions.first()?;
+    versions.iter().all(|v| *v == first).then_some(first)
+}
+
+/// Records the committed version of every outbox row in one statement (accepted and
+/// preserved rows alike get the committed version and the committed op's tombstone).
+fn upsert_row_states(conn: &Connection, schema: &str, sbid: i64, version: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
+         SELECT ?1, table_name, key_json, ?2, op = 'DELETE', strftime('%Y-%m-%dT%H:%M:%fZ','now')
+         FROM _sync_outbox_rows WHERE source_bundle_id = ?3
+         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
+         deleted = excluded.deleted, updated_at = excluded.updated_at",
+        params![schema, version, sbid],
+    )?;
+    Ok(())
+}
+
+/// After the writes, exactly the preserved rows must have a dirty row.
+fn check_dirty_state(conn: &Connection, sbid: i64, plans: &BTreeMap<i64, Plan>) -> Result<()> {
+    let preserved: BTreeSet<i64> = plans
+        .iter()
+        .filter(|(_, p)| matches!(p, Plan::Preserve(..)))
+        .map(|(o, _)| *o)
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT o.row_ordinal FROM _sync_outbox_rows AS o
+         JOIN _sync_dirty_rows AS d
+           ON d.schema_name = o.schema_name AND d.table_name = o.table_name AND d.key_json = o.key_json
+         WHERE o.source_bundle_id = ?1",
+    )?;
+    let dirty: BTreeSet<i64> = stmt
+        .query_map([sbid], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if let Some(ordinal) = preserved.symmetric_difference(&dirty).next() {
+        let key_json: String = conn.query_row(
+            "SELECT key_json FROM _sync_outbox_rows WHERE source_bundle_id = ?1 AND row_ordinal = ?2",
+            params![sbid, ordinal],
+            |r| r.get(0),
+        )?;
+        return Err(SyncError::state(format!(
+            "committed replay left inconsistent dirty state for {key_json}"
+        )));
+    }
+    Ok(())
+}
+
+/// Replays the committed bundle (already verified against the outbox, same order).
 pub(crate) fn replay_committed(
     ctx: &Ctx,
-    outbox: &Outbox,
-    committed: &[BundleRow],
+    outbox: &OutboxBundle,
+    committed: &CommittedRows,
     meta: &CommittedMeta,
     changed: &mut ChangedTables,
 ) -> Result<()> {
-    let schema = ctx.config.schema.clone();
-    let mut touched = ChangedTables::new();
-    apply_tx(ctx.conn, |conn| {
-        let plans = outbox
-            .rows
-            .iter()
-            .map(|r| plan_row(ctx, conn, r))
-            .collect::<Result<Vec<_>>>()?;
-        for ((row, plan), uploaded) in committed.iter().zip(&plans).zip(&outbox.rows) {
-            let table = ctx.table(&row.table)?;
-            let key = local_key_from_key_json(table, &uploaded.key_json)?;
-            let key_json = &uploaded.key_json;
-            match plan {
-                Plan::Accept => {
-                    let values = match (&row.op, &row.payload) {
-                        (Op::Delete, _) => None,
-                        (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
-                        (op, None) => {
-                            return Err(SyncError::protocol(format!(
-                                "committed {op} row for {} has no payload",
-                                row.table
-                            )))
-                        }
-                    };
-                    rows::apply_authoritative(
-                        conn,
-                        &schema,
-                        table,
-                        &key,
-                        key_json,
-                        row.row_version,
-                        values,
-                    )?;
-                }
-                Plan::Preserve(op, payload) => {
-                    rows::upsert_row_state(
-                        conn,
-                        &schema,
-                        &row.table,
-                        key_json,
-                        row.row_version,
-                        row.op == Op::Delete,
-                    )?;
-                    rows::upsert_dirty(
-                        conn,
-                        &schema,
-                        &row.table,
-                        key_json,
-                        op.as_str(),
-                        row.row_version,
-                        payload.as_deref(),
-                    )?;
-                }
-            }
-            touched.insert(row.table.clone());
+    let sbid = outbox.source_bundle_id;
+    let touched = apply_tx(ctx.conn, |conn| {
+        let plans = plan_all(ctx, conn, outbox)?;
+        let version = uniform_version(&committed.versions);
+        write_all(ctx, conn, outbox, committed, &plans, version)?;
+        if let Some(v) = version {
+            upsert_row_states(conn, &ctx.config.schema, sbid, v)?;
         }
+        check_dirty_state(conn, sbid, &plans.unusual)?;
         conn.execute(
             "UPDATE _sync_source_state SET next_source_bundle_id = MAX(next_source_bundle_id, ?2) WHERE source_id = ?1",
-            rusqlite::params![outbox.bundle.source_id, outbox.bundle.source_bundle_id + 1],
+            rusqlite::params![outbox.source_id, outbox.source_bundle_id + 1],
         )?;
         // Only a contiguous bundle may move the checkpoint: other sources' bundles in
         // a gap have not been pulled yet (§7.4 step 4).
@@ -144,25 +510,7 @@ pub(crate) fn replay_committed(
         conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
         state::clear_outbox(conn)?;
         oversqlite_core::fault::point("push.mid_replay");
-        for (uploaded, plan) in outbox.rows.iter().zip(&plans) {
-            let dirty = rows::dirty_row(
-                conn,
-                &uploaded.schema_name,
-                &uploaded.table_name,
-                &uploaded.key_json,
-            )?;
-            let consistent = match plan {
-                Plan::Accept => dirty.is_none(),
-                Plan::Preserve(..) => dirty.is_some(),
-            };
-            if !consistent {
-                return Err(SyncError::state(format!(
-                    "committed replay left inconsistent dirty state for {}",
-                    uploaded.key_json
-                )));
-            }
-        }
-        Ok(())
+        Ok(plans.tables)
     })?;
     changed.extend(touched);
     Ok(())

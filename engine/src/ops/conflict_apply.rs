@@ -19,16 +19,28 @@ use crate::rows;
 use crate::state::{self, OutboxRow};
 use crate::tx::apply_tx;
 
+/// Puts an outbox row of the refused bundle back into the dirty set. A dirty row that
+/// already exists for the key was captured after the freeze (a local write made while
+/// the bundle was in flight): it is newer intent and is kept as it is. Its op and base
+/// were computed by the capture trigger from the same `_sync_row_state` the outbox row
+/// was frozen against (the refused bundle changed no row state), so it stands on its
+/// own; overwriting it would push the stale frozen value first and need another round.
 fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {
-    rows::upsert_dirty(
-        conn,
-        &r.schema_name,
-        &r.table_name,
-        &r.key_json,
-        &r.op,
+    conn.prepare_cached(
+        "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(dirty_ordinal), 0) + 1 FROM _sync_dirty_rows),
+                 strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+         ON CONFLICT(schema_name, table_name, key_json) DO NOTHING",
+    )?
+    .execute(rusqlite::params![
+        r.schema_name,
+        r.table_name,
+        r.key_json,
+        r.op,
         r.base_row_version,
-        r.local_payload.as_deref(),
-    )
+        r.local_payload.as_deref()
+    ])?;
+    Ok(())
 }
 
 /// Runs `f` with `PRAGMA foreign_keys` off when `off` and the host enabled it.

@@ -314,18 +314,27 @@ fn upload(ctx: &Ctx, outbox: &OutboxBundle) -> Result<Upload> {
     };
     let created = match ctx.remote.create_push(&source, &request)? {
         Reply::Ok(r) => r,
-        Reply::Failed(f) if lease_already_consumed(&f, &request) => {
+        Reply::Failed(f) if may_be_consumed_lease(&f, &request) => {
             // §12 hazard: the commit that finished seeding succeeded but its response
             // was lost, so the scope is now initialised and refuses the lease id. The
             // same tuple without the id is then answered `already_committed` (or
-            // staged anew); the replay clears the local lease either way.
+            // staged anew); the replay clears the local lease either way. The refusal
+            // is recognised by its code alone (message texts are not a contract): if
+            // the request was invalid for another reason, the retry is refused the same
+            // way and the original refusal is what the caller sees.
             let retry = PushSessionCreateRequest {
                 initialization_id: None,
                 ..request.clone()
             };
             match ctx.remote.create_push(&source, &retry)? {
                 Reply::Ok(r) => r,
-                Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
+                // Refused in the same way: the lease was not the problem.
+                Reply::Failed(again) if again.code() == f.code() => {
+                    return Err(push_failure(ctx, f, "push session create"))
+                }
+                Reply::Failed(other) => {
+                    return Err(push_failure(ctx, other, "push session create"))
+                }
             }
         }
         Reply::Failed(f) => return Err(push_failure(ctx, f, "push session create")),
@@ -379,12 +388,10 @@ fn upload(ctx: &Ctx, outbox: &OutboxBundle) -> Result<Upload> {
     result
 }
 
-fn lease_already_consumed(f: &HttpFailure, request: &PushSessionCreateRequest) -> bool {
+fn may_be_consumed_lease(f: &HttpFailure, request: &PushSessionCreateRequest) -> bool {
     request.initialization_id.is_some()
         && f.status == 400
-        && f.body.as_ref().is_some_and(|b| {
-            b.error == codes::PUSH_SESSION_INVALID && b.message.contains("initialization")
-        })
+        && f.code() == Some(codes::PUSH_SESSION_INVALID)
 }
 
 /// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time, then

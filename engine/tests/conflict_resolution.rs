@@ -1,6 +1,10 @@
-//! A rejected bundle's other rows go back to the dirty set, but a local write made to
-//! one of them while the bundle was in flight is newer intent: it must survive the
-//! conflict resolution and be what the next push sends.
+//! Conflict resolution (§7.5): a rejected bundle's other rows go back to the dirty set,
+//! but a local write made to one of them while the bundle was in flight is newer intent
+//! that must survive the resolution.
+//!
+//! (The conflict body's `op` / `base_row_version` are deliberately not cross-checked
+//! against the uploaded row: contract fixture `server-wins-update-conflict` answers an
+//! uploaded INSERT with an UPDATE conflict and expects it to resolve.)
 
 mod support;
 

@@ -151,6 +151,16 @@ pub fn ok_json<T: Serialize>(value: &T) -> Response {
     json_response(StatusCode::OK, value)
 }
 
+/// 200 with a body the service already encoded.
+pub fn ok_json_body(body: crate::service::raw_rows::JsonBody) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.0,
+    )
+        .into_response()
+}
+
 /// Parses an optional integer query parameter; `Err` carries the reference's message.
 pub fn query_i64(
     query: &std::collections::HashMap<String, String>,

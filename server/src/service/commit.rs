@@ -5,8 +5,7 @@
 use std::collections::HashSet;
 
 use oversqlite_protocol::{
-    bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails,
-    WatchEvent,
+    codes, BundleHasher, Op, Payload, PushCommitResponse, PushConflictDetails, WatchEvent,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
@@ -49,7 +48,7 @@ pub fn commit(
                 "staged rows are not contiguous at row_ordinal {index}"
             )));
         }
-        if !seen.insert((row.table.clone(), row.key.clone())) {
+        if !seen.insert((row.table.as_str(), row.key.as_str())) {
             return Err(invalid(format!(
                 "duplicate target row in staged push session: {} {}",
                 row.table, row.key
@@ -156,11 +155,12 @@ pub fn row_state(
     table: &str,
     key: &str,
 ) -> rusqlite::Result<Option<(i64, bool)>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT bundle_seq, deleted FROM _oversync_row_state WHERE user_id = ?1 AND table_name = ?2 AND key = ?3",
-        params![user, table, key],
-        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
-    )
+    )?
+    .query_row(params![user, table, key], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? != 0))
+    })
     .optional()
 }
 
@@ -171,15 +171,8 @@ pub fn read_row(
     user: &str,
     key: &str,
 ) -> rusqlite::Result<Option<Payload>> {
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
-        columns.join(", "),
-        table.sql_name(),
-        quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
-        quote_ident(&table.key_column)
-    );
-    conn.query_row(&sql, params![user, key], |r| row_to_payload(table, r))
+    conn.prepare_cached(&table.sql.select_row)?
+        .query_row(params![user, key], |r| row_to_payload(table, r))
         .optional()
 }
 
@@ -250,65 +243,62 @@ fn apply_row(
     user: &str,
     row: &StagedRow,
 ) -> ServiceResult<usize> {
-    let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
-    let key_column = quote_ident(&table.key_column);
-    let converted = |payload: &Payload| -> ServiceResult<Vec<(String, SqlValue)>> {
-        payload
-            .iter()
-            .map(|(name, value)| {
-                let column = table
-                    .column(name)
-                    .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
-                let sql = wire_to_sql(column, value).map_err(Fail::Internal)?;
-                Ok((name.clone(), sql))
-            })
-            .collect()
+    let convert = |name: &str, value: &serde_json::Value| -> ServiceResult<SqlValue> {
+        let column = table
+            .column(name)
+            .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
+        wire_to_sql(column, value).map_err(Fail::Internal)
     };
     match (row.op, &row.payload) {
         (Op::Delete, _) => {
-            let sql = format!(
-                "DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2",
-                table.sql_name()
-            );
-            Ok(conn.execute(&sql, params![user, row.key])?)
+            let mut stmt = conn.prepare_cached(&table.sql.delete_row)?;
+            Ok(stmt.execute(params![user, row.key])?)
         }
         (Op::Insert, Some(payload)) => {
-            let values = converted(payload)?;
-            let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
-            let marks: Vec<String> = (0..=values.len()).map(|i| format!("?{}", i + 1)).collect();
-            let sql = format!(
-                "INSERT INTO {} ({scope}, {}) VALUES ({})",
-                table.sql_name(),
-                names.join(", "),
-                marks.join(", ")
-            );
-            let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string())];
-            args.extend(values.into_iter().map(|(_, v)| v));
-            Ok(conn.execute(&sql, params_from_iter(args))?)
+            if let Some(name) = payload.keys().find(|n| table.column(n).is_none()) {
+                return Err(Fail::Internal(format!("staged column {name} unknown")));
+            }
+            let mut args: Vec<SqlValue> = Vec::with_capacity(table.columns.len() + 1);
+            args.push(SqlValue::Text(user.to_string()));
+            for column in &table.columns {
+                args.push(match payload.get(&column.name) {
+                    Some(value) => convert(&column.name, value)?,
+                    None => SqlValue::Null,
+                });
+            }
+            let mut stmt = conn.prepare_cached(&table.sql.insert_row)?;
+            Ok(stmt.execute(params_from_iter(args))?)
         }
         (Op::Update, Some(payload)) => {
-            let values: Vec<(String, SqlValue)> = converted(payload)?
-                .into_iter()
-                .filter(|(n, _)| *n != table.key_column)
-                .collect();
-            // Setting the key to itself keeps the statement valid for a key-only payload.
-            let mut sets = vec![format!("{key_column} = ?2")];
-            sets.extend(
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)),
-            );
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2",
-                table.sql_name(),
-                sets.join(", ")
-            );
             let mut args: Vec<SqlValue> = vec![
                 SqlValue::Text(user.to_string()),
                 SqlValue::Text(row.key.clone()),
             ];
-            args.extend(values.into_iter().map(|(_, v)| v));
+            if payload.len() == table.columns.len() {
+                // Full after-image (the usual case): the prebuilt statement.
+                for column in table.columns.iter().filter(|c| c.name != table.key_column) {
+                    let value = payload.get(&column.name).ok_or_else(|| {
+                        Fail::Internal(format!("staged column {} missing", column.name))
+                    })?;
+                    args.push(convert(&column.name, value)?);
+                }
+                let mut stmt = conn.prepare_cached(&table.sql.update_all)?;
+                return Ok(stmt.execute(params_from_iter(args))?);
+            }
+            // A partial payload updates only its columns. Setting the key to itself keeps
+            // the statement valid for a key-only payload.
+            let key_column = quote_ident(&table.key_column);
+            let mut sets = vec![format!("{key_column} = ?2")];
+            for (name, value) in payload.iter().filter(|(n, _)| **n != table.key_column) {
+                args.push(convert(name, value)?);
+                sets.push(format!("{} = ?{}", quote_ident(name), args.len()));
+            }
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {} = ?1 AND {key_column} = ?2",
+                table.sql_name(),
+                sets.join(", "),
+                quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+            );
             Ok(conn.execute(&sql, params_from_iter(args))?)
         }
         (op, None) => Err(Fail::Internal(format!("{op} row without payload"))),
@@ -436,38 +426,27 @@ fn record_bundle(
     let state = load_user(conn, user)?
         .ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
     let bundle_seq = state.next_bundle_seq;
-    let mut bundle_rows = Vec::with_capacity(rows.len());
-    for (table_name, key, op, payload) in rows {
-        let table = table_spec(app, table_name)?;
-        bundle_rows.push(BundleRow {
-            schema: table.schema.clone(),
-            table: table.table.clone(),
-            key: wire_key(table, key),
-            op: *op,
-            row_version: bundle_seq,
-            payload: payload.clone(),
-        });
-    }
-    let digest = bundle_digest(&bundle_rows);
-    conn.execute(
-        "UPDATE _oversync_user_state SET next_bundle_seq = ?2 WHERE user_id = ?1",
-        params![user, bundle_seq + 1],
-    )?;
-    conn.execute(
-        "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![user, bundle_seq, source, source_bundle_id, bundle_rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
-    )?;
+    // One pass: hash (streaming, no per-row copies), store the row, update its state.
+    let mut hasher = BundleHasher::new();
     {
-        let mut insert_row = conn.prepare(
+        let mut insert_row = conn.prepare_cached(
             "INSERT INTO _oversync_bundle_rows (user_id, bundle_seq, row_ordinal, table_name, key, op, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut upsert_state = conn.prepare(
+        let mut upsert_state = conn.prepare_cached(
             "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
         )?;
         for (ordinal, (table_name, key, op, payload)) in rows.iter().enumerate() {
+            let table = table_spec(app, table_name)?;
+            hasher.push_parts(
+                &table.schema,
+                &table.table,
+                &wire_key(table, key),
+                *op,
+                bundle_seq,
+                payload.as_ref(),
+            );
             let payload = payload.as_ref().map(serde_json::to_string).transpose()?;
             insert_row.execute(params![
                 user,
@@ -487,13 +466,23 @@ fn record_bundle(
             ])?;
         }
     }
+    let digest = hasher.finish();
+    conn.execute(
+        "UPDATE _oversync_user_state SET next_bundle_seq = ?2 WHERE user_id = ?1",
+        params![user, bundle_seq + 1],
+    )?;
+    conn.execute(
+        "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![user, bundle_seq, source, source_bundle_id, rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
+    )?;
     record_committed_source(conn, user, source, source_bundle_id)?;
     enforce_retention(app, conn, user, bundle_seq, state.retained_floor)?;
     Ok(PushCommitResponse {
         bundle_seq,
         source_id: source.to_string(),
         source_bundle_id,
-        row_count: bundle_rows.len() as i64,
+        row_count: rows.len() as i64,
         bundle_hash: digest.bundle_hash,
     })
 }

@@ -1,18 +1,23 @@
 //! Snapshot sessions (§2.9–§2.11, §10.8): a frozen copy of every live row of the user,
 //! optionally together with a source replacement (rotated rebuild).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use oversqlite_protocol::{
-    codes, Payload, SnapshotChunkResponse, SnapshotRow, SnapshotSessionCreateRequest,
-    SnapshotSessionCreateResponse, SourceReplacement,
+    codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
 };
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+#[cfg(doc)]
 use super::commit::row_to_payload;
+use super::raw_rows::{
+    raw_payload, text_column, JsonBody, RawSnapshotChunkResponse, RawSnapshotRow, WireKey,
+};
 use super::scope::{
     load_source, load_user, require_initialized, SOURCE_ACTIVE, SOURCE_RESERVED, SOURCE_RETIRED,
 };
-use crate::codec::wire_key;
-use crate::config::quote_ident;
+use crate::config::{ColumnType, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::{AppState, MAX_ROWS_PER_CHUNK};
 use crate::timefmt::{now_ms, rfc3339_from_ms};
@@ -149,40 +154,22 @@ fn materialise(
     snapshot_id: &str,
 ) -> ServiceResult<(i64, i64)> {
     let (mut row_count, mut byte_count) = (0i64, 0i64);
-    let mut insert = conn.prepare(
+    let mut insert = conn.prepare_cached(
         "INSERT INTO _oversync_snapshot_rows (snapshot_id, row_ordinal, table_name, key, row_version, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let limits = &app.settings;
+    let mut buf = Vec::new();
     for table in &app.registry.tables {
-        let columns: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| format!("t.{}", quote_ident(&c.name)))
-            .collect();
-        let key = quote_ident(&table.key_column);
-        let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
-        let sql = format!(
-            "SELECT {cols}, rs.bundle_seq, t.{key} FROM {tbl} t JOIN _oversync_row_state rs
-               ON rs.user_id = t.{scope} AND rs.table_name = ?2 AND rs.key = t.{key}
-             WHERE t.{scope} = ?1 AND rs.deleted = 0 ORDER BY t.{key}",
-            cols = columns.join(", "),
-            tbl = table.sql_name(),
-        );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&table.sql.snapshot_rows)?;
         let n = table.columns.len();
-        let rows = stmt.query_map(params![user, table.qualified], |r| {
-            Ok((
-                row_to_payload(table, r)?,
-                r.get::<_, i64>(n)?,
-                r.get::<_, String>(n + 1)?,
-            ))
-        })?;
-        for item in rows {
-            let (payload, row_version, key_value) = item?;
-            let text = serde_json::to_string(&payload)?;
+        let mut rows = stmt.query(params![user, table.qualified])?;
+        while let Some(r) = rows.next()? {
+            payload_text(table, r, &mut buf)?;
+            // serde_json writes UTF-8 only.
+            let text = std::str::from_utf8(&buf).map_err(|e| Fail::Internal(e.to_string()))?;
             row_count += 1;
             byte_count += text.len() as i64;
-            let limits = &app.settings;
             if (limits.max_rows_per_snapshot_session > 0
                 && row_count > limits.max_rows_per_snapshot_session)
                 || (limits.max_bytes_per_snapshot_session > 0
@@ -196,13 +183,42 @@ fn materialise(
                 snapshot_id,
                 row_count,
                 table.qualified,
-                key_value,
-                row_version,
+                ToSqlOutput::Borrowed(r.get_ref(n + 1)?),
+                r.get::<_, i64>(n)?,
                 text
             ])?;
         }
     }
     Ok((row_count, byte_count))
+}
+
+/// Writes the payload JSON of the row's leading `table.columns` values into `out`: exactly
+/// `serde_json::to_string` of the `Payload` that [`row_to_payload`] builds (members in
+/// name order, the same value conversions as `sql_to_wire`), without building it.
+fn payload_text(table: &TableSpec, r: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> ServiceResult<()> {
+    out.clear();
+    out.push(b'{');
+    for (n, &i) in table.sql.name_order.iter().enumerate() {
+        let column = &table.columns[i];
+        if n > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &column.name)?;
+        out.push(b':');
+        // serde_json writes a non-finite float as `null`, as `sql_to_wire` maps it.
+        match r.get_ref(i)? {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Integer(v) if column.column_type == ColumnType::Real => {
+                serde_json::to_writer(&mut *out, &(v as f64))?
+            }
+            ValueRef::Integer(v) => serde_json::to_writer(&mut *out, &v)?,
+            ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v)?,
+            ValueRef::Text(t) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(t))?,
+            ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &BASE64.encode(b))?,
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 struct SessionInfo {
@@ -263,7 +279,7 @@ pub fn chunk(
     snapshot_id: &str,
     after_row_ordinal: i64,
     max_rows: i64,
-) -> ServiceResult<SnapshotChunkResponse> {
+) -> ServiceResult<JsonBody> {
     if after_row_ordinal < 0 {
         return Err(ApiError::bad_request(
             codes::SNAPSHOT_CHUNK_INVALID,
@@ -279,39 +295,39 @@ pub fn chunk(
     let limit = max_rows.min(MAX_ROWS_PER_CHUNK);
     let tx = conn.transaction()?;
     let session = load_session(&tx, snapshot_id, user, true)?;
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT table_name, key, row_version, payload FROM _oversync_snapshot_rows
          WHERE snapshot_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3",
     )?;
-    let raw = stmt.query_map(
-        params![session.snapshot_id, after_row_ordinal, limit + 1],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
-    )?;
+    let mut raw = stmt.query(params![session.snapshot_id, after_row_ordinal, limit + 1])?;
     let mut rows = Vec::new();
-    for item in raw {
-        let (table_name, key, row_version, payload) = item?;
-        let (schema, table) = table_name.split_once('.').unwrap_or(("", &table_name));
-        let spec = app.registry.table(schema, table).ok_or_else(|| {
-            Fail::Internal(format!("snapshot row of unregistered table {table_name}"))
-        })?;
-        rows.push(SnapshotRow {
-            schema: spec.schema.clone(),
-            table: spec.table.clone(),
-            key: wire_key(spec, &key),
-            row_version,
-            payload: serde_json::from_str::<Payload>(&payload)?,
+    let mut last: Option<&TableSpec> = None;
+    while let Some(r) = raw.next()? {
+        let table_name = text_column(r, 0)?;
+        let spec = match last {
+            Some(spec) if spec.qualified == table_name => spec,
+            _ => {
+                let (schema, table) = table_name.split_once('.').unwrap_or(("", table_name));
+                app.registry.table(schema, table).ok_or_else(|| {
+                    Fail::Internal(format!("snapshot row of unregistered table {table_name}"))
+                })?
+            }
+        };
+        last = Some(spec);
+        rows.push(RawSnapshotRow {
+            schema: &spec.schema,
+            table: &spec.table,
+            key: WireKey {
+                key_column: &spec.key_column,
+                key: r.get(1)?,
+            },
+            row_version: r.get(2)?,
+            payload: raw_payload(r.get(3)?)?,
         });
     }
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    Ok(SnapshotChunkResponse {
+    JsonBody::encode(&RawSnapshotChunkResponse {
         snapshot_id: session.snapshot_id,
         snapshot_bundle_seq: session.snapshot_bundle_seq,
         next_row_ordinal: after_row_ordinal + rows.len() as i64,

@@ -134,7 +134,9 @@ pub struct TableSpec {
     pub sql: TableSql,
 }
 
-/// SQL text of the per-row statements on one registered table. Building them per row
+/// SQL text of the per-row statements on one registered table. Writes say `OR FAIL`: they
+/// change one row, and any error rolls the whole bundle transaction back, so SQLite need
+/// not keep a statement journal (a copy of every page touched) to undo a half statement. Building them per row
 /// (`format!` + `quote_ident`) and re-preparing them cost a large share of commit time;
 /// built once, they are looked up in each connection's prepared-statement cache.
 #[derive(Clone, Debug, Default)]
@@ -143,12 +145,16 @@ pub struct TableSql {
     pub select_row: String,
     /// Deletes one row: `?1` owner, `?2` key.
     pub delete_row: String,
-    /// Inserts one row with every column: `?1` owner, then `columns` in order from `?2`.
-    /// The store declares no column defaults, so an absent payload column is bound as NULL,
-    /// which is what an INSERT naming only the present columns would store.
+    /// The visible columns, quoted, comma-separated (in `columns` order).
+    pub column_list: String,
+    /// Inserts one row with every column, returning its visible columns: `?1` owner, then
+    /// `columns` in order from `?2`. The store declares no column defaults, so an absent
+    /// payload column is bound as NULL, which is what an INSERT naming only the present
+    /// columns would store.
     pub insert_row: String,
-    /// Updates every non-key column: `?1` owner, `?2` key, then the non-key `columns` in
-    /// order from `?3`. Used when the payload carries every column.
+    /// Updates every non-key column, returning the visible columns: `?1` owner, `?2` key,
+    /// then the non-key `columns` in order from `?3`. Used when the payload carries every
+    /// column.
     pub update_all: String,
     /// Live rows of one owner with their row version, in key order (snapshot): `?1`
     /// owner, `?2` qualified table name; the visible columns, then `bundle_seq`, then key.
@@ -181,14 +187,16 @@ impl TableSql {
             ),
             delete_row: format!("DELETE FROM {table} WHERE {scope} = ?1 AND {key} = ?2"),
             insert_row: format!(
-                "INSERT INTO {table} ({scope}, {}) VALUES ({})",
-                names.join(", "),
-                marks.join(", ")
+                "INSERT OR FAIL INTO {table} ({scope}, {cols}) VALUES ({}) RETURNING {cols}",
+                marks.join(", "),
+                cols = names.join(", "),
             ),
             update_all: format!(
-                "UPDATE {table} SET {} WHERE {scope} = ?1 AND {key} = ?2",
-                sets.join(", ")
+                "UPDATE OR FAIL {table} SET {} WHERE {scope} = ?1 AND {key} = ?2 RETURNING {}",
+                sets.join(", "),
+                names.join(", "),
             ),
+            column_list: names.join(", "),
             snapshot_rows: format!(
                 "SELECT {cols}, rs.bundle_seq, t.{key} FROM {table} t JOIN _oversync_row_state rs
                    ON rs.user_id = t.{scope} AND rs.table_name = ?2 AND rs.key = t.{key}
@@ -265,10 +273,16 @@ impl TableSpec {
                 self.qualified,
                 event.to_lowercase()
             ));
+            // Re-created at every start, so stores made by older versions get this body.
+            // RAISE(FAIL), not ABORT: the guard fires before the first row changes, so
+            // nothing is left to roll back either way, but an ABORT anywhere in a trigger
+            // makes SQLite keep a statement journal for every write to the table — a copy
+            // of each page the server's per-row statements touch.
             sql.push_str(&format!(
-                "CREATE TRIGGER IF NOT EXISTS {trigger} BEFORE {event} ON {table}\n\
+                "DROP TRIGGER IF EXISTS {trigger};\n\
+                 CREATE TRIGGER {trigger} BEFORE {event} ON {table}\n\
                  WHEN NOT EXISTS (SELECT 1 FROM _oversync_write_context)\n\
-                 BEGIN SELECT RAISE(ABORT, 'oversqlite-server: {qualified} is a registered sync table; write through a sync bundle (push, or POST /test/server-bundle)'); END;\n",
+                 BEGIN SELECT RAISE(FAIL, 'oversqlite-server: {qualified} is a registered sync table; write through a sync bundle (push, or POST /test/server-bundle)'); END;\n",
                 table = self.sql_name(),
                 qualified = self.qualified,
             ));

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS _oversync_row_state (
   bundle_seq INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
   PRIMARY KEY (user_id, table_name, key)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _oversync_bundle_log (
   user_id TEXT NOT NULL,
   bundle_seq INTEGER NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS _oversync_bundle_rows (
   op TEXT NOT NULL,
   payload TEXT,
   PRIMARY KEY (user_id, bundle_seq, row_ordinal)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _oversync_push_sessions (
   push_id TEXT PRIMARY KEY,
   user_id TEXT NOT NULL,
@@ -72,15 +72,12 @@ CREATE TABLE IF NOT EXISTS _oversync_push_sessions (
   initialization_id TEXT NOT NULL,
   expires_at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _oversync_push_rows (
+CREATE TABLE IF NOT EXISTS _oversync_push_chunks (
   push_id TEXT NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL,
-  op TEXT NOT NULL,
-  base_row_version INTEGER NOT NULL,
-  payload TEXT,
-  PRIMARY KEY (push_id, row_ordinal)
+  start_row_ordinal INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  rows TEXT NOT NULL,
+  PRIMARY KEY (push_id, start_row_ordinal)
 );
 CREATE TABLE IF NOT EXISTS _oversync_snapshot_sessions (
   snapshot_id TEXT PRIMARY KEY,
@@ -98,7 +95,7 @@ CREATE TABLE IF NOT EXISTS _oversync_snapshot_rows (
   row_version INTEGER NOT NULL,
   payload TEXT NOT NULL,
   PRIMARY KEY (snapshot_id, row_ordinal)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _oversync_counters (
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL
@@ -112,7 +109,7 @@ CREATE TABLE IF NOT EXISTS _oversync_write_context (
 pub const BOOKKEEPING_TABLES: [&str; 11] = [
     "_oversync_snapshot_rows",
     "_oversync_snapshot_sessions",
-    "_oversync_push_rows",
+    "_oversync_push_chunks",
     "_oversync_push_sessions",
     "_oversync_bundle_rows",
     "_oversync_bundle_log",
@@ -162,6 +159,7 @@ impl Store {
             ddl.push_str(";\n");
             ddl.push_str(&table.write_guard_sql());
         }
+        ddl.push_str(&retire_row_staging(&conn).map_err(|e| e.to_string())?);
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
         for table in &store.registry.tables {
@@ -184,7 +182,8 @@ impl Store {
         // keep them all prepared across requests.
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
         )?;
         Ok(conn)
     }
@@ -207,6 +206,25 @@ impl Store {
         }
         result
     }
+}
+
+/// Stores made by earlier versions staged push rows one store row each in
+/// `_oversync_push_rows`; chunks are now staged whole in `_oversync_push_chunks`. Push
+/// sessions with rows staged the old way are dropped with the table (their clients get
+/// `404 push_session_not_found` and stage the push again, as after an expiry).
+fn retire_row_staging(conn: &Connection) -> rusqlite::Result<String> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_oversync_push_rows')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(if exists {
+        "DELETE FROM _oversync_push_sessions WHERE push_id IN (SELECT push_id FROM _oversync_push_rows);
+         DROP TABLE _oversync_push_rows;\n"
+            .to_string()
+    } else {
+        String::new()
+    })
 }
 
 /// A store created from an older configuration must not be served with a different table

@@ -2,6 +2,7 @@
 //! bundles: conflict check, apply, committed bundle with after-images read back, the
 //! separate bundle of cascaded deletes, bundle log, row state, source state, retention.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use oversqlite_protocol::{
@@ -12,7 +13,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use super::cascade::{cascade_deletes, CASCADE_SOURCE_ID};
 use super::push::{delete_session_rows, load_session, recheck_lease};
-use super::push_rows::StagedRow;
+use super::push_rows::{decode_chunk, StagedRow};
+use super::raw_rows::text_column;
 use super::scope::{
     expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source,
 };
@@ -112,38 +114,26 @@ pub fn commit_checked(tx: rusqlite::Transaction<'_>) -> ServiceResult<()> {
     }
 }
 
+/// Every staged row of the session with its row ordinal (chunk start + position), in
+/// ordinal order.
 fn load_staged_rows(conn: &Connection, push_id: &str) -> ServiceResult<Vec<(i64, StagedRow)>> {
-    let mut stmt = conn.prepare(
-        "SELECT row_ordinal, table_name, key, op, base_row_version, payload FROM _oversync_push_rows
-         WHERE push_id = ?1 ORDER BY row_ordinal",
+    let mut stmt = conn.prepare_cached(
+        "SELECT start_row_ordinal, row_count, rows FROM _oversync_push_chunks
+         WHERE push_id = ?1 ORDER BY start_row_ordinal",
     )?;
-    let rows = stmt.query_map([push_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
+    let mut chunks = stmt.query([push_id])?;
     let mut staged = Vec::new();
-    for row in rows {
-        let (ordinal, table, key, op, base_row_version, payload) = row?;
-        let op = Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?;
-        let payload = payload
-            .map(|p| serde_json::from_str::<Payload>(&p))
-            .transpose()?;
-        staged.push((
-            ordinal,
-            StagedRow {
-                table,
-                key,
-                op,
-                base_row_version,
-                payload,
-            },
-        ));
+    while let Some(chunk) = chunks.next()? {
+        let start: i64 = chunk.get(0)?;
+        let count: i64 = chunk.get(1)?;
+        let rows = decode_chunk(text_column(chunk, 2)?).map_err(Fail::Internal)?;
+        if rows.len() as i64 != count {
+            return Err(Fail::Internal(format!(
+                "stored push chunk at {start} holds {} rows, not {count}",
+                rows.len()
+            )));
+        }
+        staged.extend((start..).zip(rows));
     }
     Ok(staged)
 }
@@ -235,24 +225,36 @@ fn check_conflict(
     Err(ApiError::push_conflict(message, details).into())
 }
 
-/// Applies one pushed row; returns how many table rows it changed (1 for a conflict-checked
-/// row: cascades run only after every pushed row, so no pushed row removes another).
+/// Applies one pushed row and returns its after-image (`None` for a DELETE). Exactly one
+/// table row must change: the row was conflict-checked, and cascades run only after every
+/// pushed row, so no pushed row removes another. INSERT and UPDATE read the after-image
+/// back with `RETURNING` (the stored values, as a later `SELECT` would see them: no pushed
+/// row of the bundle touches another's target).
 fn apply_row(
     conn: &Connection,
     table: &TableSpec,
     user: &str,
     row: &StagedRow,
-) -> ServiceResult<usize> {
+) -> ServiceResult<Option<Payload>> {
     let convert = |name: &str, value: &serde_json::Value| -> ServiceResult<SqlValue> {
         let column = table
             .column(name)
             .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
         wire_to_sql(column, value).map_err(Fail::Internal)
     };
-    match (row.op, &row.payload) {
+    let changed_other = |changed: usize| {
+        Fail::Internal(format!(
+            "{} {} {} changed {changed} rows",
+            row.op, row.table, row.key
+        ))
+    };
+    let (sql, args) = match (row.op, &row.payload) {
         (Op::Delete, _) => {
             let mut stmt = conn.prepare_cached(&table.sql.delete_row)?;
-            Ok(stmt.execute(params![user, row.key])?)
+            return match stmt.execute(params![user, row.key])? {
+                1 => Ok(None),
+                changed => Err(changed_other(changed)),
+            };
         }
         (Op::Insert, Some(payload)) => {
             if let Some(name) = payload.keys().find(|n| table.column(n).is_none()) {
@@ -266,8 +268,7 @@ fn apply_row(
                     None => SqlValue::Null,
                 });
             }
-            let mut stmt = conn.prepare_cached(&table.sql.insert_row)?;
-            Ok(stmt.execute(params_from_iter(args))?)
+            (Cow::Borrowed(table.sql.insert_row.as_str()), args)
         }
         (Op::Update, Some(payload)) => {
             let mut args: Vec<SqlValue> = vec![
@@ -282,27 +283,38 @@ fn apply_row(
                     })?;
                     args.push(convert(&column.name, value)?);
                 }
-                let mut stmt = conn.prepare_cached(&table.sql.update_all)?;
-                return Ok(stmt.execute(params_from_iter(args))?);
+                (Cow::Borrowed(table.sql.update_all.as_str()), args)
+            } else {
+                // A partial payload updates only its columns. Setting the key to itself
+                // keeps the statement valid for a key-only payload.
+                let key_column = quote_ident(&table.key_column);
+                let mut sets = vec![format!("{key_column} = ?2")];
+                for (name, value) in payload.iter().filter(|(n, _)| **n != table.key_column) {
+                    args.push(convert(name, value)?);
+                    sets.push(format!("{} = ?{}", quote_ident(name), args.len()));
+                }
+                let sql = format!(
+                    "UPDATE OR FAIL {} SET {} WHERE {} = ?1 AND {key_column} = ?2 RETURNING {}",
+                    table.sql_name(),
+                    sets.join(", "),
+                    quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+                    table.sql.column_list,
+                );
+                (Cow::Owned(sql), args)
             }
-            // A partial payload updates only its columns. Setting the key to itself keeps
-            // the statement valid for a key-only payload.
-            let key_column = quote_ident(&table.key_column);
-            let mut sets = vec![format!("{key_column} = ?2")];
-            for (name, value) in payload.iter().filter(|(n, _)| **n != table.key_column) {
-                args.push(convert(name, value)?);
-                sets.push(format!("{} = ?{}", quote_ident(name), args.len()));
-            }
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {} = ?1 AND {key_column} = ?2",
-                table.sql_name(),
-                sets.join(", "),
-                quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
-            );
-            Ok(conn.execute(&sql, params_from_iter(args))?)
         }
-        (op, None) => Err(Fail::Internal(format!("{op} row without payload"))),
+        (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut returned = stmt.query(params_from_iter(args))?;
+    let after = match returned.next()? {
+        Some(r) => row_to_payload(table, r)?,
+        None => return Err(changed_other(0)),
+    };
+    if returned.next()?.is_some() {
+        return Err(changed_other(2));
     }
+    Ok(Some(after))
 }
 
 /// The bundles one push (or server bundle) commits: the pushed rows, and the deletes their
@@ -355,25 +367,9 @@ pub fn apply_bundle(
         check_conflict(conn, table_spec(app, &row.table)?, user, row)?;
     }
     open_write_context(conn)?;
-    for row in rows {
-        let changed = apply_row(conn, table_spec(app, &row.table)?, user, row)?;
-        if changed != 1 {
-            return Err(Fail::Internal(format!(
-                "{} {} {} changed {changed} rows",
-                row.op, row.table, row.key
-            )));
-        }
-    }
     let mut pushed = Vec::with_capacity(rows.len());
     for row in rows {
-        let payload = match row.op {
-            Op::Delete => None,
-            _ => Some(
-                read_row(conn, table_spec(app, &row.table)?, user, &row.key)?.ok_or_else(|| {
-                    Fail::Internal(format!("row {} {} vanished", row.table, row.key))
-                })?,
-            ),
-        };
+        let payload = apply_row(conn, table_spec(app, &row.table)?, user, row)?;
         pushed.push((row.table.clone(), row.key.clone(), row.op, payload));
     }
     let roots: Vec<(String, String)> = rows

@@ -14,7 +14,7 @@ use super::scope::{
 };
 use crate::error::{ApiError, ServiceResult};
 use crate::state::{AppState, Counters, MAX_ROWS_PER_CHUNK};
-use crate::timefmt::now_ms;
+use crate::timefmt::{deadline_ms, now_ms};
 
 #[derive(Deserialize, Debug)]
 pub struct RawCreateRequest {
@@ -170,7 +170,7 @@ pub fn create(
             req.source_bundle_id,
             req.planned_row_count,
             initialization_id.unwrap_or_default(),
-            now + app.settings.push_session_ttl_secs * 1000
+            deadline_ms(now, app.settings.push_session_ttl_secs)
         ],
     )?;
     tx.commit()?;
@@ -219,7 +219,7 @@ pub fn recheck_lease(
     }
     conn.execute(
         "UPDATE _oversync_user_state SET lease_expires_at_ms = ?2 WHERE user_id = ?1",
-        params![user, now + app.settings.lease_ttl_secs * 1000],
+        params![user, deadline_ms(now, app.settings.lease_ttl_secs)],
     )?;
     Ok(())
 }
@@ -342,7 +342,7 @@ pub fn upload_chunk(
     )?;
     tx.execute(
         "UPDATE _oversync_push_sessions SET next_expected_row_ordinal = ?2, expires_at_ms = ?3 WHERE push_id = ?1",
-        params![session.push_id, next, now + app.settings.push_session_ttl_secs * 1000],
+        params![session.push_id, next, deadline_ms(now, app.settings.push_session_ttl_secs)],
     )?;
     tx.commit()?;
     Ok(PushChunkResponse {

@@ -149,12 +149,7 @@ fn validate_row(
     })
 }
 
-fn validate_payload(
-    table: &TableSpec,
-    op: Op,
-    key: &str,
-    value: Value,
-) -> Result<Payload, String> {
+fn validate_payload(table: &TableSpec, op: Op, key: &str, value: Value) -> Result<Payload, String> {
     let qualified = &table.qualified;
     let Value::Object(object) = value else {
         return Err(format!("payload for {qualified} must be a JSON object"));

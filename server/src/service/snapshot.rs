@@ -20,7 +20,7 @@ use super::scope::{
 use crate::config::{ColumnType, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::{AppState, MAX_ROWS_PER_CHUNK};
-use crate::timefmt::{now_ms, rfc3339_from_ms};
+use crate::timefmt::{deadline_ms, now_ms, rfc3339_from_ms};
 
 fn invalid(message: &str) -> ApiError {
     ApiError::bad_request(codes::SNAPSHOT_SESSION_INVALID, message)
@@ -130,7 +130,7 @@ pub fn create(
     }
     let snapshot_id = uuid::Uuid::new_v4().to_string();
     let (row_count, byte_count) = materialise(app, &tx, user, &snapshot_id)?;
-    let expires_at = now + app.settings.snapshot_session_ttl_secs * 1000;
+    let expires_at = deadline_ms(now, app.settings.snapshot_session_ttl_secs);
     tx.execute(
         "INSERT INTO _oversync_snapshot_sessions (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

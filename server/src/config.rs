@@ -145,15 +145,12 @@ pub struct TableSql {
     pub select_row: String,
     /// Deletes one row: `?1` owner, `?2` key.
     pub delete_row: String,
-    /// The visible columns, quoted, comma-separated (in `columns` order).
-    pub column_list: String,
-    /// Inserts one row with every column, returning its visible columns: `?1` owner, then
-    /// `columns` in order from `?2`. The store declares no column defaults, so an absent
+    /// Inserts one row with every column: `?1` owner, then `columns` in order from `?2`. The store declares no column defaults, so an absent
     /// payload column is bound as NULL, which is what an INSERT naming only the present
     /// columns would store.
     pub insert_row: String,
-    /// Updates every non-key column, returning the visible columns: `?1` owner, `?2` key,
-    /// then the non-key `columns` in order from `?3`. Used when the payload carries every
+    /// Updates every non-key column: `?1` owner, `?2` key, then the non-key `columns` in
+    /// order from `?3`. Used when the payload carries every
     /// column.
     pub update_all: String,
     /// Live rows of one owner with their row version, in key order (snapshot): `?1`
@@ -187,16 +184,14 @@ impl TableSql {
             ),
             delete_row: format!("DELETE FROM {table} WHERE {scope} = ?1 AND {key} = ?2"),
             insert_row: format!(
-                "INSERT OR FAIL INTO {table} ({scope}, {cols}) VALUES ({}) RETURNING {cols}",
+                "INSERT OR FAIL INTO {table} ({scope}, {}) VALUES ({})",
+                names.join(", "),
                 marks.join(", "),
-                cols = names.join(", "),
             ),
             update_all: format!(
-                "UPDATE OR FAIL {table} SET {} WHERE {scope} = ?1 AND {key} = ?2 RETURNING {}",
+                "UPDATE OR FAIL {table} SET {} WHERE {scope} = ?1 AND {key} = ?2",
                 sets.join(", "),
-                names.join(", "),
             ),
-            column_list: names.join(", "),
             snapshot_rows: format!(
                 "SELECT {cols}, rs.bundle_seq, t.{key} FROM {table} t JOIN _oversync_row_state rs
                    ON rs.user_id = t.{scope} AND rs.table_name = ?2 AND rs.key = t.{key}

@@ -105,6 +105,21 @@ CREATE TABLE IF NOT EXISTS _oversync_write_context (
 );
 "#;
 
+/// The staged push rows one per row, as earlier versions stored them: a read-only view
+/// for inspecting a store (tools and tests count staged rows with it). Created after the
+/// old table of that name is retired.
+const PUSH_ROWS_VIEW: &str = "
+CREATE VIEW IF NOT EXISTS _oversync_push_rows AS
+  SELECT c.push_id AS push_id,
+         c.start_row_ordinal + CAST(j.key AS INTEGER) AS row_ordinal,
+         json_extract(j.value, '$[0]') AS table_name,
+         json_extract(j.value, '$[1]') AS key,
+         json_extract(j.value, '$[2]') AS op,
+         json_extract(j.value, '$[3]') AS base_row_version,
+         json_extract(j.value, '$[4]') AS payload
+  FROM _oversync_push_chunks c, json_each(c.rows) j;
+";
+
 /// Names of the bookkeeping tables, in an order that is safe for wiping.
 pub const BOOKKEEPING_TABLES: [&str; 11] = [
     "_oversync_snapshot_rows",
@@ -160,6 +175,7 @@ impl Store {
             ddl.push_str(&table.write_guard_sql());
         }
         ddl.push_str(&retire_row_staging(&conn).map_err(|e| e.to_string())?);
+        ddl.push_str(PUSH_ROWS_VIEW);
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
         for table in &store.registry.tables {

@@ -204,7 +204,8 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
     {
         let db = rusqlite::Connection::open(&server.data).unwrap();
         db.execute_batch(
-            "CREATE TABLE _oversync_push_rows (push_id TEXT NOT NULL, row_ordinal INTEGER NOT NULL,
+            "DROP VIEW _oversync_push_rows;
+             CREATE TABLE _oversync_push_rows (push_id TEXT NOT NULL, row_ordinal INTEGER NOT NULL,
                table_name TEXT NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL,
                base_row_version INTEGER NOT NULL, payload TEXT, PRIMARY KEY (push_id, row_ordinal))",
         )
@@ -229,15 +230,46 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
         404,
         "push_session_not_found",
     );
+    // The old table is gone; a view of that name lists the rows staged in chunks.
     let db = rusqlite::Connection::open(&server.data).unwrap();
-    let old_table: i64 = db
+    let kind: String = db
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = '_oversync_push_rows'",
+            "SELECT type FROM sqlite_master WHERE name = '_oversync_push_rows'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(old_table, 0);
+    assert_eq!(kind, "view");
+    let staged: Vec<(String, i64, String, String, String, i64, String)> = db
+        .prepare("SELECT * FROM _oversync_push_rows ORDER BY push_id, row_ordinal")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let summary: Vec<(&str, i64, &str, &str, &str, i64)> = staged
+        .iter()
+        .map(|(p, o, t, k, op, b, _)| (p.as_str(), *o, t.as_str(), k.as_str(), op.as_str(), *b))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (kept.as_str(), 0, "business.users", "u1", "INSERT", 0),
+            (kept.as_str(), 1, "business.users", "u2", "INSERT", 0)
+        ]
+    );
+    let payload: Value = serde_json::from_str(&staged[1].6).unwrap();
+    assert_eq!(payload["name"], "Bob");
 
     // Out-of-order and over-long chunks are still refused against the restored position.
     assert_error(

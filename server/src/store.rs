@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS _oversync_bundle_rows (
   op TEXT NOT NULL,
   payload TEXT,
   PRIMARY KEY (user_id, bundle_seq, row_ordinal)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS _oversync_push_sessions (
   push_id TEXT PRIMARY KEY,
   user_id TEXT NOT NULL,
@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS _oversync_snapshot_rows (
   row_version INTEGER NOT NULL,
   payload TEXT NOT NULL,
   PRIMARY KEY (snapshot_id, row_ordinal)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS _oversync_counters (
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL

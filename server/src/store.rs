@@ -87,14 +87,12 @@ CREATE TABLE IF NOT EXISTS _oversync_snapshot_sessions (
   byte_count INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _oversync_snapshot_rows (
+CREATE TABLE IF NOT EXISTS _oversync_snapshot_blocks (
   snapshot_id TEXT NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL,
-  row_version INTEGER NOT NULL,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (snapshot_id, row_ordinal)
+  first_row_ordinal INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  rows TEXT NOT NULL,
+  PRIMARY KEY (snapshot_id, first_row_ordinal)
 );
 CREATE TABLE IF NOT EXISTS _oversync_counters (
   name TEXT PRIMARY KEY,
@@ -122,7 +120,7 @@ CREATE VIEW IF NOT EXISTS _oversync_push_rows AS
 
 /// Names of the bookkeeping tables, in an order that is safe for wiping.
 pub const BOOKKEEPING_TABLES: [&str; 11] = [
-    "_oversync_snapshot_rows",
+    "_oversync_snapshot_blocks",
     "_oversync_snapshot_sessions",
     "_oversync_push_chunks",
     "_oversync_push_sessions",
@@ -175,6 +173,7 @@ impl Store {
             ddl.push_str(&table.write_guard_sql());
         }
         ddl.push_str(&retire_row_staging(&conn).map_err(|e| e.to_string())?);
+        ddl.push_str(&retire_snapshot_rows(&conn).map_err(|e| e.to_string())?);
         ddl.push_str(PUSH_ROWS_VIEW);
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
@@ -229,18 +228,35 @@ impl Store {
 /// sessions with rows staged the old way are dropped with the table (their clients get
 /// `404 push_session_not_found` and stage the push again, as after an expiry).
 fn retire_row_staging(conn: &Connection) -> rusqlite::Result<String> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_oversync_push_rows')",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(if exists {
+    Ok(if table_exists(conn, "_oversync_push_rows")? {
         "DELETE FROM _oversync_push_sessions WHERE push_id IN (SELECT push_id FROM _oversync_push_rows);
          DROP TABLE _oversync_push_rows;\n"
             .to_string()
     } else {
         String::new()
     })
+}
+
+/// Stores made by earlier versions froze snapshot rows one store row each in
+/// `_oversync_snapshot_rows`; they are now stored in blocks. Open snapshot sessions of such
+/// a store are dropped with the table (their clients get `404 snapshot_session_not_found`
+/// and start the snapshot again).
+fn retire_snapshot_rows(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(if table_exists(conn, "_oversync_snapshot_rows")? {
+        "DELETE FROM _oversync_snapshot_sessions;
+         DROP TABLE _oversync_snapshot_rows;\n"
+            .to_string()
+    } else {
+        String::new()
+    })
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
 }
 
 /// A store created from an older configuration must not be served with a different table

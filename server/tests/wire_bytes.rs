@@ -1,7 +1,8 @@
 //! The row-carrying read bodies (pull, committed rows, snapshot chunks) are encoded from
 //! the stored payload text instead of the protocol types: they must stay byte-for-byte what
-//! encoding the protocol types produces, with the after-images the store holds. Also: the
-//! reserved cascade source id, and staged push chunks across an upgrade and a restart.
+//! encoding the protocol types produces, with the after-images the store holds. Also:
+//! snapshot chunks across stored blocks, the reserved cascade source id, and staged push
+//! chunks and snapshot sessions across an upgrade and a restart.
 
 mod common;
 
@@ -156,6 +157,61 @@ fn read_bodies_are_the_protocol_encoding_of_the_stored_after_images() {
     assert_eq!(session["byte_count"], json!(bytes));
 }
 
+/// Every snapshot chunk of `id` of at most `max_rows` rows after `after`, as raw text.
+fn snapshot_chunk(client: &Client, id: &str, after: i64, max_rows: i64) -> SnapshotChunkResponse {
+    assert_protocol_encoding(&get_text(
+        client,
+        &format!("/sync/snapshot-sessions/{id}?after_row_ordinal={after}&max_rows={max_rows}"),
+    ))
+}
+
+#[test]
+fn snapshot_chunks_cross_stored_blocks_at_any_position() {
+    let server = Server::start(&[]);
+    let alice = server.client("alice", "dev-1");
+    alice.connect(false);
+    const ROWS: usize = 2_500;
+    let rows: Vec<Value> = (0..ROWS)
+        .map(|i| user_row("INSERT", &format!("u{i:05}"), &format!("name {i}"), 0))
+        .collect();
+    alice.push_ok(1, &rows);
+    let (status, session) = alice.post_raw("/sync/snapshot-sessions", None);
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["row_count"], ROWS);
+    let id = session["snapshot_id"].as_str().unwrap();
+
+    // Pages of 700 straddle the stored blocks; every row comes once, in key order.
+    let mut keys = Vec::new();
+    let mut after = 0;
+    loop {
+        let chunk = snapshot_chunk(&alice, id, after, 700);
+        assert_eq!(chunk.next_row_ordinal, after + chunk.rows.len() as i64);
+        keys.extend(chunk.rows.iter().map(|r| r.key["id"].clone()));
+        after = chunk.next_row_ordinal;
+        if !chunk.has_more {
+            break;
+        }
+        assert_eq!(chunk.rows.len(), 700);
+    }
+    let expected: Vec<String> = (0..ROWS).map(|i| format!("u{i:05}")).collect();
+    assert_eq!(keys, expected);
+
+    // Ordinals are 1-based: after 999 come rows 1000 and 1001 (the first of the second
+    // stored block); the last page ends exactly; past the end is empty.
+    let pair = snapshot_chunk(&alice, id, 999, 2);
+    let pair_keys: Vec<&str> = pair.rows.iter().map(|r| r.key["id"].as_str()).collect();
+    assert_eq!(pair_keys, ["u00999", "u01000"]);
+    assert!(pair.has_more);
+    let tail = snapshot_chunk(&alice, id, 2_499, 5);
+    assert_eq!(tail.rows.len(), 1);
+    assert!(!tail.has_more);
+    assert_eq!(tail.rows[0].payload["name"], "name 2499");
+    let past = snapshot_chunk(&alice, id, 2_500, 5);
+    assert!(past.rows.is_empty());
+    assert!(!past.has_more);
+    assert_eq!(past.next_row_ordinal, 2_500);
+}
+
 #[test]
 fn the_cascade_source_id_is_reserved() {
     let server = Server::start(&[]);
@@ -174,7 +230,7 @@ fn the_cascade_source_id_is_reserved() {
 }
 
 #[test]
-fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
+fn staged_chunks_survive_a_restart_and_old_row_storage_is_retired() {
     let mut server = Server::start(&[]);
     let alice = server.client("alice", "dev-1");
     alice.connect(false);
@@ -199,6 +255,10 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
     let old = created["push_id"].as_str().unwrap().to_string();
     let (status, body) = bob.chunk(&old, 0, &[user_row("INSERT", "b1", "Bea", 0)]);
     assert_eq!(status, 200, "{body}");
+    // A snapshot session stands for one an older server froze row by row.
+    let (status, snapshot) = alice.post_raw("/sync/snapshot-sessions", None);
+    assert_eq!(status, 200, "{snapshot}");
+    let snapshot_id = snapshot["snapshot_id"].as_str().unwrap().to_string();
 
     server.kill();
     {
@@ -220,6 +280,13 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
             [&old],
         )
         .unwrap();
+        db.execute_batch(
+            "CREATE TABLE _oversync_snapshot_rows (snapshot_id TEXT NOT NULL, row_ordinal INTEGER NOT NULL,
+               table_name TEXT NOT NULL, key TEXT NOT NULL, row_version INTEGER NOT NULL,
+               payload TEXT NOT NULL, PRIMARY KEY (snapshot_id, row_ordinal));
+             DELETE FROM _oversync_snapshot_blocks;",
+        )
+        .unwrap();
     }
     server.restart();
     let alice = server.client("alice", "dev-1");
@@ -229,6 +296,11 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
         bob.chunk(&old, 1, &[user_row("INSERT", "b2", "Ben", 0)]),
         404,
         "push_session_not_found",
+    );
+    assert_error(
+        alice.get(&format!("/sync/snapshot-sessions/{snapshot_id}")),
+        404,
+        "snapshot_session_not_found",
     );
     // The old table is gone; a view of that name lists the rows staged in chunks.
     let db = rusqlite::Connection::open(&server.data).unwrap();
@@ -240,6 +312,14 @@ fn staged_chunks_survive_a_restart_and_old_row_staging_is_retired() {
         )
         .unwrap();
     assert_eq!(kind, "view");
+    let old_snapshot_table: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = '_oversync_snapshot_rows'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_snapshot_table, 0);
     let staged: Vec<(String, i64, String, String, String, i64, String)> = db
         .prepare("SELECT * FROM _oversync_push_rows ORDER BY push_id, row_ordinal")
         .unwrap()

@@ -321,7 +321,7 @@ pub async fn snapshot_chunk(
     };
     let user = actor.user;
     match app
-        .run(move |app, conn| snapshot::chunk(app, conn, &user, &snapshot_id, after, max_rows))
+        .run(move |_, conn| snapshot::chunk(conn, &user, &snapshot_id, after, max_rows))
         .await
     {
         Ok(body) => ok_json_body(body),

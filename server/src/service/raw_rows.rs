@@ -1,14 +1,14 @@
-//! Response bodies of the row-carrying read endpoints (pull, committed rows, snapshot
-//! chunks) with each row's payload passed through as the JSON text the store holds.
+//! Response bodies of the row-carrying read endpoints (pull, committed rows) with each
+//! row's payload passed through as the JSON text the store holds. (Snapshot chunks go one
+//! step further: `snapshot.rs` stores whole wire rows.)
 //!
 //! Payloads are stored as `serde_json::to_string(&Payload)`; decoding that text into a
 //! `Payload` only to encode it again produced the very same bytes (sorted members,
 //! shortest round-tripping numbers, serde_json's string escapes), and cost most of the
 //! server's time on these endpoints. The structs below mirror the member order and the
 //! omission rules of the protocol types they stand in for (`PullResponse`, `Bundle`,
-//! `BundleRow`, `CommittedBundleRowsResponse`, `SnapshotChunkResponse`, `SnapshotRow`), so
-//! the wire bytes are unchanged. The stored text is still validated as JSON before it is
-//! sent (fail closed on a corrupt store).
+//! `BundleRow`, `CommittedBundleRowsResponse`), so the wire bytes are unchanged. The stored
+//! text is still validated as JSON before it is sent (fail closed on a corrupt store).
 
 use oversqlite_protocol::Op;
 use serde::ser::SerializeMap;
@@ -94,26 +94,6 @@ pub struct RawCommittedRowsResponse<'a> {
     pub row_count: i64,
     pub bundle_hash: String,
     pub rows: Vec<RawBundleRow<'a>>,
-    pub next_row_ordinal: i64,
-    pub has_more: bool,
-}
-
-/// `SnapshotRow` on the wire.
-#[derive(Serialize)]
-pub struct RawSnapshotRow<'a> {
-    pub schema: &'a str,
-    pub table: &'a str,
-    pub key: WireKey<'a>,
-    pub row_version: i64,
-    pub payload: Box<RawValue>,
-}
-
-/// `SnapshotChunkResponse` on the wire.
-#[derive(Serialize)]
-pub struct RawSnapshotChunkResponse<'a> {
-    pub snapshot_id: String,
-    pub snapshot_bundle_seq: i64,
-    pub rows: Vec<RawSnapshotRow<'a>>,
     pub next_row_ordinal: i64,
     pub has_more: bool,
 }

@@ -6,14 +6,12 @@ use base64::Engine;
 use oversqlite_protocol::{
     codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
 };
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 #[cfg(doc)]
 use super::commit::row_to_payload;
-use super::raw_rows::{
-    raw_payload, text_column, JsonBody, RawSnapshotChunkResponse, RawSnapshotRow, WireKey,
-};
+use super::raw_rows::{text_column, JsonBody};
 use super::scope::{
     load_source, load_user, require_initialized, SOURCE_ACTIVE, SOURCE_RESERVED, SOURCE_RETIRED,
 };
@@ -108,7 +106,7 @@ pub fn create(
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id IN (SELECT snapshot_id FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1)",
+        "DELETE FROM _oversync_snapshot_blocks WHERE snapshot_id IN (SELECT snapshot_id FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1)",
         [now],
     )?;
     tx.execute(
@@ -146,7 +144,15 @@ pub fn create(
     })
 }
 
+/// Rows per stored snapshot block.
+const BLOCK_ROWS: i64 = 1000;
+
 /// Copies every live row, ordered by (table, key), into the session; ordinals from 1.
+///
+/// The frozen rows are stored in blocks of [`BLOCK_ROWS`]: one store row holds the rows'
+/// wire JSON objects (exactly what a chunk response carries for them), one per line
+/// (compact JSON never contains a raw newline). Writing and reading one store row per
+/// snapshot row, and re-encoding each row per chunk, was most of a hydrate's server time.
 fn materialise(
     app: &AppState,
     conn: &Connection,
@@ -154,22 +160,17 @@ fn materialise(
     snapshot_id: &str,
 ) -> ServiceResult<(i64, i64)> {
     let (mut row_count, mut byte_count) = (0i64, 0i64);
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO _oversync_snapshot_rows (snapshot_id, row_ordinal, table_name, key, row_version, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
     let limits = &app.settings;
-    let mut buf = Vec::new();
+    let mut block = SnapshotBlock::new(snapshot_id);
+    let mut payload = Vec::new();
     for table in &app.registry.tables {
         let mut stmt = conn.prepare_cached(&table.sql.snapshot_rows)?;
         let n = table.columns.len();
         let mut rows = stmt.query(params![user, table.qualified])?;
         while let Some(r) = rows.next()? {
-            payload_text(table, r, &mut buf)?;
-            // serde_json writes UTF-8 only.
-            let text = std::str::from_utf8(&buf).map_err(|e| Fail::Internal(e.to_string()))?;
+            payload_text(table, r, &mut payload)?;
             row_count += 1;
-            byte_count += text.len() as i64;
+            byte_count += payload.len() as i64;
             if (limits.max_rows_per_snapshot_session > 0
                 && row_count > limits.max_rows_per_snapshot_session)
                 || (limits.max_bytes_per_snapshot_session > 0
@@ -179,17 +180,81 @@ fn materialise(
                     "snapshot exceeds the per-session row or byte limit".into(),
                 ));
             }
-            insert.execute(params![
-                snapshot_id,
-                row_count,
-                table.qualified,
-                ToSqlOutput::Borrowed(r.get_ref(n + 1)?),
-                r.get::<_, i64>(n)?,
-                text
-            ])?;
+            block.push_row(table, text_column(r, n + 1)?, r.get::<_, i64>(n)?, &payload)?;
+            if block.rows == BLOCK_ROWS {
+                block.store(conn)?;
+            }
         }
     }
+    block.store(conn)?;
     Ok((row_count, byte_count))
+}
+
+/// The block being filled by [`materialise`].
+struct SnapshotBlock<'a> {
+    snapshot_id: &'a str,
+    /// Ordinal of the block's first row.
+    first: i64,
+    rows: i64,
+    text: Vec<u8>,
+}
+
+impl<'a> SnapshotBlock<'a> {
+    fn new(snapshot_id: &'a str) -> Self {
+        SnapshotBlock {
+            snapshot_id,
+            first: 1,
+            rows: 0,
+            text: Vec::new(),
+        }
+    }
+
+    /// Appends one row's `SnapshotRow` wire object (members in the protocol type's order).
+    fn push_row(
+        &mut self,
+        table: &TableSpec,
+        key: &str,
+        row_version: i64,
+        payload: &[u8],
+    ) -> ServiceResult<()> {
+        let out = &mut self.text;
+        if self.rows > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"{\"schema\":");
+        serde_json::to_writer(&mut *out, &table.schema)?;
+        out.extend_from_slice(b",\"table\":");
+        serde_json::to_writer(&mut *out, &table.table)?;
+        out.extend_from_slice(b",\"key\":{");
+        serde_json::to_writer(&mut *out, &table.key_column)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, key)?;
+        out.extend_from_slice(b"},\"row_version\":");
+        serde_json::to_writer(&mut *out, &row_version)?;
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(payload);
+        out.push(b'}');
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Stores the block (if it holds rows) and starts the next one.
+    fn store(&mut self, conn: &Connection) -> ServiceResult<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        // serde_json writes UTF-8 only, and the payload text came from it too.
+        let text = std::str::from_utf8(&self.text).map_err(|e| Fail::Internal(e.to_string()))?;
+        conn.prepare_cached(
+            "INSERT INTO _oversync_snapshot_blocks (snapshot_id, first_row_ordinal, row_count, rows)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![self.snapshot_id, self.first, self.rows, text])?;
+        self.first += self.rows;
+        self.rows = 0;
+        self.text.clear();
+        Ok(())
+    }
 }
 
 /// Writes the payload JSON of the row's leading `table.columns` values into `out`: exactly
@@ -273,7 +338,6 @@ fn load_session(
 }
 
 pub fn chunk(
-    app: &AppState,
     conn: &mut Connection,
     user: &str,
     snapshot_id: &str,
@@ -295,52 +359,61 @@ pub fn chunk(
     let limit = max_rows.min(MAX_ROWS_PER_CHUNK);
     let tx = conn.transaction()?;
     let session = load_session(&tx, snapshot_id, user, true)?;
+    // Blocks holding ordinals after `after_row_ordinal`, until `limit + 1` rows are seen
+    // (the extra one only tells whether more remain).
     let mut stmt = tx.prepare_cached(
-        "SELECT table_name, key, row_version, payload FROM _oversync_snapshot_rows
-         WHERE snapshot_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3",
+        "SELECT first_row_ordinal, row_count, rows FROM _oversync_snapshot_blocks
+         WHERE snapshot_id = ?1 AND first_row_ordinal + row_count - 1 > ?2
+         ORDER BY first_row_ordinal",
     )?;
-    let mut raw = stmt.query(params![session.snapshot_id, after_row_ordinal, limit + 1])?;
-    let mut rows = Vec::new();
-    let mut last: Option<&TableSpec> = None;
-    while let Some(r) = raw.next()? {
-        let table_name = text_column(r, 0)?;
-        let spec = match last {
-            Some(spec) if spec.qualified == table_name => spec,
-            _ => {
-                let (schema, table) = table_name.split_once('.').unwrap_or(("", table_name));
-                app.registry.table(schema, table).ok_or_else(|| {
-                    Fail::Internal(format!("snapshot row of unregistered table {table_name}"))
-                })?
+    let mut blocks = stmt.query(params![session.snapshot_id, after_row_ordinal])?;
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"snapshot_id\":");
+    serde_json::to_writer(&mut body, &session.snapshot_id)?;
+    body.extend_from_slice(b",\"snapshot_bundle_seq\":");
+    serde_json::to_writer(&mut body, &session.snapshot_bundle_seq)?;
+    body.extend_from_slice(b",\"rows\":[");
+    let (mut taken, mut has_more) = (0i64, false);
+    'blocks: while let Some(block) = blocks.next()? {
+        let first: i64 = block.get(0)?;
+        let count: i64 = block.get(1)?;
+        let text = text_column(block, 2)?;
+        let lines = text.split('\n');
+        let mut seen = 0i64;
+        for (ordinal, line) in (first..).zip(lines) {
+            seen += 1;
+            if ordinal <= after_row_ordinal {
+                continue;
             }
-        };
-        last = Some(spec);
-        rows.push(RawSnapshotRow {
-            schema: &spec.schema,
-            table: &spec.table,
-            key: WireKey {
-                key_column: &spec.key_column,
-                key: r.get(1)?,
-            },
-            row_version: r.get(2)?,
-            payload: raw_payload(r.get(3)?)?,
-        });
+            if taken == limit {
+                has_more = true;
+                break 'blocks;
+            }
+            if taken > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(line.as_bytes());
+            taken += 1;
+        }
+        if seen != count {
+            return Err(Fail::Internal(format!(
+                "snapshot block at {first} holds {seen} rows, not {count}"
+            )));
+        }
     }
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    JsonBody::encode(&RawSnapshotChunkResponse {
-        snapshot_id: session.snapshot_id,
-        snapshot_bundle_seq: session.snapshot_bundle_seq,
-        next_row_ordinal: after_row_ordinal + rows.len() as i64,
-        rows,
-        has_more,
-    })
+    body.extend_from_slice(b"],\"next_row_ordinal\":");
+    serde_json::to_writer(&mut body, &(after_row_ordinal + taken))?;
+    body.extend_from_slice(b",\"has_more\":");
+    body.extend_from_slice(if has_more { b"true" } else { b"false" });
+    body.push(b'}');
+    Ok(JsonBody(body))
 }
 
 pub fn delete(conn: &mut Connection, user: &str, snapshot_id: &str) -> ServiceResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, snapshot_id, user, false)?;
     tx.execute(
-        "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id = ?1",
+        "DELETE FROM _oversync_snapshot_blocks WHERE snapshot_id = ?1",
         [&session.snapshot_id],
     )?;
     tx.execute(

@@ -62,6 +62,20 @@ fn read_bodies_are_the_protocol_encoding_of_the_stored_after_images() {
                 json!({"id": "t2", "name": "two", "enabled_flag": 0}),
             ),
             user_row("INSERT", "u1", "Ann", 0),
+            // Values the store changes: integral numbers into REAL and INTEGER columns, -0.0.
+            typed_row(
+                "INSERT",
+                "t3",
+                0,
+                json!({"id": "t3", "name": "three", "count_value": 7.0, "enabled_flag": 1,
+                       "rating": 3, "data": "", "note": ""}),
+            ),
+            typed_row(
+                "INSERT",
+                "t4",
+                0,
+                json!({"id": "t4", "name": "four", "enabled_flag": 0, "rating": -0.0}),
+            ),
         ],
     );
     // A partial UPDATE changes only its columns; a full one replaces the row.
@@ -98,6 +112,17 @@ fn read_bodies_are_the_protocol_encoding_of_the_stored_after_images() {
     );
     let t2_after = pull.bundles[1].rows[1].payload.clone().unwrap();
     assert_eq!(t2_after["name"], "TWO");
+    let t3_after = pull.bundles[0].rows[3].payload.clone().unwrap();
+    assert_eq!(
+        (
+            &t3_after["count_value"],
+            &t3_after["rating"],
+            &t3_after["data"]
+        ),
+        (&json!(7), &json!(3.0), &json!(""))
+    );
+    let t4_after = pull.bundles[0].rows[4].payload.clone().unwrap();
+    assert_eq!(serde_json::to_string(&t4_after["rating"]).unwrap(), "0.0");
 
     // Committed rows, one row per page.
     let mut after = None;
@@ -143,13 +168,25 @@ fn read_bodies_are_the_protocol_encoding_of_the_stored_after_images() {
         .collect();
     assert_eq!(
         keys,
-        [("typed_rows", "t1"), ("typed_rows", "t2"), ("users", "u1")]
-            .map(|(t, k)| (t.to_string(), k.to_string()))
+        [
+            ("typed_rows", "t1"),
+            ("typed_rows", "t2"),
+            ("typed_rows", "t3"),
+            ("typed_rows", "t4"),
+            ("users", "u1")
+        ]
+        .map(|(t, k)| (t.to_string(), k.to_string()))
     );
-    assert_eq!(rows[0].payload, t1_after);
-    assert_eq!(rows[1].payload, t2_after);
+    // The snapshot reads the store: the committed after-images are what it holds.
+    let after_images = [&t1_after, &t2_after, &t3_after, &t4_after];
+    for (row, after) in rows.iter().zip(after_images) {
+        assert_eq!(
+            serde_json::to_string(&row.payload).unwrap(),
+            serde_json::to_string(after).unwrap()
+        );
+    }
     assert_eq!(rows[0].row_version, 2);
-    assert_eq!(rows[2].row_version, 1);
+    assert_eq!(rows[4].row_version, 1);
     let bytes: usize = rows
         .iter()
         .map(|r| serde_json::to_string(&r.payload).unwrap().len())

@@ -19,7 +19,7 @@ use super::scope::{
     expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source,
 };
 use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
-use crate::config::{quote_ident, TableSpec};
+use crate::config::{quote_ident, Column, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::AppState;
 use crate::store::{close_write_context, open_write_context};
@@ -269,7 +269,12 @@ fn apply_row(
                     None => SqlValue::Null,
                 });
             }
-            (Cow::Borrowed(table.sql.insert_row.as_str()), args)
+            let after = stored_image(table.columns.iter().zip(&args[1..]));
+            execute_one(conn, &table.sql.insert_row, args).map_err(|c| match c {
+                Ok(changed) => changed_other(changed),
+                Err(e) => e,
+            })?;
+            return Ok(Some(after));
         }
         (Op::Update, Some(payload)) => {
             let mut args: Vec<SqlValue> = vec![
@@ -284,7 +289,19 @@ fn apply_row(
                     })?;
                     args.push(convert(&column.name, value)?);
                 }
-                (Cow::Borrowed(table.sql.update_all.as_str()), args)
+                let key_value = SqlValue::Text(row.key.clone());
+                let non_key = table.columns.iter().filter(|c| c.name != table.key_column);
+                let key_column = table.column(&table.key_column).into_iter();
+                let after = stored_image(
+                    non_key
+                        .zip(&args[2..])
+                        .chain(key_column.zip(std::iter::once(&key_value))),
+                );
+                execute_one(conn, &table.sql.update_all, args).map_err(|c| match c {
+                    Ok(changed) => changed_other(changed),
+                    Err(e) => e,
+                })?;
+                return Ok(Some(after));
             } else {
                 // A partial payload updates only its columns. Setting the key to itself
                 // keeps the statement valid for a key-only payload.
@@ -305,12 +322,46 @@ fn apply_row(
         }
         (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
     };
-    let changed = conn.prepare_cached(&sql)?.execute(params_from_iter(args))?;
-    if changed != 1 {
-        return Err(changed_other(changed));
-    }
+    // A partial UPDATE keeps the columns it does not name: read the row back.
+    execute_one(conn, &sql, args).map_err(|c| match c {
+        Ok(changed) => changed_other(changed),
+        Err(e) => e,
+    })?;
     let after = read_row(conn, table, user, &row.key)?.ok_or_else(|| changed_other(0))?;
     Ok(Some(after))
+}
+
+/// Runs a one-row write; `Err(Ok(n))` when it changed `n != 1` rows.
+fn execute_one(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+) -> Result<(), Result<usize, Fail>> {
+    let changed = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(args)))
+        .map_err(|e| Err(Fail::from(e)))?;
+    match changed {
+        1 => Ok(()),
+        n => Err(Ok(n)),
+    }
+}
+
+/// The after-image a read of a row written with every column bound would return, without
+/// reading it: SQLite stores a bound value unchanged (the store's columns carry the
+/// affinity of the value kind `wire_to_sql` binds, so no conversion applies), except that
+/// a REAL column keeps an integral value as an integer and reads it back as a REAL, which
+/// turns -0.0 into 0.0.
+fn stored_image<'a>(columns: impl Iterator<Item = (&'a Column, &'a SqlValue)>) -> Payload {
+    columns
+        .map(|(column, value)| {
+            let value = match value {
+                SqlValue::Real(f) if *f == 0.0 => SqlValue::Real(0.0),
+                other => other.clone(),
+            };
+            (column.name.clone(), sql_to_wire(column, value))
+        })
+        .collect()
 }
 
 /// The bundles one push (or server bundle) commits: the pushed rows, and the deletes their

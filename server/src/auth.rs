@@ -19,7 +19,7 @@ pub fn issue_token(secret: &str, user: &str, ttl_secs: i64) -> Result<String, St
     let now = now_ms() / 1000;
     let claims = Claims {
         sub: user.trim().to_string(),
-        exp: now + ttl_secs,
+        exp: now.saturating_add(ttl_secs),
         iat: now,
         nbf: now,
         iss: "oversqlite-server".into(),

@@ -130,6 +130,77 @@ pub struct TableSpec {
     pub key_column: String,
     pub columns: Vec<Column>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// Statement texts of the per-row hot paths, built once at start-up.
+    pub sql: TableSql,
+}
+
+/// SQL text of the per-row statements on one registered table. Writes say `OR FAIL`: they
+/// change one row, and any error rolls the whole bundle transaction back, so SQLite need
+/// not keep a statement journal (a copy of every page touched) to undo a half statement. Building them per row
+/// (`format!` + `quote_ident`) and re-preparing them cost a large share of commit time;
+/// built once, they are looked up in each connection's prepared-statement cache.
+#[derive(Clone, Debug, Default)]
+pub struct TableSql {
+    /// Visible columns (in `columns` order) of one row: `?1` owner, `?2` key.
+    pub select_row: String,
+    /// Deletes one row: `?1` owner, `?2` key.
+    pub delete_row: String,
+    /// Inserts one row with every column: `?1` owner, then `columns` in order from `?2`. The store declares no column defaults, so an absent
+    /// payload column is bound as NULL, which is what an INSERT naming only the present
+    /// columns would store.
+    pub insert_row: String,
+    /// Updates every non-key column: `?1` owner, `?2` key, then the non-key `columns` in
+    /// order from `?3`. Used when the payload carries every
+    /// column.
+    pub update_all: String,
+    /// Live rows of one owner with their row version, in key order (snapshot): `?1`
+    /// owner, `?2` qualified table name; the visible columns, then `bundle_seq`, then key.
+    pub snapshot_rows: String,
+    /// Indexes into `columns`, sorted by column name: the order of a payload's JSON object.
+    pub name_order: Vec<usize>,
+}
+
+impl TableSql {
+    fn new(spec: &TableSpec) -> TableSql {
+        let table = spec.sql_name();
+        let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
+        let key = quote_ident(&spec.key_column);
+        let names: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let marks: Vec<String> = (0..=names.len()).map(|i| format!("?{}", i + 1)).collect();
+        let mut sets = vec![format!("{key} = ?2")];
+        let non_key = spec.columns.iter().filter(|c| c.name != spec.key_column);
+        sets.extend(
+            non_key
+                .enumerate()
+                .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 3)),
+        );
+        let prefixed: Vec<String> = names.iter().map(|n| format!("t.{n}")).collect();
+        let mut name_order: Vec<usize> = (0..spec.columns.len()).collect();
+        name_order.sort_by(|a, b| spec.columns[*a].name.cmp(&spec.columns[*b].name));
+        TableSql {
+            select_row: format!(
+                "SELECT {} FROM {table} WHERE {scope} = ?1 AND {key} = ?2",
+                names.join(", ")
+            ),
+            delete_row: format!("DELETE FROM {table} WHERE {scope} = ?1 AND {key} = ?2"),
+            insert_row: format!(
+                "INSERT OR FAIL INTO {table} ({scope}, {}) VALUES ({})",
+                names.join(", "),
+                marks.join(", "),
+            ),
+            update_all: format!(
+                "UPDATE OR FAIL {table} SET {} WHERE {scope} = ?1 AND {key} = ?2",
+                sets.join(", "),
+            ),
+            snapshot_rows: format!(
+                "SELECT {cols}, rs.bundle_seq, t.{key} FROM {table} t JOIN _oversync_row_state rs
+                   ON rs.user_id = t.{scope} AND rs.table_name = ?2 AND rs.key = t.{key}
+                 WHERE t.{scope} = ?1 AND rs.deleted = 0 ORDER BY t.{key}",
+                cols = prefixed.join(", "),
+            ),
+            name_order,
+        }
+    }
 }
 
 impl TableSpec {
@@ -197,10 +268,16 @@ impl TableSpec {
                 self.qualified,
                 event.to_lowercase()
             ));
+            // Re-created at every start, so stores made by older versions get this body.
+            // RAISE(FAIL), not ABORT: the guard fires before the first row changes, so
+            // nothing is left to roll back either way, but an ABORT anywhere in a trigger
+            // makes SQLite keep a statement journal for every write to the table — a copy
+            // of each page the server's per-row statements touch.
             sql.push_str(&format!(
-                "CREATE TRIGGER IF NOT EXISTS {trigger} BEFORE {event} ON {table}\n\
+                "DROP TRIGGER IF EXISTS {trigger};\n\
+                 CREATE TRIGGER {trigger} BEFORE {event} ON {table}\n\
                  WHEN NOT EXISTS (SELECT 1 FROM _oversync_write_context)\n\
-                 BEGIN SELECT RAISE(ABORT, 'oversqlite-server: {qualified} is a registered sync table; write through a sync bundle (push, or POST /test/server-bundle)'); END;\n",
+                 BEGIN SELECT RAISE(FAIL, 'oversqlite-server: {qualified} is a registered sync table; write through a sync bundle (push, or POST /test/server-bundle)'); END;\n",
                 table = self.sql_name(),
                 qualified = self.qualified,
             ));
@@ -289,6 +366,11 @@ impl Registry {
                 key_column,
                 columns,
                 foreign_keys: Vec::new(),
+                sql: TableSql::default(),
+            };
+            let spec = TableSpec {
+                sql: TableSql::new(&spec),
+                ..spec
             };
             if by_name.insert(qualified.clone(), spec).is_some() {
                 return Err(format!("table {qualified} is registered twice"));

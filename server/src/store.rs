@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS _oversync_row_state (
   bundle_seq INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
   PRIMARY KEY (user_id, table_name, key)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _oversync_bundle_log (
   user_id TEXT NOT NULL,
   bundle_seq INTEGER NOT NULL,
@@ -72,15 +72,12 @@ CREATE TABLE IF NOT EXISTS _oversync_push_sessions (
   initialization_id TEXT NOT NULL,
   expires_at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _oversync_push_rows (
+CREATE TABLE IF NOT EXISTS _oversync_push_chunks (
   push_id TEXT NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL,
-  op TEXT NOT NULL,
-  base_row_version INTEGER NOT NULL,
-  payload TEXT,
-  PRIMARY KEY (push_id, row_ordinal)
+  start_row_ordinal INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  rows TEXT NOT NULL,
+  PRIMARY KEY (push_id, start_row_ordinal)
 );
 CREATE TABLE IF NOT EXISTS _oversync_snapshot_sessions (
   snapshot_id TEXT PRIMARY KEY,
@@ -90,14 +87,12 @@ CREATE TABLE IF NOT EXISTS _oversync_snapshot_sessions (
   byte_count INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _oversync_snapshot_rows (
+CREATE TABLE IF NOT EXISTS _oversync_snapshot_blocks (
   snapshot_id TEXT NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  table_name TEXT NOT NULL,
-  key TEXT NOT NULL,
-  row_version INTEGER NOT NULL,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (snapshot_id, row_ordinal)
+  first_row_ordinal INTEGER NOT NULL,
+  row_count INTEGER NOT NULL,
+  rows TEXT NOT NULL,
+  PRIMARY KEY (snapshot_id, first_row_ordinal)
 );
 CREATE TABLE IF NOT EXISTS _oversync_counters (
   name TEXT PRIMARY KEY,
@@ -108,11 +103,26 @@ CREATE TABLE IF NOT EXISTS _oversync_write_context (
 );
 "#;
 
+/// The staged push rows one per row, as earlier versions stored them: a read-only view
+/// for inspecting a store (tools and tests count staged rows with it). Created after the
+/// old table of that name is retired.
+const PUSH_ROWS_VIEW: &str = "
+CREATE VIEW IF NOT EXISTS _oversync_push_rows AS
+  SELECT c.push_id AS push_id,
+         c.start_row_ordinal + CAST(j.key AS INTEGER) AS row_ordinal,
+         json_extract(j.value, '$[0]') AS table_name,
+         json_extract(j.value, '$[1]') AS key,
+         json_extract(j.value, '$[2]') AS op,
+         json_extract(j.value, '$[3]') AS base_row_version,
+         json_extract(j.value, '$[4]') AS payload
+  FROM _oversync_push_chunks c, json_each(c.rows) j;
+";
+
 /// Names of the bookkeeping tables, in an order that is safe for wiping.
 pub const BOOKKEEPING_TABLES: [&str; 11] = [
-    "_oversync_snapshot_rows",
+    "_oversync_snapshot_blocks",
     "_oversync_snapshot_sessions",
-    "_oversync_push_rows",
+    "_oversync_push_chunks",
     "_oversync_push_sessions",
     "_oversync_bundle_rows",
     "_oversync_bundle_log",
@@ -162,6 +172,9 @@ impl Store {
             ddl.push_str(";\n");
             ddl.push_str(&table.write_guard_sql());
         }
+        ddl.push_str(&retire_row_staging(&conn).map_err(|e| e.to_string())?);
+        ddl.push_str(&retire_snapshot_rows(&conn).map_err(|e| e.to_string())?);
+        ddl.push_str(PUSH_ROWS_VIEW);
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
             .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
         for table in &store.registry.tables {
@@ -180,8 +193,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Every registered table has a handful of per-row statements (commit, snapshot);
+        // keep them all prepared across requests.
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
         )?;
         Ok(conn)
     }
@@ -204,6 +221,42 @@ impl Store {
         }
         result
     }
+}
+
+/// Stores made by earlier versions staged push rows one store row each in
+/// `_oversync_push_rows`; chunks are now staged whole in `_oversync_push_chunks`. Push
+/// sessions with rows staged the old way are dropped with the table (their clients get
+/// `404 push_session_not_found` and stage the push again, as after an expiry).
+fn retire_row_staging(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(if table_exists(conn, "_oversync_push_rows")? {
+        "DELETE FROM _oversync_push_sessions WHERE push_id IN (SELECT push_id FROM _oversync_push_rows);
+         DROP TABLE _oversync_push_rows;\n"
+            .to_string()
+    } else {
+        String::new()
+    })
+}
+
+/// Stores made by earlier versions froze snapshot rows one store row each in
+/// `_oversync_snapshot_rows`; they are now stored in blocks. Open snapshot sessions of such
+/// a store are dropped with the table (their clients get `404 snapshot_session_not_found`
+/// and start the snapshot again).
+fn retire_snapshot_rows(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(if table_exists(conn, "_oversync_snapshot_rows")? {
+        "DELETE FROM _oversync_snapshot_sessions;
+         DROP TABLE _oversync_snapshot_rows;\n"
+            .to_string()
+    } else {
+        String::new()
+    })
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |r| r.get(0),
+    )
 }
 
 /// A store created from an older configuration must not be served with a different table

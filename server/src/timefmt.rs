@@ -56,4 +56,19 @@ mod tests {
         assert_eq!(rfc3339_from_ms(1_774_377_731_500), "2026-03-24T18:42:11.5Z");
         assert_eq!(rfc3339_from_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
     }
+
+    #[test]
+    fn deadlines_saturate_instead_of_overflowing() {
+        assert_eq!(deadline_ms(1_000, 900), 901_000);
+        assert_eq!(deadline_ms(1_774_377_731_500, i64::MAX), i64::MAX);
+        assert_eq!(deadline_ms(i64::MAX - 5, 1), i64::MAX);
+        // The farthest deadline still renders (snapshot `expires_at`).
+        assert!(rfc3339_from_ms(i64::MAX).ends_with(".807Z"));
+    }
+}
+
+/// `now_ms` plus a TTL in seconds, saturating: a huge configured TTL means "never expires",
+/// not an overflow panic (debug) or a wrapped, already-past deadline (release).
+pub fn deadline_ms(now_ms: i64, ttl_secs: i64) -> i64 {
+    now_ms.saturating_add(ttl_secs.saturating_mul(1000))
 }

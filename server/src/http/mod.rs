@@ -99,7 +99,8 @@ fn unauthorized(text: &str) -> Response {
 }
 
 /// Bearer token first (401 plain text, like the reference example), then the
-/// `Oversync-Source-ID` header (400 `invalid_request`); 503 while shutting down.
+/// `Oversync-Source-ID` header (400 `invalid_request` when blank or the server's reserved
+/// cascade source id); 503 while shutting down.
 pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -129,6 +130,16 @@ pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, R
         )
         .into_response());
     }
+    // The server commits cascaded deletes as bundles of its own source; a client writing
+    // under that id would interleave with its `source_bundle_id` sequence. The reference
+    // has no such id, so this is answered like any unusable header value.
+    if source == crate::service::cascade::CASCADE_SOURCE_ID {
+        return Err(ApiError::bad_request(
+            codes::INVALID_REQUEST,
+            format!("{SOURCE_ID_HEADER} {source:?} is reserved for server-originated bundles"),
+        )
+        .into_response());
+    }
     if state.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::new(
             503,
@@ -149,6 +160,16 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
 
 pub fn ok_json<T: Serialize>(value: &T) -> Response {
     json_response(StatusCode::OK, value)
+}
+
+/// 200 with a body the service already encoded.
+pub fn ok_json_body(body: crate::service::raw_rows::JsonBody) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.0,
+    )
+        .into_response()
 }
 
 /// Parses an optional integer query parameter; `Err` carries the reference's message.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use oversqlite_protocol::{codes, SnapshotSessionCreateRequest};
 use serde::Deserialize;
 
-use super::{authenticate, json_response, ok_json, query_i64};
+use super::{authenticate, json_response, ok_json, ok_json_body, query_i64};
 use crate::error::ApiError;
 use crate::service::{admin, commit, connect as connect_service, push, reads, snapshot};
 use crate::state::{
@@ -202,7 +202,7 @@ pub async fn committed_bundle_rows(
         .run(move |app, conn| reads::committed_rows(app, conn, &user, bundle_seq, after, max_rows))
         .await
     {
-        Ok(resp) => ok_json(&resp),
+        Ok(body) => ok_json_body(body),
         Err(f) => f
             .into_api(
                 codes::COMMITTED_BUNDLE_ROWS_FAILED,
@@ -251,7 +251,7 @@ pub async fn pull(
         .run(move |app, conn| reads::pull(app, conn, &user, after, max_bundles, target))
         .await
     {
-        Ok(resp) => ok_json(&resp),
+        Ok(body) => ok_json_body(body),
         Err(f) => f
             .into_api(codes::PULL_FAILED, "Failed to process pull")
             .into_response(),
@@ -321,10 +321,10 @@ pub async fn snapshot_chunk(
     };
     let user = actor.user;
     match app
-        .run(move |app, conn| snapshot::chunk(app, conn, &user, &snapshot_id, after, max_rows))
+        .run(move |_, conn| snapshot::chunk(conn, &user, &snapshot_id, after, max_rows))
         .await
     {
-        Ok(resp) => ok_json(&resp),
+        Ok(body) => ok_json_body(body),
         Err(f) => f
             .into_api(codes::SNAPSHOT_CHUNK_FAILED, "Failed to get snapshot chunk")
             .into_response(),

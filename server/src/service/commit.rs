@@ -2,23 +2,24 @@
 //! bundles: conflict check, apply, committed bundle with after-images read back, the
 //! separate bundle of cascaded deletes, bundle log, row state, source state, retention.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use oversqlite_protocol::{
-    bundle_digest, codes, BundleRow, Op, Payload, PushCommitResponse, PushConflictDetails,
-    WatchEvent,
+    codes, BundleHasher, Op, Payload, PushCommitResponse, PushConflictDetails, WatchEvent,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::cascade::{cascade_deletes, CASCADE_SOURCE_ID};
 use super::push::{delete_session_rows, load_session, recheck_lease};
-use super::push_rows::StagedRow;
+use super::push_rows::{decode_chunk, StagedRow};
+use super::raw_rows::text_column;
 use super::scope::{
     expected_next_source_bundle_id, load_user, mark_initialized, record_committed_source,
 };
 use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
-use crate::config::{quote_ident, TableSpec};
+use crate::config::{quote_ident, Column, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::AppState;
 use crate::store::{close_write_context, open_write_context};
@@ -49,7 +50,7 @@ pub fn commit(
                 "staged rows are not contiguous at row_ordinal {index}"
             )));
         }
-        if !seen.insert((row.table.clone(), row.key.clone())) {
+        if !seen.insert((row.table.as_str(), row.key.as_str())) {
             return Err(invalid(format!(
                 "duplicate target row in staged push session: {} {}",
                 row.table, row.key
@@ -113,38 +114,26 @@ pub fn commit_checked(tx: rusqlite::Transaction<'_>) -> ServiceResult<()> {
     }
 }
 
+/// Every staged row of the session with its row ordinal (chunk start + position), in
+/// ordinal order.
 fn load_staged_rows(conn: &Connection, push_id: &str) -> ServiceResult<Vec<(i64, StagedRow)>> {
-    let mut stmt = conn.prepare(
-        "SELECT row_ordinal, table_name, key, op, base_row_version, payload FROM _oversync_push_rows
-         WHERE push_id = ?1 ORDER BY row_ordinal",
+    let mut stmt = conn.prepare_cached(
+        "SELECT start_row_ordinal, row_count, rows FROM _oversync_push_chunks
+         WHERE push_id = ?1 ORDER BY start_row_ordinal",
     )?;
-    let rows = stmt.query_map([push_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Option<String>>(5)?,
-        ))
-    })?;
+    let mut chunks = stmt.query([push_id])?;
     let mut staged = Vec::new();
-    for row in rows {
-        let (ordinal, table, key, op, base_row_version, payload) = row?;
-        let op = Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?;
-        let payload = payload
-            .map(|p| serde_json::from_str::<Payload>(&p))
-            .transpose()?;
-        staged.push((
-            ordinal,
-            StagedRow {
-                table,
-                key,
-                op,
-                base_row_version,
-                payload,
-            },
-        ));
+    while let Some(chunk) = chunks.next()? {
+        let start: i64 = chunk.get(0)?;
+        let count: i64 = chunk.get(1)?;
+        let rows = decode_chunk(text_column(chunk, 2)?).map_err(Fail::Internal)?;
+        if rows.len() as i64 != count {
+            return Err(Fail::Internal(format!(
+                "stored push chunk at {start} holds {} rows, not {count}",
+                rows.len()
+            )));
+        }
+        staged.extend((start..).zip(rows));
     }
     Ok(staged)
 }
@@ -156,11 +145,12 @@ pub fn row_state(
     table: &str,
     key: &str,
 ) -> rusqlite::Result<Option<(i64, bool)>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT bundle_seq, deleted FROM _oversync_row_state WHERE user_id = ?1 AND table_name = ?2 AND key = ?3",
-        params![user, table, key],
-        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
-    )
+    )?
+    .query_row(params![user, table, key], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? != 0))
+    })
     .optional()
 }
 
@@ -171,15 +161,8 @@ pub fn read_row(
     user: &str,
     key: &str,
 ) -> rusqlite::Result<Option<Payload>> {
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
-        columns.join(", "),
-        table.sql_name(),
-        quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
-        quote_ident(&table.key_column)
-    );
-    conn.query_row(&sql, params![user, key], |r| row_to_payload(table, r))
+    conn.prepare_cached(&table.sql.select_row)?
+        .query_row(params![user, key], |r| row_to_payload(table, r))
         .optional()
 }
 
@@ -242,77 +225,143 @@ fn check_conflict(
     Err(ApiError::push_conflict(message, details).into())
 }
 
-/// Applies one pushed row; returns how many table rows it changed (1 for a conflict-checked
-/// row: cascades run only after every pushed row, so no pushed row removes another).
+/// Applies one pushed row and returns its after-image (`None` for a DELETE). Exactly one
+/// table row must change: the row was conflict-checked, and cascades run only after every
+/// pushed row, so no pushed row removes another. INSERT and UPDATE read the after-image
+/// back right away: no pushed row of the bundle touches another's target, so it is what a
+/// read after the whole bundle would see. (`RETURNING` would save the lookup, but SQLite
+/// buffers its rows in an ephemeral table per execution, which costs more.)
 fn apply_row(
     conn: &Connection,
     table: &TableSpec,
     user: &str,
     row: &StagedRow,
-) -> ServiceResult<usize> {
-    let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
-    let key_column = quote_ident(&table.key_column);
-    let converted = |payload: &Payload| -> ServiceResult<Vec<(String, SqlValue)>> {
-        payload
-            .iter()
-            .map(|(name, value)| {
-                let column = table
-                    .column(name)
-                    .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
-                let sql = wire_to_sql(column, value).map_err(Fail::Internal)?;
-                Ok((name.clone(), sql))
-            })
-            .collect()
+) -> ServiceResult<Option<Payload>> {
+    let convert = |name: &str, value: &serde_json::Value| -> ServiceResult<SqlValue> {
+        let column = table
+            .column(name)
+            .ok_or_else(|| Fail::Internal(format!("staged column {name} unknown")))?;
+        wire_to_sql(column, value).map_err(Fail::Internal)
     };
-    match (row.op, &row.payload) {
+    let changed_other = |changed: usize| {
+        Fail::Internal(format!(
+            "{} {} {} changed {changed} rows",
+            row.op, row.table, row.key
+        ))
+    };
+    let (sql, args) = match (row.op, &row.payload) {
         (Op::Delete, _) => {
-            let sql = format!(
-                "DELETE FROM {} WHERE {scope} = ?1 AND {key_column} = ?2",
-                table.sql_name()
-            );
-            Ok(conn.execute(&sql, params![user, row.key])?)
+            let mut stmt = conn.prepare_cached(&table.sql.delete_row)?;
+            return match stmt.execute(params![user, row.key])? {
+                1 => Ok(None),
+                changed => Err(changed_other(changed)),
+            };
         }
         (Op::Insert, Some(payload)) => {
-            let values = converted(payload)?;
-            let names: Vec<String> = values.iter().map(|(n, _)| quote_ident(n)).collect();
-            let marks: Vec<String> = (0..=values.len()).map(|i| format!("?{}", i + 1)).collect();
-            let sql = format!(
-                "INSERT INTO {} ({scope}, {}) VALUES ({})",
-                table.sql_name(),
-                names.join(", "),
-                marks.join(", ")
-            );
-            let mut args: Vec<SqlValue> = vec![SqlValue::Text(user.to_string())];
-            args.extend(values.into_iter().map(|(_, v)| v));
-            Ok(conn.execute(&sql, params_from_iter(args))?)
+            if let Some(name) = payload.keys().find(|n| table.column(n).is_none()) {
+                return Err(Fail::Internal(format!("staged column {name} unknown")));
+            }
+            let mut args: Vec<SqlValue> = Vec::with_capacity(table.columns.len() + 1);
+            args.push(SqlValue::Text(user.to_string()));
+            for column in &table.columns {
+                args.push(match payload.get(&column.name) {
+                    Some(value) => convert(&column.name, value)?,
+                    None => SqlValue::Null,
+                });
+            }
+            let after = stored_image(table.columns.iter().zip(&args[1..]));
+            execute_one(conn, &table.sql.insert_row, args).map_err(|c| match c {
+                Ok(changed) => changed_other(changed),
+                Err(e) => e,
+            })?;
+            return Ok(Some(after));
         }
         (Op::Update, Some(payload)) => {
-            let values: Vec<(String, SqlValue)> = converted(payload)?
-                .into_iter()
-                .filter(|(n, _)| *n != table.key_column)
-                .collect();
-            // Setting the key to itself keeps the statement valid for a key-only payload.
-            let mut sets = vec![format!("{key_column} = ?2")];
-            sets.extend(
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 3)),
-            );
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {scope} = ?1 AND {key_column} = ?2",
-                table.sql_name(),
-                sets.join(", ")
-            );
             let mut args: Vec<SqlValue> = vec![
                 SqlValue::Text(user.to_string()),
                 SqlValue::Text(row.key.clone()),
             ];
-            args.extend(values.into_iter().map(|(_, v)| v));
-            Ok(conn.execute(&sql, params_from_iter(args))?)
+            if payload.len() == table.columns.len() {
+                // Full after-image (the usual case): the prebuilt statement.
+                for column in table.columns.iter().filter(|c| c.name != table.key_column) {
+                    let value = payload.get(&column.name).ok_or_else(|| {
+                        Fail::Internal(format!("staged column {} missing", column.name))
+                    })?;
+                    args.push(convert(&column.name, value)?);
+                }
+                let key_value = SqlValue::Text(row.key.clone());
+                let non_key = table.columns.iter().filter(|c| c.name != table.key_column);
+                let key_column = table.column(&table.key_column).into_iter();
+                let after = stored_image(
+                    non_key
+                        .zip(&args[2..])
+                        .chain(key_column.zip(std::iter::once(&key_value))),
+                );
+                execute_one(conn, &table.sql.update_all, args).map_err(|c| match c {
+                    Ok(changed) => changed_other(changed),
+                    Err(e) => e,
+                })?;
+                return Ok(Some(after));
+            } else {
+                // A partial payload updates only its columns. Setting the key to itself
+                // keeps the statement valid for a key-only payload.
+                let key_column = quote_ident(&table.key_column);
+                let mut sets = vec![format!("{key_column} = ?2")];
+                for (name, value) in payload.iter().filter(|(n, _)| **n != table.key_column) {
+                    args.push(convert(name, value)?);
+                    sets.push(format!("{} = ?{}", quote_ident(name), args.len()));
+                }
+                let sql = format!(
+                    "UPDATE OR FAIL {} SET {} WHERE {} = ?1 AND {key_column} = ?2",
+                    table.sql_name(),
+                    sets.join(", "),
+                    quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN),
+                );
+                (Cow::Owned(sql), args)
+            }
         }
-        (op, None) => Err(Fail::Internal(format!("{op} row without payload"))),
+        (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
+    };
+    // A partial UPDATE keeps the columns it does not name: read the row back.
+    execute_one(conn, &sql, args).map_err(|c| match c {
+        Ok(changed) => changed_other(changed),
+        Err(e) => e,
+    })?;
+    let after = read_row(conn, table, user, &row.key)?.ok_or_else(|| changed_other(0))?;
+    Ok(Some(after))
+}
+
+/// Runs a one-row write; `Err(Ok(n))` when it changed `n != 1` rows.
+fn execute_one(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+) -> Result<(), Result<usize, Fail>> {
+    let changed = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(args)))
+        .map_err(|e| Err(Fail::from(e)))?;
+    match changed {
+        1 => Ok(()),
+        n => Err(Ok(n)),
     }
+}
+
+/// The after-image a read of a row written with every column bound would return, without
+/// reading it: SQLite stores a bound value unchanged (the store's columns carry the
+/// affinity of the value kind `wire_to_sql` binds, so no conversion applies), except that
+/// a REAL column keeps an integral value as an integer and reads it back as a REAL, which
+/// turns -0.0 into 0.0.
+fn stored_image<'a>(columns: impl Iterator<Item = (&'a Column, &'a SqlValue)>) -> Payload {
+    columns
+        .map(|(column, value)| {
+            let value = match value {
+                SqlValue::Real(f) if *f == 0.0 => SqlValue::Real(0.0),
+                other => other.clone(),
+            };
+            (column.name.clone(), sql_to_wire(column, value))
+        })
+        .collect()
 }
 
 /// The bundles one push (or server bundle) commits: the pushed rows, and the deletes their
@@ -365,25 +414,9 @@ pub fn apply_bundle(
         check_conflict(conn, table_spec(app, &row.table)?, user, row)?;
     }
     open_write_context(conn)?;
-    for row in rows {
-        let changed = apply_row(conn, table_spec(app, &row.table)?, user, row)?;
-        if changed != 1 {
-            return Err(Fail::Internal(format!(
-                "{} {} {} changed {changed} rows",
-                row.op, row.table, row.key
-            )));
-        }
-    }
     let mut pushed = Vec::with_capacity(rows.len());
     for row in rows {
-        let payload = match row.op {
-            Op::Delete => None,
-            _ => Some(
-                read_row(conn, table_spec(app, &row.table)?, user, &row.key)?.ok_or_else(|| {
-                    Fail::Internal(format!("row {} {} vanished", row.table, row.key))
-                })?,
-            ),
-        };
+        let payload = apply_row(conn, table_spec(app, &row.table)?, user, row)?;
         pushed.push((row.table.clone(), row.key.clone(), row.op, payload));
     }
     let roots: Vec<(String, String)> = rows
@@ -436,38 +469,27 @@ fn record_bundle(
     let state = load_user(conn, user)?
         .ok_or_else(|| Fail::Internal(format!("user state for {user} missing")))?;
     let bundle_seq = state.next_bundle_seq;
-    let mut bundle_rows = Vec::with_capacity(rows.len());
-    for (table_name, key, op, payload) in rows {
-        let table = table_spec(app, table_name)?;
-        bundle_rows.push(BundleRow {
-            schema: table.schema.clone(),
-            table: table.table.clone(),
-            key: wire_key(table, key),
-            op: *op,
-            row_version: bundle_seq,
-            payload: payload.clone(),
-        });
-    }
-    let digest = bundle_digest(&bundle_rows);
-    conn.execute(
-        "UPDATE _oversync_user_state SET next_bundle_seq = ?2 WHERE user_id = ?1",
-        params![user, bundle_seq + 1],
-    )?;
-    conn.execute(
-        "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![user, bundle_seq, source, source_bundle_id, bundle_rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
-    )?;
+    // One pass: hash (streaming, no per-row copies), store the row, update its state.
+    let mut hasher = BundleHasher::new();
     {
-        let mut insert_row = conn.prepare(
+        let mut insert_row = conn.prepare_cached(
             "INSERT INTO _oversync_bundle_rows (user_id, bundle_seq, row_ordinal, table_name, key, op, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut upsert_state = conn.prepare(
+        let mut upsert_state = conn.prepare_cached(
             "INSERT INTO _oversync_row_state (user_id, table_name, key, bundle_seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, table_name, key) DO UPDATE SET bundle_seq = excluded.bundle_seq, deleted = excluded.deleted",
         )?;
         for (ordinal, (table_name, key, op, payload)) in rows.iter().enumerate() {
+            let table = table_spec(app, table_name)?;
+            hasher.push_parts(
+                &table.schema,
+                &table.table,
+                &wire_key(table, key),
+                *op,
+                bundle_seq,
+                payload.as_ref(),
+            );
             let payload = payload.as_ref().map(serde_json::to_string).transpose()?;
             insert_row.execute(params![
                 user,
@@ -487,13 +509,23 @@ fn record_bundle(
             ])?;
         }
     }
+    let digest = hasher.finish();
+    conn.execute(
+        "UPDATE _oversync_user_state SET next_bundle_seq = ?2 WHERE user_id = ?1",
+        params![user, bundle_seq + 1],
+    )?;
+    conn.execute(
+        "INSERT INTO _oversync_bundle_log (user_id, bundle_seq, source_id, source_bundle_id, row_count, byte_count, bundle_hash, committed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![user, bundle_seq, source, source_bundle_id, rows.len() as i64, digest.byte_count as i64, digest.bundle_hash, rfc3339_from_ms(now)],
+    )?;
     record_committed_source(conn, user, source, source_bundle_id)?;
     enforce_retention(app, conn, user, bundle_seq, state.retained_floor)?;
     Ok(PushCommitResponse {
         bundle_seq,
         source_id: source.to_string(),
         source_bundle_id,
-        row_count: bundle_rows.len() as i64,
+        row_count: rows.len() as i64,
         bundle_hash: digest.bundle_hash,
     })
 }

@@ -8,7 +8,7 @@ use super::scope::{
 };
 use crate::error::ServiceResult;
 use crate::state::AppState;
-use crate::timefmt::{now_ms, rfc3339_from_ms};
+use crate::timefmt::{deadline_ms, now_ms, rfc3339_from_ms};
 
 pub fn connect(
     app: &AppState,
@@ -20,7 +20,7 @@ pub fn connect(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let state = ensure_user(&tx, user, now)?;
-    let lease_until = now + app.settings.lease_ttl_secs * 1000;
+    let lease_until = deadline_ms(now, app.settings.lease_ttl_secs);
     let response = |resolution| ConnectResponse {
         resolution,
         initialization_id: None,

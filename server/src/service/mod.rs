@@ -7,6 +7,7 @@ pub mod commit;
 pub mod connect;
 pub mod push;
 pub mod push_rows;
+pub mod raw_rows;
 pub mod reads;
 pub mod scope;
 pub mod server_bundle;

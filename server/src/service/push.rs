@@ -7,14 +7,14 @@ use oversqlite_protocol::{codes, PushChunkResponse, PushSessionCreateResponse};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Deserialize;
 
-use super::push_rows::{validate_rows, RawPushRow};
+use super::push_rows::{encode_chunk, validate_rows, RawPushRow};
 use super::scope::{
     ensure_user, expected_next_source_bundle_id, load_user, SCOPE_INITIALIZED, SCOPE_INITIALIZING,
     SCOPE_UNINITIALIZED,
 };
 use crate::error::{ApiError, ServiceResult};
 use crate::state::{AppState, Counters, MAX_ROWS_PER_CHUNK};
-use crate::timefmt::now_ms;
+use crate::timefmt::{deadline_ms, now_ms};
 
 #[derive(Deserialize, Debug)]
 pub struct RawCreateRequest {
@@ -67,7 +67,7 @@ pub fn create(
         .filter(|s| !s.is_empty());
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute("DELETE FROM _oversync_push_rows WHERE push_id IN (SELECT push_id FROM _oversync_push_sessions WHERE expires_at_ms <= ?1)", [now])?;
+    tx.execute("DELETE FROM _oversync_push_chunks WHERE push_id IN (SELECT push_id FROM _oversync_push_sessions WHERE expires_at_ms <= ?1)", [now])?;
     tx.execute(
         "DELETE FROM _oversync_push_sessions WHERE expires_at_ms <= ?1",
         [now],
@@ -151,7 +151,7 @@ pub fn create(
         .into());
     }
     tx.execute(
-        "DELETE FROM _oversync_push_rows WHERE push_id IN (SELECT push_id FROM _oversync_push_sessions
+        "DELETE FROM _oversync_push_chunks WHERE push_id IN (SELECT push_id FROM _oversync_push_sessions
              WHERE user_id = ?1 AND source_id = ?2 AND source_bundle_id = ?3)",
         params![user, source, req.source_bundle_id],
     )?;
@@ -170,7 +170,7 @@ pub fn create(
             req.source_bundle_id,
             req.planned_row_count,
             initialization_id.unwrap_or_default(),
-            now + app.settings.push_session_ttl_secs * 1000
+            deadline_ms(now, app.settings.push_session_ttl_secs)
         ],
     )?;
     tx.commit()?;
@@ -219,7 +219,7 @@ pub fn recheck_lease(
     }
     conn.execute(
         "UPDATE _oversync_user_state SET lease_expires_at_ms = ?2 WHERE user_id = ?1",
-        params![user, now + app.settings.lease_ttl_secs * 1000],
+        params![user, deadline_ms(now, app.settings.lease_ttl_secs)],
     )?;
     Ok(())
 }
@@ -303,7 +303,7 @@ pub fn upload_chunk(
         ))
         .into());
     }
-    let rows = validate_rows(&app.registry, &req.rows, &mut HashSet::new()).map_err(invalid)?;
+    let rows = validate_rows(&app.registry, req.rows, &mut HashSet::new()).map_err(invalid)?;
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, push_id, user, now)?;
@@ -331,31 +331,18 @@ pub fn upload_chunk(
     if next > session.planned_row_count {
         return Err(invalid("chunk exceeds planned_row_count".into()).into());
     }
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO _oversync_push_rows (push_id, row_ordinal, table_name, key, op, base_row_version, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for (i, row) in rows.iter().enumerate() {
-            let payload = row
-                .payload
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()?;
-            insert.execute(params![
-                session.push_id,
-                req.start_row_ordinal + i as i64,
-                row.table,
-                row.key,
-                row.op.as_str(),
-                row.base_row_version,
-                payload
-            ])?;
-        }
-    }
+    tx.execute(
+        "INSERT INTO _oversync_push_chunks (push_id, start_row_ordinal, row_count, rows) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            session.push_id,
+            req.start_row_ordinal,
+            rows.len() as i64,
+            encode_chunk(&rows)?
+        ],
+    )?;
     tx.execute(
         "UPDATE _oversync_push_sessions SET next_expected_row_ordinal = ?2, expires_at_ms = ?3 WHERE push_id = ?1",
-        params![session.push_id, next, now + app.settings.push_session_ttl_secs * 1000],
+        params![session.push_id, next, deadline_ms(now, app.settings.push_session_ttl_secs)],
     )?;
     tx.commit()?;
     Ok(PushChunkResponse {
@@ -374,7 +361,7 @@ pub fn delete_session(conn: &mut Connection, user: &str, push_id: &str) -> Servi
 
 pub fn delete_session_rows(conn: &Connection, push_id: &str) -> rusqlite::Result<()> {
     conn.execute(
-        "DELETE FROM _oversync_push_rows WHERE push_id = ?1",
+        "DELETE FROM _oversync_push_chunks WHERE push_id = ?1",
         [push_id],
     )?;
     conn.execute(

@@ -45,21 +45,64 @@ pub struct StagedRow {
     pub payload: Option<Payload>,
 }
 
+/// One staged row as stored in a chunk: `[table, key, op, base_row_version, payload]`.
+type StoredRow = (String, String, String, i64, Option<Payload>);
+
+/// The stored text of one uploaded chunk's validated rows (a JSON array, one element per
+/// row). A chunk is staged as one row of `_oversync_push_chunks` rather than one store row
+/// per pushed row: staging, reading back and deleting 100k tiny B-tree rows was a large
+/// part of a push's server time.
+pub fn encode_chunk(rows: &[StagedRow]) -> serde_json::Result<String> {
+    let stored: Vec<(&str, &str, &str, i64, Option<&Payload>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.table.as_str(),
+                r.key.as_str(),
+                r.op.as_str(),
+                r.base_row_version,
+                r.payload.as_ref(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&stored)
+}
+
+/// Decodes [`encode_chunk`] text.
+pub fn decode_chunk(text: &str) -> Result<Vec<StagedRow>, String> {
+    let stored: Vec<StoredRow> =
+        serde_json::from_str(text).map_err(|e| format!("stored push chunk: {e}"))?;
+    stored
+        .into_iter()
+        .map(|(table, key, op, base_row_version, payload)| {
+            let op = Op::from_wire(&op).ok_or_else(|| format!("stored op {op:?}"))?;
+            Ok(StagedRow {
+                table,
+                key,
+                op,
+                base_row_version,
+                payload,
+            })
+        })
+        .collect()
+}
+
 /// Validates a batch of rows; `seen` carries `(table, key)` targets across calls so a
 /// duplicate target is rejected wherever it appears.
+/// The rows are consumed: their payload values move into the validated rows uncopied.
 pub fn validate_rows(
     registry: &Registry,
-    rows: &[RawPushRow],
+    rows: Vec<RawPushRow>,
     seen: &mut HashSet<(String, String)>,
 ) -> Result<Vec<StagedRow>, String> {
-    rows.iter()
+    rows.into_iter()
         .map(|row| validate_row(registry, row, seen))
         .collect()
 }
 
 fn validate_row(
     registry: &Registry,
-    row: &RawPushRow,
+    row: RawPushRow,
     seen: &mut HashSet<(String, String)>,
 ) -> Result<StagedRow, String> {
     let mut schema = row.schema.trim().to_lowercase();
@@ -78,7 +121,7 @@ fn validate_row(
         .ok_or_else(|| format!("table {schema}.{table_name} is not registered"))?;
     let op = Op::from_wire(&row.op.trim().to_uppercase())
         .ok_or_else(|| format!("invalid op {:?}", row.op))?;
-    let key_object = Value::Object(row.key.clone().unwrap_or_default());
+    let key_object = Value::Object(row.key.unwrap_or_default());
     let key = key_from_wire(table, &key_object)?;
     if !seen.insert((table.qualified.clone(), key.clone())) {
         return Err(format!(
@@ -86,7 +129,7 @@ fn validate_row(
             table.qualified
         ));
     }
-    let payload = match (op, &row.payload) {
+    let payload = match (op, row.payload) {
         (Op::Delete, Some(_)) => {
             return Err(format!(
                 "DELETE for {} must not include payload",
@@ -106,16 +149,11 @@ fn validate_row(
     })
 }
 
-fn validate_payload(
-    table: &TableSpec,
-    op: Op,
-    key: &str,
-    value: &Value,
-) -> Result<Payload, String> {
+fn validate_payload(table: &TableSpec, op: Op, key: &str, value: Value) -> Result<Payload, String> {
     let qualified = &table.qualified;
-    let object = value
-        .as_object()
-        .ok_or_else(|| format!("payload for {qualified} must be a JSON object"))?;
+    let Value::Object(object) = value else {
+        return Err(format!("payload for {qualified} must be a JSON object"));
+    };
     if object.contains_key(HIDDEN_SCOPE_COLUMN) {
         return Err(format!(
             "payload for {qualified} must not include hidden scope column {HIDDEN_SCOPE_COLUMN:?}"
@@ -135,8 +173,8 @@ fn validate_payload(
         let column = table
             .column(&lower)
             .ok_or_else(|| format!("payload for {qualified} contains unknown column {name:?}"))?;
-        wire_to_sql(column, column_value).map_err(|e| format!("payload for {qualified}: {e}"))?;
-        if payload.insert(lower, column_value.clone()).is_some() {
+        wire_to_sql(column, &column_value).map_err(|e| format!("payload for {qualified}: {e}"))?;
+        if payload.insert(lower, column_value).is_some() {
             return Err(format!("payload for {qualified} repeats column {name:?}"));
         }
     }

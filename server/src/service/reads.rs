@@ -1,13 +1,15 @@
 //! Read paths: `GET /sync/committed-bundles/{seq}/rows` (§2.7, §10.5) and `GET /sync/pull`
 //! (§2.8, §10.6). Each runs in one read transaction, so a page is internally consistent.
 
-use oversqlite_protocol::{
-    codes, Bundle, BundleRow, CommittedBundleRowsResponse, Op, Payload, PullResponse,
-};
+use oversqlite_protocol::{codes, Op};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::raw_rows::{
+    raw_payload, text_column, JsonBody, RawBundle, RawBundleRow, RawCommittedRowsResponse,
+    RawPullResponse, WireKey,
+};
 use super::scope::{load_user, require_initialized};
-use crate::codec::wire_key;
+use crate::config::TableSpec;
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::{AppState, Counters, MAX_ROWS_PER_CHUNK};
 use crate::timefmt::now_ms;
@@ -32,42 +34,49 @@ fn load_meta(
     .optional()
 }
 
-/// Stored rows of one bundle with logical ordinal > `after`, at most `limit`.
-fn load_rows(
-    app: &AppState,
+/// Stored rows of one bundle with logical ordinal > `after`, at most `limit`, payloads
+/// passed through as stored.
+fn load_rows<'a>(
+    app: &'a AppState,
     conn: &Connection,
     user: &str,
     bundle_seq: i64,
     after: i64,
     limit: i64,
-) -> ServiceResult<Vec<BundleRow>> {
+) -> ServiceResult<Vec<RawBundleRow<'a>>> {
     let mut stmt = conn.prepare_cached(
         "SELECT table_name, key, op, payload FROM _oversync_bundle_rows
          WHERE user_id = ?1 AND bundle_seq = ?2 AND row_ordinal > ?3 ORDER BY row_ordinal LIMIT ?4",
     )?;
-    let raw = stmt.query_map(params![user, bundle_seq, after, limit], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
+    let mut raw = stmt.query(params![user, bundle_seq, after, limit])?;
     let mut rows = Vec::new();
-    for item in raw {
-        let (table_name, key, op, payload) = item?;
-        let (schema, table) = table_name.split_once('.').unwrap_or(("", &table_name));
-        let spec = app.registry.table(schema, table).ok_or_else(|| {
-            Fail::Internal(format!("bundle row of unregistered table {table_name}"))
-        })?;
-        rows.push(BundleRow {
-            schema: spec.schema.clone(),
-            table: spec.table.clone(),
-            key: wire_key(spec, &key),
-            op: Op::from_wire(&op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?,
+    // Consecutive rows are usually of the same table: remember the last lookup.
+    let mut last: Option<&TableSpec> = None;
+    while let Some(r) = raw.next()? {
+        let table_name = text_column(r, 0)?;
+        let spec = match last {
+            Some(spec) if spec.qualified == table_name => spec,
+            _ => {
+                let (schema, table) = table_name.split_once('.').unwrap_or(("", table_name));
+                app.registry.table(schema, table).ok_or_else(|| {
+                    Fail::Internal(format!("bundle row of unregistered table {table_name}"))
+                })?
+            }
+        };
+        last = Some(spec);
+        let op = text_column(r, 2)?;
+        rows.push(RawBundleRow {
+            schema: &spec.schema,
+            table: &spec.table,
+            key: WireKey {
+                key_column: &spec.key_column,
+                key: r.get(1)?,
+            },
+            op: Op::from_wire(op).ok_or_else(|| Fail::Internal(format!("stored op {op:?}")))?,
             row_version: bundle_seq,
-            payload: payload
-                .map(|p| serde_json::from_str::<Payload>(&p))
+            payload: r
+                .get::<_, Option<String>>(3)?
+                .map(raw_payload)
                 .transpose()?,
         });
     }
@@ -81,7 +90,7 @@ pub fn committed_rows(
     bundle_seq: i64,
     after_row_ordinal: Option<i64>,
     max_rows: i64,
-) -> ServiceResult<CommittedBundleRowsResponse> {
+) -> ServiceResult<JsonBody> {
     let invalid = |m: &str| {
         Fail::from(ApiError::bad_request(
             codes::COMMITTED_BUNDLE_CHUNK_INVALID,
@@ -124,7 +133,7 @@ pub fn committed_rows(
     } else {
         logical_after + rows.len() as i64
     };
-    Ok(CommittedBundleRowsResponse {
+    JsonBody::encode(&RawCommittedRowsResponse {
         bundle_seq,
         source_id: meta.source_id,
         source_bundle_id: meta.source_bundle_id,
@@ -143,7 +152,7 @@ pub fn pull(
     after_bundle_seq: i64,
     max_bundles: i64,
     target_bundle_seq: i64,
-) -> ServiceResult<PullResponse> {
+) -> ServiceResult<JsonBody> {
     let tx = conn.transaction()?;
     let state = load_user(&tx, user)?;
     require_initialized(state.as_ref(), now_ms())?;
@@ -176,7 +185,7 @@ pub fn pull(
         .into());
     }
     if after_bundle_seq >= stable {
-        return Ok(PullResponse {
+        return JsonBody::encode(&RawPullResponse {
             stable_bundle_seq: stable,
             bundles: Vec::new(),
             has_more: false,
@@ -207,16 +216,16 @@ pub fn pull(
     let mut bundles = Vec::new();
     for (bundle_seq, meta) in metas.into_iter().take(max_bundles as usize) {
         let rows = load_rows(app, &tx, user, bundle_seq, -1, i64::MAX)?;
-        bundles.push(Bundle {
+        bundles.push(RawBundle {
             bundle_seq,
             source_id: meta.source_id,
             source_bundle_id: meta.source_bundle_id,
-            row_count: Some(meta.row_count),
-            bundle_hash: Some(meta.bundle_hash),
+            row_count: meta.row_count,
+            bundle_hash: meta.bundle_hash,
             rows,
         });
     }
-    Ok(PullResponse {
+    JsonBody::encode(&RawPullResponse {
         stable_bundle_seq: stable,
         bundles,
         has_more,

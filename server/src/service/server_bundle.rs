@@ -56,7 +56,7 @@ pub fn write(
     if req.rows.is_empty() {
         return Err(invalid("rows must not be empty".into()).into());
     }
-    let mut rows = validate_rows(&app.registry, &req.rows, &mut HashSet::new()).map_err(invalid)?;
+    let mut rows = validate_rows(&app.registry, req.rows, &mut HashSet::new()).map_err(invalid)?;
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let state = ensure_user(&tx, &user, now)?;

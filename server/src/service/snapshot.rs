@@ -1,21 +1,24 @@
 //! Snapshot sessions (§2.9–§2.11, §10.8): a frozen copy of every live row of the user,
 //! optionally together with a source replacement (rotated rebuild).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use oversqlite_protocol::{
-    codes, Payload, SnapshotChunkResponse, SnapshotRow, SnapshotSessionCreateRequest,
-    SnapshotSessionCreateResponse, SourceReplacement,
+    codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
 };
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+#[cfg(doc)]
 use super::commit::row_to_payload;
+use super::raw_rows::{text_column, JsonBody};
 use super::scope::{
     load_source, load_user, require_initialized, SOURCE_ACTIVE, SOURCE_RESERVED, SOURCE_RETIRED,
 };
-use crate::codec::wire_key;
-use crate::config::quote_ident;
+use crate::config::{ColumnType, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::{AppState, MAX_ROWS_PER_CHUNK};
-use crate::timefmt::{now_ms, rfc3339_from_ms};
+use crate::timefmt::{deadline_ms, now_ms, rfc3339_from_ms};
 
 fn invalid(message: &str) -> ApiError {
     ApiError::bad_request(codes::SNAPSHOT_SESSION_INVALID, message)
@@ -103,7 +106,7 @@ pub fn create(
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id IN (SELECT snapshot_id FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1)",
+        "DELETE FROM _oversync_snapshot_blocks WHERE snapshot_id IN (SELECT snapshot_id FROM _oversync_snapshot_sessions WHERE expires_at_ms <= ?1)",
         [now],
     )?;
     tx.execute(
@@ -125,7 +128,7 @@ pub fn create(
     }
     let snapshot_id = uuid::Uuid::new_v4().to_string();
     let (row_count, byte_count) = materialise(app, &tx, user, &snapshot_id)?;
-    let expires_at = now + app.settings.snapshot_session_ttl_secs * 1000;
+    let expires_at = deadline_ms(now, app.settings.snapshot_session_ttl_secs);
     tx.execute(
         "INSERT INTO _oversync_snapshot_sessions (snapshot_id, user_id, snapshot_bundle_seq, row_count, byte_count, expires_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -141,7 +144,15 @@ pub fn create(
     })
 }
 
+/// Rows per stored snapshot block.
+const BLOCK_ROWS: i64 = 1000;
+
 /// Copies every live row, ordered by (table, key), into the session; ordinals from 1.
+///
+/// The frozen rows are stored in blocks of [`BLOCK_ROWS`]: one store row holds the rows'
+/// wire JSON objects (exactly what a chunk response carries for them), one per line
+/// (compact JSON never contains a raw newline). Writing and reading one store row per
+/// snapshot row, and re-encoding each row per chunk, was most of a hydrate's server time.
 fn materialise(
     app: &AppState,
     conn: &Connection,
@@ -149,40 +160,17 @@ fn materialise(
     snapshot_id: &str,
 ) -> ServiceResult<(i64, i64)> {
     let (mut row_count, mut byte_count) = (0i64, 0i64);
-    let mut insert = conn.prepare(
-        "INSERT INTO _oversync_snapshot_rows (snapshot_id, row_ordinal, table_name, key, row_version, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    let limits = &app.settings;
+    let mut block = SnapshotBlock::new(snapshot_id);
+    let mut payload = Vec::new();
     for table in &app.registry.tables {
-        let columns: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| format!("t.{}", quote_ident(&c.name)))
-            .collect();
-        let key = quote_ident(&table.key_column);
-        let scope = quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN);
-        let sql = format!(
-            "SELECT {cols}, rs.bundle_seq, t.{key} FROM {tbl} t JOIN _oversync_row_state rs
-               ON rs.user_id = t.{scope} AND rs.table_name = ?2 AND rs.key = t.{key}
-             WHERE t.{scope} = ?1 AND rs.deleted = 0 ORDER BY t.{key}",
-            cols = columns.join(", "),
-            tbl = table.sql_name(),
-        );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&table.sql.snapshot_rows)?;
         let n = table.columns.len();
-        let rows = stmt.query_map(params![user, table.qualified], |r| {
-            Ok((
-                row_to_payload(table, r)?,
-                r.get::<_, i64>(n)?,
-                r.get::<_, String>(n + 1)?,
-            ))
-        })?;
-        for item in rows {
-            let (payload, row_version, key_value) = item?;
-            let text = serde_json::to_string(&payload)?;
+        let mut rows = stmt.query(params![user, table.qualified])?;
+        while let Some(r) = rows.next()? {
+            payload_text(table, r, &mut payload)?;
             row_count += 1;
-            byte_count += text.len() as i64;
-            let limits = &app.settings;
+            byte_count += payload.len() as i64;
             if (limits.max_rows_per_snapshot_session > 0
                 && row_count > limits.max_rows_per_snapshot_session)
                 || (limits.max_bytes_per_snapshot_session > 0
@@ -192,17 +180,110 @@ fn materialise(
                     "snapshot exceeds the per-session row or byte limit".into(),
                 ));
             }
-            insert.execute(params![
-                snapshot_id,
-                row_count,
-                table.qualified,
-                key_value,
-                row_version,
-                text
-            ])?;
+            block.push_row(table, text_column(r, n + 1)?, r.get::<_, i64>(n)?, &payload)?;
+            if block.rows == BLOCK_ROWS {
+                block.store(conn)?;
+            }
         }
     }
+    block.store(conn)?;
     Ok((row_count, byte_count))
+}
+
+/// The block being filled by [`materialise`].
+struct SnapshotBlock<'a> {
+    snapshot_id: &'a str,
+    /// Ordinal of the block's first row.
+    first: i64,
+    rows: i64,
+    text: Vec<u8>,
+}
+
+impl<'a> SnapshotBlock<'a> {
+    fn new(snapshot_id: &'a str) -> Self {
+        SnapshotBlock {
+            snapshot_id,
+            first: 1,
+            rows: 0,
+            text: Vec::new(),
+        }
+    }
+
+    /// Appends one row's `SnapshotRow` wire object (members in the protocol type's order).
+    fn push_row(
+        &mut self,
+        table: &TableSpec,
+        key: &str,
+        row_version: i64,
+        payload: &[u8],
+    ) -> ServiceResult<()> {
+        let out = &mut self.text;
+        if self.rows > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"{\"schema\":");
+        serde_json::to_writer(&mut *out, &table.schema)?;
+        out.extend_from_slice(b",\"table\":");
+        serde_json::to_writer(&mut *out, &table.table)?;
+        out.extend_from_slice(b",\"key\":{");
+        serde_json::to_writer(&mut *out, &table.key_column)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, key)?;
+        out.extend_from_slice(b"},\"row_version\":");
+        serde_json::to_writer(&mut *out, &row_version)?;
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(payload);
+        out.push(b'}');
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Stores the block (if it holds rows) and starts the next one.
+    fn store(&mut self, conn: &Connection) -> ServiceResult<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        // serde_json writes UTF-8 only, and the payload text came from it too.
+        let text = std::str::from_utf8(&self.text).map_err(|e| Fail::Internal(e.to_string()))?;
+        conn.prepare_cached(
+            "INSERT INTO _oversync_snapshot_blocks (snapshot_id, first_row_ordinal, row_count, rows)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![self.snapshot_id, self.first, self.rows, text])?;
+        self.first += self.rows;
+        self.rows = 0;
+        self.text.clear();
+        Ok(())
+    }
+}
+
+/// Writes the payload JSON of the row's leading `table.columns` values into `out`: exactly
+/// `serde_json::to_string` of the `Payload` that [`row_to_payload`] builds (members in
+/// name order, the same value conversions as `sql_to_wire`), without building it.
+fn payload_text(table: &TableSpec, r: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> ServiceResult<()> {
+    out.clear();
+    out.push(b'{');
+    for (n, &i) in table.sql.name_order.iter().enumerate() {
+        let column = &table.columns[i];
+        if n > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &column.name)?;
+        out.push(b':');
+        // serde_json writes a non-finite float as `null`, as `sql_to_wire` maps it.
+        match r.get_ref(i)? {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Integer(v) if column.column_type == ColumnType::Real => {
+                serde_json::to_writer(&mut *out, &(v as f64))?
+            }
+            ValueRef::Integer(v) => serde_json::to_writer(&mut *out, &v)?,
+            ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v)?,
+            ValueRef::Text(t) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(t))?,
+            ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &BASE64.encode(b))?,
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 struct SessionInfo {
@@ -257,13 +338,12 @@ fn load_session(
 }
 
 pub fn chunk(
-    app: &AppState,
     conn: &mut Connection,
     user: &str,
     snapshot_id: &str,
     after_row_ordinal: i64,
     max_rows: i64,
-) -> ServiceResult<SnapshotChunkResponse> {
+) -> ServiceResult<JsonBody> {
     if after_row_ordinal < 0 {
         return Err(ApiError::bad_request(
             codes::SNAPSHOT_CHUNK_INVALID,
@@ -279,52 +359,61 @@ pub fn chunk(
     let limit = max_rows.min(MAX_ROWS_PER_CHUNK);
     let tx = conn.transaction()?;
     let session = load_session(&tx, snapshot_id, user, true)?;
-    let mut stmt = tx.prepare(
-        "SELECT table_name, key, row_version, payload FROM _oversync_snapshot_rows
-         WHERE snapshot_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3",
+    // Blocks holding ordinals after `after_row_ordinal`, until `limit + 1` rows are seen
+    // (the extra one only tells whether more remain).
+    let mut stmt = tx.prepare_cached(
+        "SELECT first_row_ordinal, row_count, rows FROM _oversync_snapshot_blocks
+         WHERE snapshot_id = ?1 AND first_row_ordinal + row_count - 1 > ?2
+         ORDER BY first_row_ordinal",
     )?;
-    let raw = stmt.query_map(
-        params![session.snapshot_id, after_row_ordinal, limit + 1],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
-    )?;
-    let mut rows = Vec::new();
-    for item in raw {
-        let (table_name, key, row_version, payload) = item?;
-        let (schema, table) = table_name.split_once('.').unwrap_or(("", &table_name));
-        let spec = app.registry.table(schema, table).ok_or_else(|| {
-            Fail::Internal(format!("snapshot row of unregistered table {table_name}"))
-        })?;
-        rows.push(SnapshotRow {
-            schema: spec.schema.clone(),
-            table: spec.table.clone(),
-            key: wire_key(spec, &key),
-            row_version,
-            payload: serde_json::from_str::<Payload>(&payload)?,
-        });
+    let mut blocks = stmt.query(params![session.snapshot_id, after_row_ordinal])?;
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"snapshot_id\":");
+    serde_json::to_writer(&mut body, &session.snapshot_id)?;
+    body.extend_from_slice(b",\"snapshot_bundle_seq\":");
+    serde_json::to_writer(&mut body, &session.snapshot_bundle_seq)?;
+    body.extend_from_slice(b",\"rows\":[");
+    let (mut taken, mut has_more) = (0i64, false);
+    'blocks: while let Some(block) = blocks.next()? {
+        let first: i64 = block.get(0)?;
+        let count: i64 = block.get(1)?;
+        let text = text_column(block, 2)?;
+        let lines = text.split('\n');
+        let mut seen = 0i64;
+        for (ordinal, line) in (first..).zip(lines) {
+            seen += 1;
+            if ordinal <= after_row_ordinal {
+                continue;
+            }
+            if taken == limit {
+                has_more = true;
+                break 'blocks;
+            }
+            if taken > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(line.as_bytes());
+            taken += 1;
+        }
+        if seen != count {
+            return Err(Fail::Internal(format!(
+                "snapshot block at {first} holds {seen} rows, not {count}"
+            )));
+        }
     }
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    Ok(SnapshotChunkResponse {
-        snapshot_id: session.snapshot_id,
-        snapshot_bundle_seq: session.snapshot_bundle_seq,
-        next_row_ordinal: after_row_ordinal + rows.len() as i64,
-        rows,
-        has_more,
-    })
+    body.extend_from_slice(b"],\"next_row_ordinal\":");
+    serde_json::to_writer(&mut body, &(after_row_ordinal + taken))?;
+    body.extend_from_slice(b",\"has_more\":");
+    body.extend_from_slice(if has_more { b"true" } else { b"false" });
+    body.push(b'}');
+    Ok(JsonBody(body))
 }
 
 pub fn delete(conn: &mut Connection, user: &str, snapshot_id: &str) -> ServiceResult<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let session = load_session(&tx, snapshot_id, user, false)?;
     tx.execute(
-        "DELETE FROM _oversync_snapshot_rows WHERE snapshot_id = ?1",
+        "DELETE FROM _oversync_snapshot_blocks WHERE snapshot_id = ?1",
         [&session.snapshot_id],
     )?;
     tx.execute(

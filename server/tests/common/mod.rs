@@ -70,8 +70,18 @@ impl Server {
 
     /// Simulates a crash (SIGKILL) and starts a new process on the same store.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// SIGKILL only; the store can then be inspected or edited until [`Server::restart`].
+    pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Starts a new process on the same store (after [`Server::kill`]).
+    pub fn restart(&mut self) {
         let (child, base) = spawn(&self.data, &self.args);
         self.child = child;
         self.base = base;

@@ -71,6 +71,18 @@ fn format_number(n: &Number) -> String {
 /// prints as `-0` (Go formats zero with `strconv.AppendFloat(f, 'f', -1, 64)`, which keeps
 /// the sign), where ECMAScript prints `0`. The Go server's hash is what must be matched.
 pub fn ecmascript_number_to_string(value: f64) -> String {
+    // Fast path for the common case (row versions, ordinals, counters): an integral
+    // value below 2^53 prints as its integer digits under both rules; `i64` Display
+    // gives exactly those digits without the shortest-round-trip search.
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT && !(value == 0.0 && value.is_sign_negative()) {
+        return (value as i64).to_string();
+    }
+    shortest_round_trip_text(value)
+}
+
+/// The general ECMAScript algorithm (every finite double).
+fn shortest_round_trip_text(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         // JSON cannot carry NaN/Infinity.
         return if value.is_sign_negative() && value == 0.0 {
@@ -169,6 +181,29 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(ecmascript_number_to_string(*value), *expected, "{value:e}");
+        }
+    }
+
+    #[test]
+    fn integer_fast_path_agrees_with_the_general_algorithm() {
+        let mut samples: Vec<f64> = (-2000..2000).map(|i| i as f64).collect();
+        let mut v = 1.0f64;
+        while v < 9_007_199_254_740_992.0 {
+            samples.extend([v, v - 1.0, v + 1.0, -v, v * 7.0]);
+            v *= 3.0;
+        }
+        samples.extend([
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            1e15,
+            1e16,
+        ]);
+        for x in samples {
+            assert_eq!(
+                ecmascript_number_to_string(x),
+                shortest_round_trip_text(x),
+                "{x:e}"
+            );
         }
     }
 

@@ -130,28 +130,56 @@ fn shortest_round_trip_text(value: f64) -> String {
 
 /// Appends `s` as a JSON string with Go `encoding/json` escaping (HTML escaping on).
 pub fn write_string(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Runs of characters that need no escape are copied in one piece; the scan looks at
+    // bytes, and every split point is a character boundary (an ASCII byte, or the lead
+    // byte of U+2028/U+2029).
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\u{0}'..='\u{1f}' => {
-                let code = c as u32;
-                out.push_str("\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((code >> shift) & 0xf) as usize] as char);
-                }
+    let bytes = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let width = match bytes[i] {
+            b'"' | b'\\' | b'<' | b'>' | b'&' | 0x00..=0x1f => 1,
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                3
             }
-            _ => out.push(c),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[start..i]);
+        let c = s[i..]
+            .chars()
+            .next()
+            .expect("escape at a character boundary");
+        write_escape(out, c);
+        i += width;
+        start = i;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn write_escape(out: &mut String, c: char) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        _ => {
+            let code = c as u32;
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(HEX[((code >> shift) & 0xf) as usize] as char);
+            }
         }
     }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -217,6 +245,55 @@ mod tests {
             text,
             "[1,1,1000,1.5,0,-0,-0,9007199254740992,12345678901234567000]"
         );
+    }
+
+    /// The escaping rule written character by character, as the reference for the
+    /// run-copying writer.
+    fn escape_char_by_char(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"'
+                | '\\'
+                | '\n'
+                | '\r'
+                | '\t'
+                | '\u{8}'
+                | '\u{c}'
+                | '<'
+                | '>'
+                | '&'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{0}'..='\u{1f}' => write_escape(&mut out, c),
+                _ => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn run_copying_writer_matches_the_per_character_rule() {
+        let alphabet: Vec<char> =
+            "a\"\\<>&\n\u{1}\u{1f} é€😀\u{2028}\u{2029}\u{2027}\u{202a}\u{80}\u{7f}"
+                .chars()
+                .collect();
+        // Every string of length <= 3 over the alphabet, plus a few long ones.
+        let mut samples = vec![String::new(), "plain ascii text only".repeat(20)];
+        for a in &alphabet {
+            for b in &alphabet {
+                for c in &alphabet {
+                    samples.push([*a, *b, *c].iter().collect());
+                }
+            }
+        }
+        samples.push(alphabet.iter().cycle().take(500).collect());
+        for s in samples {
+            let mut out = String::new();
+            write_string(&mut out, &s);
+            assert_eq!(out, escape_char_by_char(&s), "{s:?}");
+        }
     }
 
     #[test]

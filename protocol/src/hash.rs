@@ -44,7 +44,7 @@ impl CanonicalArrayHasher {
         table: &str,
         key: &SyncKey,
         op: Op,
-        payload: Option<&Payload>,
+        payload: PayloadRef,
     ) {
         self.buf.clear();
         self.buf.push(if self.rows == 0 { '[' } else { ',' });
@@ -113,7 +113,8 @@ impl BundleHasher {
         payload: Option<&Payload>,
     ) {
         let version = Version::Row(row_version);
-        self.0.push_row(version, schema, table, key, op, payload);
+        self.0
+            .push_row(version, schema, table, key, op, PayloadRef::Map(payload));
     }
 
     /// Rows fed so far.
@@ -163,6 +164,24 @@ impl RequestHasher {
         payload: Option<&Payload>,
     ) {
         let version = Version::Base(base_row_version);
+        self.0
+            .push_row(version, schema, table, key, op, PayloadRef::Map(payload));
+    }
+
+    /// Adds the next outbox row whose payload the caller already holds as canonical
+    /// text (exactly what [`crate::canonical_json`] writes for the payload object), so
+    /// it is not formatted a second time.
+    pub fn push_parts_with_canonical_payload(
+        &mut self,
+        schema: &str,
+        table: &str,
+        key: &SyncKey,
+        op: Op,
+        base_row_version: i64,
+        canonical_payload: Option<&str>,
+    ) {
+        let version = Version::Base(base_row_version);
+        let payload = PayloadRef::Canonical(canonical_payload);
         self.0.push_row(version, schema, table, key, op, payload);
     }
 
@@ -298,7 +317,7 @@ fn write_row(
     table: &str,
     key: &SyncKey,
     op: Op,
-    payload: Option<&Payload>,
+    payload: PayloadRef,
 ) {
     out.push('{');
     if let Version::Base(v) = version {
@@ -339,10 +358,21 @@ fn write_key(out: &mut String, key: &SyncKey) {
     out.push('}');
 }
 
-fn write_payload(out: &mut String, op: Op, payload: Option<&Payload>) {
+/// A row's payload as the hasher receives it.
+#[derive(Clone, Copy)]
+enum PayloadRef<'a> {
+    Map(Option<&'a Payload>),
+    /// Already canonical text of the payload object.
+    Canonical(Option<&'a str>),
+}
+
+fn write_payload(out: &mut String, op: Op, payload: PayloadRef) {
     match (op, payload) {
-        (Op::Delete, _) | (_, None) => out.push_str("null"),
-        (_, Some(map)) => write_object(out, map),
+        (Op::Delete, _) | (_, PayloadRef::Map(None) | PayloadRef::Canonical(None)) => {
+            out.push_str("null")
+        }
+        (_, PayloadRef::Map(Some(map))) => write_object(out, map),
+        (_, PayloadRef::Canonical(Some(text))) => out.push_str(text),
     }
 }
 
@@ -473,5 +503,21 @@ mod tests {
             );
         }
         assert_eq!(sha256_hex(b"[]"), bundle_hash(&[]));
+        let mut from_text = RequestHasher::new();
+        for r in &requests {
+            let text = r
+                .payload
+                .as_ref()
+                .map(|p| crate::canonical_json(&Value::Object(p.clone())));
+            from_text.push_parts_with_canonical_payload(
+                &r.schema,
+                &r.table,
+                &r.key,
+                r.op,
+                r.base_row_version,
+                text.as_deref(),
+            );
+        }
+        assert_eq!(from_text.finish(), canonical_request_hash(&requests));
     }
 }

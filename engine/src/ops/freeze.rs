@@ -217,13 +217,16 @@ fn freeze_row(
         )?),
         None => None,
     };
-    hasher.push_parts(
+    // The stored wire text is the canonical form, so it is hashed as it is rather
+    // than formatted a second time.
+    let wire_payload = wire_payload.map(payload_text);
+    hasher.push_parts_with_canonical_payload(
         &d.schema,
         &d.table,
         &key,
         op,
         d.base_row_version,
-        wire_payload.as_ref(),
+        wire_payload.as_deref(),
     );
     Ok(OutboxRow {
         source_bundle_id,
@@ -231,7 +234,7 @@ fn freeze_row(
         wire_key_json: wire_key_text(&key),
         op: op.as_str().to_string(),
         base_row_version: d.base_row_version,
-        wire_payload: wire_payload.map(payload_text),
+        wire_payload,
         local_payload,
         schema_name: d.schema,
         table_name: d.table,

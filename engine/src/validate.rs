@@ -262,7 +262,17 @@ pub fn validate_snapshot_chunk(
     if c.has_more && c.rows.is_empty() {
         return fail("snapshot chunk has_more=true must include at least one row".to_string());
     }
-    c.rows.iter().try_for_each(validate_snapshot_row)
+    c.rows.iter().try_for_each(|row| {
+        validate_snapshot_row(row)?;
+        // A snapshot at seq S holds each row as of S: no row can be newer.
+        if row.row_version > c.snapshot_bundle_seq {
+            return fail(format!(
+                "snapshot row row_version {} is above snapshot_bundle_seq {}",
+                row.row_version, c.snapshot_bundle_seq
+            ));
+        }
+        Ok(())
+    })
 }
 
 /// The metadata a committed-rows page must repeat.

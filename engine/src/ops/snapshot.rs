@@ -7,7 +7,7 @@ use oversqlite_protocol::{
     codes, SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
     SourceReplacement,
 };
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::api::{send_prepared, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
@@ -240,12 +240,12 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
             let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
             drop(chunk);
             if !has_more {
-                write_chunk(ctx, id, &staged)?;
+                write_chunk(ctx, id, &staged, true)?;
                 oversqlite_core::fault::point("snapshot.after_stage_chunk");
                 return Ok(());
             }
             in_flight = send(remote.snapshot_chunk_request(source, id, next, max_rows)?);
-            write_chunk(ctx, id, &staged)?;
+            write_chunk(ctx, id, &staged, false)?;
             oversqlite_core::fault::point("snapshot.after_stage_chunk");
             after = next;
         }
@@ -269,8 +269,11 @@ fn convert_chunk<'t>(
     Ok(StagedChunk { after, rows })
 }
 
-/// Writes one converted chunk to the stage in its own short transaction.
-fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> {
+/// Writes one converted chunk to the stage in its own short transaction. With the
+/// `last` chunk the whole stage is checked for a key listed twice, in the same
+/// transaction: a malformed snapshot then never becomes a complete (reusable) stage,
+/// so a retry downloads it again instead of failing on the same stage forever.
+fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk, last: bool) -> Result<()> {
     write_tx(ctx.conn, |c| {
         // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
         let mut insert = c.prepare_cached(
@@ -288,6 +291,9 @@ fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> 
                 version,
                 payload
             ])?;
+        }
+        if last {
+            refuse_duplicate_keys(c, snapshot_id)?;
         }
         Ok(())
     })
@@ -486,6 +492,25 @@ fn apply_staged_rows(ctx: &Ctx, conn: &Connection, snapshot_id: &str) -> Result<
         rows::now_timestamp(conn)?
     ])?;
     Ok(count)
+}
+
+/// A snapshot lists every live row once (§2.10). A key staged twice means a malformed
+/// snapshot: applying it would let whichever copy comes last win silently.
+fn refuse_duplicate_keys(conn: &Connection, snapshot_id: &str) -> Result<()> {
+    let duplicate: Option<(String, String)> = conn
+        .query_row(
+            "SELECT table_name, key_json FROM _sync_snapshot_stage WHERE snapshot_id = ?1
+             GROUP BY schema_name, table_name, key_json HAVING COUNT(*) > 1 LIMIT 1",
+            [snapshot_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match duplicate {
+        None => Ok(()),
+        Some((table, key)) => Err(SyncError::protocol(format!(
+            "snapshot lists {table} {key} more than once"
+        ))),
+    }
 }
 
 /// A TEXT column of a stage row, borrowed (no copy per row).

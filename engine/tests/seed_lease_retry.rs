@@ -1,6 +1,7 @@
 //! §12 hazard "lost commit response while seeding": a push-session create carrying the
 //! initialisation lease that is refused `400 push_session_invalid` is retried once
-//! without it. The refusal is recognised by its code, never by its message text.
+//! without it. The refusal is recognised by its code, never by its message text. And a
+//! seed whose rows all cancelled out ends its lease whatever `connect` then answers.
 
 mod support;
 
@@ -107,5 +108,57 @@ fn a_request_refused_again_without_the_lease_reports_the_first_refusal() {
             "SELECT pending_initialization_id FROM _sync_attachment_state"
         ),
         "init-connect"
+    );
+}
+
+/// A seed whose rows cancelled out asks `connect` again with no pending rows; every
+/// answer must leave the device consistent.
+fn cancelled_seed_with_connect_answer(
+    answer: Value,
+) -> (support::TestDb, rusqlite::Connection, Result<(), String>) {
+    let mut connects = 0;
+    let server = FakeServer::new(move |_, req| {
+        if route(req).0 != "connect" {
+            return None;
+        }
+        connects += 1;
+        (connects > 1).then(|| ScriptedResponse::ok(answer.clone()))
+    });
+    let (db, conn, mut client) = seeded_device(&server);
+    conn.execute("DELETE FROM users WHERE id = 'u1'", [])
+        .unwrap();
+    let result = client
+        .push_pending(&conn)
+        .map(|_| ())
+        .map_err(|e| e.code().to_string());
+    (db, conn, result)
+}
+
+#[test]
+fn a_cancelled_seed_answered_remote_authoritative_drops_the_moot_lease() {
+    let (_db, conn, result) =
+        cancelled_seed_with_connect_answer(json!({"resolution": "remote_authoritative"}));
+    assert_eq!(result, Ok(()));
+    assert_eq!(
+        support::scalar_text(
+            &conn,
+            "SELECT binding_state || '/' || pending_initialization_id FROM _sync_attachment_state"
+        ),
+        "attached/"
+    );
+}
+
+#[test]
+fn a_cancelled_seed_answered_retry_later_has_lost_its_lease() {
+    let (_db, conn, result) = cancelled_seed_with_connect_answer(json!({
+        "resolution": "retry_later", "retry_after_seconds": 30,
+        "lease_expires_at": "2099-01-01T00:00:00Z"}));
+    assert_eq!(result, Err("initialization_lease_invalid".to_string()));
+    assert_eq!(
+        support::scalar_text(
+            &conn,
+            "SELECT binding_state || '/' || pending_initialization_id FROM _sync_attachment_state"
+        ),
+        "anonymous/"
     );
 }

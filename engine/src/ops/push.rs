@@ -169,13 +169,21 @@ fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
         .remote
         .connect(&att.current_source_id, false)?
         .ok_or_error("connect request")?;
-    if resp.resolution == oversqlite_protocol::ConnectResolution::InitializeEmpty {
-        write_tx(ctx.conn, |c| {
+    use oversqlite_protocol::ConnectResolution as R;
+    match resp.resolution {
+        // Initialised empty by this call, or (our lease having lapsed) by another
+        // source meanwhile: either way nothing of ours is pending, the lease is moot,
+        // and the next pull brings whatever the scope holds.
+        R::InitializeEmpty | R::RemoteAuthoritative => write_tx(ctx.conn, |c| {
             c.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
             Ok(())
-        })?;
+        }),
+        // Another source holds the lease now: ours is lost (§7.3).
+        R::RetryLater => Err(lose_lease(ctx, "retry_later")?),
+        // The server still counts our lease (it was only asked about pending rows):
+        // nothing to change.
+        R::InitializeLocal => Ok(()),
     }
-    Ok(())
 }
 
 fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {

@@ -239,40 +239,6 @@ fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<Plans
     })
 }
 
-/// Per-table statement texts, built once per replay instead of once per row.
-struct TableSql {
-    upsert: String,
-    delete: String,
-}
-
-impl TableSql {
-    fn of(table: &ManagedTable) -> Self {
-        let t = quote_ident(&table.name);
-        let k = quote_ident(&table.key_column);
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let updates: Vec<String> = table
-            .columns
-            .iter()
-            .filter(|c| !c.name.eq_ignore_ascii_case(&table.key_column))
-            .map(|c| format!("{0} = excluded.{0}", quote_ident(&c.name)))
-            .collect();
-        let conflict = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
-        };
-        TableSql {
-            upsert: format!(
-                "INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT({k}) {conflict}",
-                cols.join(", "),
-                placeholders.join(", ")
-            ),
-            delete: format!("DELETE FROM {t} WHERE {k} = ?1"),
-        }
-    }
-}
-
 /// Where the replay of one row takes its committed values from.
 struct Source<'a> {
     row: &'a OutboxRow,
@@ -282,13 +248,9 @@ struct Source<'a> {
 }
 
 /// Writes an accepted row: the committed values (or the deletion) into the app table.
-fn accept(
-    conn: &Connection,
-    table: &ManagedTable,
-    sql: &TableSql,
-    key: &LocalKey,
-    src: &Source,
-) -> Result<()> {
+fn accept(conn: &Connection, table: &ManagedTable, key: &LocalKey, src: &Source) -> Result<()> {
+    // Statement texts built once per table (rows.rs cache), not once per row.
+    let sql = rows::table_sql(table);
     let row = src.row;
     if row_op(row)? == Op::Delete {
         conn.prepare_cached(&sql.delete)?.execute([&key.sql])?;
@@ -316,7 +278,6 @@ fn accept(
 fn write_row(
     ctx: &Ctx,
     conn: &Connection,
-    sql: &mut BTreeMap<String, TableSql>,
     plans: &Plans,
     src: &Source,
     per_row_state: bool,
@@ -347,10 +308,7 @@ fn write_row(
                 && (deleted || (planned_clean && plans.exact.contains(&table.name)));
             if !noop {
                 let key = local_key_from_key_json(table, &row.key_json)?;
-                let stmts = sql
-                    .entry(table.name.clone())
-                    .or_insert_with(|| TableSql::of(table));
-                accept(conn, table, stmts, &key, src)?;
+                accept(conn, table, &key, src)?;
             }
             if *had_dirty {
                 rows::delete_dirty(conn, schema, &table.name, &row.key_json)?;
@@ -383,7 +341,6 @@ fn write_all(
     version: Option<i64>,
 ) -> Result<()> {
     let sbid = outbox.source_bundle_id;
-    let mut sql: BTreeMap<String, TableSql> = BTreeMap::new();
     if let (Some(version), true) = (version, plans.all_exact()) {
         let needed: BTreeSet<i64> = plans
             .unusual
@@ -398,7 +355,7 @@ fn write_all(
                 replaced: committed.replaced.get(&ordinal),
                 version,
             };
-            write_row(ctx, conn, &mut sql, plans, &src, false)?;
+            write_row(ctx, conn, plans, &src, false)?;
         }
         return Ok(());
     }
@@ -419,7 +376,7 @@ fn write_all(
                 replaced: committed.replaced.get(&row.row_ordinal),
                 version: row_version,
             };
-            write_row(ctx, conn, &mut sql, plans, &src, per_row_state)?;
+            write_row(ctx, conn, plans, &src, per_row_state)?;
         }
     }
     if position != committed.versions.len() {

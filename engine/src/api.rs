@@ -454,18 +454,6 @@ impl<'a> Remote<'a> {
     }
 
     /// Uploads a chunk whose JSON body (a `PushChunkRequest`) is already serialised.
-    pub fn push_chunk_body(
-        &self,
-        source: &str,
-        push_id: &str,
-        body: Vec<u8>,
-    ) -> Result<Reply<oversqlite_protocol::PushChunkResponse>> {
-        self.call(
-            self.requests.push_session_chunk_body(source, push_id, body),
-            "push chunk upload",
-        )
-    }
-
     pub fn commit_push(&self, source: &str, push_id: &str) -> Result<Reply<PushCommitResponse>> {
         self.call(
             self.requests.push_session_commit(source, push_id),
@@ -520,8 +508,33 @@ impl<'a> Remote<'a> {
         after: i64,
         max: i64,
     ) -> Result<HttpRequest> {
-        let req = self.requests.snapshot_chunk(source, id, after, max);
+        self.authorized(self.requests.snapshot_chunk(source, id, after, max))
+    }
+
+    /// `req` with the current bearer token, asked for on this (the caller's) thread,
+    /// ready for [`send_prepared`] on any thread.
+    pub fn authorized(&self, req: HttpRequest) -> Result<HttpRequest> {
         Ok(self.authorize(req, self.tokens.token()?))
+    }
+
+    /// Finishes a request made with [`Remote::authorized`] and sent elsewhere, as
+    /// [`Remote::call`] would: after a 401 the provider is asked once for a fresh
+    /// token (on this thread) and the request is sent again; then the body is decoded.
+    pub fn finish<T: DeserializeOwned>(
+        &self,
+        req: HttpRequest,
+        sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
+        what: &str,
+    ) -> Result<Reply<T>> {
+        let mut resp = sent.map_err(|e| {
+            SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
+        })?;
+        if resp.status == 401 {
+            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
+                resp = self.send_once(&self.authorize(req, Some(fresh)), what)?;
+            }
+        }
+        decode_reply(&resp, what)
     }
 
     /// The answer to a [`Remote::snapshot_chunk_request`] sent with
@@ -533,16 +546,7 @@ impl<'a> Remote<'a> {
         req: HttpRequest,
         sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
     ) -> Result<Reply<SnapshotChunkResponse>> {
-        let what = "snapshot chunk fetch";
-        let mut resp = sent.map_err(|e| {
-            SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
-        })?;
-        if resp.status == 401 {
-            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
-                resp = self.send_once(&self.authorize(req, Some(fresh)), what)?;
-            }
-        }
-        decode_reply(&resp, what)
+        self.finish(req, sent, "snapshot chunk fetch")
     }
 }
 

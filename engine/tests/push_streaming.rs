@@ -371,3 +371,45 @@ fn chunk_bodies_carry_exact_values() {
         9007199254740993
     );
 }
+
+/// An integer above 2^53 that the server stores through a double (as a `double
+/// precision` column or a float64 JSON decode would) comes back rounded. The stored
+/// canonical wire text was rounded the same way, so "committed equals uploaded text"
+/// proves nothing here: the replay must write the committed value, or the device keeps
+/// a value the server never had, with no dirty row left to repair it.
+#[test]
+fn a_big_integer_the_server_rounds_is_followed_locally() {
+    for (server_value, expected) in [
+        (json!(9007199254740992i64), 9007199254740992i64),
+        (json!(9007199254740993i64), 9007199254740993i64),
+    ] {
+        let server = FakeServer::new(move |st, req| {
+            let (name, id) = route(req);
+            let value = server_value.clone();
+            (name == "push_commit").then(|| {
+                commit_with(st, &id, move |_, rows| {
+                    rows[0].payload.as_mut().unwrap()["n"] = value;
+                })
+            })
+        });
+        let db = TestDb::new();
+        let conn = db.create("counters", &[("counters".into(), "id".into())], "main");
+        support::open(&conn);
+        let mut client = support::client_for(&server);
+        client.attach(&conn, "user-1").unwrap();
+        conn.execute("INSERT INTO counters VALUES ('a', 9007199254740993)", [])
+            .unwrap();
+
+        client.push_pending(&conn).unwrap();
+
+        let local = support::scalar_i64(&conn, "SELECT n FROM counters WHERE id = 'a'");
+        assert_eq!(
+            local, expected,
+            "server kept {expected}, device has {local}"
+        );
+        assert_eq!(
+            support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
+            0
+        );
+    }
+}

@@ -102,8 +102,9 @@ class Server:
         self.proc.wait(timeout=10)
 
 
-def connect(path):
-    conn = sqlite3.connect(path, isolation_level=None)  # autocommit: sync refuses open transactions
+def connect(path, check_same_thread=True):
+    # autocommit: sync refuses open transactions
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     conn.enable_load_extension(True)
     conn.load_extension(EXTENSION[: -len(".so")] if EXTENSION.endswith(".so") else EXTENSION)
     conn.enable_load_extension(False)
@@ -220,6 +221,43 @@ def run_checks(server, workdir):
         scalar(c, "SELECT oversqlite_enable_sync('notes')")
         scalar(c, "SELECT oversqlite_open()")
         expect_error(c, "SELECT oversqlite_sync()", "oversqlite_sync: attach_required: ")
+
+    @check("a token from the host function oversqlite_auth_token() serves a multi-chunk push")
+    def _():
+        # Python's sqlite3 connection is serialized: the extension must ask for the
+        # token on the calling thread (a helper thread asking for it would wait for the
+        # connection mutex forever). 2,500 rows: several upload chunks and committed pages.
+        import threading
+        d = connect(os.path.join(workdir, "device_d.db"), check_same_thread=False)
+        d.executescript(SCHEMA)
+        scalar(d, "SELECT oversqlite_init(?, 'main')", server.url)
+        scalar(d, "SELECT oversqlite_enable_sync('users')")
+        scalar(d, "SELECT oversqlite_enable_sync('notes')")
+        scalar(d, "SELECT oversqlite_open()")
+        token = server.token("dora")
+        asked = []
+        def host_token():
+            asked.append(threading.get_ident())
+            return token
+        d.create_function("oversqlite_auth_token", 0, host_token)
+        report(d, "SELECT oversqlite_attach('dora')")
+        d.executemany("INSERT INTO users VALUES (?, ?)", [(f"d{i:04}", "x") for i in range(2500)])
+        asked.clear()  # attach asked on this thread; the push must ask on its own
+        outcome = {}
+        def push():
+            try:
+                outcome["report"] = report(d, "SELECT oversqlite_push_pending()")
+            except Exception as e:  # reported below
+                outcome["error"] = repr(e)
+        caller = threading.Thread(target=push, daemon=True)
+        caller.start()
+        caller.join(60)
+        assert not caller.is_alive(), "oversqlite_push_pending() did not return within 60 s (deadlock)"
+        assert "error" not in outcome, outcome
+        assert outcome["report"]["row_count"] == 2500, outcome
+        assert asked and set(asked) == {caller.ident}, "token asked on another thread"
+        assert scalar(d, "SELECT count(*) FROM _sync_dirty_rows") == 0
+        d.close()
 
     a.close()
     b.close()

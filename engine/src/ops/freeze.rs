@@ -416,7 +416,7 @@ pub(crate) fn upload_row(ctx: &Ctx, r: &OutboxRow) -> Result<PushRequestRow> {
 /// Whether a canonical JSON text may hold an integer the canonical form rounded: any
 /// run of 16+ digits (2^53 has 16). Strings with long digit runs are caught too, which
 /// only costs the exact (slower) path.
-fn may_be_rounded(text: &str) -> bool {
+pub(crate) fn may_be_rounded(text: &str) -> bool {
     let mut run = 0;
     for b in text.bytes() {
         run = if b.is_ascii_digit() { run + 1 } else { 0 };

@@ -1,5 +1,6 @@
 //! The public operations, one workflow per file.
 
+pub(crate) mod ahead;
 pub mod attach;
 pub mod conflict_apply;
 pub mod detach;

@@ -112,6 +112,8 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
             let mut applier = Applier {
                 ctx,
                 bundle_seqs: &page.bundle_seqs,
+                bundle_hashes: &page.bundle_hashes,
+                hasher: BundleHasher::new(),
                 tx: None,
                 updated_at: String::new(),
                 touched: ChangedTables::new(),
@@ -154,6 +156,9 @@ struct CheckedPage {
     has_more: bool,
     /// The page's bundles in order; the apply pass must meet exactly these.
     bundle_seqs: Vec<i64>,
+    /// Each bundle's hash as the check pass computed it; the apply pass recomputes it
+    /// from the rows it applies and commits only on a match.
+    bundle_hashes: Vec<String>,
 }
 
 /// One bundle as seen by the check pass.
@@ -210,6 +215,7 @@ fn check_page(spool: &mut Spool, after: i64) -> Result<CheckedPage> {
     validate_pull_head(head.stable_bundle_seq, head.bundles > 0, after)?;
     let mut previous = after;
     let mut bundle_seqs = Vec::with_capacity(checker.bundles.len());
+    let mut bundle_hashes = Vec::with_capacity(checker.bundles.len());
     for b in checker.bundles {
         let h = &b.head;
         validate_bundle_head(
@@ -231,11 +237,13 @@ fn check_page(spool: &mut Spool, after: i64) -> Result<CheckedPage> {
         )?;
         previous = h.bundle_seq;
         bundle_seqs.push(h.bundle_seq);
+        bundle_hashes.push(b.hash);
     }
     Ok(CheckedPage {
         stable_bundle_seq: head.stable_bundle_seq,
         has_more: head.has_more,
         bundle_seqs,
+        bundle_hashes,
     })
 }
 
@@ -271,6 +279,10 @@ impl<'c> BundleTx<'c> {
 struct Applier<'p, 'c, 'a> {
     ctx: &'p Ctx<'a>,
     bundle_seqs: &'p [i64],
+    bundle_hashes: &'p [String],
+    /// The rows applied so far in this bundle, hashed: proof that what is committed is
+    /// what the check pass verified (the spool is read twice).
+    hasher: BundleHasher,
     tx: Option<BundleTx<'c>>,
     /// `updated_at` for the row states of the bundle being applied.
     updated_at: String,
@@ -298,17 +310,23 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             ));
         }
         self.tx = Some(tx);
+        self.hasher = BundleHasher::new();
         self.updated_at = rows::now_timestamp(self.ctx.conn)?;
         self.touched.clear();
         Ok(())
     }
 
     fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
+        self.hasher.push(&row);
         apply_row(self.ctx, &row, &self.updated_at, &mut self.touched)
     }
 
     fn bundle_end(&mut self, index: usize, head: BundleHead) -> Result<()> {
         if self.bundle_seqs.get(index) != Some(&head.bundle_seq) {
+            return Err(changed_underfoot());
+        }
+        let applied = std::mem::take(&mut self.hasher).finish().bundle_hash;
+        if self.bundle_hashes.get(index) != Some(&applied) {
             return Err(changed_underfoot());
         }
         let tx = self.tx.take().ok_or_else(changed_underfoot)?;

@@ -13,6 +13,7 @@ use crate::api::{HttpFailure, Remote, Reply};
 use crate::client::{sync_status, Ctx, SyncClient};
 use crate::codec::{parse_object, payloads_equivalent, PayloadForm};
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::ops::ahead::AheadSender;
 use crate::ops::conflict_apply::apply_conflict;
 use crate::ops::freeze;
 use crate::ops::recovery::enter_source_recovery;
@@ -403,42 +404,33 @@ fn may_be_consumed_lease(f: &HttpFailure, request: &PushSessionCreateRequest) ->
 }
 
 /// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time, then
-/// commits. While a chunk is in flight (sent by a helper thread: network only), the
-/// next chunk's body is read and serialised here; it is sent only after the previous
-/// chunk was acknowledged, so the server still sees them strictly in order.
+/// commits. While a chunk is in flight (sent by a helper thread: network only, see
+/// [`AheadSender`]), the next chunk's body is read and serialised here; it is sent only
+/// after the previous chunk was acknowledged, so the server still sees them strictly
+/// in order. Tokens, the 401 refresh and decoding stay on this thread.
 fn stage_and_commit(
     ctx: &Ctx,
     source: &str,
     push_id: &str,
     outbox: &OutboxBundle,
 ) -> Result<Upload> {
-    let remote = &ctx.remote;
     std::thread::scope(|scope| {
-        let (bodies, to_send) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-        let (replies, answered) = std::sync::mpsc::sync_channel(1);
-        scope.spawn(move || {
-            for body in to_send {
-                if replies
-                    .send(remote.push_chunk_body(source, push_id, body))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        upload_chunks(ctx, push_id, outbox, &bodies, &answered)
-        // Returning drops `bodies`: the helper finishes its request (if any) and ends.
+        let sender = AheadSender::spawn(scope, &ctx.remote);
+        upload_chunks(ctx, source, push_id, outbox, &sender)
+        // Returning drops the sender: the helper finishes its request (if any) and ends.
     })?;
     commit(ctx, source, push_id, outbox)
 }
 
+const CHUNK_UPLOAD: &str = "push chunk upload";
+
 /// The chunk loop of [`stage_and_commit`].
 fn upload_chunks(
     ctx: &Ctx,
+    source: &str,
     push_id: &str,
     outbox: &OutboxBundle,
-    bodies: &std::sync::mpsc::SyncSender<Vec<u8>>,
-    answered: &std::sync::mpsc::Receiver<Result<Reply<oversqlite_protocol::PushChunkResponse>>>,
+    sender: &AheadSender,
 ) -> Result<()> {
     let chunk = ctx.push_chunk_rows();
     let mut built = 0i64;
@@ -461,9 +453,9 @@ fn upload_chunks(
             None
         };
         if let Some(end) = in_flight.take() {
-            let reply = answered.recv().map_err(|_| {
-                SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
-            })??;
+            let (req, sent) = sender.recv(CHUNK_UPLOAD)?;
+            let reply: Reply<oversqlite_protocol::PushChunkResponse> =
+                ctx.remote.finish(req, sent, CHUNK_UPLOAD)?;
             match reply {
                 Reply::Ok(r) => {
                     if r.push_id != push_id || r.next_expected_row_ordinal != end {
@@ -473,16 +465,19 @@ fn upload_chunks(
                         )));
                     }
                 }
-                Reply::Failed(f) => return Err(push_failure(ctx, f, "push chunk upload")),
+                Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
             oversqlite_core::fault::point("push.after_chunk");
         }
         let Some((end, body)) = next else {
             return Ok(());
         };
-        bodies.send(body).map_err(|_| {
-            SyncError::new(ErrorKind::NetworkError, "push chunk upload: sender stopped")
-        })?;
+        let req = ctx.remote.authorized(
+            ctx.remote
+                .requests
+                .push_session_chunk_body(source, push_id, body),
+        )?;
+        sender.send(req, CHUNK_UPLOAD)?;
         in_flight = Some(end);
     }
 }
@@ -581,53 +576,80 @@ fn fetch_committed(
     outbox: &OutboxBundle,
     strict: bool,
 ) -> std::result::Result<CommittedRows, Fetch> {
-    let max_rows = ctx.settings.committed_rows_page;
-    let remote = &ctx.remote;
-    let backoff = ctx.settings.committed_not_found_backoff.as_slice();
-    // The next page downloads (and decodes) on a helper thread while this one hashes
-    // and compares the current page: client and server work overlap instead of
-    // alternating. Only network I/O moves to the helper; the database stays here.
+    // The next page downloads on a helper thread while this one is hashed and compared:
+    // client and server work overlap instead of alternating. Only the HTTP exchange
+    // moves to the helper ([`AheadSender`]); tokens and the database stay here.
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<PageResult>(1);
-        scope.spawn(move || prefetch_pages(remote, backoff, meta, max_rows, tx));
-        let result = verify_pages(ctx, meta, outbox, strict, &rx);
-        // An early return drops the receiver: the helper's next send fails and it ends.
-        drop(rx);
-        result
+        let mut pages = CommittedPages {
+            ctx,
+            meta,
+            sender: AheadSender::spawn(scope, &ctx.remote),
+            in_flight: None,
+            seen: 0,
+        };
+        pages.request(None)?;
+        verify_pages(ctx, meta, outbox, strict, &mut pages)
+        // Returning drops the sender: the helper finishes its request (if any) and ends.
     })
 }
 
-/// Fetches the pages in order, one ahead of the caller, and stops exactly where the
-/// caller will: after the last page, or after a page the caller will refuse (a
-/// failure, an invalid page, more rows than `row_count`).
-fn prefetch_pages(
-    remote: &Remote,
-    backoff: &[std::time::Duration],
-    meta: &CommittedMeta,
-    max_rows: i64,
-    tx: std::sync::mpsc::SyncSender<PageResult>,
-) {
-    let mut after = None;
-    let mut seen = 0i64;
-    loop {
-        let page = fetch_page(remote, backoff, meta, after, max_rows);
-        let next = match &page {
-            Ok(p) => {
-                seen += p.rows.len() as i64;
-                let go_on = p.has_more
-                    && seen <= meta.row_count
-                    && validate_committed_page(p, meta, after).is_ok();
-                go_on.then_some(p.next_row_ordinal)
+const COMMITTED_FETCH: &str = "committed bundle fetch";
+
+/// The committed pages in order, each requested as soon as the previous one arrived,
+/// and no further than the verifier will read: the next page is only asked for after a
+/// page that is valid, has more, and keeps within `row_count`.
+struct CommittedPages<'c> {
+    ctx: &'c Ctx<'c>,
+    meta: &'c CommittedMeta,
+    sender: AheadSender,
+    /// `after_row_ordinal` of the request in flight.
+    in_flight: Option<Option<i64>>,
+    seen: i64,
+}
+
+impl CommittedPages<'_> {
+    fn request(&mut self, after: Option<i64>) -> Result<()> {
+        let (remote, meta) = (&self.ctx.remote, self.meta);
+        let max_rows = self.ctx.settings.committed_rows_page;
+        let req = remote
+            .requests
+            .committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows);
+        self.sender.send(remote.authorized(req)?, COMMITTED_FETCH)?;
+        self.in_flight = Some(after);
+        Ok(())
+    }
+
+    /// The page in flight, once it arrived, after asking for the one that follows it.
+    fn next_page(&mut self) -> Option<PageResult> {
+        let after = self.in_flight.take()?;
+        let page = self.receive(after);
+        if let Ok(p) = &page {
+            self.seen += p.rows.len() as i64;
+            let go_on = p.has_more
+                && self.seen <= self.meta.row_count
+                && validate_committed_page(p, self.meta, after).is_ok();
+            if go_on {
+                if let Err(e) = self.request(Some(p.next_row_ordinal)) {
+                    return Some((after, Err(Fetch::Failed(e))));
+                }
             }
-            Err(_) => None,
-        };
-        if tx.send((after, page)).is_err() {
-            return;
         }
-        match next {
-            Some(n) => after = Some(n),
-            None => return,
-        }
+        Some((after, page))
+    }
+
+    fn receive(&self, after: Option<i64>) -> std::result::Result<CommittedPage, Fetch> {
+        let (req, sent) = self.sender.recv(COMMITTED_FETCH)?;
+        let first = self.ctx.remote.finish(req, sent, COMMITTED_FETCH)?;
+        let backoff = self.ctx.settings.committed_not_found_backoff.as_slice();
+        let max_rows = self.ctx.settings.committed_rows_page;
+        finish_page(&self.ctx.remote, backoff, self.meta, after, max_rows, first)
+    }
+}
+
+impl Iterator for CommittedPages<'_> {
+    type Item = PageResult;
+    fn next(&mut self) -> Option<PageResult> {
+        self.next_page()
     }
 }
 
@@ -637,7 +659,7 @@ fn verify_pages(
     meta: &CommittedMeta,
     outbox: &OutboxBundle,
     strict: bool,
-    pages: &std::sync::mpsc::Receiver<PageResult>,
+    pages: &mut dyn Iterator<Item = PageResult>,
 ) -> std::result::Result<CommittedRows, Fetch> {
     let mut hasher = BundleHasher::new();
     let mut out = CommittedRows {
@@ -647,7 +669,7 @@ fn verify_pages(
     };
     let mut outbox_after: Option<i64> = None;
     let mut complete = false;
-    for (after, page) in pages.iter() {
+    for (after, page) in pages {
         let page = page?;
         validate_committed_page(&page, meta, after)?;
         // A server that keeps paging past the advertised count is broken; stop now
@@ -677,9 +699,15 @@ fn verify_pages(
             let Some(o) = uploaded.get(i) else {
                 continue; // more committed rows than uploaded: reported after the hash
             };
+            // A stored wire text that may have rounded a big integer proves nothing
+            // about the live value: keep the committed payload so the replay writes it.
+            let rounded = o
+                .wire_payload
+                .as_deref()
+                .is_some_and(freeze::may_be_rounded);
             match compare_row(ctx, position, row, o, strict) {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(true) if !rounded => {}
+                Ok(_) => {
                     let payload = row
                         .payload
                         .as_ref()
@@ -724,17 +752,20 @@ fn verify_pages(
     Ok(out)
 }
 
-/// One committed-rows page, with the bounded retry while the commit is not visible.
-fn fetch_page(
+/// One committed-rows page from its first answer, with the bounded retry (requests
+/// sent from this thread) while the commit is not visible yet (§2.7).
+fn finish_page(
     remote: &Remote,
     backoff: &[std::time::Duration],
     meta: &CommittedMeta,
     after: Option<i64>,
     max_rows: i64,
+    first: Reply<CommittedPage>,
 ) -> std::result::Result<CommittedPage, Fetch> {
+    let mut reply = first;
     let mut attempt = 0usize;
     loop {
-        match remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)? {
+        match reply {
             Reply::Ok(p) => return Ok(p),
             Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
                 return Err(Fetch::Pruned)
@@ -744,11 +775,11 @@ fn fetch_page(
                     && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
                     && attempt < backoff.len() =>
             {
-                // The commit may not be visible yet (§2.7): bounded retry.
                 std::thread::sleep(backoff[attempt]);
                 attempt += 1;
+                reply = remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)?;
             }
-            Reply::Failed(f) => return Err(Fetch::Failed(f.into_error("committed bundle fetch"))),
+            Reply::Failed(f) => return Err(Fetch::Failed(f.into_error(COMMITTED_FETCH))),
         }
     }
 }

@@ -53,6 +53,7 @@ pub fn schema_sql(name: &str) -> Vec<&'static str> {
         "typed-rows" => vec![
             "CREATE TABLE typed_rows (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, note TEXT NULL, count_value INTEGER NULL, enabled_flag INTEGER NOT NULL, rating REAL NULL, data BLOB NULL, created_at TEXT NULL)",
         ],
+        "counters" => vec!["CREATE TABLE counters (id TEXT PRIMARY KEY NOT NULL, n INTEGER NULL)"],
         other => panic!("unknown fixture schema {other}"),
     }
 }

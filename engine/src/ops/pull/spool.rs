@@ -57,18 +57,17 @@ impl Spool {
     }
 
     fn create_in(path: &Path) -> std::io::Result<Spool> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        let path = if cfg!(unix) {
-            // The open handle keeps the data; the name is no longer needed.
-            std::fs::remove_file(path)?;
-            None
-        } else {
-            Some(path.to_path_buf())
-        };
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        // Pulled rows are the user's data: readable by the owner only, also in a
+        // shared temp directory.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
+        // On Unix the open handle keeps the data and the name is dropped at once; if
+        // that fails (or elsewhere) the name is kept and deleted when the spool drops.
+        let unlinked = cfg!(unix) && std::fs::remove_file(path).is_ok();
+        let path = (!unlinked).then(|| path.to_path_buf());
         Ok(Spool { file, path })
     }
 
@@ -95,5 +94,42 @@ impl Drop for Spool {
         if let Some(p) = self.path.take() {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_spool_is_private_nameless_and_readable_from_the_start() {
+        let dir =
+            std::env::temp_dir().join(format!("spool-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let conn = Connection::open(dir.join("app.db")).unwrap();
+        let listing = || -> Vec<String> {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".oversqlite-pull-"))
+                .collect()
+        };
+        let mut spool = Spool::create(&conn).unwrap();
+        assert_eq!(
+            listing(),
+            Vec::<String>::new(),
+            "the name is gone once open"
+        );
+        let mode = spool.file_mut().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        spool.file_mut().write_all(b"page body").unwrap();
+        let mut text = String::new();
+        spool.reader().unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "page body");
+        drop(spool);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

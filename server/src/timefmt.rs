@@ -46,6 +46,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// `now_ms` plus a TTL in seconds, saturating: a huge configured TTL means "never expires",
+/// not an overflow panic (debug) or a wrapped, already-past deadline (release).
+pub fn deadline_ms(now_ms: i64, ttl_secs: i64) -> i64 {
+    now_ms.saturating_add(ttl_secs.saturating_mul(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,10 +71,4 @@ mod tests {
         // The farthest deadline still renders (snapshot `expires_at`).
         assert!(rfc3339_from_ms(i64::MAX).ends_with(".807Z"));
     }
-}
-
-/// `now_ms` plus a TTL in seconds, saturating: a huge configured TTL means "never expires",
-/// not an overflow panic (debug) or a wrapped, already-past deadline (release).
-pub fn deadline_ms(now_ms: i64, ttl_secs: i64) -> i64 {
-    now_ms.saturating_add(ttl_secs.saturating_mul(1000))
 }

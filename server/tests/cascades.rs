@@ -1,6 +1,6 @@
 //! `on_delete = "cascade"` foreign keys: the committed bundle of a push is exactly the pushed
 //! rows (clients compare it with their outbox position by position), and the rows a cascade
-//! removes are committed as the next bundle, from the server-side source "server-cascade",
+//! removes are committed as the next bundle, from the server-side source " server-cascade",
 //! which every device (the pusher included) receives by pull.
 
 mod common;
@@ -11,7 +11,7 @@ use common::*;
 use oversqlite_protocol::{bundle_hash, Bundle, BundleRow, PullResponse};
 use serde_json::{json, Value};
 
-const CASCADE: &str = "server-cascade";
+const CASCADE: &str = " server-cascade";
 
 fn insert(table: &str, id: &str, payload: Value) -> Value {
     json!({"schema":"business","table":table,"key":{"id":id},"op":"INSERT","base_row_version":0,"payload":payload})
@@ -105,7 +105,7 @@ fn cascade_of_rows_the_pusher_never_saw_is_a_separate_bundle() {
         (&json!(CASCADE), &json!(1))
     );
     assert_eq!(rows, [s("team_members", "m9", "DELETE", 4)]);
-    let expected = "{\"bundle_seq\":4,\"source_id\":\"server-cascade\",\"source_bundle_id\":1}";
+    let expected = "{\"bundle_seq\":4,\"source_id\":\" server-cascade\",\"source_bundle_id\":1}";
     assert!(
         watch.wait_for(expected, 1, Duration::from_secs(5)),
         "cascade watch event: {}",

@@ -582,7 +582,7 @@ fn push_session_validation_errors_write_nothing() {
     ];
     for (row, message) in &invalid_rows {
         let v = assert_error(
-            alice.chunk(&push_id, 0, &[row.clone()]),
+            alice.chunk(&push_id, 0, std::slice::from_ref(row)),
             400,
             "push_chunk_invalid",
         );

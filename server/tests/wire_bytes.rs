@@ -1,7 +1,8 @@
 //! The row-carrying read bodies (pull, committed rows, snapshot chunks) are encoded from
 //! the stored payload text instead of the protocol types: they must stay byte-for-byte what
 //! encoding the protocol types produces, with the after-images the store holds. Also:
-//! snapshot chunks across stored blocks, the reserved cascade source id, and staged push
+//! snapshot chunks across stored blocks (by row count and by size), the cascade source id no
+//! client can name, and staged push
 //! chunks and snapshot sessions across an upgrade and a restart.
 
 mod common;
@@ -249,21 +250,87 @@ fn snapshot_chunks_cross_stored_blocks_at_any_position() {
     assert_eq!(past.next_row_ordinal, 2_500);
 }
 
+/// Blocks also close by size, so a snapshot of large rows never builds one stored value
+/// near SQLite's 1 GB limit (a single value that large is refused, failing every
+/// snapshot of the user).
 #[test]
-fn the_cascade_source_id_is_reserved() {
+fn snapshot_blocks_of_large_rows_close_by_size() {
     let server = Server::start(&[]);
     let alice = server.client("alice", "dev-1");
-    for source in ["server-cascade", " server-cascade "] {
-        let reserved = alice.with_source(source);
-        assert_error(reserved.get("/sync/capabilities"), 400, "invalid_request");
-        assert_error(
-            reserved.post("/sync/connect", json!({"has_local_pending_rows": false})),
-            400,
-            "invalid_request",
+    alice.connect(false);
+    let big = "x".repeat(1 << 20);
+    let rows: Vec<Value> = (0..10)
+        .map(|i| user_row("INSERT", &format!("u{i:02}"), &format!("{i}{big}"), 0))
+        .collect();
+    alice.push_ok(1, &rows);
+    let (status, session) = alice.post_raw("/sync/snapshot-sessions", None);
+    assert_eq!(status, 200, "{session}");
+    let id = session["snapshot_id"].as_str().unwrap().to_string();
+
+    let store = rusqlite::Connection::open(&server.data).unwrap();
+    let (blocks, largest): (i64, i64) = store
+        .query_row(
+            "SELECT COUNT(*), MAX(length(rows)) FROM _oversync_snapshot_blocks WHERE snapshot_id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(blocks >= 3, "10 rows of 1 MiB in {blocks} blocks");
+    assert!(largest <= 4 << 20, "largest block {largest} bytes");
+    // Pages of 3 rows (the test client reads at most 10 MB per response).
+    let mut names = Vec::new();
+    let mut after = 0;
+    loop {
+        let chunk = snapshot_chunk(&alice, &id, after, 3);
+        names.extend(
+            chunk
+                .rows
+                .iter()
+                .map(|r| r.payload["name"].as_str().unwrap().to_string()),
         );
+        after = chunk.next_row_ordinal;
+        if !chunk.has_more {
+            break;
+        }
     }
-    // Ids merely containing it are ordinary sources.
-    alice.with_source("server-cascade-2").connect(false);
+    let expected: Vec<String> = (0..10).map(|i| format!("{i}{big}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn no_client_can_name_the_cascade_source() {
+    let server = Server::start(&[]);
+    let alice = server.client("alice", "dev-1");
+    alice.connect(false);
+    alice.push_ok(1, &[user_row("INSERT", "u1", "Ann", 0)]);
+    // The cascade bundles' id starts with a space; headers are trimmed, so every id a
+    // client can send, `server-cascade` included, is an ordinary source (the reference
+    // reserves none).
+    let named = alice.with_source(" server-cascade ");
+    named.connect(false);
+    named.push_ok(1, &[user_row("INSERT", "u2", "Bob", 0)]);
+    let (status, page) = named.get("/sync/pull?after_bundle_seq=0&max_bundles=10");
+    assert_eq!(status, 200, "{page}");
+    let sources: Vec<&str> = page["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["source_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["dev-1", "server-cascade"]);
+    // A rotation cannot hand out the cascade id either: `new_source_id` is trimmed too,
+    // so the rotated device gets the ordinary id and can use it.
+    let bob = server.client("bob", "dev-b");
+    bob.connect(false);
+    bob.push_ok(1, &[user_row("INSERT", "b1", "Bea", 0)]);
+    let rotate = json!({"source_replacement": {"previous_source_id": "dev-b",
+        "new_source_id": " server-cascade", "reason": "source_sequence_changed"}});
+    let (status, body) = bob.post("/sync/snapshot-sessions", rotate);
+    assert_eq!(status, 200, "{body}");
+    assert_error(bob.create(2, 1), 409, "source_retired");
+    let rotated = bob.with_source("server-cascade");
+    rotated.connect(false);
+    rotated.push_ok(1, &[user_row("INSERT", "b2", "Ben", 0)]);
 }
 
 #[test]

@@ -130,16 +130,6 @@ pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, R
         )
         .into_response());
     }
-    // The server commits cascaded deletes as bundles of its own source; a client writing
-    // under that id would interleave with its `source_bundle_id` sequence. The reference
-    // has no such id, so this is answered like any unusable header value.
-    if source == crate::service::cascade::CASCADE_SOURCE_ID {
-        return Err(ApiError::bad_request(
-            codes::INVALID_REQUEST,
-            format!("{SOURCE_ID_HEADER} {source:?} is reserved for server-originated bundles"),
-        )
-        .into_response());
-    }
     if state.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::new(
             503,

@@ -10,8 +10,12 @@ use crate::error::ServiceResult;
 use crate::state::AppState;
 
 /// Server-side source id of the bundles holding cascaded deletes (own contiguous
-/// `source_bundle_id` per user, like any source).
-pub const CASCADE_SOURCE_ID: &str = "server-cascade";
+/// `source_bundle_id` per user, like any source). It starts with a space: header values
+/// lose surrounding whitespace (HTTP and the request guard trim them) and so does
+/// `source_replacement.new_source_id`, so no client can ever write under this id or be
+/// handed it, while `server-cascade` itself stays an ordinary client id as in the
+/// reference, which has no reserved ids.
+pub const CASCADE_SOURCE_ID: &str = " server-cascade";
 
 /// Deletes, depth first and children in key order, every row that still references one of
 /// `roots` (`(qualified table, key)` in the order given) through a cascading foreign key.

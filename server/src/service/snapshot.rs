@@ -144,13 +144,17 @@ pub fn create(
     })
 }
 
-/// Rows per stored snapshot block.
+/// Rows per stored snapshot block, at most.
 const BLOCK_ROWS: i64 = 1000;
+/// Bytes of row text per stored block, about: a block is closed before a row would take
+/// it past this, so a block of large rows never approaches SQLite's 1 GB value limit
+/// (a row larger than this is a block of its own) and building one stays small.
+const BLOCK_BYTES: usize = 4 << 20;
 
 /// Copies every live row, ordered by (table, key), into the session; ordinals from 1.
 ///
-/// The frozen rows are stored in blocks of [`BLOCK_ROWS`]: one store row holds the rows'
-/// wire JSON objects (exactly what a chunk response carries for them), one per line
+/// The frozen rows are stored in blocks of up to [`BLOCK_ROWS`] rows and about
+/// [`BLOCK_BYTES`] bytes: one store row holds the rows' wire JSON objects (exactly what a chunk response carries for them), one per line
 /// (compact JSON never contains a raw newline). Writing and reading one store row per
 /// snapshot row, and re-encoding each row per chunk, was most of a hydrate's server time.
 fn materialise(
@@ -180,8 +184,11 @@ fn materialise(
                     "snapshot exceeds the per-session row or byte limit".into(),
                 ));
             }
+            if block.text.len() + payload.len() > BLOCK_BYTES {
+                block.store(conn)?;
+            }
             block.push_row(table, text_column(r, n + 1)?, r.get::<_, i64>(n)?, &payload)?;
-            if block.rows == BLOCK_ROWS {
+            if block.rows == BLOCK_ROWS || block.text.len() >= BLOCK_BYTES {
                 block.store(conn)?;
             }
         }

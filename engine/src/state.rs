@@ -70,49 +70,35 @@ pub struct OutboxRow {
     pub wire_payload: Option<String>,
 }
 
-pub fn outbox_rows(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op, base_row_version, local_payload, wire_payload
-         FROM _sync_outbox_rows ORDER BY source_bundle_id, row_ordinal",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(OutboxRow {
-                source_bundle_id: r.get(0)?,
-                row_ordinal: r.get(1)?,
-                schema_name: r.get(2)?,
-                table_name: r.get(3)?,
-                key_json: r.get(4)?,
-                wire_key_json: r.get(5)?,
-                op: r.get(6)?,
-                base_row_version: r.get(7)?,
-                local_payload: r.get(8)?,
-                wire_payload: r.get(9)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+/// Columns of `_sync_outbox_rows` in [`outbox_row_of`] order.
+pub const OUTBOX_COLUMNS: &str = "source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op, base_row_version, local_payload, wire_payload";
+
+/// An outbox row selected as [`OUTBOX_COLUMNS`].
+pub fn outbox_row_of(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        source_bundle_id: r.get(0)?,
+        row_ordinal: r.get(1)?,
+        schema_name: r.get(2)?,
+        table_name: r.get(3)?,
+        key_json: r.get(4)?,
+        wire_key_json: r.get(5)?,
+        op: r.get(6)?,
+        base_row_version: r.get(7)?,
+        local_payload: r.get(8)?,
+        wire_payload: r.get(9)?,
+    })
 }
 
-pub fn insert_outbox_row(conn: &Connection, r: &OutboxRow) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO _sync_outbox_rows(source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op,
-         base_row_version, local_payload, wire_payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-            r.source_bundle_id,
-            r.row_ordinal,
-            r.schema_name,
-            r.table_name,
-            r.key_json,
-            r.wire_key_json,
-            r.op,
-            r.base_row_version,
-            r.local_payload,
-            r.wire_payload
-        ],
-    )?;
-    Ok(())
+/// Every outbox row, in bundle order (only paths that need them all: conflict
+/// resolution and rebuilds; pushes page through them).
+pub fn outbox_rows(conn: &Connection) -> Result<Vec<OutboxRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM _sync_outbox_rows ORDER BY source_bundle_id, row_ordinal"
+    ))?;
+    let rows = stmt
+        .query_map([], outbox_row_of)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 fn count(conn: &Connection, table: &str) -> Result<i64> {

@@ -7,7 +7,7 @@
 
 use oversqlite_protocol::canonical::write_string;
 use oversqlite_protocol::{canonical_json, Op, Payload, PushRequestRow, RequestHasher, SyncKey};
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection};
 use serde_json::Value;
 
 use crate::client::Ctx;
@@ -16,7 +16,7 @@ use crate::codec::{
 };
 use crate::error::{Result, SyncError};
 use crate::schema::ManagedTable;
-use crate::state::{self, OutboxBundle, OutboxRow};
+use crate::state::{self, outbox_row_of, OutboxBundle, OutboxRow, OUTBOX_COLUMNS};
 use crate::tx::write_tx;
 
 /// A fully loaded outbox: the singleton, its rows, and the push rows built from them.
@@ -26,24 +26,6 @@ pub struct Outbox {
     pub bundle: OutboxBundle,
     pub rows: Vec<OutboxRow>,
     pub push_rows: Vec<PushRequestRow>,
-}
-
-/// Columns of `_sync_outbox_rows` in [`outbox_row_of`] order.
-const OUTBOX_COLUMNS: &str = "source_bundle_id, row_ordinal, schema_name, table_name, key_json, wire_key_json, op, base_row_version, local_payload, wire_payload";
-
-fn outbox_row_of(r: &Row) -> rusqlite::Result<OutboxRow> {
-    Ok(OutboxRow {
-        source_bundle_id: r.get(0)?,
-        row_ordinal: r.get(1)?,
-        schema_name: r.get(2)?,
-        table_name: r.get(3)?,
-        key_json: r.get(4)?,
-        wire_key_json: r.get(5)?,
-        op: r.get(6)?,
-        base_row_version: r.get(7)?,
-        local_payload: r.get(8)?,
-        wire_payload: r.get(9)?,
-    })
 }
 
 /// Up to `limit` outbox rows of `source_bundle_id` after `after_ordinal` (`None`:

@@ -115,13 +115,8 @@ impl Requests {
         push_id: &str,
         body: &PushChunkRequest,
     ) -> HttpRequest {
-        self.req(
-            "POST",
-            &format!("/sync/push-sessions/{}/chunks", percent_encode(push_id)),
-            &[],
-            source_id,
-            json_body(body),
-        )
+        let body = serde_json::to_vec(body).expect("wire types serialise");
+        self.push_session_chunk_body(source_id, push_id, body)
     }
 
     /// The same route with a body already serialised (the engine writes chunk bodies

@@ -78,13 +78,46 @@ pub fn send_with_retry(
     policy: &RetryPolicy,
     request: &HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
+    retry_loop(policy, || transport.send(request))
+}
+
+/// What the retry rule needs to see of an answer.
+trait Answer {
+    fn status(&self) -> u16;
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+impl Answer for HttpResponse {
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        HttpResponse::header(self, name)
+    }
+}
+
+impl Answer for ResponseHead {
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        ResponseHead::header(self, name)
+    }
+}
+
+/// Runs `attempt` until it answers with a status that is not retryable, or the
+/// policy's attempts are used up (returning the last outcome).
+fn retry_loop<T: Answer>(
+    policy: &RetryPolicy,
+    mut attempt_once: impl FnMut() -> Result<T, TransportError>,
+) -> Result<T, TransportError> {
     let attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        let outcome = transport.send(request);
+        let outcome = attempt_once();
         let delay = match &outcome {
-            Ok(resp) if is_retryable_status(resp.status) => {
-                policy.backoff(attempt, retry_after(resp.header("Retry-After")))
+            Ok(answer) if is_retryable_status(answer.status()) => {
+                policy.backoff(attempt, retry_after(answer.header("Retry-After")))
             }
             Ok(_) => return outcome,
             Err(_) => policy.backoff(attempt, None),
@@ -115,22 +148,8 @@ pub fn send_to_with_retry(
     request: &HttpRequest,
     file: &mut File,
 ) -> Result<ResponseHead, TransportError> {
-    let attempts = policy.max_attempts.max(1);
-    let mut attempt = 1;
-    loop {
+    retry_loop(policy, || {
         reset_spool(file)?;
-        let outcome = transport.send_to(request, file);
-        let delay = match &outcome {
-            Ok(head) if is_retryable_status(head.status) => {
-                policy.backoff(attempt, retry_after(head.header("Retry-After")))
-            }
-            Ok(_) => return outcome,
-            Err(_) => policy.backoff(attempt, None),
-        };
-        if attempt >= attempts {
-            return outcome;
-        }
-        std::thread::sleep(delay);
-        attempt += 1;
-    }
+        transport.send_to(request, file)
+    })
 }

@@ -448,7 +448,6 @@ impl<'a> Remote<'a> {
         )
     }
 
-    /// Uploads a chunk whose JSON body (a `PushChunkRequest`) is already serialised.
     pub fn commit_push(&self, source: &str, push_id: &str) -> Result<Reply<PushCommitResponse>> {
         self.call(
             self.requests.push_session_commit(source, push_id),

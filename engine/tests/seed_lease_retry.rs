@@ -7,11 +7,7 @@ mod support;
 
 use oversqlite_engine::transport::ScriptedResponse;
 use serde_json::{json, Value};
-use support::fake_server::{route, FakeServer};
-
-fn create_bodies(server: &FakeServer) -> Vec<Value> {
-    server.with(|s| s.create_requests.clone())
-}
+use support::fake_server::{route, source_of, FakeServer};
 
 fn seeded_device(
     server: &FakeServer,
@@ -34,35 +30,47 @@ fn seeded_device(
     (db, conn, client)
 }
 
+/// The seeding commit succeeded but its response was lost: the scope is initialised,
+/// so the lease id is refused, and the same tuple without it is `already_committed`.
 #[test]
 fn a_refused_lease_is_retried_without_it_whatever_the_message_says() {
-    let server = FakeServer::new(|_, req| {
+    let server = FakeServer::new(|st, req| {
         let first_with_lease = route(req).0 == "push_create"
             && req
                 .body_json()
                 .is_some_and(|b| b.get("initialization_id").is_some());
-        first_with_lease
-            .then(|| ScriptedResponse::error(400, "push_session_invalid", "scope already set up"))
+        first_with_lease.then(|| {
+            let rows = serde_json::from_value(json!([{"schema":"main","table":"users",
+                "key":{"id":"u1"},"op":"INSERT","row_version":0,"payload":{"id":"u1","name":"Ada"}}]))
+            .unwrap();
+            st.commit_rows(&source_of(req), 1, rows);
+            ScriptedResponse::error(400, "push_session_invalid", "scope already set up")
+        })
     });
     let (_db, conn, mut client) = seeded_device(&server);
 
     let report = client.push_pending(&conn).unwrap();
     assert_eq!(report.row_count, 1);
-    let creates = create_bodies(&server);
-    assert_eq!(
-        creates.len(),
-        1,
-        "the fake server records the create it answered itself"
-    );
-    assert!(creates[0].get("initialization_id").is_none());
-    let lease_creates = server
+    let creates: Vec<Value> = server
         .transport
         .requests()
         .iter()
         .filter(|r| route(r).0 == "push_create")
-        .filter(|r| r.body_json().unwrap()["initialization_id"] == json!("init-connect"))
+        .map(|r| r.body_json().unwrap())
+        .collect();
+    assert_eq!(creates.len(), 2);
+    assert_eq!(creates[0]["initialization_id"], json!("init-connect"));
+    assert!(creates[1].get("initialization_id").is_none());
+    let chunks = server
+        .transport
+        .requests()
+        .iter()
+        .filter(|r| route(r).0 == "push_chunk")
         .count();
-    assert_eq!(lease_creates, 1);
+    assert_eq!(
+        chunks, 0,
+        "nothing uploaded again: the bundle was already committed"
+    );
     assert_eq!(
         support::scalar_text(
             &conn,
@@ -73,6 +81,48 @@ fn a_refused_lease_is_retried_without_it_whatever_the_message_says() {
     assert_eq!(
         support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
         0
+    );
+}
+
+/// The lease lapsed and another source seeded the scope: the retry without the id is
+/// answered `staging`, which proves our seed never committed. A lost lease (§7.3): the
+/// device's anonymous rows must not be uploaded into that scope.
+#[test]
+fn a_retry_answered_staging_means_the_lease_was_lost() {
+    let server = FakeServer::new(|_, req| {
+        let with_lease = route(req).0 == "push_create"
+            && req
+                .body_json()
+                .is_some_and(|b| b.get("initialization_id").is_some());
+        with_lease.then(|| {
+            ScriptedResponse::error(
+                400,
+                "push_session_invalid",
+                "initialization_id given after initialization",
+            )
+        })
+    });
+    let (_db, conn, mut client) = seeded_device(&server);
+
+    let err = client.push_pending(&conn).unwrap_err();
+    assert_eq!(err.code(), "initialization_lease_invalid", "{err}");
+    let sent = server.transport.requests();
+    assert_eq!(
+        sent.iter().filter(|r| route(r).0 == "push_chunk").count(),
+        0
+    );
+    assert_eq!(
+        sent.iter().filter(|r| route(r).0 == "push_delete").count(),
+        1
+    );
+    assert_eq!(
+        support::scalar_text(&conn, "SELECT binding_state FROM _sync_attachment_state"),
+        "anonymous"
+    );
+    assert_eq!(
+        support::app_rows(&conn, "users"),
+        json!([{"id":"u1","name":"Ada"}]),
+        "local rows are kept"
     );
 }
 

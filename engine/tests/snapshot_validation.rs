@@ -1,6 +1,6 @@
 //! A malformed snapshot changes nothing: a row newer than the snapshot itself, or a key
-//! listed twice (found when the last chunk is staged, so the bad stage never becomes a
-//! complete, reusable one and a retry downloads the snapshot again).
+//! listed twice (checked before the final apply, whichever way the stage was completed;
+//! the bad stage is dropped, so a retry downloads the snapshot again).
 
 mod support;
 
@@ -100,4 +100,58 @@ fn a_key_listed_twice_is_refused_and_the_retry_downloads_again() {
         support::app_rows(&conn, "users"),
         json!([{"id":"a","name":"name of a"},{"id":"b","name":"name of b"},{"id":"c","name":"name of c"}])
     );
+}
+
+/// All rows, the duplicate included, arrive in a `has_more` chunk and the last chunk is
+/// empty (§2.10 allows it): the stage is complete before the last chunk. Attach's
+/// remote replace reuses a complete stage, so the check must not depend on which chunk
+/// completed it.
+#[test]
+fn a_duplicate_in_a_stage_completed_before_its_last_chunk_is_never_applied() {
+    let server = FakeServer::new(move |_, req| {
+        let (name, id) = route(req);
+        match name {
+            "connect" => Some(ScriptedResponse::ok(
+                json!({"resolution": "remote_authoritative"}),
+            )),
+            "snapshot_create" => Some(ScriptedResponse::ok(json!({
+                "snapshot_id": "snap-1", "snapshot_bundle_seq": 1, "row_count": 2,
+                "byte_count": 10, "expires_at": "2099-01-01T00:00:00Z"}))),
+            "snapshot_chunk" if qi64(req, "after_row_ordinal").unwrap_or(0) == 0 => {
+                let row = |n: &str| {
+                    json!({"schema":"main","table":"users","key":{"id":"u1"},
+                    "row_version":1,"payload":{"id":"u1","name":n}})
+                };
+                Some(ScriptedResponse::ok(
+                    json!({"snapshot_id": id, "snapshot_bundle_seq": 1,
+                    "rows": [row("first"), row("second")], "next_row_ordinal": 2, "has_more": true}),
+                ))
+            }
+            "snapshot_chunk" => Some(ScriptedResponse::ok(json!({"snapshot_id": id,
+                "snapshot_bundle_seq": 1, "rows": [], "next_row_ordinal": 2, "has_more": false}))),
+            "snapshot_delete" => Some(ScriptedResponse::Json(204, Value::Null)),
+            _ => None,
+        }
+    });
+    let db = support::TestDb::new();
+    let conn = db.create("users", &[("users".into(), "id".into())], "main");
+    support::open(&conn);
+    let mut client = support::client_for(&server);
+    for attempt in 1..=2 {
+        let err = client.attach(&conn, "user-1").unwrap_err();
+        assert_eq!(err.code(), "protocol_error", "attempt {attempt}: {err}");
+        assert!(
+            err.to_string().contains("more than once"),
+            "attempt {attempt}: {err}"
+        );
+        assert_eq!(
+            support::app_rows(&conn, "users"),
+            json!([]),
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_snapshot_stage"),
+            0
+        );
+    }
 }

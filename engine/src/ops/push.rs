@@ -326,16 +326,25 @@ fn upload(ctx: &Ctx, outbox: &OutboxBundle) -> Result<Upload> {
         Reply::Failed(f) if may_be_consumed_lease(&f, &request) => {
             // §12 hazard: the commit that finished seeding succeeded but its response
             // was lost, so the scope is now initialised and refuses the lease id. The
-            // same tuple without the id is then answered `already_committed` (or
-            // staged anew); the replay clears the local lease either way. The refusal
-            // is recognised by its code alone (message texts are not a contract): if
-            // the request was invalid for another reason, the retry is refused the same
-            // way and the original refusal is what the caller sees.
+            // same tuple without the id is then answered `already_committed`, and the
+            // replay clears the local lease. The refusal is recognised by its code alone
+            // (message texts are not a contract): if the request was invalid for another
+            // reason, the retry is refused the same way and the original refusal is what
+            // the caller sees.
             let retry = PushSessionCreateRequest {
                 initialization_id: None,
                 ..request.clone()
             };
             match ctx.remote.create_push(&source, &retry)? {
+                Reply::Ok(PushSessionCreateResponse::Staging { push_id, .. }) => {
+                    // Our seed never committed, yet the scope is initialised: the lease
+                    // lapsed and another source seeded it. That is a lost lease (§7.3),
+                    // not a lost commit; uploading now would push this device's
+                    // anonymous rows into a scope it never seeded.
+                    ctx.remote
+                        .best_effort(ctx.remote.requests.push_session_delete(&source, &push_id));
+                    return Err(lose_lease(ctx, "initialization_stale")?);
+                }
                 Reply::Ok(r) => r,
                 // Refused in the same way: the lease was not the problem.
                 Reply::Failed(again) if again.code() == f.code() => {

@@ -240,12 +240,12 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
             let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
             drop(chunk);
             if !has_more {
-                write_chunk(ctx, id, &staged, true)?;
+                write_chunk(ctx, id, &staged)?;
                 oversqlite_core::fault::point("snapshot.after_stage_chunk");
                 return Ok(());
             }
             in_flight = send(remote.snapshot_chunk_request(source, id, next, max_rows)?);
-            write_chunk(ctx, id, &staged, false)?;
+            write_chunk(ctx, id, &staged)?;
             oversqlite_core::fault::point("snapshot.after_stage_chunk");
             after = next;
         }
@@ -269,11 +269,8 @@ fn convert_chunk<'t>(
     Ok(StagedChunk { after, rows })
 }
 
-/// Writes one converted chunk to the stage in its own short transaction. With the
-/// `last` chunk the whole stage is checked for a key listed twice, in the same
-/// transaction: a malformed snapshot then never becomes a complete (reusable) stage,
-/// so a retry downloads it again instead of failing on the same stage forever.
-fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk, last: bool) -> Result<()> {
+/// Writes one converted chunk to the stage in its own short transaction.
+fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> {
     write_tx(ctx.conn, |c| {
         // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
         let mut insert = c.prepare_cached(
@@ -291,9 +288,6 @@ fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk, last: bool) ->
                 version,
                 payload
             ])?;
-        }
-        if last {
-            refuse_duplicate_keys(c, snapshot_id)?;
         }
         Ok(())
     })
@@ -346,6 +340,16 @@ pub(crate) fn final_apply(
     }
     let schema = ctx.config.schema.clone();
     let snapshot_id = session.snapshot_id.clone();
+    if let Err(malformed) = refuse_duplicate_keys(ctx.conn, &snapshot_id) {
+        // Whatever way the stage was completed (a reused one included), a malformed
+        // snapshot is dropped, so the next attempt downloads it again instead of
+        // failing on the same stage forever.
+        write_tx(ctx.conn, |c| {
+            c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+            Ok(())
+        })?;
+        return Err(malformed);
+    }
     oversqlite_core::fault::point("snapshot.before_final_apply");
     let tables = apply_tx(ctx.conn, |conn| {
         let att = state::attachment(conn)?;

@@ -99,8 +99,8 @@ fn unauthorized(text: &str) -> Response {
 }
 
 /// Bearer token first (401 plain text, like the reference example), then the
-/// `Oversync-Source-ID` header (400 `invalid_request` when blank or the server's reserved
-/// cascade source id); 503 while shutting down.
+/// `Oversync-Source-ID` header (400 `invalid_request` when blank; the value is trimmed, so
+/// the cascade bundles' leading-space id can never arrive here); 503 while shutting down.
 pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)

@@ -102,24 +102,37 @@ fn transport_error(url: &str, e: ureq::Error) -> TransportError {
     }
 }
 
-impl Transport for UreqTransport {
-    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+impl UreqTransport {
+    /// Sends `request` on the regular agent; returns the status and headers, and the
+    /// body still unread (buffered or streamed by the caller).
+    fn exchange(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<(ResponseHead, ureq::Body), TransportError> {
         let req = Self::build(request)?;
         let resp = self
             .agent
             .run(req)
             .map_err(|e| transport_error(&request.url, e))?;
-        let status = resp.status().as_u16();
-        let headers = headers_of(&resp);
-        let body = resp
-            .into_body()
+        let head = ResponseHead {
+            status: resp.status().as_u16(),
+            headers: headers_of(&resp),
+        };
+        Ok((head, resp.into_body()))
+    }
+}
+
+impl Transport for UreqTransport {
+    fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let (head, body) = self.exchange(request)?;
+        let body = body
             .into_with_config()
             .limit(self.config.max_body_bytes)
             .read_to_vec()
             .map_err(|e| transport_error(&request.url, e))?;
         Ok(HttpResponse {
-            status,
-            headers,
+            status: head.status,
+            headers: head.headers,
             body,
         })
     }
@@ -131,15 +144,8 @@ impl Transport for UreqTransport {
         request: &HttpRequest,
         sink: &mut dyn Write,
     ) -> Result<ResponseHead, TransportError> {
-        let req = Self::build(request)?;
-        let resp = self
-            .agent
-            .run(req)
-            .map_err(|e| transport_error(&request.url, e))?;
-        let status = resp.status().as_u16();
-        let headers = headers_of(&resp);
-        let mut reader = resp
-            .into_body()
+        let (head, body) = self.exchange(request)?;
+        let mut reader = body
             .into_with_config()
             .limit(self.config.max_body_bytes)
             .reader();
@@ -149,7 +155,7 @@ impl Transport for UreqTransport {
                 super::redact_url(&request.url)
             ),
         })?;
-        Ok(ResponseHead { status, headers })
+        Ok(head)
     }
 
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {

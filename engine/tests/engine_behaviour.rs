@@ -11,18 +11,10 @@ use oversqlite_engine::{ClientWins, SyncClient};
 use serde_json::{json, Value};
 use support::fake_server::{route, FakeServer};
 
-fn users(server: &FakeServer) -> (support::TestDb, rusqlite::Connection, SyncClient) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let client = support::client_for(server);
-    (db, conn, client)
-}
-
 #[test]
 fn operations_refuse_to_run_inside_the_callers_transaction() {
     let server = FakeServer::plain();
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.attach(&conn, "user-1").unwrap();
     let sent = server.transport.requests().len();
     conn.execute_batch("BEGIN; INSERT INTO users(id, name) VALUES('u1', 'Ada');")
@@ -49,7 +41,7 @@ fn operations_refuse_to_run_inside_the_callers_transaction() {
 #[test]
 fn push_requires_attach_in_this_client() {
     let server = FakeServer::plain();
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     assert_eq!(
         client.push_pending(&conn).unwrap_err().code(),
         "attach_required"
@@ -175,7 +167,7 @@ fn losing_the_initialisation_lease_resets_the_binding_and_keeps_local_rows() {
         (route(req).0 == "push_create")
             .then(|| ScriptedResponse::error(409, "initialization_stale", "lease lost"))
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
     let attach = client.attach(&conn, "user-1").unwrap();
@@ -243,7 +235,7 @@ fn a_lost_seeding_commit_response_is_recovered_without_the_lease_id() {
         }
         _ => None,
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
     client.attach(&conn, "user-1").unwrap();
@@ -281,7 +273,7 @@ fn source_recovery_rotates_and_uploads_the_preserved_outbox_as_bundle_one() {
         }
         None
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.attach(&conn, "user-1").unwrap();
     let old = support::scalar_text(
         &conn,
@@ -374,7 +366,7 @@ fn conflicts_that_keep_coming_back_exhaust_the_retry_budget() {
                 "op":"INSERT","base_row_version":0,"server_row_version":9,"server_row_deleted":false,"server_row":{"id":"u1","name":"Server"}}}))
         })
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.set_resolver(Arc::new(ClientWins));
     client.attach(&conn, "user-1").unwrap();
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Local')", [])
@@ -414,7 +406,7 @@ fn conflicts_that_keep_coming_back_exhaust_the_retry_budget() {
 #[test]
 fn reports_serialise_to_snake_case_json() {
     let server = FakeServer::plain();
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     let attach: Value = serde_json::to_value(client.attach(&conn, "user-1").unwrap()).unwrap();
     assert_eq!(attach["outcome"], json!("started_empty"));
     assert_eq!(attach["status"]["authority"], json!("authoritative_empty"));
@@ -439,7 +431,7 @@ fn server_bundle_limits_clamp_chunk_and_page_sizes() {
         s.capabilities = json!({"protocol_version":"v1","schema_version":1,"features":{"connect_lifecycle":true},
             "bundle_limits":{"max_rows_per_push_chunk":2,"max_bundles_per_pull":25}});
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.attach(&conn, "user-1").unwrap();
     for i in 0..5 {
         conn.execute(
@@ -494,7 +486,7 @@ fn push_converges_after_a_failure_at_any_request() {
                     "injected failure at request {fail_at}"
                 )))
             });
-            let (_db, conn, mut client) = users(&server);
+            let (_db, conn, mut client) = support::users_device(&server);
             client.attach(&conn, "user-1").unwrap();
             conn.execute_batch("INSERT INTO users VALUES ('u1','Ada'); INSERT INTO users VALUES ('u2','Bob'); INSERT INTO users VALUES ('u3','Cy');").unwrap();
             let mut attempts = 0;
@@ -547,7 +539,7 @@ fn push_converges_after_a_failure_at_any_request() {
 #[test]
 fn a_seed_that_cancelled_out_finishes_the_initialisation_empty() {
     let server = FakeServer::plain();
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
     assert_eq!(
@@ -591,7 +583,7 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
         (route(req).0 == "push_commit")
             .then(|| ScriptedResponse::error(400, "push_commit_invalid", "foreign key violation"))
     });
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.attach(&conn, "user-1").unwrap();
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
@@ -631,7 +623,7 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
 fn json_facade_returns_reports_and_sql_error_text() {
     use oversqlite_engine::Call;
     let server = FakeServer::plain();
-    let (_db, conn, mut client) = users(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     let err = client.call_json(&conn, &Call::PushPending).unwrap_err();
     assert_eq!(
         err.sql_message("oversqlite_push_pending"),
@@ -658,7 +650,7 @@ fn json_facade_returns_reports_and_sql_error_text() {
 #[test]
 fn operations_can_wait_for_a_lock_held_by_another_process() {
     let server = FakeServer::plain();
-    let (db, conn, mut client) = users(&server);
+    let (db, conn, mut client) = support::users_device(&server);
     client.attach(&conn, "user-1").unwrap();
     // Another process holds the operation lock for a moment.
     let lock = std::fs::OpenOptions::new()

@@ -7,20 +7,10 @@ use oversqlite_engine::transport::ScriptedResponse;
 use oversqlite_engine::validate::{
     validate_pull, validate_snapshot_chunk, validate_snapshot_session,
 };
-use oversqlite_engine::SyncClient;
 use oversqlite_protocol::{PullResponse, SnapshotChunkResponse, SnapshotSessionCreateResponse};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use support::fake_server::{route, FakeServer};
-
-fn attached(server: &FakeServer) -> (support::TestDb, Connection, SyncClient) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(server);
-    client.attach(&conn, "user-1").unwrap();
-    (db, conn, client)
-}
 
 fn check_final(name: &str, conn: &Connection, exp: &Value) {
     if let Some(v) = exp["lastBundleSeqSeen"].as_i64() {
@@ -122,7 +112,7 @@ fn pull_snapshot_basic_fixture() {
                 let server = FakeServer::new(move |_, req| {
                     (route(req).0 == "pull").then(|| ScriptedResponse::ok(body.clone()))
                 });
-                let (_db, conn, mut client) = attached(&server);
+                let (_db, conn, mut client) = support::attached_users_device(&server);
                 let r = client.pull_to_stable(&conn).unwrap();
                 assert!(r.changed_tables.contains("users"));
                 check_final(name, &conn, exp);
@@ -140,7 +130,7 @@ fn pull_snapshot_basic_fixture() {
                     "snapshot_chunk" => Some(ScriptedResponse::ok(c.clone())),
                     _ => None,
                 });
-                let (_db, conn, mut client) = attached(&server);
+                let (_db, conn, mut client) = support::attached_users_device(&server);
                 conn.execute(
                     "UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1",
                     [after],
@@ -187,7 +177,7 @@ fn pull_snapshot_basic_fixture() {
                     "snapshot_chunk" => Some(ScriptedResponse::ok(c.clone())),
                     _ => None,
                 });
-                let (_db, conn, mut client) = attached(&server);
+                let (_db, conn, mut client) = support::attached_users_device(&server);
                 let repl = &req_body["source_replacement"];
                 support::local_sql(&conn, &[
                     "INSERT INTO _sync_source_state(source_id, next_source_bundle_id, replaced_by_source_id) VALUES('retired-source', 1, '')".into(),
@@ -211,7 +201,7 @@ fn pull_snapshot_basic_fixture() {
                         )
                     })
                 });
-                let (_db, conn, mut client) = attached(&server);
+                let (_db, conn, mut client) = support::attached_users_device(&server);
                 support::local_sql(&conn, &[
                     "INSERT INTO _sync_source_state(source_id, next_source_bundle_id, replaced_by_source_id) VALUES('replacement-x', 1, '')".into(),
                     "UPDATE _sync_operation_state SET kind = 'source_recovery', reason = 'source_retired', replacement_source_id = 'replacement-x'".into(),

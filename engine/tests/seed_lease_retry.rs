@@ -16,10 +16,7 @@ fn seeded_device(
     rusqlite::Connection,
     oversqlite_engine::SyncClient,
 ) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(server);
+    let (db, conn, mut client) = support::users_device(server);
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
     let attach = client.attach(&conn, "user-1").unwrap();

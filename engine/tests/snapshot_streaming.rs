@@ -47,26 +47,11 @@ fn snapshot_server(fail_after: Option<i64>, asked: Arc<Mutex<Vec<(i64, i64)>>>) 
     })
 }
 
-fn attached(
-    server: &FakeServer,
-) -> (
-    support::TestDb,
-    rusqlite::Connection,
-    oversqlite_engine::SyncClient,
-) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(server);
-    client.attach(&conn, "user-1").unwrap();
-    (db, conn, client)
-}
-
 #[test]
 fn a_large_snapshot_is_staged_in_big_chunks_and_applied_whole() {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let server = snapshot_server(None, asked.clone());
-    let (_db, conn, mut client) = attached(&server);
+    let (_db, conn, mut client) = support::attached_users_device(&server);
 
     let report = client.rebuild(&conn).unwrap();
 
@@ -114,7 +99,7 @@ fn a_large_snapshot_is_staged_in_big_chunks_and_applied_whole() {
 fn a_failed_chunk_stops_the_download_and_changes_nothing() {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let server = snapshot_server(Some(5000), asked.clone());
-    let (_db, conn, mut client) = attached(&server);
+    let (_db, conn, mut client) = support::attached_users_device(&server);
     support::apply_mode_sql(
         &conn,
         &["INSERT INTO users(id, name) VALUES ('keep', 'me')".to_string()],
@@ -187,7 +172,7 @@ fn tokens_are_asked_on_the_calling_thread_and_a_401_is_refreshed() {
             Err(e) => ScriptedResponse::Fail(e.message),
         })
     });
-    let (_db, conn, mut client) = attached(&server);
+    let (_db, conn, mut client) = support::attached_users_device(&server);
     let tokens = Arc::new(ThreadTokens {
         threads: Mutex::new(Vec::new()),
         refreshed: Mutex::new(false),

@@ -42,11 +42,7 @@ fn attached(
     rusqlite::Connection,
     oversqlite_engine::SyncClient,
 ) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(server);
-    client.attach(&conn, "user-1").unwrap();
+    let (db, conn, mut client) = support::attached_users_device(server);
     conn.execute("INSERT INTO users(id, name) VALUES('local', 'kept')", [])
         .unwrap();
     client.push_pending(&conn).unwrap();
@@ -133,10 +129,7 @@ fn a_duplicate_in_a_stage_completed_before_its_last_chunk_is_never_applied() {
             _ => None,
         }
     });
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     for attempt in 1..=2 {
         let err = client.attach(&conn, "user-1").unwrap_err();
         assert_eq!(err.code(), "protocol_error", "attempt {attempt}: {err}");

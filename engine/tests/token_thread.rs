@@ -47,10 +47,7 @@ fn push_asks_for_tokens_only_on_the_calling_thread() {
         let stale = req.header("Authorization") == Some("Bearer t1");
         (stale && calls % 2 == 0).then(|| ScriptedResponse::error(401, "unauthorized", "expired"))
     });
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(&server);
+    let (_db, conn, mut client) = support::users_device(&server);
     client.settings.upload_chunk_rows = 3;
     client.settings.committed_rows_page = 4;
     client.attach(&conn, "user-1").unwrap();

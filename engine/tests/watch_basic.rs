@@ -9,21 +9,6 @@ use oversqlite_engine::WatchOutcome;
 use serde_json::Value;
 use support::fake_server::{route, FakeServer};
 
-fn attached(
-    server: &FakeServer,
-) -> (
-    support::TestDb,
-    rusqlite::Connection,
-    oversqlite_engine::SyncClient,
-) {
-    let db = support::TestDb::new();
-    let conn = db.create("users", &[("users".into(), "id".into())], "main");
-    support::open(&conn);
-    let mut client = support::client_for(server);
-    client.attach(&conn, "user-1").unwrap();
-    (db, conn, client)
-}
-
 fn status_of(v: &Value) -> u16 {
     v["status"].as_u64().unwrap() as u16
 }
@@ -39,7 +24,7 @@ fn capabilities_cases() {
             (route(req).0 == "capabilities")
                 .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
         });
-        let (_db, conn, mut client) = attached(&server);
+        let (_db, conn, mut client) = support::attached_users_device(&server);
         assert_eq!(
             client.bundle_change_watch_supported(&conn).unwrap(),
             case["expectedBundleChangeWatchSupported"]
@@ -92,7 +77,7 @@ fn setup_error_responses() {
             (route(req).0 == "watch")
                 .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
         });
-        let (_db, conn, mut client) = attached(&server);
+        let (_db, conn, mut client) = support::attached_users_device(&server);
         let report = client.watch_once(&conn).unwrap();
         assert_eq!(report.outcome, WatchOutcome::SetupFailed);
         assert_eq!(report.error_code.as_deref(), case["expectedError"].as_str());
@@ -110,7 +95,7 @@ fn runtime_cases() {
             (route(req).0 == "watch")
                 .then(|| ScriptedResponse::Json(status_of(&resp), resp["body"].clone()))
         });
-        let (_db, conn, mut client) = attached(&server);
+        let (_db, conn, mut client) = support::attached_users_device(&server);
         let pulls_before = server.with(|s| s.pull_requests);
         let report = client.watch_once(&conn).unwrap();
         let pulls = server.with(|s| s.pull_requests) - pulls_before;
@@ -138,7 +123,7 @@ fn bundle_events_trigger_one_pull_each_and_a_reconnect_pull() {
             )
         })
     });
-    let (_db, conn, mut client) = attached(&server);
+    let (_db, conn, mut client) = support::attached_users_device(&server);
     let report = client.watch_once(&conn).unwrap();
     assert_eq!(report.outcome, WatchOutcome::StreamEnded);
     assert_eq!(report.events, 1);

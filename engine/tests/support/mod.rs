@@ -351,3 +351,24 @@ pub fn client_for(server: &fake_server::FakeServer) -> oversqlite_engine::SyncCl
     c.settings.committed_not_found_backoff = vec![std::time::Duration::ZERO; 5];
     c
 }
+
+/// A device for the common case: a fresh database with `users(id, name)` opened for
+/// sync under schema `main`, and a client over `server` (not attached yet).
+pub fn users_device(
+    server: &fake_server::FakeServer,
+) -> (TestDb, Connection, oversqlite_engine::SyncClient) {
+    let db = TestDb::new();
+    let conn = db.create("users", &[("users".into(), "id".into())], "main");
+    open(&conn);
+    let client = client_for(server);
+    (db, conn, client)
+}
+
+/// [`users_device`] attached as `user-1`.
+pub fn attached_users_device(
+    server: &fake_server::FakeServer,
+) -> (TestDb, Connection, oversqlite_engine::SyncClient) {
+    let (db, conn, mut client) = users_device(server);
+    client.attach(&conn, "user-1").unwrap();
+    (db, conn, client)
+}

@@ -3,9 +3,8 @@
 
 use oversqlite_protocol::{
     CapabilitiesResponse, CommittedBundleRowsResponse, ConnectRequest, ConnectResponse, ErrorBody,
-    PullResponse, PushChunkRequest, PushCommitResponse, PushSessionCreateRequest,
-    PushSessionCreateResponse, SnapshotChunkResponse, SnapshotSessionCreateRequest,
-    SnapshotSessionCreateResponse,
+    PushChunkRequest, PushCommitResponse, PushSessionCreateRequest, PushSessionCreateResponse,
+    SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -372,19 +371,6 @@ impl<'a> Remote<'a> {
         self.call(self.requests.connect(source, pending), "connect request")
     }
 
-    pub fn pull(
-        &self,
-        source: &str,
-        after: i64,
-        max: i64,
-        target: i64,
-    ) -> Result<Reply<PullResponse>> {
-        self.call(
-            self.requests.pull(source, after, max, target),
-            "pull request",
-        )
-    }
-
     /// `GET /sync/pull` with the body streamed into `file` instead of memory (a page
     /// carries whole bundles). `Reply::Ok(())` means a 2xx body now fills `file`; a
     /// refusal is decoded from the (small) error body, as [`Remote::call`] does.
@@ -479,19 +465,6 @@ impl<'a> Remote<'a> {
         )
     }
 
-    pub fn snapshot_chunk(
-        &self,
-        source: &str,
-        id: &str,
-        after: i64,
-        max: i64,
-    ) -> Result<Reply<SnapshotChunkResponse>> {
-        self.call(
-            self.requests.snapshot_chunk(source, id, after, max),
-            "snapshot chunk fetch",
-        )
-    }
-
     /// A snapshot chunk request carrying the current token, for sending elsewhere
     /// (a download thread). The token is asked for here, on the caller's thread: a
     /// provider may call back into the host through the connection.
@@ -531,10 +504,8 @@ impl<'a> Remote<'a> {
         decode_reply(&resp, what)
     }
 
-    /// The answer to a [`Remote::snapshot_chunk_request`] sent with
-    /// [`send_prepared`], finished like [`Remote::snapshot_chunk`]: after a 401 the
-    /// provider is asked once for a fresh token (on this thread) and the request is sent
-    /// again, then the body is decoded.
+    /// The answer to a [`Remote::snapshot_chunk_request`] sent with [`send_prepared`],
+    /// finished by [`Remote::finish`] (401 refresh on this thread, then decoding).
     pub fn snapshot_chunk_reply(
         &self,
         req: HttpRequest,

@@ -210,8 +210,19 @@ impl PageSink for Checker {
 
 /// The check pass (§2.8 client validation, plus `row_count`/`bundle_hash` when sent).
 fn check_page(spool: &mut Spool, after: i64) -> Result<CheckedPage> {
+    check_page_from(spool.reader()?, after)
+}
+
+/// The check pass over a pull response body held in memory: exactly what a pull runs
+/// on its spooled page before applying anything (the contract fixtures' pull
+/// validation cases are driven through it).
+pub fn check_pull_page(body: &[u8], after_bundle_seq: i64) -> Result<()> {
+    check_page_from(body, after_bundle_seq).map(|_| ())
+}
+
+fn check_page_from(reader: impl std::io::Read, after: i64) -> Result<CheckedPage> {
     let mut checker = Checker::default();
-    let head = read_page(spool.reader()?, &mut checker)?;
+    let head = read_page(reader, &mut checker)?;
     validate_pull_head(head.stable_bundle_seq, head.bundles > 0, after)?;
     let mut previous = after;
     let mut bundle_seqs = Vec::with_capacity(checker.bundles.len());

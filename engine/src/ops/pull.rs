@@ -3,8 +3,8 @@
 //! after a durable apply. `409 history_pruned` falls back to a keep-source snapshot.
 //!
 //! A page carries whole bundles, so one page can be tens of megabytes. It is never
-//! held in memory: the body is downloaded into a spool file ([`spool`]), then, with no
-//! request in flight, read twice as a stream ([`page`]): a check pass validates the
+//! held in memory: the body is downloaded into a spool file (`pull/spool.rs`), then, with no
+//! request in flight, read twice as a stream (`pull/page.rs`): a check pass validates the
 //! page and every bundle (row shapes, `row_count`, `bundle_hash` recomputed row by
 //! row), and an apply pass applies each bundle in its own transaction. A row that
 //! still fails to decode in the apply pass rolls its bundle's transaction back, so a

@@ -18,11 +18,31 @@ fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     // Functions that write are DIRECTONLY: a view or trigger cannot call them.
     let writer = FunctionFlags::UTF8 | FunctionFlags::DIRECTONLY;
     register(db, "oversqlite_init", config_fns::init, writer)?;
-    register(db, "oversqlite_enable_sync", config_fns::enable_sync, writer)?;
-    register(db, "oversqlite_disable_sync", config_fns::disable_sync, writer)?;
-    register(db, "oversqlite_config", config_fns::show, FunctionFlags::UTF8)?;
+    register(
+        db,
+        "oversqlite_enable_sync",
+        config_fns::enable_sync,
+        writer,
+    )?;
+    register(
+        db,
+        "oversqlite_disable_sync",
+        config_fns::disable_sync,
+        writer,
+    )?;
+    register(
+        db,
+        "oversqlite_config",
+        config_fns::show,
+        FunctionFlags::UTF8,
+    )?;
     register(db, "oversqlite_open", open_fn::open, writer)?;
-    register(db, "oversqlite_version", version_fn::version, FunctionFlags::UTF8 | FunctionFlags::DETERMINISTIC)?;
+    register(
+        db,
+        "oversqlite_version",
+        version_fn::version,
+        FunctionFlags::UTF8 | FunctionFlags::DETERMINISTIC,
+    )?;
     rows_vtab::register::<runtime_vtabs::Pending>(db)?;
     rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
     // The sync functions share one per-connection state (engine client, token, policies).

@@ -76,22 +76,39 @@ pub fn read_settings(conn: &Connection) -> Result<Settings> {
         return Ok(Settings::default());
     }
     let row: Option<(String, String)> = conn
-        .query_row("SELECT server_url, schema_name FROM _oversqlite_config WHERE singleton_key = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT server_url, schema_name FROM _oversqlite_config WHERE singleton_key = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let mut stmt = conn.prepare("SELECT table_name, sync_key_column FROM _oversqlite_tables ORDER BY position, table_name")?;
+    let mut stmt = conn.prepare(
+        "SELECT table_name, sync_key_column FROM _oversqlite_tables ORDER BY position, table_name",
+    )?;
     let tables = stmt
-        .query_map([], |r| Ok(TableSetting { table: r.get(0)?, sync_key_column: r.get(1)? }))?
+        .query_map([], |r| {
+            Ok(TableSetting {
+                table: r.get(0)?,
+                sync_key_column: r.get(1)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Settings { server_url: row.as_ref().map(|r| r.0.clone()), schema: row.map(|r| r.1), tables })
+    Ok(Settings {
+        server_url: row.as_ref().map(|r| r.0.clone()),
+        schema: row.map(|r| r.1),
+        tables,
+    })
 }
 
 /// Accepts `http://host…` or `https://host…` without whitespace.
 pub fn validate_server_url(url: &str) -> Result<()> {
     let lower = url.to_ascii_lowercase();
-    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
-    let host_ok = rest.map(|r| !r.is_empty() && !r.starts_with('/')).unwrap_or(false);
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    let host_ok = rest
+        .map(|r| !r.is_empty() && !r.starts_with('/'))
+        .unwrap_or(false);
     if !host_ok || url.chars().any(char::is_whitespace) {
         return Err(Error::config(format!(
             "server_url \"{url}\" must be an http:// or https:// URL with a host, e.g. 'https://sync.example.com'"
@@ -120,9 +137,15 @@ pub fn init(conn: &Connection, server_url: &str, schema: &str) -> Result<Setting
 /// Resolves the default sync key: the table's single PRIMARY KEY column.
 fn default_key(conn: &Connection, table: &str) -> Result<String> {
     if !table_info::table_exists(conn, table)? {
-        return Err(Error::config(format!("table \"{table}\" does not exist in the main database; create it before enabling sync")));
+        return Err(Error::config(format!(
+            "table \"{table}\" does not exist in the main database; create it before enabling sync"
+        )));
     }
-    let pk: Vec<String> = table_info::columns(conn, table)?.into_iter().filter(|c| c.pk > 0).map(|c| c.name).collect();
+    let pk: Vec<String> = table_info::columns(conn, table)?
+        .into_iter()
+        .filter(|c| c.pk > 0)
+        .map(|c| c.name)
+        .collect();
     if pk.len() != 1 {
         return Err(Error::config(format!(
             "table \"{table}\" must declare exactly one local SQLite PRIMARY KEY column (it has {}); composite or missing primary keys are not supported",
@@ -137,11 +160,27 @@ fn default_key(conn: &Connection, table: &str) -> Result<String> {
 /// known). A rejected call writes nothing. Returns the sync key column used.
 pub fn enable_sync(conn: &Connection, table: &str, keys: &[String]) -> Result<String> {
     let name = validate::normalize_table_name(table)?;
-    let keys = if keys.is_empty() { vec![default_key(conn, &name)?] } else { keys.to_vec() };
-    let managed = validate::validate_table(conn, &TableRegistration { table_name: name.clone(), sync_key_columns: keys })?;
-    let existing = read_settings(conn)?.tables.into_iter().find(|t| t.table == name);
+    let keys = if keys.is_empty() {
+        vec![default_key(conn, &name)?]
+    } else {
+        keys.to_vec()
+    };
+    let managed = validate::validate_table(
+        conn,
+        &TableRegistration {
+            table_name: name.clone(),
+            sync_key_columns: keys,
+        },
+    )?;
+    let existing = read_settings(conn)?
+        .tables
+        .into_iter()
+        .find(|t| t.table == name);
     if let Some(existing) = existing {
-        if existing.sync_key_column.eq_ignore_ascii_case(&managed.key_column) {
+        if existing
+            .sync_key_column
+            .eq_ignore_ascii_case(&managed.key_column)
+        {
             return Ok(existing.sync_key_column);
         }
         return Err(Error::config(format!(
@@ -170,7 +209,10 @@ pub fn disable_sync(conn: &Connection, table: &str) -> Result<()> {
         )));
     }
     write_tx(conn, |conn| {
-        conn.execute("DELETE FROM _oversqlite_tables WHERE table_name = ?1", [&name])?;
+        conn.execute(
+            "DELETE FROM _oversqlite_tables WHERE table_name = ?1",
+            [&name],
+        )?;
         Ok(())
     })
 }
@@ -190,9 +232,17 @@ pub fn load(conn: &Connection) -> Result<Config> {
         .iter()
         .map(|t| TableRegistration {
             table_name: t.table.clone(),
-            sync_key_columns: if t.sync_key_column.trim().is_empty() { vec![] } else { vec![t.sync_key_column.clone()] },
+            sync_key_columns: if t.sync_key_column.trim().is_empty() {
+                vec![]
+            } else {
+                vec![t.sync_key_column.clone()]
+            },
         })
         .collect();
     let tables = validate::validate_tables(conn, &schema, &regs)?;
-    Ok(Config { server_url, schema, tables })
+    Ok(Config {
+        server_url,
+        schema,
+        tables,
+    })
 }

@@ -132,7 +132,8 @@ pub fn install_runtime_tables(conn: &Connection) -> Result<()> {
 
 /// True when every runtime table exists (i.e. `open` has run on this database).
 pub fn runtime_installed(conn: &Connection) -> Result<bool> {
-    let mut stmt = conn.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    let mut stmt =
+        conn.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
     for name in RUNTIME_TABLES {
         let n: i64 = stmt.query_row([name], |r| r.get(0))?;
         if n == 0 {

@@ -46,7 +46,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::InvalidConfig, message)
@@ -66,7 +69,10 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::new(ErrorCode::Sqlite, format!("{e}; check the database is writable and not corrupted, then retry"))
+        Error::new(
+            ErrorCode::Sqlite,
+            format!("{e}; check the database is writable and not corrupted, then retry"),
+        )
     }
 }
 

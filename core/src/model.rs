@@ -61,10 +61,13 @@ pub struct ManagedTable {
 
 impl ManagedTable {
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
     }
     pub fn key(&self) -> &Column {
-        self.column(&self.key_column).expect("validated table has its key column")
+        self.column(&self.key_column)
+            .expect("validated table has its key column")
     }
 }
 
@@ -79,6 +82,8 @@ pub struct Config {
 
 impl Config {
     pub fn table(&self, name: &str) -> Option<&ManagedTable> {
-        self.tables.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+        self.tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 }

@@ -95,7 +95,9 @@ fn enable_foreign_keys(conn: &Connection) -> Result<()> {
 /// Drops triggers and the registry row of tables no longer configured (or registered under
 /// another schema). Refuses while such a table still has changes waiting for upload.
 fn retire_unconfigured_tables(conn: &Connection, config: &Config) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT schema_name, table_name FROM _sync_managed_tables ORDER BY schema_name, table_name")?;
+    let mut stmt = conn.prepare(
+        "SELECT schema_name, table_name FROM _sync_managed_tables ORDER BY schema_name, table_name",
+    )?;
     let registered = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -122,7 +124,10 @@ fn retire_unconfigured_tables(conn: &Connection, config: &Config) -> Result<Vec<
         if config.table(&table).is_none() {
             triggers::drop_triggers(conn, &table)?;
         }
-        conn.execute("DELETE FROM _sync_managed_tables WHERE schema_name = ?1 AND table_name = ?2", [&schema, &table])?;
+        conn.execute(
+            "DELETE FROM _sync_managed_tables WHERE schema_name = ?1 AND table_name = ?2",
+            [&schema, &table],
+        )?;
         removed.push(table);
     }
     Ok(removed)
@@ -145,7 +150,11 @@ fn capture_existing_rows(conn: &Connection, config: &Config) -> Result<i64> {
     }
     let mut captured = 0;
     for table in &config.tables {
-        let base: i64 = conn.query_row("SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows", [], |r| r.get(0))?;
+        let base: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows",
+            [],
+            |r| r.get(0),
+        )?;
         captured += conn.execute(&capture_sql(&config.schema, table), [base])? as i64;
     }
     Ok(captured)
@@ -155,10 +164,18 @@ fn capture_existing_rows(conn: &Connection, config: &Config) -> Result<i64> {
 /// trigger watched them, so queue them now exactly as the capture triggers would have
 /// (INSERT, or UPDATE against a live row version kept from an earlier enablement).
 /// Without this, rows of a table enabled after the first open would never be uploaded.
-fn capture_newly_managed_rows(conn: &Connection, schema: &str, tables: &[&ManagedTable]) -> Result<i64> {
+fn capture_newly_managed_rows(
+    conn: &Connection,
+    schema: &str,
+    tables: &[&ManagedTable],
+) -> Result<i64> {
     let mut captured = 0;
     for table in tables {
-        let base: i64 = conn.query_row("SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows", [], |r| r.get(0))?;
+        let base: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows",
+            [],
+            |r| r.get(0),
+        )?;
         captured += conn.execute(&late_capture_sql(schema, table), [base])? as i64;
     }
     Ok(captured)
@@ -205,7 +222,9 @@ fn capture_sql(schema: &str, table: &ManagedTable) -> String {
 /// current source.
 fn normalize_attachment(conn: &Connection, mut a: AttachmentState) -> Result<()> {
     let operation = state::read_operation(conn)?;
-    let keep = a.binding_state == "attached" && !a.attached_user_id.is_empty() && operation.kind != "remote_replace";
+    let keep = a.binding_state == "attached"
+        && !a.attached_user_id.is_empty()
+        && operation.kind != "remote_replace";
     if keep {
         if operation.kind != "none" {
             a.pending_initialization_id.clear();

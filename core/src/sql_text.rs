@@ -18,7 +18,10 @@ pub fn key_expr(table: &ManagedTable, row: &str) -> String {
         KeyKind::Text => value,
         KeyKind::UuidBlob => format!("lower(hex({value}))"),
     };
-    format!("json_object({}, {value})", quote_literal(&table.key_json_name))
+    format!(
+        "json_object({}, {value})",
+        quote_literal(&table.key_json_name)
+    )
 }
 
 /// Full-row payload expression: BLOB columns as lowercase hex, NULL kept NULL.

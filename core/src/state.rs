@@ -93,12 +93,19 @@ pub struct SourceInfo {
 }
 
 fn not_open() -> Error {
-    Error::new(ErrorCode::NotOpen, "the sync runtime is not installed in this database; call oversqlite_open() first")
+    Error::new(
+        ErrorCode::NotOpen,
+        "the sync runtime is not installed in this database; call oversqlite_open() first",
+    )
 }
 
 /// Fails with `not_open` unless the runtime tables exist.
 pub fn require_runtime(conn: &Connection) -> Result<()> {
-    if crate::ddl::runtime_installed(conn)? { Ok(()) } else { Err(not_open()) }
+    if crate::ddl::runtime_installed(conn)? {
+        Ok(())
+    } else {
+        Err(not_open())
+    }
 }
 
 pub fn read_attachment(conn: &Connection) -> Result<AttachmentState> {
@@ -257,14 +264,21 @@ pub fn new_source_id() -> String {
 }
 
 pub fn apply_mode(conn: &Connection) -> Result<bool> {
-    let v: i64 = conn.query_row("SELECT apply_mode FROM _sync_apply_state WHERE singleton_key = 1", [], |r| r.get(0))?;
+    let v: i64 = conn.query_row(
+        "SELECT apply_mode FROM _sync_apply_state WHERE singleton_key = 1",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(v != 0)
 }
 
 /// Turns capture suppression on/off. Runtime writes to app tables set it to `true` for the
 /// duration of one transaction; `open` always resets it.
 pub fn set_apply_mode(conn: &Connection, on: bool) -> Result<()> {
-    conn.execute("UPDATE _sync_apply_state SET apply_mode = ?1 WHERE singleton_key = 1", [on as i64])?;
+    conn.execute(
+        "UPDATE _sync_apply_state SET apply_mode = ?1 WHERE singleton_key = 1",
+        [on as i64],
+    )?;
     Ok(())
 }
 

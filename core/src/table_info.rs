@@ -32,9 +32,16 @@ pub fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
 }
 
 pub fn columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>> {
-    let mut stmt = conn.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, 'main') ORDER BY cid")?;
+    let mut stmt = conn.prepare(
+        "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, 'main') ORDER BY cid",
+    )?;
     let rows = stmt.query_map([table], |r| {
-        Ok(RawColumn { name: r.get(0)?, declared_type: r.get(1)?, not_null: r.get::<_, i64>(2)? != 0, pk: r.get(3)? })
+        Ok(RawColumn {
+            name: r.get(0)?,
+            declared_type: r.get(1)?,
+            not_null: r.get::<_, i64>(2)? != 0,
+            pk: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -58,7 +65,11 @@ pub fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<RawForeignKey>
 pub fn classify(declared_type: &str, uuid_capable: bool) -> ColumnKind {
     let t = declared_type.to_ascii_lowercase();
     if t.contains("blob") {
-        if uuid_capable { ColumnKind::UuidBlob } else { ColumnKind::Blob }
+        if uuid_capable {
+            ColumnKind::UuidBlob
+        } else {
+            ColumnKind::Blob
+        }
     } else if t.contains("real") || t.contains("float") || t.contains("double") {
         ColumnKind::Real
     } else if t.contains("int") {

@@ -82,7 +82,10 @@ fn delete_marker(schema: &str, table: &ManagedTable, only_if_key_changed: bool) 
         ord = ordinal(schema, &table.name, &key),
     );
     let source = if only_if_key_changed {
-        format!("SELECT\n  {values}\n  WHERE {key} != {}", key_expr(table, "NEW"))
+        format!(
+            "SELECT\n  {values}\n  WHERE {key} != {}",
+            key_expr(table, "NEW")
+        )
     } else {
         format!("VALUES (\n  {values}\n  )")
     };
@@ -95,13 +98,19 @@ fn delete_marker(schema: &str, table: &ManagedTable, only_if_key_changed: bool) 
 pub fn trigger_sql(schema: &str, table: &ManagedTable) -> Vec<(String, String)> {
     let t = &table.name;
     let qt = quote_ident(t);
-    let ai = format!("CREATE TRIGGER trg_{t}_ai AFTER INSERT ON {qt}\n{CAPTURE_WHEN}\nBEGIN\n  {}\nEND", upsert_current(schema, table));
+    let ai = format!(
+        "CREATE TRIGGER trg_{t}_ai AFTER INSERT ON {qt}\n{CAPTURE_WHEN}\nBEGIN\n  {}\nEND",
+        upsert_current(schema, table)
+    );
     let au = format!(
         "CREATE TRIGGER trg_{t}_au AFTER UPDATE ON {qt}\n{CAPTURE_WHEN}\nBEGIN\n  {}\n  {}\nEND",
         delete_marker(schema, table, true),
         upsert_current(schema, table)
     );
-    let ad = format!("CREATE TRIGGER trg_{t}_ad AFTER DELETE ON {qt}\n{CAPTURE_WHEN}\nBEGIN\n  {}\nEND", delete_marker(schema, table, false));
+    let ad = format!(
+        "CREATE TRIGGER trg_{t}_ad AFTER DELETE ON {qt}\n{CAPTURE_WHEN}\nBEGIN\n  {}\nEND",
+        delete_marker(schema, table, false)
+    );
     let names = trigger_names(t);
     vec![
         (names[0].clone(), guard(table, "bi", "INSERT")),
@@ -119,7 +128,11 @@ pub fn install_triggers(conn: &Connection, schema: &str, table: &ManagedTable) -
     let mut written = 0;
     for (name, sql) in trigger_sql(schema, table) {
         let existing: Option<String> = conn
-            .query_row("SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name = ?1", [&name], |r| r.get(0))
+            .query_row(
+                "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
             .optional()?;
         match existing {
             Some(old) if normalize_sql(&old) == normalize_sql(&sql) => continue,
@@ -135,7 +148,10 @@ pub fn install_triggers(conn: &Connection, schema: &str, table: &ManagedTable) -
 /// Drops the six triggers of a table (those that exist).
 pub fn drop_triggers(conn: &Connection, table: &str) -> Result<()> {
     for name in trigger_names(table) {
-        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS main.{}", quote_ident(&name)))?;
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS main.{}",
+            quote_ident(&name)
+        ))?;
     }
     Ok(())
 }

@@ -40,12 +40,24 @@ impl Drop for Guard<'_> {
 /// `Ok`, rolls back on `Err` or panic.
 pub fn write_tx<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     let nested = !conn.is_autocommit();
-    conn.execute_batch(if nested { "SAVEPOINT oversqlite_write" } else { "BEGIN IMMEDIATE" })?;
-    let mut guard = Guard { conn, nested, finished: false };
+    conn.execute_batch(if nested {
+        "SAVEPOINT oversqlite_write"
+    } else {
+        "BEGIN IMMEDIATE"
+    })?;
+    let mut guard = Guard {
+        conn,
+        nested,
+        finished: false,
+    };
     match f(conn) {
         Ok(value) => {
             guard.finished = true;
-            let commit = if nested { format!("RELEASE {SAVEPOINT}") } else { "COMMIT".to_string() };
+            let commit = if nested {
+                format!("RELEASE {SAVEPOINT}")
+            } else {
+                "COMMIT".to_string()
+            };
             if let Err(e) = conn.execute_batch(&commit) {
                 guard.finished = false;
                 return Err(e.into());

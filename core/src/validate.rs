@@ -18,7 +18,10 @@ pub struct TableRegistration {
 
 impl TableRegistration {
     pub fn new(table_name: &str, key: &str) -> Self {
-        TableRegistration { table_name: table_name.to_string(), sync_key_columns: vec![key.to_string()] }
+        TableRegistration {
+            table_name: table_name.to_string(),
+            sync_key_columns: vec![key.to_string()],
+        }
     }
 }
 
@@ -49,8 +52,11 @@ pub fn normalize_table_name(raw: &str) -> Result<String> {
             "sync table name \"{raw}\" must be a plain identifier (letters, digits, underscore)"
         )));
     }
-    if name.starts_with("_sync_") || name.starts_with("_oversqlite_") || name.starts_with("sqlite_") {
-        return Err(Error::config(format!("table \"{name}\" is reserved and cannot be synced")));
+    if name.starts_with("_sync_") || name.starts_with("_oversqlite_") || name.starts_with("sqlite_")
+    {
+        return Err(Error::config(format!(
+            "table \"{name}\" is reserved and cannot be synced"
+        )));
     }
     Ok(name)
 }
@@ -85,7 +91,10 @@ pub fn validate_table(conn: &Connection, reg: &TableRegistration) -> Result<Mana
         )));
     }
     let raw = table_info::columns(conn, &name)?;
-    if raw.iter().any(|c| c.name.eq_ignore_ascii_case("_sync_scope_id")) {
+    if raw
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case("_sync_scope_id"))
+    {
         return Err(Error::config(format!(
             "table \"{name}\" must not declare reserved server column _sync_scope_id; rename or drop that column"
         )));
@@ -118,14 +127,20 @@ pub fn validate_table(conn: &Connection, reg: &TableRegistration) -> Result<Mana
         }
     };
     let raw_fks = table_info::foreign_keys(conn, &name)?;
-    let fk_columns: HashSet<String> = raw_fks.iter().map(|f| f.from_column.to_ascii_lowercase()).collect();
+    let fk_columns: HashSet<String> = raw_fks
+        .iter()
+        .map(|f| f.from_column.to_ascii_lowercase())
+        .collect();
     let columns = raw
         .iter()
         .map(|c| Column {
             name: c.name.clone(),
             json_name: c.name.to_ascii_lowercase(),
             declared_type: c.declared_type.clone(),
-            kind: table_info::classify(&c.declared_type, c.pk > 0 || fk_columns.contains(&c.name.to_ascii_lowercase())),
+            kind: table_info::classify(
+                &c.declared_type,
+                c.pk > 0 || fk_columns.contains(&c.name.to_ascii_lowercase()),
+            ),
             not_null: c.not_null,
             primary_key_position: c.pk,
         })
@@ -150,13 +165,19 @@ pub fn validate_table(conn: &Connection, reg: &TableRegistration) -> Result<Mana
 }
 
 /// Validates the whole registration list and returns the tables in FK order (parents first).
-pub fn validate_tables(conn: &Connection, schema: &str, regs: &[TableRegistration]) -> Result<Vec<ManagedTable>> {
+pub fn validate_tables(
+    conn: &Connection,
+    schema: &str,
+    regs: &[TableRegistration],
+) -> Result<Vec<ManagedTable>> {
     validate_schema_name(schema)?;
     let mut seen = HashSet::new();
     for reg in regs {
         let name = normalize_table_name(&reg.table_name)?;
         if !seen.insert(name.clone()) {
-            return Err(Error::config(format!("duplicate sync table registration for \"{name}\"; register each table once")));
+            return Err(Error::config(format!(
+                "duplicate sync table registration for \"{name}\"; register each table once"
+            )));
         }
     }
     let mut tables = Vec::with_capacity(regs.len());
@@ -169,12 +190,19 @@ pub fn validate_tables(conn: &Connection, schema: &str, regs: &[TableRegistratio
 
 /// Rejects composite FKs and FKs to unmanaged tables; fills in implicit parent columns.
 fn check_foreign_keys(conn: &Connection, tables: &mut [ManagedTable]) -> Result<()> {
-    let managed: HashMap<String, String> = tables.iter().map(|t| (t.name.clone(), t.key_column.clone())).collect();
+    let managed: HashMap<String, String> = tables
+        .iter()
+        .map(|t| (t.name.clone(), t.key_column.clone()))
+        .collect();
     let mut composite = BTreeSet::new();
     for t in tables.iter() {
         for fk in table_info::foreign_keys(conn, &t.name)? {
             if fk.seq > 0 {
-                composite.insert(format!("{} -> {}", t.name, fk.parent_table.to_ascii_lowercase()));
+                composite.insert(format!(
+                    "{} -> {}",
+                    t.name,
+                    fk.parent_table.to_ascii_lowercase()
+                ));
             }
         }
     }
@@ -194,7 +222,10 @@ fn check_foreign_keys(conn: &Connection, tables: &mut [ManagedTable]) -> Result<
                 };
             }
             if !managed.contains_key(&fk.parent_table) {
-                open_edges.insert(format!("{}.{} -> {}.{}", t.name, fk.from_column, fk.parent_table, fk.parent_column));
+                open_edges.insert(format!(
+                    "{}.{} -> {}.{}",
+                    t.name, fk.from_column, fk.parent_table, fk.parent_column
+                ));
             }
         }
     }
@@ -209,12 +240,20 @@ fn check_foreign_keys(conn: &Connection, tables: &mut [ManagedTable]) -> Result<
 
 fn parent_primary_key(conn: &Connection, parent: &str) -> Result<String> {
     let cols = table_info::columns(conn, parent)?;
-    Ok(cols.into_iter().find(|c| c.pk == 1).map(|c| c.name).unwrap_or_else(|| "rowid".into()))
+    Ok(cols
+        .into_iter()
+        .find(|c| c.pk == 1)
+        .map(|c| c.name)
+        .unwrap_or_else(|| "rowid".into()))
 }
 
 /// Kahn's algorithm over managed FK edges; ties and cycles resolved by configuration order.
 pub fn order_by_dependencies(tables: Vec<ManagedTable>) -> Vec<ManagedTable> {
-    let index: HashMap<&str, usize> = tables.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
     let n = tables.len();
     let mut parents: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     let mut children: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
@@ -245,5 +284,8 @@ pub fn order_by_dependencies(tables: Vec<ManagedTable>) -> Vec<ManagedTable> {
     }
     order.extend((0..n).filter(|&i| !placed[i]));
     let mut slots: Vec<Option<ManagedTable>> = tables.into_iter().map(Some).collect();
-    order.into_iter().map(|i| slots[i].take().expect("each table placed once")).collect()
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each table placed once"))
+        .collect()
 }

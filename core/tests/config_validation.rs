@@ -20,7 +20,10 @@ fn registrations(cfg: &Value) -> Vec<TableRegistration> {
             if let Some(k) = t["syncKeyColumnName"].as_str() {
                 keys.insert(0, k.to_string());
             }
-            TableRegistration { table_name: t["tableName"].as_str().unwrap().to_string(), sync_key_columns: keys }
+            TableRegistration {
+                table_name: t["tableName"].as_str().unwrap().to_string(),
+                sync_key_columns: keys,
+            }
         })
         .collect()
 }
@@ -52,7 +55,9 @@ fn every_config_validation_case() {
                     conn.execute_batch(sql.as_str().unwrap()).unwrap();
                 }
                 for q in case["expectedQueries"].as_array().unwrap() {
-                    let got: rusqlite::types::Value = conn.query_row(q["sql"].as_str().unwrap(), [], |r| r.get(0)).unwrap();
+                    let got: rusqlite::types::Value = conn
+                        .query_row(q["sql"].as_str().unwrap(), [], |r| r.get(0))
+                        .unwrap();
                     let got = match got {
                         rusqlite::types::Value::Integer(i) => Value::from(i),
                         rusqlite::types::Value::Text(t) => Value::from(t),
@@ -65,7 +70,11 @@ fn every_config_validation_case() {
                 let err = result.expect_err(name);
                 assert_eq!(err.code.as_str(), "invalid_config", "{name}");
                 for frag in expected["messageContains"].as_array().unwrap() {
-                    assert!(err.message.contains(frag.as_str().unwrap()), "{name}: {:?} lacks {frag}", err.message);
+                    assert!(
+                        err.message.contains(frag.as_str().unwrap()),
+                        "{name}: {:?} lacks {frag}",
+                        err.message
+                    );
                 }
             }
         }

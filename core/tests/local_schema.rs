@@ -7,14 +7,24 @@ use oversqlite_core::sql_text::normalize_sql;
 use oversqlite_core::{open, triggers};
 use serde_json::{json, Value};
 
-const FIXTURES: [&str; 4] = ["basic-sync", "blob-sync", "business-rich-v0", "cascade-sync"];
+const FIXTURES: [&str; 4] = [
+    "basic-sync",
+    "blob-sync",
+    "business-rich-v0",
+    "cascade-sync",
+];
 
 fn opened(fixture: &str) -> rusqlite::Connection {
     let conn = common::memory();
-    for stmt in common::split_sql(&common::fixture_text(&format!("local-schema/{fixture}/schema.sql"))) {
+    for stmt in common::split_sql(&common::fixture_text(&format!(
+        "local-schema/{fixture}/schema.sql"
+    ))) {
         conn.execute_batch(&stmt).unwrap();
     }
-    common::configure(&conn, &common::fixture(&format!("local-schema/{fixture}/config.json")));
+    common::configure(
+        &conn,
+        &common::fixture(&format!("local-schema/{fixture}/config.json")),
+    );
     open::open(&conn).unwrap();
     conn
 }
@@ -28,11 +38,20 @@ fn generated_triggers_match_fixture_text() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["name"].as_str().unwrap().to_string(), t["sql"].as_str().unwrap().to_string()))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    t["sql"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        let mut stmt = conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+            .unwrap();
         let got: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, normalize_sql(&r.get::<_, String>(1)?))))
+            .query_map([], |r| {
+                Ok((r.get(0)?, normalize_sql(&r.get::<_, String>(1)?)))
+            })
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
@@ -61,7 +80,13 @@ fn runtime_ddl_is_byte_identical() {
             if !name.starts_with("_sync_") && !name.starts_with("idx_sync_") {
                 continue;
             }
-            let sql: String = conn.query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [name], |r| r.get(0)).unwrap();
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap();
             assert_eq!(sql, entry["sql"].as_str().unwrap(), "{fixture}: {name}");
         }
     }
@@ -93,17 +118,43 @@ fn dirty_rows(conn: &rusqlite::Connection) -> Value {
 fn write_transitions_capture_as_fixtures_expect() {
     for fixture in FIXTURES {
         let input = common::fixture(&format!("local-schema/{fixture}/write-transitions.json"));
-        let expected = common::fixture(&format!("local-schema/{fixture}/write-transitions.expected.json"));
-        for (case, want) in input["cases"].as_array().unwrap().iter().zip(expected["cases"].as_array().unwrap()) {
+        let expected = common::fixture(&format!(
+            "local-schema/{fixture}/write-transitions.expected.json"
+        ));
+        for (case, want) in input["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(expected["cases"].as_array().unwrap())
+        {
             assert_eq!(case["name"], want["name"]);
             let conn = opened(fixture);
-            for sql in case["setupSql"].as_array().unwrap().iter().chain(case["actionSql"].as_array().unwrap()) {
+            for sql in case["setupSql"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(case["actionSql"].as_array().unwrap())
+            {
                 conn.execute_batch(sql.as_str().unwrap()).unwrap();
             }
-            assert_eq!(dirty_rows(&conn), want["dirtyRows"], "{fixture}/{}", case["name"]);
+            assert_eq!(
+                dirty_rows(&conn),
+                want["dirtyRows"],
+                "{fixture}/{}",
+                case["name"]
+            );
             for (table, count) in want["applicationRowCounts"].as_object().unwrap() {
-                let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| r.get(0)).unwrap();
-                assert_eq!(Value::from(n), *count, "{fixture}/{}: {table}", case["name"]);
+                let n: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(
+                    Value::from(n),
+                    *count,
+                    "{fixture}/{}: {table}",
+                    case["name"]
+                );
             }
         }
     }

@@ -13,15 +13,32 @@ fn dump(conn: &rusqlite::Connection) -> Vec<String> {
         let n = stmt.column_count();
         let rows = stmt
             .query_map([], |r| {
-                Ok((0..n).map(|i| format!("{:?}", r.get::<_, Value>(i).unwrap())).collect::<Vec<_>>().join("|"))
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get::<_, Value>(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
             })
             .unwrap();
         for row in rows {
             out.push(format!("{table}: {}", row.unwrap()));
         }
     }
-    let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").unwrap();
-    for row in stmt.query_map([], |r| Ok(format!("{:?}", (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))).unwrap() {
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    for row in stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{:?}",
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                )
+            ))
+        })
+        .unwrap()
+    {
         out.push(row.unwrap());
     }
     out
@@ -48,7 +65,13 @@ fn open_is_idempotent() {
     assert!(first.first_open);
     assert_eq!(first.captured_rows, 1);
     assert_eq!(first.triggers_written, 12);
-    assert_eq!(cfg.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["users", "posts"]);
+    assert_eq!(
+        cfg.tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["users", "posts"]
+    );
     let before = dump(&conn);
     for _ in 0..3 {
         let (_, again) = open::open(&conn).unwrap();
@@ -85,7 +108,10 @@ fn fk_order_is_parents_first_and_cycles_follow_config_order() {
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["a", "c", "b"]);
     let c = tables.iter().find(|t| t.name == "c").unwrap();
-    assert!(c.foreign_keys.iter().any(|f| f.parent_table == "a" && f.parent_column == "id"));
+    assert!(c
+        .foreign_keys
+        .iter()
+        .any(|f| f.parent_table == "a" && f.parent_column == "id"));
     assert_eq!(order_by_dependencies(vec![]).len(), 0);
 }
 
@@ -93,7 +119,10 @@ fn fk_order_is_parents_first_and_cycles_follow_config_order() {
 fn column_kinds_follow_declared_types() {
     assert_eq!(table_info::classify("BLOB", false), ColumnKind::Blob);
     assert_eq!(table_info::classify("blob", true), ColumnKind::UuidBlob);
-    assert_eq!(table_info::classify("DOUBLE PRECISION", false), ColumnKind::Real);
+    assert_eq!(
+        table_info::classify("DOUBLE PRECISION", false),
+        ColumnKind::Real
+    );
     assert_eq!(table_info::classify("FLOAT", false), ColumnKind::Real);
     assert_eq!(table_info::classify("BIGINT", false), ColumnKind::Integer);
     assert_eq!(table_info::classify("", false), ColumnKind::Text);
@@ -104,11 +133,30 @@ fn column_kinds_follow_declared_types() {
          CREATE TABLE reviews (id TEXT PRIMARY KEY, file_id BLOB REFERENCES files(id));",
     )
     .unwrap();
-    let tables = validate_tables(&conn, "main", &[TableRegistration::new("files", "id"), TableRegistration::new("reviews", "id")]).unwrap();
+    let tables = validate_tables(
+        &conn,
+        "main",
+        &[
+            TableRegistration::new("files", "id"),
+            TableRegistration::new("reviews", "id"),
+        ],
+    )
+    .unwrap();
     let kinds: Vec<ColumnKind> = tables[0].columns.iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [ColumnKind::UuidBlob, ColumnKind::Blob, ColumnKind::Integer, ColumnKind::Real]);
+    assert_eq!(
+        kinds,
+        [
+            ColumnKind::UuidBlob,
+            ColumnKind::Blob,
+            ColumnKind::Integer,
+            ColumnKind::Real
+        ]
+    );
     assert_eq!(tables[0].key_kind, KeyKind::UuidBlob);
-    assert_eq!(tables[1].column("FILE_ID").unwrap().kind, ColumnKind::UuidBlob);
+    assert_eq!(
+        tables[1].column("FILE_ID").unwrap().kind,
+        ColumnKind::UuidBlob
+    );
 }
 
 #[test]
@@ -120,8 +168,10 @@ fn key_json_matches_trigger_output() {
     config::enable_sync(&conn, "notes", &[]).unwrap();
     let (cfg, _) = open::open(&conn).unwrap();
     let blob = vec![0xab_u8; 16];
-    conn.execute("INSERT INTO files VALUES (?1, 'x')", [&blob]).unwrap();
-    conn.execute("INSERT INTO notes VALUES ('a<b>&\"/\u{2028}')", []).unwrap();
+    conn.execute("INSERT INTO files VALUES (?1, 'x')", [&blob])
+        .unwrap();
+    conn.execute("INSERT INTO notes VALUES ('a<b>&\"/\u{2028}')", [])
+        .unwrap();
     let stored: Vec<String> = conn
         .prepare("SELECT key_json FROM _sync_dirty_rows ORDER BY dirty_ordinal")
         .unwrap()
@@ -131,10 +181,24 @@ fn key_json_matches_trigger_output() {
         .unwrap();
     let files = cfg.table("files").unwrap();
     let notes = cfg.table("notes").unwrap();
-    assert_eq!(keys::key_json(&conn, files, &Value::Blob(blob)).unwrap(), stored[0]);
-    assert_eq!(keys::key_json(&conn, notes, &Value::Text("a<b>&\"/\u{2028}".into())).unwrap(), stored[1]);
-    assert_eq!(keys::key_json_from_local_text(&conn, files, &"ab".repeat(16)).unwrap(), stored[0]);
-    assert_eq!(keys::key_json(&conn, files, &Value::Blob(vec![1, 2])).unwrap_err().code, ErrorCode::InvalidArgument);
+    assert_eq!(
+        keys::key_json(&conn, files, &Value::Blob(blob)).unwrap(),
+        stored[0]
+    );
+    assert_eq!(
+        keys::key_json(&conn, notes, &Value::Text("a<b>&\"/\u{2028}".into())).unwrap(),
+        stored[1]
+    );
+    assert_eq!(
+        keys::key_json_from_local_text(&conn, files, &"ab".repeat(16)).unwrap(),
+        stored[0]
+    );
+    assert_eq!(
+        keys::key_json(&conn, files, &Value::Blob(vec![1, 2]))
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidArgument
+    );
 }
 
 #[test]
@@ -164,10 +228,19 @@ fn state_helpers_round_trip() {
     .unwrap();
     assert!(state::apply_mode(&conn).unwrap());
     assert_eq!(state::read_outbox_bundle(&conn).unwrap().state, "prepared");
-    assert_eq!(state::read_source(&conn, &report.source_id).unwrap().unwrap().next_source_bundle_id, 2);
+    assert_eq!(
+        state::read_source(&conn, &report.source_id)
+            .unwrap()
+            .unwrap()
+            .next_source_bundle_id,
+        2
+    );
     let info = state::source_info(&conn).unwrap();
     assert!(info.rebuild_required && info.source_recovery_required);
-    assert_eq!(info.source_recovery_reason.as_deref(), Some("history_pruned"));
+    assert_eq!(
+        info.source_recovery_reason.as_deref(),
+        Some("history_pruned")
+    );
     assert_eq!(info.attached_user_id, "user-1");
     assert_eq!(pending::pending_count(&conn).unwrap(), 1);
     open::open(&conn).unwrap();
@@ -184,7 +257,8 @@ fn write_tx_rolls_back_on_error_and_nests_as_savepoint() {
     })
     .unwrap_err();
     assert_eq!(err.message, "boom");
-    conn.execute_batch("BEGIN; INSERT INTO t VALUES (2);").unwrap();
+    conn.execute_batch("BEGIN; INSERT INTO t VALUES (2);")
+        .unwrap();
     let _ = tx::write_tx(&conn, |c| {
         c.execute("INSERT INTO t VALUES (3)", [])?;
         Err::<(), _>(oversqlite_core::Error::argument("inner"))
@@ -192,7 +266,13 @@ fn write_tx_rolls_back_on_error_and_nests_as_savepoint() {
     tx::write_tx(&conn, |c| Ok(c.execute("INSERT INTO t VALUES (4)", [])?)).unwrap();
     assert!(!conn.is_autocommit(), "caller's transaction still open");
     conn.execute_batch("COMMIT").unwrap();
-    let xs: Vec<i64> = conn.prepare("SELECT x FROM t ORDER BY x").unwrap().query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap();
+    let xs: Vec<i64> = conn
+        .prepare("SELECT x FROM t ORDER BY x")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
     assert_eq!(xs, [2, 4]);
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = tx::write_tx(&conn, |c| -> oversqlite_core::Result<()> {
@@ -202,19 +282,31 @@ fn write_tx_rolls_back_on_error_and_nests_as_savepoint() {
     }));
     assert!(panicked.is_err());
     assert!(conn.is_autocommit(), "panic rolled back");
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM t WHERE x = 5", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM t WHERE x = 5", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 0);
 }
 
 #[test]
 fn rejected_enable_writes_nothing() {
     let conn = common::memory();
-    conn.execute_batch("CREATE TABLE counters (id INTEGER PRIMARY KEY)").unwrap();
+    conn.execute_batch("CREATE TABLE counters (id INTEGER PRIMARY KEY)")
+        .unwrap();
     let err = config::enable_sync(&conn, "counters", &[]).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidConfig);
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_oversqlite%' ESCAPE '\\'", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_oversqlite%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(n, 0);
-    assert_eq!(config::load(&conn).unwrap_err().code, ErrorCode::NotConfigured);
+    assert_eq!(
+        config::load(&conn).unwrap_err().code,
+        ErrorCode::NotConfigured
+    );
 }
 
 #[test]
@@ -241,7 +333,10 @@ fn enabling_a_table_later_captures_its_existing_rows() {
         .unwrap();
     assert_eq!(
         rows,
-        vec![("{\"id\":\"t1\"}".into(), "INSERT".into(), 0, 2), ("{\"id\":\"t2\"}".into(), "UPDATE".into(), 5, 3)]
+        vec![
+            ("{\"id\":\"t1\"}".into(), "INSERT".into(), 0, 2),
+            ("{\"id\":\"t2\"}".into(), "UPDATE".into(), 5, 3)
+        ]
     );
     // Already-managed tables are not captured again.
     let (_, again) = open::open(&conn).unwrap();
@@ -269,8 +364,15 @@ fn changing_the_remote_schema_moves_tables_once_nothing_is_pending() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(managed, vec![("business".into(), "posts".into()), ("business".into(), "users".into())]);
-    conn.execute_batch("INSERT INTO users VALUES ('u2', 'Bob')").unwrap();
+    assert_eq!(
+        managed,
+        vec![
+            ("business".into(), "posts".into()),
+            ("business".into(), "users".into())
+        ]
+    );
+    conn.execute_batch("INSERT INTO users VALUES ('u2', 'Bob')")
+        .unwrap();
     let schemas: Vec<String> = conn
         .prepare("SELECT DISTINCT schema_name FROM _sync_dirty_rows")
         .unwrap()

@@ -34,8 +34,16 @@ impl<'a> Args<'a> {
     pub fn expect_count(&self, min: usize, max: usize, usage: &str) -> Result<(), Error> {
         let n = self.values.len();
         if n < min || n > max {
-            let want = if min == max { format!("{min}") } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
-            return Err(Error::argument(format!("expected {want} argument(s), got {n}; usage: {usage}")));
+            let want = if min == max {
+                format!("{min}")
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            return Err(Error::argument(format!(
+                "expected {want} argument(s), got {n}; usage: {usage}"
+            )));
         }
         Ok(())
     }
@@ -45,7 +53,11 @@ impl<'a> Args<'a> {
         let v = &self.values[i];
         let t = api::value_type(v);
         if t != ValueType::Text {
-            return Err(Error::argument(format!("argument {} ({name}) must be TEXT, got {}", i + 1, type_name(t))));
+            return Err(Error::argument(format!(
+                "argument {} ({name}) must be TEXT, got {}",
+                i + 1,
+                type_name(t)
+            )));
         }
         api::value_text(v)
             .map(str::to_string)
@@ -74,7 +86,11 @@ impl Args<'_> {
         let v = &self.values[i];
         let t = api::value_type(v);
         if t != ValueType::Integer {
-            return Err(Error::argument(format!("argument {} ({name}) must be INTEGER, got {}", i + 1, type_name(t))));
+            return Err(Error::argument(format!(
+                "argument {} ({name}) must be INTEGER, got {}",
+                i + 1,
+                type_name(t)
+            )));
         }
         Ok(Some(api::value_int64(v)))
     }

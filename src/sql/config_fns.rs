@@ -9,8 +9,11 @@ use super::args::Args;
 pub fn config_json(conn: &Connection) -> Result<String, Error> {
     let settings = config::read_settings(conn)?;
     let active: Value = if ddl::runtime_installed(conn)? {
-        let mut stmt = conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
-        let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt =
+            conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         json!(names)
     } else {
         Value::Null
@@ -36,9 +39,15 @@ pub fn init(conn: &Connection, args: &Args) -> Result<String, Error> {
 /// `oversqlite_enable_sync(table [, sync_key_column])` → configuration JSON. Extra key
 /// arguments are accepted only to report that composite sync keys are unsupported.
 pub fn enable_sync(conn: &Connection, args: &Args) -> Result<String, Error> {
-    args.expect_count(1, usize::MAX, "oversqlite_enable_sync(table [, sync_key_column])")?;
+    args.expect_count(
+        1,
+        usize::MAX,
+        "oversqlite_enable_sync(table [, sync_key_column])",
+    )?;
     let table = args.text(0, "table")?;
-    let keys = (1..args.len()).map(|i| args.text(i, "sync_key_column")).collect::<Result<Vec<_>, _>>()?;
+    let keys = (1..args.len())
+        .map(|i| args.text(i, "sync_key_column"))
+        .collect::<Result<Vec<_>, _>>()?;
     config::enable_sync(conn, &table, &keys)?;
     config_json(conn)
 }

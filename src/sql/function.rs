@@ -13,8 +13,15 @@ pub type Body = fn(&Connection, &Args) -> Result<String, Error>;
 /// Registers `name` with any arity (the body checks the count, so a wrong count gets a
 /// usage message instead of SQLite's generic "wrong number of arguments"). Errors and
 /// panics become `name: <code>: <message>` SQL errors.
-pub fn register(db: *mut sqlite3, name: &'static str, body: Body, flags: FunctionFlags) -> sqlite_loadable::Result<()> {
-    let call = move |ctx: *mut sqlite3_context, values: &[*mut sqlite3_value]| -> sqlite_loadable::Result<()> {
+pub fn register(
+    db: *mut sqlite3,
+    name: &'static str,
+    body: Body,
+    flags: FunctionFlags,
+) -> sqlite_loadable::Result<()> {
+    let call = move |ctx: *mut sqlite3_context,
+                     values: &[*mut sqlite3_value]|
+          -> sqlite_loadable::Result<()> {
         let outcome = guarded(name, || {
             let conn = connection(context_db(ctx))?;
             body(&conn, &Args::new(values))

@@ -80,11 +80,22 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
     type Aux = ();
     type Cursor = RowsCursor<S>;
 
-    fn connect(db: *mut sqlite3, _aux: Option<&()>, _args: VTabArguments) -> sqlite_loadable::Result<(String, Self)> {
+    fn connect(
+        db: *mut sqlite3,
+        _aux: Option<&()>,
+        _args: VTabArguments,
+    ) -> sqlite_loadable::Result<(String, Self)> {
         guarded(&point::<S>("connect"), || {
             // SAFETY: an all-zero sqlite3_vtab is the documented initial state.
             let base: sqlite3_vtab = unsafe { std::mem::zeroed() };
-            Ok((S::SCHEMA.to_string(), RowsTable { base: UnsafeCell::new(base), db, source: PhantomData }))
+            Ok((
+                S::SCHEMA.to_string(),
+                RowsTable {
+                    base: UnsafeCell::new(base),
+                    db,
+                    source: PhantomData,
+                },
+            ))
         })
         .map_err(|e| to_loadable(S::NAME, e))
     }
@@ -107,7 +118,14 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
         guarded(&point::<S>("open"), || {
             // SAFETY: as in `connect`.
             let base: sqlite3_vtab_cursor = unsafe { std::mem::zeroed() };
-            Ok(RowsCursor { base, db, rows: Vec::new(), pos: 0, deferred: RefCell::new(None), source: PhantomData })
+            Ok(RowsCursor {
+                base,
+                db,
+                rows: Vec::new(),
+                pos: 0,
+                deferred: RefCell::new(None),
+                source: PhantomData,
+            })
         })
         .map_err(|e| {
             set_vtab_error(self.base.get(), S::NAME, &e);
@@ -117,9 +135,15 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
 }
 
 impl<S: RowSource> VTabCursor for RowsCursor<S> {
-    fn filter(&mut self, _idx_num: c_int, _idx_str: Option<&str>, _values: &[*mut sqlite3_value]) -> sqlite_loadable::Result<()> {
+    fn filter(
+        &mut self,
+        _idx_num: c_int,
+        _idx_str: Option<&str>,
+        _values: &[*mut sqlite3_value],
+    ) -> sqlite_loadable::Result<()> {
         let db = self.db;
-        let rows = guarded(&point::<S>("filter"), || S::rows(&connection(db)?)).map_err(|e| to_loadable(S::NAME, e))?;
+        let rows = guarded(&point::<S>("filter"), || S::rows(&connection(db)?))
+            .map_err(|e| to_loadable(S::NAME, e))?;
         self.rows = rows;
         self.pos = 0;
         Ok(())
@@ -151,8 +175,12 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
         guarded(&point::<S>("column"), || {
             match self.rows.get(self.pos).and_then(|r| r.get(i as usize)) {
                 Some(Cell::Int(v)) => api::result_int64(ctx, *v),
-                Some(Cell::Text(t)) => api::result_text(ctx, t)
-                    .map_err(|_| Error::new(oversqlite_core::ErrorCode::Internal, "text result contains NUL"))?,
+                Some(Cell::Text(t)) => api::result_text(ctx, t).map_err(|_| {
+                    Error::new(
+                        oversqlite_core::ErrorCode::Internal,
+                        "text result contains NUL",
+                    )
+                })?,
                 Some(Cell::Null) | None => api::result_null(ctx),
             }
             Ok(())
@@ -161,7 +189,8 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
     }
 
     fn rowid(&self) -> sqlite_loadable::Result<i64> {
-        guarded(&point::<S>("rowid"), || Ok(self.pos as i64 + 1)).map_err(|e| to_loadable(S::NAME, e))
+        guarded(&point::<S>("rowid"), || Ok(self.pos as i64 + 1))
+            .map_err(|e| to_loadable(S::NAME, e))
     }
 }
 

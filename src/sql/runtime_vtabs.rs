@@ -8,7 +8,8 @@ pub struct Pending;
 
 impl RowSource for Pending {
     const NAME: &'static str = "oversqlite_pending";
-    const SCHEMA: &'static str = "CREATE TABLE x(schema_name TEXT, table_name TEXT, key_json TEXT, op TEXT, \
+    const SCHEMA: &'static str =
+        "CREATE TABLE x(schema_name TEXT, table_name TEXT, key_json TEXT, op TEXT, \
         base_row_version INTEGER, payload TEXT, state TEXT, ordinal INTEGER)";
 
     fn rows(conn: &Connection) -> Result<Vec<Vec<Cell>>, Error> {
@@ -34,7 +35,8 @@ pub struct SourceInfo;
 
 impl RowSource for SourceInfo {
     const NAME: &'static str = "oversqlite_source_info";
-    const SCHEMA: &'static str = "CREATE TABLE x(current_source_id TEXT, rebuild_required INTEGER, \
+    const SCHEMA: &'static str =
+        "CREATE TABLE x(current_source_id TEXT, rebuild_required INTEGER, \
         source_recovery_required INTEGER, source_recovery_reason TEXT, binding_state TEXT, \
         attached_user_id TEXT, last_bundle_seq_seen INTEGER)";
 

@@ -11,7 +11,10 @@ pub fn contracts_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in [repo.join("shared/contracts"), repo.join("../shared/contracts")] {
+    for candidate in [
+        repo.join("shared/contracts"),
+        repo.join("../shared/contracts"),
+    ] {
         if candidate.is_dir() {
             return candidate;
         }
@@ -21,7 +24,8 @@ pub fn contracts_dir() -> PathBuf {
 
 pub fn fixture(rel: &str) -> Value {
     let path = contracts_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -36,7 +40,11 @@ pub fn split_sql(text: &str) -> Vec<String> {
         .filter(|l| !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n");
-    cleaned.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    cleaned
+        .split(';')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 pub fn memory() -> Connection {
@@ -45,9 +53,15 @@ pub fn memory() -> Connection {
 
 /// Applies a fixture `config.json` through the core configuration API.
 pub fn configure(conn: &Connection, config: &Value) {
-    oversqlite_core::config::init(conn, "https://sync.test", config["schema"].as_str().unwrap()).unwrap();
+    oversqlite_core::config::init(
+        conn,
+        "https://sync.test",
+        config["schema"].as_str().unwrap(),
+    )
+    .unwrap();
     for t in config["syncTables"].as_array().unwrap() {
         let key = t["syncKeyColumnName"].as_str().unwrap().to_string();
-        oversqlite_core::config::enable_sync(conn, t["tableName"].as_str().unwrap(), &[key]).unwrap();
+        oversqlite_core::config::enable_sync(conn, t["tableName"].as_str().unwrap(), &[key])
+            .unwrap();
     }
 }

@@ -22,19 +22,33 @@ pub fn set_token(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String
 
 /// `oversqlite_set_conflict_resolver(policy [, table [, function_name]])`; table NULL sets
 /// the client default, policy NULL removes a table's override. Answers the policies in force.
-pub fn set_conflict_resolver(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
+pub fn set_conflict_resolver(
+    s: &ConnSync,
+    conn: &Connection,
+    args: &Args,
+) -> Result<String, SyncError> {
     let usage = "oversqlite_set_conflict_resolver(policy [, table [, function_name]]) with policy 'server_wins', 'client_wins' or 'custom'";
     args.expect_count(1, 3, usage)?;
     let table = args.opt_text(1, "table")?;
     if args.is_null(0) {
         // NULL policy for a table: drop its override, the client default applies again.
         let Some(t) = table else {
-            return Err(SyncError::new(ErrorKind::InvalidArgument, format!("policy NULL needs a table (it removes that table's override); {usage}")));
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                format!("policy NULL needs a table (it removes that table's override); {usage}"),
+            ));
         };
         if args.len() > 2 && !args.is_null(2) {
-            return Err(SyncError::new(ErrorKind::InvalidArgument, "function_name is only used with the 'custom' policy"));
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "function_name is only used with the 'custom' policy",
+            ));
         }
-        let mut policies = s.resolver.policies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut policies = s
+            .resolver
+            .policies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         policies.tables.remove(&t.to_ascii_lowercase());
         return text(to_json(&*policies)?);
     }
@@ -66,14 +80,22 @@ pub fn set_conflict_resolver(s: &ConnSync, conn: &Connection, args: &Args) -> Re
     };
     if let Some(t) = &table {
         let settings = oversqlite_core::config::read_settings(conn)?;
-        if !settings.tables.iter().any(|s| s.table.eq_ignore_ascii_case(t)) {
+        if !settings
+            .tables
+            .iter()
+            .any(|s| s.table.eq_ignore_ascii_case(t))
+        {
             return Err(SyncError::new(
                 ErrorKind::InvalidArgument,
                 format!("table {t:?} is not enabled for sync; call oversqlite_enable_sync({t:?}) first or pass NULL for every table"),
             ));
         }
     }
-    let mut policies = s.resolver.policies.lock().unwrap_or_else(|p| p.into_inner());
+    let mut policies = s
+        .resolver
+        .policies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     match table {
         Some(t) => {
             policies.tables.insert(t.to_ascii_lowercase(), policy);
@@ -105,7 +127,11 @@ pub fn pause_downloads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<
     pause_report(s)
 }
 
-pub fn resume_downloads(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String, SyncError> {
+pub fn resume_downloads(
+    s: &ConnSync,
+    _conn: &Connection,
+    args: &Args,
+) -> Result<String, SyncError> {
     args.expect_count(0, 0, "oversqlite_resume_downloads()")?;
     s.downloads_paused.store(false, Ordering::SeqCst);
     pause_report(s)

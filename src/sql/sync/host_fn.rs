@@ -20,7 +20,9 @@ pub fn check_function_name(name: &str) -> Result<()> {
     if !ok {
         return Err(SyncError::new(
             ErrorKind::InvalidArgument,
-            format!("function name {name:?} must be a plain identifier (letters, digits, underscore)"),
+            format!(
+                "function name {name:?} must be a plain identifier (letters, digits, underscore)"
+            ),
         ));
     }
     Ok(())
@@ -34,7 +36,8 @@ fn call_sql(name: &str, arity: usize) -> String {
 fn is_missing(e: &rusqlite::Error, name: &str) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     let name = name.to_ascii_lowercase();
-    text.contains(&format!("no such function: {name}")) || text.contains(&format!("wrong number of arguments to function {name}"))
+    text.contains(&format!("no such function: {name}"))
+        || text.contains(&format!("wrong number of arguments to function {name}"))
 }
 
 /// Whether `name` can be called with `arity` arguments on `conn` (prepares, runs nothing).
@@ -48,7 +51,11 @@ pub fn is_registered(conn: &Connection, name: &str, arity: usize) -> Result<bool
 }
 
 /// `SELECT name(args...)` on `conn`.
-pub fn call_host_function(conn: &Connection, name: &str, args: &[&dyn rusqlite::ToSql]) -> Result<HostCall> {
+pub fn call_host_function(
+    conn: &Connection,
+    name: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<HostCall> {
     check_function_name(name)?;
     let mut stmt = match conn.prepare(&call_sql(name, args.len())) {
         Ok(s) => s,

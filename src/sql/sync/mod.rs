@@ -31,7 +31,11 @@ pub fn register_all(db: *mut ffi::sqlite3) -> sqlite_loadable::Result<()> {
         ("oversqlite_sync", ops_fns::sync, direct),
         ("oversqlite_rebuild", ops_fns::rebuild, direct),
         ("oversqlite_detach", ops_fns::detach, direct),
-        ("oversqlite_sync_then_detach", ops_fns::sync_then_detach, direct),
+        (
+            "oversqlite_sync_then_detach",
+            ops_fns::sync_then_detach,
+            direct,
+        ),
         ("oversqlite_watch_once", ops_fns::watch_once, direct),
         ("oversqlite_status", ops_fns::status, reader),
         ("oversqlite_source_info", ops_fns::source_info, reader),
@@ -39,11 +43,31 @@ pub fn register_all(db: *mut ffi::sqlite3) -> sqlite_loadable::Result<()> {
         ("oversqlite_download_once", one_shot::download_once, direct),
         ("oversqlite_sync_once", one_shot::sync_once, direct),
         ("oversqlite_set_token", control_fns::set_token, direct),
-        ("oversqlite_set_conflict_resolver", control_fns::set_conflict_resolver, direct),
-        ("oversqlite_pause_uploads", control_fns::pause_uploads, direct),
-        ("oversqlite_resume_uploads", control_fns::resume_uploads, direct),
-        ("oversqlite_pause_downloads", control_fns::pause_downloads, direct),
-        ("oversqlite_resume_downloads", control_fns::resume_downloads, direct),
+        (
+            "oversqlite_set_conflict_resolver",
+            control_fns::set_conflict_resolver,
+            direct,
+        ),
+        (
+            "oversqlite_pause_uploads",
+            control_fns::pause_uploads,
+            direct,
+        ),
+        (
+            "oversqlite_resume_uploads",
+            control_fns::resume_uploads,
+            direct,
+        ),
+        (
+            "oversqlite_pause_downloads",
+            control_fns::pause_downloads,
+            direct,
+        ),
+        (
+            "oversqlite_resume_downloads",
+            control_fns::resume_downloads,
+            direct,
+        ),
     ];
     for (name, body, flags) in functions {
         register_sync(db, name, *body, *flags, &state)?;

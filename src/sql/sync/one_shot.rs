@@ -24,7 +24,14 @@ use super::ops_fns::{text, BOTH_PAUSED, DOWNLOADS_PAUSED, UPLOADS_PAUSED};
 use super::state::ConnSync;
 use crate::sql::args::Args;
 
-fn upload_report(total: i64, applied: i64, conflict: i64, invalid: i64, reasons: Value, first_error: Option<String>) -> Value {
+fn upload_report(
+    total: i64,
+    applied: i64,
+    conflict: i64,
+    invalid: i64,
+    reasons: Value,
+    first_error: Option<String>,
+) -> Value {
     json!({
         "total": total, "applied": applied, "conflict": conflict, "invalid": invalid,
         "materialize_error": 0, "invalid_reasons": reasons, "first_error_message": first_error,
@@ -38,17 +45,43 @@ fn with_skipped(mut v: Value, why: &str) -> Value {
 
 fn upload(s: &ConnSync, conn: &Connection) -> Result<Value, SyncError> {
     if s.uploads_paused() {
-        return Ok(with_skipped(upload_report(0, 0, 0, 0, json!({}), None), UPLOADS_PAUSED));
+        return Ok(with_skipped(
+            upload_report(0, 0, 0, 0, json!({}), None),
+            UPLOADS_PAUSED,
+        ));
     }
     match s.with_client(|c| c.push_pending(conn)) {
         Ok(r) => {
-            let applied = if r.outcome == PushOutcome::Committed { r.row_count } else { 0 };
-            Ok(upload_report(r.row_count, applied, r.conflicts_resolved as i64, 0, json!({}), None))
+            let applied = if r.outcome == PushOutcome::Committed {
+                r.row_count
+            } else {
+                0
+            };
+            Ok(upload_report(
+                r.row_count,
+                applied,
+                r.conflicts_resolved as i64,
+                0,
+                json!({}),
+                None,
+            ))
         }
         Err(e) if e.kind == ErrorKind::HttpError && e.http_status == Some(400) => {
-            let kept = oversqlite_engine::sync_status(conn)?.pending.pending_row_count;
-            let code = e.server_code.clone().unwrap_or_else(|| "http_400".to_string());
-            Ok(upload_report(kept, 0, 0, kept, json!({ code: kept }), Some(e.message)))
+            let kept = oversqlite_engine::sync_status(conn)?
+                .pending
+                .pending_row_count;
+            let code = e
+                .server_code
+                .clone()
+                .unwrap_or_else(|| "http_400".to_string());
+            Ok(upload_report(
+                kept,
+                0,
+                0,
+                kept,
+                json!({ code: kept }),
+                Some(e.message),
+            ))
         }
         Err(e) => Err(e),
     }
@@ -57,7 +90,10 @@ fn upload(s: &ConnSync, conn: &Connection) -> Result<Value, SyncError> {
 fn download(s: &ConnSync, conn: &Connection, limit: Option<i64>) -> Result<Value, SyncError> {
     if s.downloads_paused() {
         let seen = s.with_client(|c| c.source_info(conn))?.last_bundle_seq_seen;
-        return Ok(with_skipped(json!({"applied": 0, "next_seq": seen}), DOWNLOADS_PAUSED));
+        return Ok(with_skipped(
+            json!({"applied": 0, "next_seq": seen}),
+            DOWNLOADS_PAUSED,
+        ));
     }
     let report = s.with_client(|c| {
         let saved = c.settings.download_max_bundles;
@@ -73,7 +109,10 @@ fn download(s: &ConnSync, conn: &Connection, limit: Option<i64>) -> Result<Value
 
 fn positive_limit(args: &Args, i: usize) -> Result<Option<i64>, SyncError> {
     match args.opt_integer(i, "limit")? {
-        Some(n) if n < 1 => Err(SyncError::new(ErrorKind::InvalidArgument, format!("limit must be at least 1 bundle, got {n}"))),
+        Some(n) if n < 1 => Err(SyncError::new(
+            ErrorKind::InvalidArgument,
+            format!("limit must be at least 1 bundle, got {n}"),
+        )),
         other => Ok(other),
     }
 }
@@ -84,12 +123,23 @@ pub fn upload_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<Strin
 }
 
 pub fn download_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
-    args.expect_count(1, 3, "oversqlite_download_once(limit [, include_self [, until]])")?;
-    let limit = positive_limit(args, 0)?
-        .ok_or_else(|| SyncError::new(ErrorKind::InvalidArgument, "limit must be a positive INTEGER (bundles per pull request)"))?;
+    args.expect_count(
+        1,
+        3,
+        "oversqlite_download_once(limit [, include_self [, until]])",
+    )?;
+    let limit = positive_limit(args, 0)?.ok_or_else(|| {
+        SyncError::new(
+            ErrorKind::InvalidArgument,
+            "limit must be a positive INTEGER (bundles per pull request)",
+        )
+    })?;
     if let Some(flag) = args.opt_integer(1, "include_self")? {
         if flag != 0 && flag != 1 {
-            return Err(SyncError::new(ErrorKind::InvalidArgument, "include_self must be 0 or 1"));
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "include_self must be 0 or 1",
+            ));
         }
     }
     if args.len() > 2 && !args.is_null(2) {

@@ -17,7 +17,8 @@ pub const DOWNLOADS_PAUSED: &str = "downloads_paused";
 pub const BOTH_PAUSED: &str = "uploads_and_downloads_paused";
 
 pub fn to_json<T: Serialize>(v: &T) -> Result<Value, SyncError> {
-    serde_json::to_value(v).map_err(|e| SyncError::new(ErrorKind::Internal, format!("report encoding failed: {e}")))
+    serde_json::to_value(v)
+        .map_err(|e| SyncError::new(ErrorKind::Internal, format!("report encoding failed: {e}")))
 }
 
 pub fn text(v: Value) -> Result<String, SyncError> {
@@ -46,7 +47,10 @@ pub fn attach_shape(report: Value) -> Value {
     let mut out = Map::new();
     if engine.get("outcome").and_then(Value::as_str) == Some("retry_later") {
         out.insert("status".into(), json!("retry_later"));
-        out.insert("retry_after_seconds".into(), engine.remove("retry_after_seconds").unwrap_or(Value::Null));
+        out.insert(
+            "retry_after_seconds".into(),
+            engine.remove("retry_after_seconds").unwrap_or(Value::Null),
+        );
         return Value::Object(out);
     }
     out.insert("status".into(), json!("connected"));
@@ -90,12 +94,17 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
     args.expect_count(0, 0, "oversqlite_sync()")?;
     match (s.uploads_paused(), s.downloads_paused()) {
         (false, false) => text(to_json(&s.with_client(|c| c.sync(conn))?)?),
-        (true, true) => text(json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": BOTH_PAUSED, "changed_tables": []})),
+        (true, true) => text(
+            json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": BOTH_PAUSED, "changed_tables": []}),
+        ),
         (true, false) => {
             let mut pull = object(to_json(&s.with_client(|c| c.pull_to_stable(conn))?)?);
             let mut out = Map::new();
             out.insert("push_outcome".into(), json!("skipped"));
-            out.insert("remote_outcome".into(), pull.remove("outcome").unwrap_or(Value::Null));
+            out.insert(
+                "remote_outcome".into(),
+                pull.remove("outcome").unwrap_or(Value::Null),
+            );
             out.insert("skipped".into(), json!(UPLOADS_PAUSED));
             pull.remove("bundles_applied");
             out.extend(pull);
@@ -104,7 +113,10 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
         (false, true) => {
             let mut push = object(to_json(&s.with_client(|c| c.push_pending(conn))?)?);
             let mut out = Map::new();
-            out.insert("push_outcome".into(), push.remove("outcome").unwrap_or(Value::Null));
+            out.insert(
+                "push_outcome".into(),
+                push.remove("outcome").unwrap_or(Value::Null),
+            );
             out.insert("remote_outcome".into(), json!("skipped"));
             out.insert("skipped".into(), json!(DOWNLOADS_PAUSED));
             for k in ["status", "changed_tables"] {
@@ -174,11 +186,16 @@ pub fn watch_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String
     let timeout = args.opt_integer(0, "timeout_ms")?;
     if let Some(ms) = timeout {
         if ms < 1 {
-            return Err(SyncError::new(ErrorKind::InvalidArgument, "timeout_ms must be a positive number of milliseconds"));
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "timeout_ms must be a positive number of milliseconds",
+            ));
         }
     }
     if s.downloads_paused() {
-        return text(json!({"outcome": "skipped", "skipped": DOWNLOADS_PAUSED, "events": 0, "pulls": 0, "changed_tables": []}));
+        return text(
+            json!({"outcome": "skipped", "skipped": DOWNLOADS_PAUSED, "events": 0, "pulls": 0, "changed_tables": []}),
+        );
     }
     let report = match timeout {
         Some(ms) => s.with_client(|c| c.watch_for(conn, Duration::from_millis(ms as u64)))?,

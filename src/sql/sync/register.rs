@@ -31,7 +31,10 @@ struct Entry {
 }
 
 /// Runs `f` behind the panic guard (and the test fault point named `name`).
-pub fn guarded_sync(name: &str, f: impl FnOnce() -> Result<String, SyncError>) -> Result<String, SyncError> {
+pub fn guarded_sync(
+    name: &str,
+    f: impl FnOnce() -> Result<String, SyncError>,
+) -> Result<String, SyncError> {
     match catch_unwind(AssertUnwindSafe(|| {
         fault_point(name);
         f()
@@ -47,14 +50,19 @@ pub fn guarded_sync(name: &str, f: impl FnOnce() -> Result<String, SyncError>) -
     }
 }
 
-unsafe extern "C" fn call_entry(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
+unsafe extern "C" fn call_entry(
+    ctx: *mut ffi::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut ffi::sqlite3_value,
+) {
     // Nothing below may unwind into SQLite: the whole callback, result setting included,
     // runs inside catch_unwind.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the user data is the `Entry` boxed at registration; it lives until
         // SQLite calls `destroy_entry`, which cannot happen during a call.
         let entry = unsafe { &*(ffi::sqlite3_user_data(ctx) as *const Entry) };
-        let values: &[*mut sqlite_loadable::prelude::sqlite3_value] = if argc <= 0 || argv.is_null() {
+        let values: &[*mut sqlite_loadable::prelude::sqlite3_value] = if argc <= 0 || argv.is_null()
+        {
             &[]
         } else {
             // SAFETY: SQLite passes `argc` valid value pointers in `argv`.
@@ -93,7 +101,11 @@ pub(crate) fn register_sync(
     state: &Arc<ConnSync>,
 ) -> sqlite_loadable::Result<()> {
     let cname = CString::new(name)?;
-    let entry = Box::into_raw(Box::new(Entry { name, body, state: Arc::clone(state) }));
+    let entry = Box::into_raw(Box::new(Entry {
+        name,
+        body,
+        state: Arc::clone(state),
+    }));
     // SAFETY: `db` is the connection being initialised; on failure SQLite itself calls
     // `destroy_entry` on the user data, so it is not freed here.
     let rc = unsafe {
@@ -110,7 +122,9 @@ pub(crate) fn register_sync(
         )
     };
     if rc != ffi::SQLITE_OK {
-        return Err(sqlite_loadable::Error::new_message(&format!("cannot register {name}: SQLite error {rc}")));
+        return Err(sqlite_loadable::Error::new_message(&format!(
+            "cannot register {name}: SQLite error {rc}"
+        )));
     }
     Ok(())
 }

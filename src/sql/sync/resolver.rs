@@ -48,18 +48,27 @@ impl ConnResolver {
     pub fn new(db: *mut rusqlite::ffi::sqlite3) -> Self {
         ConnResolver {
             db: db as usize,
-            policies: Mutex::new(Policies { default: Policy::ServerWins, tables: BTreeMap::new() }),
+            policies: Mutex::new(Policies {
+                default: Policy::ServerWins,
+                tables: BTreeMap::new(),
+            }),
             last_invalid: Mutex::new(None),
         }
     }
 
     pub fn take_invalid_reason(&self) -> Option<String> {
-        self.last_invalid.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.last_invalid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     fn policy_for(&self, table: &str) -> Policy {
         let p = self.policies.lock().unwrap_or_else(|p| p.into_inner());
-        p.tables.get(&table.to_ascii_lowercase()).cloned().unwrap_or_else(|| p.default.clone())
+        p.tables
+            .get(&table.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_else(|| p.default.clone())
     }
 
     fn refuse(&self, reason: String) -> Resolution {
@@ -70,13 +79,20 @@ impl ConnResolver {
     fn custom(&self, function: &str, c: &ConflictContext) -> Resolution {
         // SAFETY: the handle belongs to the connection that owns this state; conflicts are
         // resolved during calls on that connection, on the calling thread.
-        let conn = match unsafe { Connection::from_handle(self.db as *mut rusqlite::ffi::sqlite3) } {
+        let conn = match unsafe { Connection::from_handle(self.db as *mut rusqlite::ffi::sqlite3) }
+        {
             Ok(c) => c,
             Err(e) => return self.refuse(format!("cannot call the resolver {function}(): {e}")),
         };
         let key = serde_json::to_string(&c.key).unwrap_or_default();
-        let server_row = c.server_row.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
-        let local = c.local_payload.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default());
+        let server_row = c
+            .server_row
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default());
+        let local = c
+            .local_payload
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default());
         let answer = match call_host_function(&conn, function, &[&c.table, &key, &server_row, &local]) {
             Ok(HostCall::Value(v)) => v,
             Ok(HostCall::NotRegistered) => {

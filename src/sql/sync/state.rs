@@ -68,7 +68,10 @@ impl ConnSync {
         match result {
             Err(mut e) if e.kind == ErrorKind::InvalidConflictResolution => {
                 if let Some(reason) = reason {
-                    e.message = format!("{reason}; the local change was kept as pending ({})", e.message);
+                    e.message = format!(
+                        "{reason}; the local change was kept as pending ({})",
+                        e.message
+                    );
                 }
                 Err(e)
             }

@@ -41,7 +41,11 @@ fn non_empty(t: Option<String>) -> Option<String> {
 
 impl ConnTokens {
     pub fn new(db: *mut rusqlite::ffi::sqlite3) -> Self {
-        ConnTokens { explicit: SharedToken::new(None), db: db as usize, last: Mutex::new(None) }
+        ConnTokens {
+            explicit: SharedToken::new(None),
+            db: db as usize,
+            last: Mutex::new(None),
+        }
     }
 
     fn remember(&self, source: Source) {

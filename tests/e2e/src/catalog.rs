@@ -15,9 +15,17 @@ pub fn normalize_trigger_sql(sql: &str) -> String {
     }
 }
 
-fn rows(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql], f: impl Fn(&rusqlite::Row) -> rusqlite::Result<Value>) -> Vec<Value> {
+fn rows(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    f: impl Fn(&rusqlite::Row) -> rusqlite::Result<Value>,
+) -> Vec<Value> {
     let mut stmt = conn.prepare(sql).unwrap();
-    stmt.query_map(params, |r| f(r)).unwrap().collect::<rusqlite::Result<Vec<_>>>().unwrap()
+    stmt.query_map(params, |r| f(r))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
 }
 
 fn is_excluded(name: &str) -> bool {
@@ -62,13 +70,18 @@ pub fn dump(conn: &Connection) -> Value {
 }
 
 fn table(conn: &Connection, name: &str) -> Value {
-    let columns = rows(conn, "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)", &[&name], |r| {
-        Ok(json!({
-            "cid": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?, "type": r.get::<_, String>(2)?,
-            "notNull": r.get::<_, i64>(3)? != 0, "defaultValue": r.get::<_, Option<String>>(4)?,
-            "primaryKeyPosition": r.get::<_, i64>(5)?,
-        }))
-    });
+    let columns = rows(
+        conn,
+        "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)",
+        &[&name],
+        |r| {
+            Ok(json!({
+                "cid": r.get::<_, i64>(0)?, "name": r.get::<_, String>(1)?, "type": r.get::<_, String>(2)?,
+                "notNull": r.get::<_, i64>(3)? != 0, "defaultValue": r.get::<_, Option<String>>(4)?,
+                "primaryKeyPosition": r.get::<_, i64>(5)?,
+            }))
+        },
+    );
     let foreign_keys = rows(
         conn,
         "SELECT id, seq, \"table\", \"from\", \"to\", on_update, on_delete, \"match\" FROM pragma_foreign_key_list(?1)",

@@ -9,7 +9,9 @@ use serde_json::Value;
 pub fn extension_path() -> PathBuf {
     let path = match std::env::var("OVERSQLITE_EXTENSION") {
         Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/liboversqlite.so"),
+        Err(_) => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/liboversqlite.so")
+        }
     };
     assert!(
         path.is_file(),
@@ -25,7 +27,8 @@ pub fn load_extension(conn: &Connection) {
     // SAFETY: loading our own extension build; loading is disabled again right after.
     unsafe {
         conn.load_extension_enable().unwrap();
-        conn.load_extension(path.with_extension(""), None::<&str>).unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
+        conn.load_extension(path.with_extension(""), None::<&str>)
+            .unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
     }
     conn.load_extension_disable().unwrap();
 }
@@ -43,15 +46,26 @@ pub fn file(path: &Path) -> Connection {
 }
 
 /// `SELECT <expr>` returning TEXT (or NULL), as an error string on failure.
-pub fn call(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Option<String>, String> {
-    conn.query_row(sql, params, |r| r.get::<_, Option<String>>(0)).optional().map(|o| o.flatten()).map_err(|e| e.to_string())
+pub fn call(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Option<String>, String> {
+    conn.query_row(sql, params, |r| r.get::<_, Option<String>>(0))
+        .optional()
+        .map(|o| o.flatten())
+        .map_err(|e| e.to_string())
 }
 
 /// Applies a fixture-style config (`{"schema", "syncTables":[{"tableName","syncKeyColumnName"}]}`)
 /// through the SQL API, without opening.
 pub fn configure(conn: &Connection, config: &Value) -> Result<(), String> {
     let schema = config["schema"].as_str().unwrap();
-    call(conn, "SELECT oversqlite_init('https://sync.test', ?1)", &[&schema])?;
+    call(
+        conn,
+        "SELECT oversqlite_init('https://sync.test', ?1)",
+        &[&schema],
+    )?;
     for t in config["syncTables"].as_array().unwrap() {
         let table = t["tableName"].as_str().unwrap();
         let mut keys: Vec<String> = Vec::new();
@@ -74,7 +88,8 @@ pub fn configure(conn: &Connection, config: &Value) -> Result<(), String> {
 
 /// `SELECT oversqlite_open()` parsed as JSON.
 pub fn open(conn: &Connection) -> Result<Value, String> {
-    let text = call(conn, "SELECT oversqlite_open()", &[])?.ok_or("oversqlite_open returned NULL")?;
+    let text =
+        call(conn, "SELECT oversqlite_open()", &[])?.ok_or("oversqlite_open returned NULL")?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 

@@ -52,7 +52,9 @@ const SECRET: &str = "oversqlite-e2e-secret";
 pub fn server_bin() -> PathBuf {
     let path = match std::env::var("OVERSQLITE_SERVER_BIN") {
         Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/oversqlite-server"),
+        Err(_) => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/oversqlite-server")
+        }
     };
     assert!(
         path.is_file(),
@@ -65,7 +67,8 @@ pub fn server_bin() -> PathBuf {
 fn fresh_dir() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("oversqlite-e2e-server-{}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("oversqlite-e2e-server-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -110,7 +113,15 @@ impl TestServer {
             .arg("serve")
             .arg("--config")
             .arg(&self.config)
-            .args(["--listen", &self.addr, "--jwt-secret", SECRET, "--enable-test-endpoints", "--watch-heartbeat-ms", "200"])
+            .args([
+                "--listen",
+                &self.addr,
+                "--jwt-secret",
+                SECRET,
+                "--enable-test-endpoints",
+                "--watch-heartbeat-ms",
+                "200",
+            ])
             .args(["--shutdown-grace-ms", "0"])
             .arg("--data")
             .arg(self.store_path())
@@ -120,9 +131,19 @@ impl TestServer {
             .spawn()
             .expect("start oversqlite-server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "unexpected server banner {line:?}");
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected server banner {line:?}"
+        );
         self.addr = url.trim_start_matches("http://").to_string();
         self.url = url;
         self.child = Some(child);
@@ -144,14 +165,25 @@ impl TestServer {
             .arg(&self.config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "token command failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "token command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     /// A well-formed token signed with another secret: the server answers 401.
     pub fn bad_token(&self, user: &str) -> String {
         let out = Command::new(server_bin())
-            .args(["token", "--jwt-secret", "not-the-server-secret", "--user", user, "--config"])
+            .args([
+                "token",
+                "--jwt-secret",
+                "not-the-server-secret",
+                "--user",
+                user,
+                "--config",
+            ])
             .arg(&self.config)
             .output()
             .unwrap();
@@ -160,27 +192,43 @@ impl TestServer {
     }
 
     fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
     }
 
     fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
         let mut resp = result.expect("request to the test server");
         let status = resp.status().as_u16();
         let mut text = String::new();
-        resp.body_mut().as_reader().read_to_string(&mut text).unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        resp.body_mut()
+            .as_reader()
+            .read_to_string(&mut text)
+            .unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// `POST <path>` with a JSON body, no auth (test endpoints): status and JSON answer.
     pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        Self::answer(Self::agent().post(&format!("{}{path}", self.url)).header("Content-Type", "application/json").send(body.to_string()))
+        Self::answer(
+            Self::agent()
+                .post(&format!("{}{path}", self.url))
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+        )
     }
 
     /// `GET <path>`, optionally with a bearer token and a source id.
     pub fn get(&self, path: &str, auth: Option<(&str, &str)>) -> (u16, Value) {
         let mut req = Self::agent().get(&format!("{}{path}", self.url));
         if let Some((token, source)) = auth {
-            req = req.header("Authorization", &format!("Bearer {token}")).header("Oversync-Source-ID", source);
+            req = req
+                .header("Authorization", &format!("Bearer {token}"))
+                .header("Oversync-Source-ID", source);
         }
         Self::answer(req.call())
     }
@@ -188,7 +236,10 @@ impl TestServer {
     /// Commits a server-originated bundle for `user` (`POST /test/server-bundle`); panics
     /// unless the server answers 200. `rows` use the push-row shape, see server/README.md.
     pub fn server_bundle(&self, user: &str, rows: Value) -> Value {
-        let (status, body) = self.post("/test/server-bundle", json!({"user_id": user, "rows": rows}));
+        let (status, body) = self.post(
+            "/test/server-bundle",
+            json!({"user_id": user, "rows": rows}),
+        );
         assert_eq!(status, 200, "server-bundle failed: {body}");
         body
     }
@@ -203,7 +254,10 @@ impl TestServer {
 
     /// Prunes history: `POST /test/retention-floor`.
     pub fn set_retention_floor(&self, user: &str, floor: i64) -> Value {
-        let (status, body) = self.post("/test/retention-floor", json!({"user_id": user, "retained_bundle_floor": floor}));
+        let (status, body) = self.post(
+            "/test/retention-floor",
+            json!({"user_id": user, "retained_bundle_floor": floor}),
+        );
         assert_eq!(status, 200, "retention-floor failed: {body}");
         body
     }
@@ -223,7 +277,11 @@ impl TestServer {
 
     /// Runs a read-only query on the store; each row as a JSON array.
     pub fn query_store(&self, sql: &str) -> Vec<Vec<Value>> {
-        let conn = rusqlite::Connection::open_with_flags(self.store_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let conn = rusqlite::Connection::open_with_flags(
+            self.store_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
         let mut stmt = conn.prepare(sql).unwrap();
         let n = stmt.column_count();
         let rows = stmt
@@ -248,7 +306,10 @@ impl TestServer {
 
     /// Committed bundles of `user` (0 for an unknown user).
     pub fn bundle_count(&self, user: &str) -> i64 {
-        let rows = self.query_store(&format!("SELECT count(*) FROM _oversync_bundle_log WHERE user_id = '{}'", user.replace('\'', "''")));
+        let rows = self.query_store(&format!(
+            "SELECT count(*) FROM _oversync_bundle_log WHERE user_id = '{}'",
+            user.replace('\'', "''")
+        ));
         rows[0][0].as_i64().unwrap()
     }
 

@@ -12,31 +12,71 @@ use crate::catalog::normalize_trigger_sql;
 /// `(fixture key, table, ORDER BY)` in dump order (which also numbers `<source-N>`).
 pub const STATE_TABLES: [(&str, &str, &str); 10] = [
     ("apply_state", "_sync_apply_state", "singleton_key"),
-    ("attachment_state", "_sync_attachment_state", "singleton_key"),
+    (
+        "attachment_state",
+        "_sync_attachment_state",
+        "singleton_key",
+    ),
     ("source_state", "_sync_source_state", "source_id"),
     ("operation_state", "_sync_operation_state", "singleton_key"),
     ("outbox_bundle", "_sync_outbox_bundle", "singleton_key"),
-    ("outbox_rows", "_sync_outbox_rows", "source_bundle_id, row_ordinal"),
-    ("dirty_rows", "_sync_dirty_rows", "dirty_ordinal, table_name, key_json"),
-    ("row_state", "_sync_row_state", "schema_name, table_name, key_json"),
-    ("snapshot_stage", "_sync_snapshot_stage", "snapshot_id, row_ordinal"),
-    ("managed_tables", "_sync_managed_tables", "schema_name, table_name"),
+    (
+        "outbox_rows",
+        "_sync_outbox_rows",
+        "source_bundle_id, row_ordinal",
+    ),
+    (
+        "dirty_rows",
+        "_sync_dirty_rows",
+        "dirty_ordinal, table_name, key_json",
+    ),
+    (
+        "row_state",
+        "_sync_row_state",
+        "schema_name, table_name, key_json",
+    ),
+    (
+        "snapshot_stage",
+        "_sync_snapshot_stage",
+        "snapshot_id, row_ordinal",
+    ),
+    (
+        "managed_tables",
+        "_sync_managed_tables",
+        "schema_name, table_name",
+    ),
 ];
 
-fn query(conn: &Connection, sql: &str, f: impl Fn(&rusqlite::Row) -> rusqlite::Result<Value>) -> Vec<Value> {
+fn query(
+    conn: &Connection,
+    sql: &str,
+    f: impl Fn(&rusqlite::Row) -> rusqlite::Result<Value>,
+) -> Vec<Value> {
     let mut stmt = conn.prepare(sql).unwrap();
-    stmt.query_map([], |r| f(r)).unwrap().collect::<rusqlite::Result<Vec<_>>>().unwrap()
+    stmt.query_map([], |r| f(r))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
 }
 
 /// `SELECT *` of one runtime table: INTEGER-declared columns as numbers, others as strings.
 pub fn dump_table(conn: &Connection, table: &str, order_by: &str) -> Vec<Value> {
-    let decl: Vec<(String, bool)> = query(conn, &format!("SELECT name, type FROM pragma_table_info('{table}')"), |r| {
-        Ok(json!([r.get::<_, String>(0)?, r.get::<_, String>(1)?.to_ascii_uppercase().contains("INT")]))
-    })
+    let decl: Vec<(String, bool)> = query(
+        conn,
+        &format!("SELECT name, type FROM pragma_table_info('{table}')"),
+        |r| {
+            Ok(json!([
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?.to_ascii_uppercase().contains("INT")
+            ]))
+        },
+    )
     .into_iter()
     .map(|v| (v[0].as_str().unwrap().to_string(), v[1].as_bool().unwrap()))
     .collect();
-    let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order_by}")).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM {table} ORDER BY {order_by}"))
+        .unwrap();
     let mut rows = stmt.query([]).unwrap();
     let mut out = Vec::new();
     while let Some(row) = rows.next().unwrap() {
@@ -55,7 +95,9 @@ pub fn dump_table(conn: &Connection, table: &str, order_by: &str) -> Vec<Value> 
                         _ => json!(s),
                     }
                 }
-                ValueRef::Blob(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+                ValueRef::Blob(b) => {
+                    json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                }
             };
             obj.insert(name.clone(), v);
         }
@@ -68,12 +110,20 @@ pub fn dump_table(conn: &Connection, table: &str, order_by: &str) -> Vec<Value> 
 pub fn dump_state(conn: &Connection) -> Value {
     let mut state = Map::new();
     for (key, table, order) in STATE_TABLES {
-        state.insert(key.to_string(), Value::Array(dump_table(conn, table, order)));
+        state.insert(
+            key.to_string(),
+            Value::Array(dump_table(conn, table, order)),
+        );
     }
     Value::Object(state)
 }
 
-const SOURCE_COLUMNS: [&str; 4] = ["source_id", "current_source_id", "replaced_by_source_id", "replacement_source_id"];
+const SOURCE_COLUMNS: [&str; 4] = [
+    "source_id",
+    "current_source_id",
+    "replaced_by_source_id",
+    "replacement_source_id",
+];
 
 /// Rewrites timestamps, hashes and source ids into the fixture placeholders.
 pub fn normalize_state(state: &Value) -> Value {
@@ -89,11 +139,16 @@ pub fn normalize_state(state: &Value) -> Value {
                     let text = v.as_str().unwrap_or("").to_string();
                     if col == "created_at" || col == "updated_at" {
                         *v = json!("<timestamp>");
-                    } else if (col == "canonical_request_hash" || col == "remote_bundle_hash") && !text.is_empty() {
+                    } else if (col == "canonical_request_hash" || col == "remote_bundle_hash")
+                        && !text.is_empty()
+                    {
                         *v = json!("<hash>");
                     } else if SOURCE_COLUMNS.contains(&col.as_str()) && !text.is_empty() {
                         let n = sources.len() + 1;
-                        *v = json!(sources.entry(text).or_insert_with(|| format!("<source-{n}>")).clone());
+                        *v = json!(sources
+                            .entry(text)
+                            .or_insert_with(|| format!("<source-{n}>"))
+                            .clone());
                     }
                 }
                 Value::Object(obj)
@@ -107,10 +162,14 @@ pub fn normalize_state(state: &Value) -> Value {
 /// The whole `runtime-state/schema` document shape: pragmas, `_sync_*` tables, indexes,
 /// `_sync_`-mentioning triggers and the normalised state.
 pub fn dump_runtime(conn: &Connection) -> Value {
-    let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
-    let names: Vec<String> = query(conn, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name", |r| {
-        Ok(json!(r.get::<_, String>(0)?))
-    })
+    let foreign_keys: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    let names: Vec<String> = query(
+        conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name",
+        |r| Ok(json!(r.get::<_, String>(0)?)),
+    )
     .into_iter()
     .map(|v| v.as_str().unwrap().to_string())
     .filter(|n| n.starts_with("_sync_"))

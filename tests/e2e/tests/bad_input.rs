@@ -21,10 +21,16 @@ fn rejects(path: &Path, sql: &str, prefix: &str, fragment: &str) {
     {
         let conn = host::file(path);
         let err = host::call(&conn, sql, &[]).expect_err(sql);
-        assert!(err.starts_with(prefix), "{sql}: {err:?} does not start with {prefix:?}");
+        assert!(
+            err.starts_with(prefix),
+            "{sql}: {err:?} does not start with {prefix:?}"
+        );
         assert!(err.contains(fragment), "{sql}: {err:?} lacks {fragment:?}");
     }
-    assert!(std::fs::read(path).unwrap() == before, "{sql}: database file changed");
+    assert!(
+        std::fs::read(path).unwrap() == before,
+        "{sql}: database file changed"
+    );
 }
 
 fn setup(name: &str, extra: &str) -> std::path::PathBuf {
@@ -39,41 +45,170 @@ fn setup(name: &str, extra: &str) -> std::path::PathBuf {
 fn rejected_configuration_calls_change_nothing() {
     let path = setup("bad-config", "");
     let enable = "oversqlite_enable_sync: invalid_config: ";
-    rejects(&path, "SELECT oversqlite_enable_sync('nope')", enable, "table \"nope\" does not exist");
-    rejects(&path, "SELECT oversqlite_enable_sync('counters')", enable, "TEXT PRIMARY KEY or BLOB PRIMARY KEY");
-    rejects(&path, "SELECT oversqlite_enable_sync('pairs')", enable, "must declare exactly one local SQLite PRIMARY KEY column");
-    rejects(&path, "SELECT oversqlite_enable_sync('pairs', 'id_a', 'id_b')", enable, "must declare exactly one sync key column");
-    rejects(&path, "SELECT oversqlite_enable_sync('keyless')", enable, "must declare exactly one local SQLite PRIMARY KEY column");
-    rejects(&path, "SELECT oversqlite_enable_sync('users', 'missing_id')", enable, "does not contain configured primary key column missing_id");
-    rejects(&path, "SELECT oversqlite_enable_sync('users', 'name')", enable, "must be the table's PRIMARY KEY column");
-    rejects(&path, "SELECT oversqlite_enable_sync('scoped')", enable, "reserved server column _sync_scope_id");
-    rejects(&path, "SELECT oversqlite_enable_sync('main.users')", enable, "must not include a schema qualifier");
-    rejects(&path, "SELECT oversqlite_enable_sync('_sync_dirty_rows')", enable, "reserved");
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('nope')",
+        enable,
+        "table \"nope\" does not exist",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('counters')",
+        enable,
+        "TEXT PRIMARY KEY or BLOB PRIMARY KEY",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('pairs')",
+        enable,
+        "must declare exactly one local SQLite PRIMARY KEY column",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('pairs', 'id_a', 'id_b')",
+        enable,
+        "must declare exactly one sync key column",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('keyless')",
+        enable,
+        "must declare exactly one local SQLite PRIMARY KEY column",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('users', 'missing_id')",
+        enable,
+        "does not contain configured primary key column missing_id",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('users', 'name')",
+        enable,
+        "must be the table's PRIMARY KEY column",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('scoped')",
+        enable,
+        "reserved server column _sync_scope_id",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('main.users')",
+        enable,
+        "must not include a schema qualifier",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_enable_sync('_sync_dirty_rows')",
+        enable,
+        "reserved",
+    );
     let init = "oversqlite_init: invalid_config: ";
-    rejects(&path, "SELECT oversqlite_init('ftp://sync.test', 'main')", init, "http:// or https://");
-    rejects(&path, "SELECT oversqlite_init('https://', 'main')", init, "http:// or https://");
-    rejects(&path, "SELECT oversqlite_init('https://sync.test', '   ')", init, "config.schema must be provided");
-    rejects(&path, "SELECT oversqlite_open()", "oversqlite_open: not_configured: ", "call oversqlite_init(server_url, remote_schema) first");
-    rejects(&path, "SELECT oversqlite_disable_sync('users')", "oversqlite_disable_sync: invalid_argument: ", "is not enabled");
-    rejects(&path, "SELECT * FROM oversqlite_pending", "oversqlite_pending: not_open: ", "call oversqlite_open() first");
-    rejects(&path, "SELECT * FROM oversqlite_source_info", "oversqlite_source_info: not_open: ", "call oversqlite_open() first");
+    rejects(
+        &path,
+        "SELECT oversqlite_init('ftp://sync.test', 'main')",
+        init,
+        "http:// or https://",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_init('https://', 'main')",
+        init,
+        "http:// or https://",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_init('https://sync.test', '   ')",
+        init,
+        "config.schema must be provided",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_open()",
+        "oversqlite_open: not_configured: ",
+        "call oversqlite_init(server_url, remote_schema) first",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_disable_sync('users')",
+        "oversqlite_disable_sync: invalid_argument: ",
+        "is not enabled",
+    );
+    rejects(
+        &path,
+        "SELECT * FROM oversqlite_pending",
+        "oversqlite_pending: not_open: ",
+        "call oversqlite_open() first",
+    );
+    rejects(
+        &path,
+        "SELECT * FROM oversqlite_source_info",
+        "oversqlite_source_info: not_open: ",
+        "call oversqlite_open() first",
+    );
 }
 
 #[test]
 fn wrong_argument_counts_and_types_change_nothing() {
     let path = setup("bad-args", "");
     let cases = [
-        ("SELECT oversqlite_init('https://sync.test')", "oversqlite_init: invalid_argument: ", "expected 2 argument(s), got 1"),
-        ("SELECT oversqlite_init(1, 'main')", "oversqlite_init: invalid_argument: ", "argument 1 (server_url) must be TEXT, got INTEGER"),
-        ("SELECT oversqlite_init('https://sync.test', NULL)", "oversqlite_init: invalid_argument: ", "argument 2 (remote_schema) must be TEXT, got NULL"),
-        ("SELECT oversqlite_enable_sync()", "oversqlite_enable_sync: invalid_argument: ", "expected at least 1 argument(s), got 0"),
-        ("SELECT oversqlite_enable_sync(42)", "oversqlite_enable_sync: invalid_argument: ", "argument 1 (table) must be TEXT, got INTEGER"),
-        ("SELECT oversqlite_enable_sync('users', x'00')", "oversqlite_enable_sync: invalid_argument: ", "argument 2 (sync_key_column) must be TEXT, got BLOB"),
-        ("SELECT oversqlite_disable_sync()", "oversqlite_disable_sync: invalid_argument: ", "expected 1 argument(s), got 0"),
-        ("SELECT oversqlite_disable_sync(1.5)", "oversqlite_disable_sync: invalid_argument: ", "must be TEXT, got REAL"),
-        ("SELECT oversqlite_open('now')", "oversqlite_open: invalid_argument: ", "usage: oversqlite_open()"),
-        ("SELECT oversqlite_config(1)", "oversqlite_config: invalid_argument: ", "expected 0 argument(s), got 1"),
-        ("SELECT oversqlite_version(1)", "oversqlite_version: invalid_argument: ", "expected 0 argument(s), got 1"),
+        (
+            "SELECT oversqlite_init('https://sync.test')",
+            "oversqlite_init: invalid_argument: ",
+            "expected 2 argument(s), got 1",
+        ),
+        (
+            "SELECT oversqlite_init(1, 'main')",
+            "oversqlite_init: invalid_argument: ",
+            "argument 1 (server_url) must be TEXT, got INTEGER",
+        ),
+        (
+            "SELECT oversqlite_init('https://sync.test', NULL)",
+            "oversqlite_init: invalid_argument: ",
+            "argument 2 (remote_schema) must be TEXT, got NULL",
+        ),
+        (
+            "SELECT oversqlite_enable_sync()",
+            "oversqlite_enable_sync: invalid_argument: ",
+            "expected at least 1 argument(s), got 0",
+        ),
+        (
+            "SELECT oversqlite_enable_sync(42)",
+            "oversqlite_enable_sync: invalid_argument: ",
+            "argument 1 (table) must be TEXT, got INTEGER",
+        ),
+        (
+            "SELECT oversqlite_enable_sync('users', x'00')",
+            "oversqlite_enable_sync: invalid_argument: ",
+            "argument 2 (sync_key_column) must be TEXT, got BLOB",
+        ),
+        (
+            "SELECT oversqlite_disable_sync()",
+            "oversqlite_disable_sync: invalid_argument: ",
+            "expected 1 argument(s), got 0",
+        ),
+        (
+            "SELECT oversqlite_disable_sync(1.5)",
+            "oversqlite_disable_sync: invalid_argument: ",
+            "must be TEXT, got REAL",
+        ),
+        (
+            "SELECT oversqlite_open('now')",
+            "oversqlite_open: invalid_argument: ",
+            "usage: oversqlite_open()",
+        ),
+        (
+            "SELECT oversqlite_config(1)",
+            "oversqlite_config: invalid_argument: ",
+            "expected 0 argument(s), got 1",
+        ),
+        (
+            "SELECT oversqlite_version(1)",
+            "oversqlite_version: invalid_argument: ",
+            "expected 0 argument(s), got 1",
+        ),
     ];
     for (sql, prefix, fragment) in cases {
         rejects(&path, sql, prefix, fragment);
@@ -86,21 +221,44 @@ fn failed_open_changes_nothing() {
     let path = setup("bad-open", "");
     {
         let conn = host::file(&path);
-        host::call(&conn, "SELECT oversqlite_init('https://sync.test', 'main')", &[]).unwrap();
+        host::call(
+            &conn,
+            "SELECT oversqlite_init('https://sync.test', 'main')",
+            &[],
+        )
+        .unwrap();
         host::call(&conn, "SELECT oversqlite_enable_sync('posts')", &[]).unwrap();
     }
-    rejects(&path, "SELECT oversqlite_open()", "oversqlite_open: invalid_config: ", "managed tables are not FK-closed: posts.user_id -> users.id");
+    rejects(
+        &path,
+        "SELECT oversqlite_open()",
+        "oversqlite_open: invalid_config: ",
+        "managed tables are not FK-closed: posts.user_id -> users.id",
+    );
 
     // An already-open database: a table dropped behind our back makes the next open fail
     // without touching the runtime state.
-    let path = setup("bad-reopen", "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT);");
+    let path = setup(
+        "bad-reopen",
+        "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT);",
+    );
     {
         let conn = host::file(&path);
-        host::call(&conn, "SELECT oversqlite_init('https://sync.test', 'main')", &[]).unwrap();
+        host::call(
+            &conn,
+            "SELECT oversqlite_init('https://sync.test', 'main')",
+            &[],
+        )
+        .unwrap();
         host::call(&conn, "SELECT oversqlite_enable_sync('users')", &[]).unwrap();
         host::call(&conn, "SELECT oversqlite_enable_sync('notes')", &[]).unwrap();
         host::open(&conn).unwrap();
         conn.execute_batch("DROP TABLE notes").unwrap();
     }
-    rejects(&path, "SELECT oversqlite_open()", "oversqlite_open: invalid_config: ", "table \"notes\" does not exist");
+    rejects(
+        &path,
+        "SELECT oversqlite_open()",
+        "oversqlite_open: invalid_config: ",
+        "table \"notes\" does not exist",
+    );
 }

@@ -25,16 +25,27 @@ fn every_config_validation_case() {
         if name == "omitted-sync-key-rejected" {
             result.unwrap_or_else(|e| panic!("{name}: SQL default key should apply: {e}"));
             let key: String = conn
-                .query_row("SELECT sync_key_column FROM _oversqlite_tables WHERE table_name = 'users'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT sync_key_column FROM _oversqlite_tables WHERE table_name = 'users'",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap();
             assert_eq!(key, "id");
-            conn.execute("UPDATE _oversqlite_tables SET sync_key_column = '' WHERE table_name = 'users'", []).unwrap();
+            conn.execute(
+                "UPDATE _oversqlite_tables SET sync_key_column = '' WHERE table_name = 'users'",
+                [],
+            )
+            .unwrap();
             let err = host::open(&conn).expect_err("open must reject a registration without key");
             let frags = case["expectedError"]["messageContains"].as_array().unwrap();
             for f in frags {
                 assert!(err.contains(f.as_str().unwrap()), "{name}: {err:?}");
             }
-            assert!(err.contains("oversqlite_open: invalid_config: "), "{name}: {err:?}");
+            assert!(
+                err.contains("oversqlite_open: invalid_config: "),
+                "{name}: {err:?}"
+            );
             continue;
         }
         match &case["expectedError"] {
@@ -44,7 +55,9 @@ fn every_config_validation_case() {
                     conn.execute_batch(sql.as_str().unwrap()).unwrap();
                 }
                 for q in case["expectedQueries"].as_array().unwrap() {
-                    let got: rusqlite::types::Value = conn.query_row(q["sql"].as_str().unwrap(), [], |r| r.get(0)).unwrap();
+                    let got: rusqlite::types::Value = conn
+                        .query_row(q["sql"].as_str().unwrap(), [], |r| r.get(0))
+                        .unwrap();
                     let got = match got {
                         rusqlite::types::Value::Integer(i) => Value::from(i),
                         rusqlite::types::Value::Text(t) => Value::from(t),
@@ -57,11 +70,15 @@ fn every_config_validation_case() {
                 let err = result.expect_err(name);
                 assert_eq!(expected["kind"], "configuration");
                 assert!(
-                    err.contains("oversqlite_enable_sync: invalid_config: ") || err.contains("oversqlite_open: invalid_config: "),
+                    err.contains("oversqlite_enable_sync: invalid_config: ")
+                        || err.contains("oversqlite_open: invalid_config: "),
                     "{name}: error not in oversqlite_<fn>: <code>: form: {err:?}"
                 );
                 for frag in expected["messageContains"].as_array().unwrap() {
-                    assert!(err.contains(frag.as_str().unwrap()), "{name}: {err:?} lacks {frag}");
+                    assert!(
+                        err.contains(frag.as_str().unwrap()),
+                        "{name}: {err:?} lacks {frag}"
+                    );
                 }
             }
         }

@@ -61,23 +61,39 @@ fn random_edit(d: &Device, rng: &mut Rng, value: &str) {
     // While a source recovery waits for rebuild(), guard triggers refuse app writes
     // (§7.8); an app gets the error and tries later, so the edit is dropped.
     if let Err(e) = d.conn.execute_batch(&sql) {
-        assert!(e.to_string().contains("SYNC_TRANSITION_PENDING"), "{sql}: {e}");
+        assert!(
+            e.to_string().contains("SYNC_TRANSITION_PENDING"),
+            "{sql}: {e}"
+        );
     }
 }
 
 fn outbox_prepared(path: &Path) -> bool {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let state: String = conn.query_row("SELECT state FROM _sync_outbox_bundle", [], |r| r.get(0)).unwrap();
+    let state: String = conn
+        .query_row("SELECT state FROM _sync_outbox_bundle", [], |r| r.get(0))
+        .unwrap();
     state == "prepared"
 }
 
 /// One sync in a child process, maybe ended at `fault`; returns whether it crashed.
-fn child_sync(path: &Path, server: &TestServer, user: &str, policy: &str, fault: Option<&str>) -> bool {
+fn child_sync(
+    path: &Path,
+    server: &TestServer,
+    user: &str,
+    policy: &str,
+    fault: Option<&str>,
+) -> bool {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_device_host"));
     cmd.arg(path)
         .arg("SELECT oversqlite_open()")
-        .arg(format!("SELECT oversqlite_set_token('{}')", server.token(user)))
-        .arg(format!("SELECT oversqlite_set_conflict_resolver('{policy}')"))
+        .arg(format!(
+            "SELECT oversqlite_set_token('{}')",
+            server.token(user)
+        ))
+        .arg(format!(
+            "SELECT oversqlite_set_conflict_resolver('{policy}')"
+        ))
         .arg(format!("SELECT oversqlite_attach('{user}')"))
         .arg("SELECT oversqlite_sync()")
         .env_remove("OVERSQLITE_TEST_FAULT");
@@ -104,7 +120,9 @@ fn child_sync(path: &Path, server: &TestServer, user: &str, policy: &str, fault:
 
 fn run_seed(server: &TestServer, seed: u64) -> usize {
     let user = format!("crashsoak{seed}");
-    let paths: Vec<_> = (0..2).map(|i| db_path(&format!("crash-random-{seed}-{i}"))).collect();
+    let paths: Vec<_> = (0..2)
+        .map(|i| db_path(&format!("crash-random-{seed}-{i}")))
+        .collect();
     let policies = ["server_wins", "client_wins"];
     for p in &paths {
         Device::attached(p, server, &user).0.close();
@@ -138,9 +156,14 @@ fn run_seed(server: &TestServer, seed: u64) -> usize {
             crashes += 1;
         }
     }
-    let devices: Vec<Device> = paths.iter().map(|p| Device::attached(p, server, &user).0).collect();
+    let devices: Vec<Device> = paths
+        .iter()
+        .map(|p| Device::attached(p, server, &user).0)
+        .collect();
     for (d, policy) in devices.iter().zip(policies) {
-        d.json(&format!("SELECT oversqlite_set_conflict_resolver('{policy}')"));
+        d.json(&format!(
+            "SELECT oversqlite_set_conflict_resolver('{policy}')"
+        ));
     }
     for _ in 0..2 {
         for d in &devices {
@@ -149,8 +172,15 @@ fn run_seed(server: &TestServer, seed: u64) -> usize {
     }
     let refs: Vec<&Device> = devices.iter().collect();
     assert_converged(server, &user, &refs);
-    let dups: Vec<Vec<Value>> = duplicated_bundle_rows(server, &user).into_iter().filter(|r| r[2] != "DELETE").collect();
-    assert_eq!(dups, Vec::<Vec<Value>>::new(), "seed {seed}: a change was committed twice");
+    let dups: Vec<Vec<Value>> = duplicated_bundle_rows(server, &user)
+        .into_iter()
+        .filter(|r| r[2] != "DELETE")
+        .collect();
+    assert_eq!(
+        dups,
+        Vec::<Vec<Value>>::new(),
+        "seed {seed}: a change was committed twice"
+    );
     crashes
 }
 
@@ -174,7 +204,10 @@ fn recover_device(d: &Device, seed: u64) {
 #[test]
 fn random_edits_with_random_crashes_converge_without_duplicates() {
     let server = TestServer::start_with(CONFIG, &[]);
-    let seeds: u64 = std::env::var("OVERSQLITE_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seeds: u64 = std::env::var("OVERSQLITE_CRASH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let crashes: usize = (1..=seeds).map(|seed| run_seed(&server, seed)).sum();
     assert!(crashes > 0, "the soak must actually crash devices");
 }

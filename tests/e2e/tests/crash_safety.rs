@@ -29,7 +29,10 @@ fn host(path: &Path, fault: Option<&str>, server: &TestServer, user: &str, ops: 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_device_host"));
     cmd.arg(path)
         .arg("SELECT oversqlite_open()")
-        .arg(format!("SELECT oversqlite_set_token('{}')", server.token(user)))
+        .arg(format!(
+            "SELECT oversqlite_set_token('{}')",
+            server.token(user)
+        ))
         .arg(format!("SELECT oversqlite_attach('{user}')"))
         .args(ops)
         .env_remove("OVERSQLITE_TEST_FAULT");
@@ -54,17 +57,27 @@ fn assert_crashed_at(out: &Output, point: &str) {
 /// rolls back whatever transaction the dead process left behind, as any reopen would.
 fn peek(path: &Path, sql: &str) -> String {
     let conn = Connection::open(path).unwrap();
-    let v: String = conn.query_row(&format!("SELECT CAST(({sql}) AS TEXT)"), [], |r| r.get(0)).unwrap();
+    let v: String = conn
+        .query_row(&format!("SELECT CAST(({sql}) AS TEXT)"), [], |r| r.get(0))
+        .unwrap();
     conn.close().unwrap();
     v
 }
 
 fn outbox_state(path: &Path) -> String {
-    peek(path, "SELECT state || ':' || (SELECT count(*) FROM _sync_outbox_rows) FROM _sync_outbox_bundle")
+    peek(
+        path,
+        "SELECT state || ':' || (SELECT count(*) FROM _sync_outbox_rows) FROM _sync_outbox_bundle",
+    )
 }
 
 fn checkpoint(path: &Path) -> i64 {
-    peek(path, "SELECT last_bundle_seq_seen FROM _sync_attachment_state").parse().unwrap()
+    peek(
+        path,
+        "SELECT last_bundle_seq_seen FROM _sync_attachment_state",
+    )
+    .parse()
+    .unwrap()
 }
 
 /// Syncs a reopened device until nothing is pending, running `rebuild()` when the
@@ -86,9 +99,17 @@ fn recover(d: &Device) {
 }
 
 fn assert_exactly_once(server: &TestServer, user: &str, changes: &[(&str, &str, &str)]) {
-    assert_eq!(duplicated_bundle_rows(server, user), Vec::<Vec<Value>>::new(), "a change was committed twice");
+    assert_eq!(
+        duplicated_bundle_rows(server, user),
+        Vec::<Vec<Value>>::new(),
+        "a change was committed twice"
+    );
     for (table, key, op) in changes {
-        assert_eq!(bundle_row_count(server, user, table, key, op), 1, "{op} {table} {key} committed once");
+        assert_eq!(
+            bundle_row_count(server, user, table, key, op),
+            1,
+            "{op} {table} {key} committed once"
+        );
     }
 }
 
@@ -107,7 +128,14 @@ const PUSH_POINTS: &[(&str, &str)] = &[
 fn a_push_killed_at_any_step_resumes_without_losing_or_duplicating_changes() {
     let server = TestServer::start_with(CONFIG, &[]);
     for (i, (point, left_behind)) in PUSH_POINTS.iter().enumerate() {
-        push_crash_case(&server, &format!("push{i}"), point, left_behind, i >= 2, false);
+        push_crash_case(
+            &server,
+            &format!("push{i}"),
+            point,
+            left_behind,
+            i >= 2,
+            false,
+        );
     }
 }
 
@@ -117,18 +145,34 @@ fn a_push_killed_at_any_step_resumes_without_losing_or_duplicating_changes() {
 fn a_push_killed_at_any_step_in_wal_mode_resumes_the_same_way() {
     let server = TestServer::start_with(CONFIG, &[]);
     for (i, (point, left_behind)) in PUSH_POINTS.iter().enumerate() {
-        push_crash_case(&server, &format!("walpush{i}"), point, left_behind, i >= 2, true);
+        push_crash_case(
+            &server,
+            &format!("walpush{i}"),
+            point,
+            left_behind,
+            i >= 2,
+            true,
+        );
     }
 }
 
-fn push_crash_case(server: &TestServer, user: &str, point: &str, left_behind: &str, commits_before_crash: bool, wal: bool) {
+fn push_crash_case(
+    server: &TestServer,
+    user: &str,
+    point: &str,
+    left_behind: &str,
+    commits_before_crash: bool,
+    wal: bool,
+) {
     let path_a = db_path(&format!("crash-{user}-a"));
     let (a, _) = Device::attached(&path_a, server, user);
     let (b, _) = Device::attached(&db_path(&format!("crash-{user}-b")), server, user);
     if wal {
         assert_eq!(a.sql("PRAGMA journal_mode = WAL"), Some("wal".into()));
     }
-    a.exec("INSERT INTO users VALUES ('x1', 'one', NULL), ('x2', 'two', NULL), ('x3', 'three', NULL);");
+    a.exec(
+        "INSERT INTO users VALUES ('x1', 'one', NULL), ('x2', 'two', NULL), ('x3', 'three', NULL);",
+    );
     a.sync();
     b.sync();
     // Offline changes of every kind across FK-linked tables, then the process dies.
@@ -141,11 +185,25 @@ fn push_crash_case(server: &TestServer, user: &str, point: &str, left_behind: &s
     );
     a.close();
     let bundles_before = server.bundle_count(user);
-    let out = host(&path_a, Some(point), server, user, &["SELECT oversqlite_sync()"]);
+    let out = host(
+        &path_a,
+        Some(point),
+        server,
+        user,
+        &["SELECT oversqlite_sync()"],
+    );
     assert_crashed_at(&out, point);
-    assert_eq!(outbox_state(&path_a), left_behind, "durable outbox after a crash at {point}");
+    assert_eq!(
+        outbox_state(&path_a),
+        left_behind,
+        "durable outbox after a crash at {point}"
+    );
     let committed = server.bundle_count(user) - bundles_before;
-    assert_eq!(committed, i64::from(commits_before_crash), "server bundles committed before the crash at {point}");
+    assert_eq!(
+        committed,
+        i64::from(commits_before_crash),
+        "server bundles committed before the crash at {point}"
+    );
 
     // Meanwhile another device changes a different row.
     b.exec("UPDATE users SET name = 'three by b' WHERE id = 'x3'");
@@ -180,8 +238,10 @@ fn push_crash_case(server: &TestServer, user: &str, point: &str, left_behind: &s
 fn a_push_killed_while_resolving_a_conflict_resumes_with_the_resolution_applied_once() {
     let server = TestServer::start_with(CONFIG, &[]);
     // (point, durable outbox and dirty-row count the crash must leave behind)
-    let points: &[(&str, &str, &str)] =
-        &[("push.mid_conflict_apply", "prepared:3", "0"), ("push.after_conflict_applied", "none:0", "2")];
+    let points: &[(&str, &str, &str)] = &[
+        ("push.mid_conflict_apply", "prepared:3", "0"),
+        ("push.after_conflict_applied", "none:0", "2"),
+    ];
     for (i, (point, outbox, dirty)) in points.iter().enumerate() {
         let user = format!("conflict{i}");
         let path_a = db_path(&format!("crash-conflict-{i}-a"));
@@ -200,10 +260,24 @@ fn a_push_killed_while_resolving_a_conflict_resumes_with_the_resolution_applied_
         );
         a.close();
 
-        let out = host(&path_a, Some(point), &server, &user, &["SELECT oversqlite_sync()"]);
+        let out = host(
+            &path_a,
+            Some(point),
+            &server,
+            &user,
+            &["SELECT oversqlite_sync()"],
+        );
         assert_crashed_at(&out, point);
-        assert_eq!(outbox_state(&path_a), *outbox, "outbox after a crash at {point}");
-        assert_eq!(peek(&path_a, "SELECT count(*) FROM _sync_dirty_rows"), *dirty, "dirty rows after a crash at {point}");
+        assert_eq!(
+            outbox_state(&path_a),
+            *outbox,
+            "outbox after a crash at {point}"
+        );
+        assert_eq!(
+            peek(&path_a, "SELECT count(*) FROM _sync_dirty_rows"),
+            *dirty,
+            "dirty rows after a crash at {point}"
+        );
 
         let (a, _) = Device::attached(&path_a, &server, &user);
         recover(&a);
@@ -214,7 +288,11 @@ fn a_push_killed_while_resolving_a_conflict_resumes_with_the_resolution_applied_
             Some("c1=one by b,c2=two by a,c3=three,c4=four".into()),
             "after a crash at {point}"
         );
-        assert_exactly_once(&server, &user, &[("users", "c2", "UPDATE"), ("users", "c4", "INSERT")]);
+        assert_exactly_once(
+            &server,
+            &user,
+            &[("users", "c2", "UPDATE"), ("users", "c4", "INSERT")],
+        );
         assert_eq!(
             server.query_store(&format!("SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}' AND payload LIKE '%one by a%'"))[0][0],
             0,
@@ -238,9 +316,19 @@ fn a_multi_chunk_push_killed_between_chunks_commits_once() {
          INSERT INTO typed_rows SELECT printf('c%04d', i), i, NULL, NULL, NULL, NULL FROM n;"
     ));
     a.close();
-    let out = host(&path_a, Some("push.after_chunk#2"), &server, user, &["SELECT oversqlite_sync()"]);
+    let out = host(
+        &path_a,
+        Some("push.after_chunk#2"),
+        &server,
+        user,
+        &["SELECT oversqlite_sync()"],
+    );
     assert_crashed_at(&out, "push.after_chunk#2");
-    assert_eq!(server.query_store("SELECT count(*) FROM _oversync_push_rows")[0][0], 400, "two chunks staged");
+    assert_eq!(
+        server.query_store("SELECT count(*) FROM _oversync_push_rows")[0][0],
+        400,
+        "two chunks staged"
+    );
     assert_eq!(server.bundle_count(user), 0);
     assert_eq!(outbox_state(&path_a), format!("prepared:{ROWS}"));
 
@@ -249,9 +337,14 @@ fn a_multi_chunk_push_killed_between_chunks_commits_once() {
     b.sync();
     assert_converged(&server, user, &[&a, &b]);
     assert_eq!(server.bundle_count(user), 1);
-    assert_eq!(duplicated_bundle_rows(&server, user), Vec::<Vec<Value>>::new());
     assert_eq!(
-        server.query_store(&format!("SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}'"))[0][0],
+        duplicated_bundle_rows(&server, user),
+        Vec::<Vec<Value>>::new()
+    );
+    assert_eq!(
+        server.query_store(&format!(
+            "SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}'"
+        ))[0][0],
         ROWS
     );
 }
@@ -268,20 +361,32 @@ fn a_sync_after_a_crash_also_sends_rows_written_since_the_freeze() {
     let (b, _) = Device::attached(&db_path("crash-resume-b"), &server, user);
     a.exec("INSERT INTO users VALUES ('w1', 'before the crash', NULL)");
     a.close();
-    let out = host(&path_a, Some("push.after_freeze"), &server, user, &["SELECT oversqlite_sync()"]);
+    let out = host(
+        &path_a,
+        Some("push.after_freeze"),
+        &server,
+        user,
+        &["SELECT oversqlite_sync()"],
+    );
     assert_crashed_at(&out, "push.after_freeze");
     b.exec("INSERT INTO users VALUES ('wb', 'from b', NULL)");
     b.sync();
 
     let (a, _) = Device::attached(&path_a, &server, user);
     a.exec("INSERT INTO users VALUES ('w2', 'after the crash', NULL)");
-    let r = a.try_json("SELECT oversqlite_sync()").unwrap_or_else(|e| panic!("first sync after the crash: {e}"));
+    let r = a
+        .try_json("SELECT oversqlite_sync()")
+        .unwrap_or_else(|e| panic!("first sync after the crash: {e}"));
     assert_eq!(r["push_outcome"], "committed", "{r}");
     assert_eq!(r["status"]["pending"]["pending_row_count"], 0, "{r}");
     b.sync();
     assert_converged(&server, user, &[&a, &b]);
     assert_eq!(a.count("SELECT count(*) FROM users"), 3);
-    assert_exactly_once(&server, user, &[("users", "w1", "INSERT"), ("users", "w2", "INSERT")]);
+    assert_exactly_once(
+        &server,
+        user,
+        &[("users", "w1", "INSERT"), ("users", "w2", "INSERT")],
+    );
 }
 
 /// Regression: the server pruned a bundle this device committed but never fetched back
@@ -299,10 +404,18 @@ fn a_pruned_committed_bundle_with_newer_local_writes_still_syncs() {
     let (b, _) = Device::attached(&db_path("crash-deadend-b"), &server, user);
     a.exec("INSERT INTO users VALUES ('d1', 'one', NULL)");
     a.close();
-    let out = host(&path_a, Some("push.after_committed_remote"), &server, user, &["SELECT oversqlite_sync()"]);
+    let out = host(
+        &path_a,
+        Some("push.after_committed_remote"),
+        &server,
+        user,
+        &["SELECT oversqlite_sync()"],
+    );
     assert_crashed_at(&out, "push.after_committed_remote");
     for n in 2..4 {
-        b.exec(&format!("INSERT INTO users VALUES ('d{n}', 'from b', NULL)"));
+        b.exec(&format!(
+            "INSERT INTO users VALUES ('d{n}', 'from b', NULL)"
+        ));
         b.sync();
     }
     server.set_retention_floor(user, 2);
@@ -318,7 +431,11 @@ fn a_pruned_committed_bundle_with_newer_local_writes_still_syncs() {
 fn a_pull_killed_at_any_step_applies_each_bundle_exactly_once() {
     let server = TestServer::start_with(CONFIG, &[]);
     // (point, checkpoint the crash must leave behind, relative to before the pull)
-    let points: &[(&str, i64)] = &[("pull.after_response", 0), ("pull.mid_bundle_apply#2", 1), ("pull.after_bundle_applied#2", 2)];
+    let points: &[(&str, i64)] = &[
+        ("pull.after_response", 0),
+        ("pull.mid_bundle_apply#2", 1),
+        ("pull.after_bundle_applied#2", 2),
+    ];
     for (i, (point, advanced)) in points.iter().enumerate() {
         let user = format!("pull{i}");
         let path_a = db_path(&format!("crash-pull-{i}-a"));
@@ -336,19 +453,39 @@ fn a_pull_killed_at_any_step_applies_each_bundle_exactly_once() {
         b.exec("DELETE FROM users WHERE id = 'y1'");
         b.sync();
 
-        let out = host(&path_a, Some(point), &server, &user, &["SELECT oversqlite_sync()"]);
+        let out = host(
+            &path_a,
+            Some(point),
+            &server,
+            &user,
+            &["SELECT oversqlite_sync()"],
+        );
         assert_crashed_at(&out, point);
-        assert_eq!(checkpoint(&path_a), before + advanced, "checkpoint after a crash at {point}");
+        assert_eq!(
+            checkpoint(&path_a),
+            before + advanced,
+            "checkpoint after a crash at {point}"
+        );
         // A bundle is applied together with its checkpoint or not at all.
-        let users = peek(&path_a, "SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)");
+        let users = peek(
+            &path_a,
+            "SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)",
+        );
         let expected_users = ["y0=zero", "y0=zero,y1=one", "y0=zero v2,y1=one"][*advanced as usize];
         assert_eq!(users, expected_users, "rows after a crash at {point}");
-        assert_eq!(peek(&path_a, "SELECT count(*) FROM _sync_dirty_rows"), "0", "applied rows are never captured");
+        assert_eq!(
+            peek(&path_a, "SELECT count(*) FROM _sync_dirty_rows"),
+            "0",
+            "applied rows are never captured"
+        );
 
         let (a, _) = Device::attached(&path_a, &server, &user);
         recover(&a);
         assert_converged(&server, &user, &[&a, &b]);
-        assert_eq!(a.sql("SELECT group_concat(id || '=' || name) FROM users"), Some("y0=zero v2".into()));
+        assert_eq!(
+            a.sql("SELECT group_concat(id || '=' || name) FROM users"),
+            Some("y0=zero v2".into())
+        );
         a.close();
         b.close();
     }
@@ -380,18 +517,32 @@ fn a_snapshot_rebuild_after_history_pruned_survives_a_crash_at_any_step() {
         }
         server.set_retention_floor(&user, 3);
 
-        let out = host(&path_a, Some(point), &server, &user, &["SELECT oversqlite_sync()"]);
+        let out = host(
+            &path_a,
+            Some(point),
+            &server,
+            &user,
+            &["SELECT oversqlite_sync()"],
+        );
         assert_crashed_at(&out, point);
         let users = peek(&path_a, "SELECT count(*) FROM users");
         let finished = *point == "snapshot.after_final_apply";
-        assert_eq!(users, if finished { "4" } else { "1" }, "the final apply is all or nothing ({point})");
+        assert_eq!(
+            users,
+            if finished { "4" } else { "1" },
+            "the final apply is all or nothing ({point})"
+        );
         assert_eq!(checkpoint(&path_a), if finished { 4 } else { 1 });
 
         let (a, _) = Device::attached(&path_a, &server, &user);
         recover(&a);
         assert_converged(&server, &user, &[&a, &b]);
         assert_eq!(a.count("SELECT count(*) FROM users"), 4);
-        assert_eq!(a.count("SELECT count(*) FROM _sync_snapshot_stage"), 0, "no staged rows left behind");
+        assert_eq!(
+            a.count("SELECT count(*) FROM _sync_snapshot_stage"),
+            0,
+            "no staged rows left behind"
+        );
         a.close();
         b.close();
     }
@@ -400,7 +551,9 @@ fn a_snapshot_rebuild_after_history_pruned_survives_a_crash_at_any_step() {
 #[test]
 fn a_rotated_rebuild_of_a_restored_database_survives_a_crash_at_any_step() {
     let server = TestServer::start_with(CONFIG, &[]);
-    let points: Vec<&str> = std::iter::once("rebuild.after_recovery_persisted").chain(SNAPSHOT_POINTS.iter().copied()).collect();
+    let points: Vec<&str> = std::iter::once("rebuild.after_recovery_persisted")
+        .chain(SNAPSHOT_POINTS.iter().copied())
+        .collect();
     for (i, point) in points.iter().enumerate() {
         let user = format!("rot{i}");
         let path_a = db_path(&format!("crash-rot-{i}-a"));
@@ -441,7 +594,11 @@ fn a_rotated_rebuild_of_a_restored_database_survives_a_crash_at_any_step() {
             if rotated { "none" } else { "source_recovery" },
             "recovery state after a crash at {point}"
         );
-        assert_eq!(peek(&path_a, "SELECT count(*) FROM users WHERE id = 'r4'"), "1", "local intent stays visible");
+        assert_eq!(
+            peek(&path_a, "SELECT count(*) FROM users WHERE id = 'r4'"),
+            "1",
+            "local intent stays visible"
+        );
 
         let (a, _) = Device::attached(&path_a, &server, &user);
         recover(&a);
@@ -461,7 +618,11 @@ fn a_rotated_rebuild_of_a_restored_database_survives_a_crash_at_any_step() {
 #[test]
 fn hydrating_a_new_device_survives_a_crash_at_any_step() {
     let server = TestServer::start_with(CONFIG, &[]);
-    let points = ["attach.after_remote_replace_persisted", "snapshot.after_stage_chunk", "snapshot.mid_final_apply"];
+    let points = [
+        "attach.after_remote_replace_persisted",
+        "snapshot.after_stage_chunk",
+        "snapshot.mid_final_apply",
+    ];
     for (i, point) in points.iter().enumerate() {
         let user = format!("hyd{i}");
         let (b, _) = Device::attached(&db_path(&format!("crash-hyd-{i}-b")), &server, &user);
@@ -479,14 +640,24 @@ fn hydrating_a_new_device_survives_a_crash_at_any_step() {
 
         let out = host(&path_c, Some(point), &server, &user, &[]);
         assert_crashed_at(&out, point);
-        assert_eq!(peek(&path_c, "SELECT kind FROM _sync_operation_state"), "remote_replace");
-        assert_eq!(peek(&path_c, "SELECT binding_state FROM _sync_attachment_state"), "anonymous");
+        assert_eq!(
+            peek(&path_c, "SELECT kind FROM _sync_operation_state"),
+            "remote_replace"
+        );
+        assert_eq!(
+            peek(&path_c, "SELECT binding_state FROM _sync_attachment_state"),
+            "anonymous"
+        );
 
         let (c, report) = Device::attached(&path_c, &server, &user);
         assert_eq!(report["outcome"], "used_remote_state", "{report}");
         recover(&c);
         assert_converged(&server, &user, &[&b, &c]);
-        assert_eq!(server.bundle_count(&user), 1, "the hydrated device uploaded nothing");
+        assert_eq!(
+            server.bundle_count(&user),
+            1,
+            "the hydrated device uploaded nothing"
+        );
         c.close();
         b.close();
     }
@@ -521,20 +692,38 @@ fn kill_9_from_outside_during_a_large_push_loses_and_duplicates_nothing() {
     // Kill as soon as the server holds some, but not all, of the staged rows.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let staged = server.query_store("SELECT count(*) FROM _oversync_push_rows")[0][0].as_i64().unwrap();
+        let staged = server.query_store("SELECT count(*) FROM _oversync_push_rows")[0][0]
+            .as_i64()
+            .unwrap();
         if staged > 0 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the push finished before any row was seen staged");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push finished before any row was seen staged"
+        );
         assert!(Instant::now() < deadline, "the push never started");
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    assert_eq!(status.signal(), Some(9), "killed mid-push (stdout: {stdout})");
-    assert_eq!(server.bundle_count(user), 0, "nothing was committed before the kill");
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed mid-push (stdout: {stdout})"
+    );
+    assert_eq!(
+        server.bundle_count(user),
+        0,
+        "nothing was committed before the kill"
+    );
     assert_eq!(outbox_state(&path_a), format!("prepared:{ROWS}"));
 
     let (a, _) = Device::attached(&path_a, &server, user);
@@ -542,9 +731,14 @@ fn kill_9_from_outside_during_a_large_push_loses_and_duplicates_nothing() {
     b.sync();
     assert_converged(&server, user, &[&a, &b]);
     assert_eq!(b.count("SELECT count(*) FROM typed_rows"), ROWS);
-    assert_eq!(duplicated_bundle_rows(&server, user), Vec::<Vec<Value>>::new());
     assert_eq!(
-        server.query_store(&format!("SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}' AND op = 'INSERT'"))[0][0],
+        duplicated_bundle_rows(&server, user),
+        Vec::<Vec<Value>>::new()
+    );
+    assert_eq!(
+        server.query_store(&format!(
+            "SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = '{user}' AND op = 'INSERT'"
+        ))[0][0],
         ROWS
     );
 }
@@ -586,7 +780,10 @@ fn two_processes_syncing_one_file_at_once_never_upload_twice() {
         } else {
             // The loser is turned away by the cross-process operation lock, never by a
             // half-done upload.
-            assert!(stdout.contains("sync_in_progress"), "unexpected failure: {stdout}");
+            assert!(
+                stdout.contains("sync_in_progress"),
+                "unexpected failure: {stdout}"
+            );
         }
     }
     assert!(succeeded >= 1, "at least one process synced");
@@ -595,6 +792,9 @@ fn two_processes_syncing_one_file_at_once_never_upload_twice() {
     b.sync();
     assert_converged(&server, user, &[&a, &b]);
     assert_eq!(server.bundle_count(user), 1, "one bundle, uploaded once");
-    assert_eq!(duplicated_bundle_rows(&server, user), Vec::<Vec<Value>>::new());
+    assert_eq!(
+        duplicated_bundle_rows(&server, user),
+        Vec::<Vec<Value>>::new()
+    );
     assert_eq!(b.count("SELECT count(*) FROM typed_rows"), ROWS);
 }

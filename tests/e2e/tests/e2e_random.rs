@@ -87,8 +87,9 @@ fn install_custom_resolver(d: &Device) {
 
 fn run_seed(server: &TestServer, seed: u64) {
     let user = format!("random{seed}");
-    let devices: Vec<Device> =
-        (0..3).map(|i| Device::attached(&db_path(&format!("random-{seed}-{i}")), server, &user).0).collect();
+    let devices: Vec<Device> = (0..3)
+        .map(|i| Device::attached(&db_path(&format!("random-{seed}-{i}")), server, &user).0)
+        .collect();
     devices[1].json("SELECT oversqlite_set_conflict_resolver('client_wins')");
     install_custom_resolver(&devices[2]);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
@@ -109,7 +110,10 @@ fn run_seed(server: &TestServer, seed: u64) {
     for _ in 0..2 {
         for d in &devices {
             let r = d.sync();
-            assert_eq!(r["status"]["pending"]["pending_row_count"], 0, "seed {seed}: {r}");
+            assert_eq!(
+                r["status"]["pending"]["pending_row_count"], 0,
+                "seed {seed}: {r}"
+            );
         }
     }
     let refs: Vec<&Device> = devices.iter().collect();
@@ -117,25 +121,40 @@ fn run_seed(server: &TestServer, seed: u64) {
     // Every value written is unique, so an INSERT/UPDATE row committed twice is a
     // duplicated upload; a DELETE may legitimately recur after a re-insert, but never
     // twice in a row for one key.
-    let dups: Vec<Vec<Value>> = duplicated_bundle_rows(server, &user).into_iter().filter(|r| r[2] != "DELETE").collect();
+    let dups: Vec<Vec<Value>> = duplicated_bundle_rows(server, &user)
+        .into_iter()
+        .filter(|r| r[2] != "DELETE")
+        .collect();
     assert_eq!(dups, Vec::<Vec<Value>>::new(), "seed {seed}");
     let history = server.query_store(&format!(
         "SELECT table_name || ':' || key, op FROM _oversync_bundle_rows WHERE user_id = '{user}' ORDER BY bundle_seq, row_ordinal"
     ));
     let mut last_op: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for row in history {
-        let (key, op) = (row[0].as_str().unwrap().to_string(), row[1].as_str().unwrap().to_string());
+        let (key, op) = (
+            row[0].as_str().unwrap().to_string(),
+            row[1].as_str().unwrap().to_string(),
+        );
         let previous = last_op.insert(key.clone(), op.clone());
-        assert!(!(op == "DELETE" && previous.as_deref() == Some("DELETE")), "seed {seed}: {key} deleted twice in a row");
+        assert!(
+            !(op == "DELETE" && previous.as_deref() == Some("DELETE")),
+            "seed {seed}: {key} deleted twice in a row"
+        );
     }
-    assert!(row_total(&devices[0].dump()) > 0, "seed {seed}: the run produced data");
+    assert!(
+        row_total(&devices[0].dump()) > 0,
+        "seed {seed}: the run produced data"
+    );
 }
 
 #[test]
 fn three_devices_with_different_policies_converge_under_random_concurrent_edits() {
     let server = TestServer::start_with(CONFIG, &[]);
     // `OVERSQLITE_RANDOM_SEEDS=N` runs seeds 1..=N (default 4) for a longer soak.
-    let seeds: u64 = std::env::var("OVERSQLITE_RANDOM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let seeds: u64 = std::env::var("OVERSQLITE_RANDOM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     for seed in 1..=seeds {
         run_seed(&server, seed);
     }

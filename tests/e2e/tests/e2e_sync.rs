@@ -52,7 +52,10 @@ fn three_devices_converge_over_fk_tables_uuid_keys_and_typed_columns() {
     assert_eq!(a.pending(), 0);
     let pulled = b.sync();
     assert_eq!(pulled["remote_outcome"], "applied_incremental", "{pulled}");
-    assert_eq!(pulled["changed_tables"], json!(["file_reviews", "files", "posts", "typed_rows", "users"]));
+    assert_eq!(
+        pulled["changed_tables"],
+        json!(["file_reviews", "files", "posts", "typed_rows", "users"])
+    );
 
     // A third device arrives after the data exists: it hydrates from a snapshot.
     let (c, attach_c) = Device::attached(&db_path("conv-c"), &server, "alice");
@@ -64,7 +67,10 @@ fn three_devices_converge_over_fk_tables_uuid_keys_and_typed_columns() {
         c.sql("SELECT quote(count_value) || ' ' || quote(rating) || ' ' || quote(data) FROM typed_rows WHERE id = 't1'"),
         Some("9223372036854775807 3.25 X'DEADBEEF'".into())
     );
-    assert_eq!(c.sql("SELECT typeof(id) || length(id) FROM files WHERE name = 'a.bin'"), Some("blob16".into()));
+    assert_eq!(
+        c.sql("SELECT typeof(id) || length(id) FROM files WHERE name = 'a.bin'"),
+        Some("blob16".into())
+    );
 
     // Offline edits on every device, then sync in turn.
     a.exec(&format!(
@@ -90,12 +96,31 @@ fn three_devices_converge_over_fk_tables_uuid_keys_and_typed_columns() {
         assert_eq!(r["status"]["pending"]["pending_row_count"], 0, "{r}");
     }
     assert_converged(&server, "alice", &[&a, &b, &c]);
-    assert_eq!(a.sql("SELECT name FROM users WHERE id = 'u1'"), Some("Ada Lovelace".into()));
-    assert_eq!(a.count(&format!("SELECT count(*) FROM posts WHERE id IN ('{P2}', '{P3}')")), 1);
+    assert_eq!(
+        a.sql("SELECT name FROM users WHERE id = 'u1'"),
+        Some("Ada Lovelace".into())
+    );
+    assert_eq!(
+        a.count(&format!(
+            "SELECT count(*) FROM posts WHERE id IN ('{P2}', '{P3}')"
+        )),
+        1
+    );
     assert_eq!(a.count("SELECT count(*) FROM file_reviews"), 0);
-    assert_eq!(a.sql(&format!("SELECT name || hex(data) FROM files WHERE id = {F2}")), Some("renamed on CC0FFEE".into()));
-    assert_eq!(b.sql("SELECT quote(note) FROM typed_rows WHERE id = 't1'"), Some("NULL".into()));
-    assert_eq!(c.sql("SELECT quote(rating) FROM typed_rows WHERE id = 't5'"), Some("2.0".into()));
+    assert_eq!(
+        a.sql(&format!(
+            "SELECT name || hex(data) FROM files WHERE id = {F2}"
+        )),
+        Some("renamed on CC0FFEE".into())
+    );
+    assert_eq!(
+        b.sql("SELECT quote(note) FROM typed_rows WHERE id = 't1'"),
+        Some("NULL".into())
+    );
+    assert_eq!(
+        c.sql("SELECT quote(rating) FROM typed_rows WHERE id = 't5'"),
+        Some("2.0".into())
+    );
     assert!(duplicated_bundle_rows(&server, "alice").is_empty());
 }
 
@@ -104,7 +129,10 @@ fn set_name(d: &Device, name: &str) {
 }
 
 fn names(devices: &[&Device]) -> Vec<Option<String>> {
-    devices.iter().map(|d| d.sql("SELECT name || '/' || ifnull(email, '-') FROM users WHERE id = 'u1'")).collect()
+    devices
+        .iter()
+        .map(|d| d.sql("SELECT name || '/' || ifnull(email, '-') FROM users WHERE id = 'u1'"))
+        .collect()
 }
 
 #[test]
@@ -142,12 +170,18 @@ fn each_conflict_policy_decides_and_all_devices_converge() {
             let table: String = ctx.get(0)?;
             let server: Option<String> = ctx.get(2)?;
             let local: Option<String> = ctx.get(3)?;
-            let (Some(server), Some(local)) = (server, local) else { return Ok("server".to_string()) };
+            let (Some(server), Some(local)) = (server, local) else {
+                return Ok("server".to_string());
+            };
             let server: Value = serde_json::from_str(&server).unwrap();
             let local: Value = serde_json::from_str(&local).unwrap();
             assert_eq!(table, "users");
             let mut merged = server.clone();
-            merged["name"] = json!(format!("{}+{}", server["name"].as_str().unwrap(), local["name"].as_str().unwrap()));
+            merged["name"] = json!(format!(
+                "{}+{}",
+                server["name"].as_str().unwrap(),
+                local["name"].as_str().unwrap()
+            ));
             merged["email"] = local["email"].clone();
             Ok(merged.to_string())
         })
@@ -188,7 +222,10 @@ fn a_server_wins_conflict_whose_row_references_an_unpulled_parent_still_converge
     }
     b.sync();
     assert_converged(&server, "alice", &[&a, &b]);
-    assert_eq!(a.sql(&format!("SELECT user_id FROM posts WHERE id = '{P1}'")), Some("u2".into()));
+    assert_eq!(
+        a.sql(&format!("SELECT user_id FROM posts WHERE id = '{P1}'")),
+        Some("u2".into())
+    );
 }
 
 #[test]
@@ -202,7 +239,11 @@ fn detach_is_blocked_then_sync_then_detach_and_a_second_user_takes_the_file() {
     let blocked = a.json("SELECT oversqlite_detach()");
     assert_eq!(blocked["outcome"], "blocked_unsynced_data", "{blocked}");
     assert_eq!(blocked["pending_row_count"], 2);
-    assert_eq!(a.count("SELECT count(*) FROM users"), 1, "a blocked detach changes nothing");
+    assert_eq!(
+        a.count("SELECT count(*) FROM users"),
+        1,
+        "a blocked detach changes nothing"
+    );
     assert_eq!(a.pending(), 2);
 
     let done = a.json("SELECT oversqlite_sync_then_detach()");
@@ -212,15 +253,25 @@ fn detach_is_blocked_then_sync_then_detach_and_a_second_user_takes_the_file() {
     let info = a.json("SELECT oversqlite_source_info()");
     assert_eq!(info["binding_state"], "anonymous", "{info}");
     b.sync();
-    assert_eq!(b.count("SELECT count(*) FROM users"), 1, "the rows pushed before detach reached B");
+    assert_eq!(
+        b.count("SELECT count(*) FROM users"),
+        1,
+        "the rows pushed before detach reached B"
+    );
 
     // Bob on the same file: his own (server-side) data only, his own scope on the server.
-    server.server_bundle("bob", json!([{"schema": "main", "table": "users", "key": {"id": "b1"}, "op": "INSERT",
-        "payload": {"id": "b1", "name": "Bob", "email": null}}]));
+    server.server_bundle(
+        "bob",
+        json!([{"schema": "main", "table": "users", "key": {"id": "b1"}, "op": "INSERT",
+        "payload": {"id": "b1", "name": "Bob", "email": null}}]),
+    );
     a.set_token(&server.token("bob"));
     let bob = a.json("SELECT oversqlite_attach('bob')");
     assert_eq!(bob["outcome"], "used_remote_state", "{bob}");
-    assert_eq!(a.sql("SELECT group_concat(id) FROM users"), Some("b1".into()));
+    assert_eq!(
+        a.sql("SELECT group_concat(id) FROM users"),
+        Some("b1".into())
+    );
     a.exec("INSERT INTO users VALUES ('b2', 'Bob two', NULL)");
     assert_eq!(a.sync()["push_outcome"], "committed");
     assert_converged(&server, "bob", &[&a]);
@@ -236,7 +287,9 @@ fn a_device_behind_the_retention_floor_recovers_from_a_snapshot() {
     let (a, _) = Device::attached(&db_path("pruned-a"), &server, "alice");
     let (b, _) = Device::attached(&db_path("pruned-b"), &server, "alice");
     for i in 0..5 {
-        a.exec(&format!("INSERT INTO users VALUES ('u{i}', 'User {i}', NULL)"));
+        a.exec(&format!(
+            "INSERT INTO users VALUES ('u{i}', 'User {i}', NULL)"
+        ));
         a.sync();
         if i == 0 {
             // B's checkpoint must be above 0: by the protocol (§10.6) a zero checkpoint is
@@ -272,7 +325,9 @@ fn a_device_with_a_zero_checkpoint_is_not_silently_missing_pruned_rows() {
     let (a, _) = Device::attached(&db_path("zero-a"), &server, "alice");
     let (b, _) = Device::attached(&db_path("zero-b"), &server, "alice");
     for i in 0..4 {
-        a.exec(&format!("INSERT INTO users VALUES ('u{i}', 'User {i}', NULL)"));
+        a.exec(&format!(
+            "INSERT INTO users VALUES ('u{i}', 'User {i}', NULL)"
+        ));
         a.sync();
     }
     server.set_retention_floor("alice", 3);
@@ -296,7 +351,9 @@ fn a_database_restored_from_an_old_copy_rebuilds_with_a_new_source() {
 
     let (a, _) = Device::attached(&path, &server, "alice");
     for (id, name) in [("u2", "Bob"), ("u3", "Cy")] {
-        a.exec(&format!("INSERT INTO users VALUES ('{id}', '{name}', NULL)"));
+        a.exec(&format!(
+            "INSERT INTO users VALUES ('{id}', '{name}', NULL)"
+        ));
         a.sync();
     }
     a.close();
@@ -307,22 +364,37 @@ fn a_database_restored_from_an_old_copy_rebuilds_with_a_new_source() {
     let (a, _) = Device::attached(&path, &server, "alice");
     a.exec("INSERT INTO users VALUES ('u4', 'Dee', NULL)");
     let err = a.try_sql("SELECT oversqlite_sync()").unwrap_err();
-    assert!(err.starts_with("oversqlite_sync: source_recovery_required: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_sync: source_recovery_required: "),
+        "{err}"
+    );
     let info = a.json("SELECT oversqlite_source_info()");
     assert_eq!(info["source_recovery_required"], true, "{info}");
 
     let rebuilt = a.json("SELECT oversqlite_rebuild()");
     assert_eq!(rebuilt["outcome"], "applied_snapshot", "{rebuilt}");
     let info = a.json("SELECT oversqlite_source_info()");
-    assert_ne!(info["current_source_id"], old_source, "the rebuild rotated to a new source");
+    assert_ne!(
+        info["current_source_id"], old_source,
+        "the rebuild rotated to a new source"
+    );
     assert_eq!(info["source_recovery_required"], false);
     // The change made after the restore survives and is uploaded by the new source.
-    assert_eq!(a.sql("SELECT name FROM users WHERE id = 'u4'"), Some("Dee".into()));
+    assert_eq!(
+        a.sql("SELECT name FROM users WHERE id = 'u4'"),
+        Some("Dee".into())
+    );
     assert_eq!(a.sync()["push_outcome"], "committed");
     b.sync();
     assert_converged(&server, "alice", &[&a, &b]);
-    assert_eq!(b.sql("SELECT group_concat(id) FROM (SELECT id FROM users ORDER BY id)"), Some("u1,u2,u3,u4".into()));
-    assert_eq!(bundle_row_count(&server, "alice", "users", "u4", "INSERT"), 1);
+    assert_eq!(
+        b.sql("SELECT group_concat(id) FROM (SELECT id FROM users ORDER BY id)"),
+        Some("u1,u2,u3,u4".into())
+    );
+    assert_eq!(
+        bundle_row_count(&server, "alice", "users", "u4", "INSERT"),
+        1
+    );
 }
 
 /// Regression (found by the randomised crash soak, crash_random.rs seed 18): a rotated
@@ -358,16 +430,25 @@ fn a_conflicting_bundle_carried_over_a_rotation_is_resent_as_bundle_one() {
     assert!(err.contains("source_recovery_required"), "{err}");
     a.json("SELECT oversqlite_rebuild()");
     let rotated = a.json("SELECT oversqlite_source_info()")["current_source_id"].clone();
-    let r = a.try_json("SELECT oversqlite_sync()").unwrap_or_else(|e| panic!("sync after the rotated rebuild: {e}"));
+    let r = a
+        .try_json("SELECT oversqlite_sync()")
+        .unwrap_or_else(|e| panic!("sync after the rotated rebuild: {e}"));
     assert_eq!(r["status"]["pending"]["pending_row_count"], 0, "{r}");
-    assert_eq!(a.json("SELECT oversqlite_source_info()")["current_source_id"], rotated, "no second rotation");
+    assert_eq!(
+        a.json("SELECT oversqlite_source_info()")["current_source_id"],
+        rotated,
+        "no second rotation"
+    );
     b.sync();
     assert_converged(&server, "alice", &[&a, &b]);
     assert_eq!(
         b.sql("SELECT group_concat(id || '=' || name) FROM (SELECT * FROM users ORDER BY id)"),
         Some("r1=one by b,r2=two,r9=nine".into())
     );
-    assert_eq!(bundle_row_count(&server, "alice", "users", "r9", "INSERT"), 1);
+    assert_eq!(
+        bundle_row_count(&server, "alice", "users", "r9", "INSERT"),
+        1
+    );
 }
 
 #[test]
@@ -395,12 +476,19 @@ fn a_server_originated_bundle_reaches_every_device() {
         let r = d.sync();
         assert_eq!(r["remote_outcome"], "applied_incremental", "{r}");
         assert_eq!(r["changed_tables"], json!(["files", "users"]), "{r}");
-        assert_eq!(d.pending(), 0, "applied rows are not captured as local changes");
+        assert_eq!(
+            d.pending(),
+            0,
+            "applied rows are not captured as local changes"
+        );
     }
     assert_converged(&server, "alice", &[&a, &b, &c]);
     assert_eq!(
         b.sql("SELECT hex(id) || ':' || hex(data) FROM files"),
         Some("0A0B0C0D0E0F40008000000000000001:000102".into())
     );
-    assert_eq!(a.sql("SELECT name FROM users WHERE id = 'u1'"), Some("Ada (server)".into()));
+    assert_eq!(
+        a.sql("SELECT name FROM users WHERE id = 'u1'"),
+        Some("Ada (server)".into())
+    );
 }

@@ -4,14 +4,25 @@ use oversqlite_tests::{catalog, fixtures, host};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-const FIXTURES: [&str; 4] = ["basic-sync", "blob-sync", "business-rich-v0", "cascade-sync"];
+const FIXTURES: [&str; 4] = [
+    "basic-sync",
+    "blob-sync",
+    "business-rich-v0",
+    "cascade-sync",
+];
 
 fn opened(fixture: &str) -> Connection {
     let conn = host::memory();
-    for stmt in fixtures::split_sql(&fixtures::fixture_text(&format!("local-schema/{fixture}/schema.sql"))) {
+    for stmt in fixtures::split_sql(&fixtures::fixture_text(&format!(
+        "local-schema/{fixture}/schema.sql"
+    ))) {
         conn.execute_batch(&stmt).unwrap();
     }
-    host::configure(&conn, &fixtures::fixture(&format!("local-schema/{fixture}/config.json"))).unwrap();
+    host::configure(
+        &conn,
+        &fixtures::fixture(&format!("local-schema/{fixture}/config.json")),
+    )
+    .unwrap();
     host::open(&conn).unwrap();
     conn
 }
@@ -45,7 +56,11 @@ fn catalog_matches_every_fixture() {
             .into_iter()
             .filter(|n| !want["catalog"].as_array().unwrap().iter().any(|c| c["name"] == n.as_str()))
             .collect();
-        assert_eq!(extra, catalog::OVERSQLITE_CONFIG_TABLES.to_vec(), "{fixture}: unexpected extra objects");
+        assert_eq!(
+            extra,
+            catalog::OVERSQLITE_CONFIG_TABLES.to_vec(),
+            "{fixture}: unexpected extra objects"
+        );
     }
 }
 
@@ -55,7 +70,11 @@ fn reopening_keeps_the_catalog_identical() {
         let conn = opened(fixture);
         let before = catalog::dump(&conn);
         let report = host::open(&conn).unwrap();
-        assert_eq!(report["triggers_written"], json!(0), "{fixture}: second open rewrote triggers");
+        assert_eq!(
+            report["triggers_written"],
+            json!(0),
+            "{fixture}: second open rewrote triggers"
+        );
         assert_eq!(catalog::dump(&conn), before, "{fixture}");
     }
 }
@@ -87,24 +106,53 @@ fn write_transitions_match_every_case() {
     let mut cases_run = 0;
     for fixture in FIXTURES {
         let input = fixtures::fixture(&format!("local-schema/{fixture}/write-transitions.json"));
-        let expected = fixtures::fixture(&format!("local-schema/{fixture}/write-transitions.expected.json"));
-        let (cases, wants) = (input["cases"].as_array().unwrap(), expected["cases"].as_array().unwrap());
+        let expected = fixtures::fixture(&format!(
+            "local-schema/{fixture}/write-transitions.expected.json"
+        ));
+        let (cases, wants) = (
+            input["cases"].as_array().unwrap(),
+            expected["cases"].as_array().unwrap(),
+        );
         assert_eq!(cases.len(), wants.len(), "{fixture}: case count");
         for (case, want) in cases.iter().zip(wants) {
             let name = case["name"].as_str().unwrap();
             assert_eq!(case["name"], want["name"], "{fixture}: case order");
             let conn = opened(fixture);
-            for sql in case["setupSql"].as_array().unwrap().iter().chain(case["actionSql"].as_array().unwrap()) {
-                conn.execute_batch(sql.as_str().unwrap()).unwrap_or_else(|e| panic!("{fixture}/{name}: {sql}: {e}"));
+            for sql in case["setupSql"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(case["actionSql"].as_array().unwrap())
+            {
+                conn.execute_batch(sql.as_str().unwrap())
+                    .unwrap_or_else(|e| panic!("{fixture}/{name}: {sql}: {e}"));
             }
-            assert_eq!(dirty_rows(&conn), want["dirtyRows"], "{fixture}/{name}: dirty rows");
+            assert_eq!(
+                dirty_rows(&conn),
+                want["dirtyRows"],
+                "{fixture}/{name}: dirty rows"
+            );
             for (table, count) in want["applicationRowCounts"].as_object().unwrap() {
-                let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| r.get(0)).unwrap();
+                let n: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
                 assert_eq!(json!(n), *count, "{fixture}/{name}: rows in {table}");
             }
             // The same rows are visible through the extension's pending view.
-            let pending: i64 = conn.query_row("SELECT COUNT(*) FROM oversqlite_pending WHERE state = 'dirty'", [], |r| r.get(0)).unwrap();
-            assert_eq!(pending as usize, want["dirtyRows"].as_array().unwrap().len(), "{fixture}/{name}: oversqlite_pending");
+            let pending: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM oversqlite_pending WHERE state = 'dirty'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                pending as usize,
+                want["dirtyRows"].as_array().unwrap().len(),
+                "{fixture}/{name}: oversqlite_pending"
+            );
             cases_run += 1;
         }
     }

@@ -14,17 +14,29 @@ fn set_fault(point: Option<&str>) {
 /// Steps through every row reading column 0, so every cursor callback runs.
 fn scan(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<Option<String>>, String> {
     let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
-    let rows = stmt.query_map([], |r| r.get::<_, Option<rusqlite::types::Value>>(0)).map_err(|e| e.to_string())?;
-    rows.map(|r| r.map(|v| v.map(|v| format!("{v:?}"))).map_err(|e| e.to_string())).collect()
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Option<rusqlite::types::Value>>(0))
+        .map_err(|e| e.to_string())?;
+    rows.map(|r| {
+        r.map(|v| v.map(|v| format!("{v:?}")))
+            .map_err(|e| e.to_string())
+    })
+    .collect()
 }
 
 fn expect_internal(conn: &rusqlite::Connection, sql: &str, prefix: &str) {
     let err = scan(conn, sql).expect_err(sql);
     assert!(err.starts_with(prefix), "{sql}: {err:?}");
-    assert!(err.contains("internal_error: unexpected panic"), "{sql}: {err:?}");
+    assert!(
+        err.contains("internal_error: unexpected panic"),
+        "{sql}: {err:?}"
+    );
     // The host connection keeps working.
     set_fault(None);
-    assert_eq!(host::call(conn, "SELECT 'alive'", &[]).unwrap().as_deref(), Some("alive"));
+    assert_eq!(
+        host::call(conn, "SELECT 'alive'", &[]).unwrap().as_deref(),
+        Some("alive")
+    );
 }
 
 #[test]
@@ -33,7 +45,12 @@ fn panics_become_sql_errors() {
     let conn = host::file(&path);
     conn.execute_batch("CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL); INSERT INTO users VALUES ('u1', 'Ada');")
         .unwrap();
-    host::call(&conn, "SELECT oversqlite_init('https://sync.test', 'main')", &[]).unwrap();
+    host::call(
+        &conn,
+        "SELECT oversqlite_init('https://sync.test', 'main')",
+        &[],
+    )
+    .unwrap();
     host::call(&conn, "SELECT oversqlite_enable_sync('users')", &[]).unwrap();
 
     // Mid-transaction panic: nothing of the open survives.
@@ -41,17 +58,50 @@ fn panics_become_sql_errors() {
     set_fault(Some("open.after_triggers"));
     expect_internal(&conn, "SELECT oversqlite_open()", "oversqlite_open: ");
     let sync_objects: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE '\\_sync\\_%' ESCAPE '\\' OR name LIKE 'trg\\_%' ESCAPE '\\'", [], |r| r.get(0)).unwrap();
-    assert_eq!(sync_objects, 0, "a panicking open left runtime objects behind");
-    assert!(std::fs::read(&path).unwrap() == before, "a panicking open changed the file");
-    assert!(conn.is_autocommit(), "a panicking open left a transaction open");
+    assert_eq!(
+        sync_objects, 0,
+        "a panicking open left runtime objects behind"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a panicking open changed the file"
+    );
+    assert!(
+        conn.is_autocommit(),
+        "a panicking open left a transaction open"
+    );
 
     for (point, sql, prefix) in [
-        ("oversqlite_init", "SELECT oversqlite_init('https://sync.test', 'main')", "oversqlite_init: "),
-        ("oversqlite_enable_sync", "SELECT oversqlite_enable_sync('users')", "oversqlite_enable_sync: "),
-        ("oversqlite_disable_sync", "SELECT oversqlite_disable_sync('users')", "oversqlite_disable_sync: "),
-        ("oversqlite_config", "SELECT oversqlite_config()", "oversqlite_config: "),
-        ("oversqlite_version", "SELECT oversqlite_version()", "oversqlite_version: "),
-        ("oversqlite_open", "SELECT oversqlite_open()", "oversqlite_open: "),
+        (
+            "oversqlite_init",
+            "SELECT oversqlite_init('https://sync.test', 'main')",
+            "oversqlite_init: ",
+        ),
+        (
+            "oversqlite_enable_sync",
+            "SELECT oversqlite_enable_sync('users')",
+            "oversqlite_enable_sync: ",
+        ),
+        (
+            "oversqlite_disable_sync",
+            "SELECT oversqlite_disable_sync('users')",
+            "oversqlite_disable_sync: ",
+        ),
+        (
+            "oversqlite_config",
+            "SELECT oversqlite_config()",
+            "oversqlite_config: ",
+        ),
+        (
+            "oversqlite_version",
+            "SELECT oversqlite_version()",
+            "oversqlite_version: ",
+        ),
+        (
+            "oversqlite_open",
+            "SELECT oversqlite_open()",
+            "oversqlite_open: ",
+        ),
     ] {
         set_fault(Some(point));
         expect_internal(&conn, sql, prefix);
@@ -71,10 +121,15 @@ fn panics_become_sql_errors() {
         let fresh = host::file(&path);
         set_fault(Some(&format!("{vtab}.connect")));
         let err = scan(&fresh, &format!("SELECT * FROM {vtab}")).expect_err("connect panic");
-        assert!(err.contains("internal_error: unexpected panic"), "{vtab}.connect: {err:?}");
+        assert!(
+            err.contains("internal_error: unexpected panic"),
+            "{vtab}.connect: {err:?}"
+        );
         set_fault(None);
     }
     // Everything still works after all those panics.
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM oversqlite_pending", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM oversqlite_pending", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 1);
 }

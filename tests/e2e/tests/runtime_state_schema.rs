@@ -8,7 +8,8 @@ fn bootstrap_state_matches_v0() {
     let want = fixtures::fixture("runtime-state/schema/v0.json");
     assert_eq!(want["fixture"], "users");
     let conn = host::memory();
-    conn.execute_batch("CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL)").unwrap();
+    conn.execute_batch("CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL)")
+        .unwrap();
     host::configure(&conn, &json!({"schema": "main", "syncTables": [{"tableName": "users", "syncKeyColumnName": "id"}]})).unwrap();
     host::open(&conn).unwrap();
     let got = state_dump::dump_runtime(&conn);
@@ -16,7 +17,13 @@ fn bootstrap_state_matches_v0() {
         assert_eq!(got[key], want[key], "v0.json: {key}");
     }
     // The generated source id is a lowercase UUID v4.
-    let source: String = conn.query_row("SELECT current_source_id FROM _sync_attachment_state", [], |r| r.get(0)).unwrap();
+    let source: String = conn
+        .query_row(
+            "SELECT current_source_id FROM _sync_attachment_state",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(source.len(), 36);
     assert_eq!(source, source.to_lowercase());
     assert_eq!(&source[14..15], "4", "UUID version nibble");

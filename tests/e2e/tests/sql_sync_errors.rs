@@ -12,7 +12,11 @@ use serde_json::json;
 use sql_sync_support::{bare_device, device, Device};
 
 fn user_known(server: &TestServer, user: &str) -> bool {
-    !server.query_store(&format!("SELECT 1 FROM _oversync_user_state WHERE user_id = '{user}'")).is_empty()
+    !server
+        .query_store(&format!(
+            "SELECT 1 FROM _oversync_user_state WHERE user_id = '{user}'"
+        ))
+        .is_empty()
 }
 
 /// Registers `oversqlite_auth_token()` answering the queued tokens in turn (the last one
@@ -22,11 +26,16 @@ fn auth_function(d: &Device, answers: Vec<String>) -> Arc<AtomicUsize> {
     let seen = calls.clone();
     let answers = Mutex::new(answers);
     d.conn
-        .create_scalar_function("oversqlite_auth_token", 0, FunctionFlags::SQLITE_UTF8, move |_| {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            let answers = answers.lock().unwrap();
-            Ok(answers[n.min(answers.len() - 1)].clone())
-        })
+        .create_scalar_function(
+            "oversqlite_auth_token",
+            0,
+            FunctionFlags::SQLITE_UTF8,
+            move |_| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let answers = answers.lock().unwrap();
+                Ok(answers[n.min(answers.len() - 1)].clone())
+            },
+        )
         .unwrap();
     calls
 }
@@ -72,11 +81,20 @@ fn wrong_argument_counts_and_types_change_nothing() {
     }
     // Nothing reached the server, nothing was attached, the policies are untouched.
     assert!(!user_known(&server, "alice"));
-    assert_eq!(d.ok("SELECT oversqlite_source_info()")["binding_state"], json!("anonymous"));
+    assert_eq!(
+        d.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
     let policies = d.ok("SELECT oversqlite_set_conflict_resolver('server_wins')");
-    assert_eq!(policies, json!({"default": {"policy": "server_wins"}, "tables": {}}));
+    assert_eq!(
+        policies,
+        json!({"default": {"policy": "server_wins"}, "tables": {}})
+    );
     let paused = d.ok("SELECT oversqlite_resume_uploads()");
-    assert_eq!(paused, json!({"uploads_paused": false, "downloads_paused": false}));
+    assert_eq!(
+        paused,
+        json!({"uploads_paused": false, "downloads_paused": false})
+    );
 }
 
 #[test]
@@ -85,7 +103,10 @@ fn inside_an_open_transaction_every_network_call_is_refused() {
     let fresh = device(&server, "tx-fresh", "bob");
     fresh.exec("BEGIN");
     let err = fresh.err("SELECT oversqlite_attach('bob')");
-    assert!(err.starts_with("oversqlite_attach: transaction_open: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_attach: transaction_open: "),
+        "{err}"
+    );
     assert!(err.contains("commit or roll back first"), "{err}");
     fresh.exec("ROLLBACK");
     assert!(!user_known(&server, "bob"), "no request was sent");
@@ -96,17 +117,41 @@ fn inside_an_open_transaction_every_network_call_is_refused() {
     let bundles = server.bundle_count("carol");
     d.exec("BEGIN");
     d.exec("INSERT INTO users VALUES ('u2', 'Grace')");
-    for f in ["push_pending", "pull_to_stable", "sync", "rebuild", "sync_then_detach", "upload_once", "sync_once", "detach"] {
+    for f in [
+        "push_pending",
+        "pull_to_stable",
+        "sync",
+        "rebuild",
+        "sync_then_detach",
+        "upload_once",
+        "sync_once",
+        "detach",
+    ] {
         let err = d.err(&format!("SELECT oversqlite_{f}()"));
-        assert!(err.starts_with(&format!("oversqlite_{f}: transaction_open: ")), "{f}: {err}");
+        assert!(
+            err.starts_with(&format!("oversqlite_{f}: transaction_open: ")),
+            "{f}: {err}"
+        );
     }
     let err = d.err("SELECT oversqlite_download_once(10)");
-    assert!(err.starts_with("oversqlite_download_once: transaction_open: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_download_once: transaction_open: "),
+        "{err}"
+    );
     d.exec("COMMIT");
     assert_eq!(server.bundle_count("carol"), bundles, "nothing was pushed");
-    assert_eq!(d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"], json!(2));
-    assert_eq!(d.ok("SELECT oversqlite_source_info()")["binding_state"], json!("attached"));
-    assert_eq!(d.ok("SELECT oversqlite_push_pending()")["row_count"], json!(2));
+    assert_eq!(
+        d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"],
+        json!(2)
+    );
+    assert_eq!(
+        d.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("attached")
+    );
+    assert_eq!(
+        d.ok("SELECT oversqlite_push_pending()")["row_count"],
+        json!(2)
+    );
 }
 
 #[test]
@@ -116,17 +161,35 @@ fn no_token_fails_before_any_request() {
     d.exec("INSERT INTO users VALUES ('u1', 'Ada')");
     let err = d.err("SELECT oversqlite_attach('dave')");
     assert!(err.starts_with("oversqlite_attach: token_unavailable: no bearer token: call oversqlite_set_token(token)"), "{err}");
-    assert!(err.contains("OVERSQLITE_TOKEN") && err.contains("oversqlite_auth_token()"), "{err}");
-    assert!(!user_known(&server, "dave"), "no request reached the server");
-    assert_eq!(d.ok("SELECT oversqlite_source_info()")["binding_state"], json!("anonymous"));
+    assert!(
+        err.contains("OVERSQLITE_TOKEN") && err.contains("oversqlite_auth_token()"),
+        "{err}"
+    );
+    assert!(
+        !user_known(&server, "dave"),
+        "no request reached the server"
+    );
+    assert_eq!(
+        d.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
     assert_eq!(d.users(), ["u1=Ada"]);
 
     // Clearing a token set earlier is the same as never setting one.
-    let set = d.ok(&format!("SELECT oversqlite_set_token('{}')", server.token("dave")));
+    let set = d.ok(&format!(
+        "SELECT oversqlite_set_token('{}')",
+        server.token("dave")
+    ));
     assert_eq!(set, json!({"token_set": true}));
-    assert_eq!(d.ok("SELECT oversqlite_set_token(NULL)"), json!({"token_set": false}));
+    assert_eq!(
+        d.ok("SELECT oversqlite_set_token(NULL)"),
+        json!({"token_set": false})
+    );
     let err = d.err("SELECT oversqlite_attach('dave')");
-    assert!(err.starts_with("oversqlite_attach: token_unavailable: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_attach: token_unavailable: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,14 +200,20 @@ fn a_rejected_token_names_the_status_but_never_the_token() {
     let set = host_text(&d, &format!("SELECT oversqlite_set_token('{bad}')"));
     assert!(!set.contains(&bad), "set_token echoes nothing: {set}");
     let err = d.err("SELECT oversqlite_attach('erin')");
-    assert!(err.starts_with("oversqlite_attach: authentication_failed: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_attach: authentication_failed: "),
+        "{err}"
+    );
     assert!(err.contains("HTTP 401"), "{err}");
     assert!(!err.contains(&bad), "token leaked into {err}");
     for part in bad.split('.') {
         assert!(!err.contains(part), "token part leaked into {err}");
     }
     assert!(!user_known(&server, "erin"));
-    assert_eq!(d.ok("SELECT oversqlite_source_info()")["binding_state"], json!("anonymous"));
+    assert_eq!(
+        d.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
 }
 
 fn host_text(d: &Device, sql: &str) -> String {
@@ -159,23 +228,36 @@ fn the_host_token_function_is_asked_again_after_a_401() {
     let attach = d.ok("SELECT oversqlite_attach('frank')");
     assert_eq!(attach["outcome"], json!("started_empty"), "{attach}");
     let n = calls.load(Ordering::SeqCst);
-    assert!(n >= 3, "asked per request, and once more after the 401: {n}");
+    assert!(
+        n >= 3,
+        "asked per request, and once more after the 401: {n}"
+    );
 
     // A host function that only ever has a rejected token: asked, asked again, then 401.
     let e = bare_device(&server, "host-fn-bad");
     let bad = server.bad_token("gina");
     let calls = auth_function(&e, vec![bad.clone()]);
     let err = e.err("SELECT oversqlite_attach('gina')");
-    assert!(err.starts_with("oversqlite_attach: authentication_failed: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_attach: authentication_failed: "),
+        "{err}"
+    );
     assert!(err.contains("HTTP 401") && !err.contains(&bad), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one request, one retry after the 401");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "one request, one retry after the 401"
+    );
 
     // A host function that raises: the call fails with its message, nothing is sent.
     let f = bare_device(&server, "host-fn-raises");
     f.conn
-        .create_scalar_function("oversqlite_auth_token", 0, FunctionFlags::SQLITE_UTF8, |_| {
-            Err::<String, _>(rusqlite::Error::UserFunctionError("keychain locked".into()))
-        })
+        .create_scalar_function(
+            "oversqlite_auth_token",
+            0,
+            FunctionFlags::SQLITE_UTF8,
+            |_| Err::<String, _>(rusqlite::Error::UserFunctionError("keychain locked".into())),
+        )
         .unwrap();
     let err = f.err("SELECT oversqlite_attach('hank')");
     assert!(err.starts_with("oversqlite_attach: token_unavailable: the host function oversqlite_auth_token() failed: keychain locked"), "{err}");
@@ -187,17 +269,28 @@ fn set_token_wins_over_the_host_function() {
     let server = TestServer::start();
     let d = bare_device(&server, "precedence");
     let calls = auth_function(&d, vec![server.bad_token("ivan")]);
-    d.sql("SELECT oversqlite_set_token(?1)", &[&server.token("ivan")]).unwrap();
+    d.sql("SELECT oversqlite_set_token(?1)", &[&server.token("ivan")])
+        .unwrap();
     d.ok("SELECT oversqlite_attach('ivan')");
     d.exec("INSERT INTO users VALUES ('u1', 'Ada')");
-    assert_eq!(d.ok("SELECT oversqlite_push_pending()")["outcome"], json!("committed"));
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the explicit token is used, the host is not asked");
+    assert_eq!(
+        d.ok("SELECT oversqlite_push_pending()")["outcome"],
+        json!("committed")
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the explicit token is used, the host is not asked"
+    );
 
     // Cleared: the host function takes over (here with a rejected token).
     d.ok("SELECT oversqlite_set_token(NULL)");
     d.exec("INSERT INTO users VALUES ('u2', 'Grace')");
     let err = d.err("SELECT oversqlite_push_pending()");
-    assert!(err.starts_with("oversqlite_push_pending: authentication_failed: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_push_pending: authentication_failed: "),
+        "{err}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(server.bundle_count("ivan"), 1);
 }

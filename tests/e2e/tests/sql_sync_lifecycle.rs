@@ -13,7 +13,11 @@ fn started_empty_then_push_pull_sync_status() {
     let attach = a.ok("SELECT oversqlite_attach('alice')");
     assert_eq!(attach["status"], json!("connected"), "{attach}");
     assert_eq!(attach["outcome"], json!("started_empty"), "{attach}");
-    assert_eq!(attach["sync_status"]["authority"], json!("authoritative_empty"), "{attach}");
+    assert_eq!(
+        attach["sync_status"]["authority"],
+        json!("authoritative_empty"),
+        "{attach}"
+    );
     assert_eq!(attach["changed_tables"], json!([]));
 
     a.exec("INSERT INTO users VALUES ('u1', 'Ada')");
@@ -26,7 +30,10 @@ fn started_empty_then_push_pull_sync_status() {
     assert_eq!(push["bundle_seq"], json!(1));
     assert_eq!(push["row_count"], json!(1));
     assert_eq!(push["changed_tables"], json!(["users"]), "{push}");
-    assert_eq!(server.rows("users", "alice", "id, name"), vec![vec![json!("u1"), json!("Ada")]]);
+    assert_eq!(
+        server.rows("users", "alice", "id, name"),
+        vec![vec![json!("u1"), json!("Ada")]]
+    );
 
     let again = a.ok("SELECT oversqlite_push_pending()");
     assert_eq!(again["outcome"], json!("no_change"), "{again}");
@@ -42,12 +49,23 @@ fn started_empty_then_push_pull_sync_status() {
     server.upsert_user("alice", "INSERT", "u3", "Edsger");
     let sync = a.ok("SELECT oversqlite_sync()");
     assert_eq!(sync["push_outcome"], json!("committed"), "{sync}");
-    assert_eq!(sync["remote_outcome"], json!("applied_incremental"), "{sync}");
+    assert_eq!(
+        sync["remote_outcome"],
+        json!("applied_incremental"),
+        "{sync}"
+    );
     assert_eq!(a.users(), ["u1=Ada L.", "u2=Grace", "u3=Edsger"]);
     assert_eq!(server.rows("users", "alice", "id, name").len(), 3);
-    assert_eq!(server.rows("users", "alice", "name, id")[0], vec![json!("Ada L."), json!("u1")]);
+    assert_eq!(
+        server.rows("users", "alice", "name, id")[0],
+        vec![json!("Ada L."), json!("u1")]
+    );
     let status = a.ok("SELECT oversqlite_status()");
-    assert_eq!(status["authority"], json!("authoritative_materialized"), "{status}");
+    assert_eq!(
+        status["authority"],
+        json!("authoritative_materialized"),
+        "{status}"
+    );
     assert_eq!(status["last_bundle_seq_seen"], json!(4), "{status}");
 
     let info = a.ok("SELECT oversqlite_source_info()");
@@ -66,7 +84,11 @@ fn seeded_from_local_used_remote_state_and_resumed() {
     a.exec("INSERT INTO users VALUES ('u1', 'Ada'), ('u2', 'Grace')");
     let attach = a.ok("SELECT oversqlite_attach('bob')");
     assert_eq!(attach["outcome"], json!("seeded_from_local"), "{attach}");
-    assert_eq!(attach["sync_status"]["authority"], json!("pending_local_seed"), "{attach}");
+    assert_eq!(
+        attach["sync_status"]["authority"],
+        json!("pending_local_seed"),
+        "{attach}"
+    );
     let push = a.ok("SELECT oversqlite_push_pending()");
     assert_eq!(push["row_count"], json!(2), "{push}");
     assert_eq!(server.bundle_count("bob"), 1);
@@ -85,14 +107,36 @@ fn seeded_from_local_used_remote_state_and_resumed() {
     // A new connection resumes from the persisted binding without any request: it has
     // no token at all.
     let other = b.reopen();
-    let text: String = other.query_row("SELECT oversqlite_attach('bob')", [], |r| r.get(0)).unwrap();
+    let text: String = other
+        .query_row("SELECT oversqlite_attach('bob')", [], |r| r.get(0))
+        .unwrap();
     let resumed: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(resumed["outcome"], json!("resumed_attached_state"), "{resumed}");
+    assert_eq!(
+        resumed["outcome"],
+        json!("resumed_attached_state"),
+        "{resumed}"
+    );
     // The token is per connection: this one has none, so a request fails before sending.
-    let err = other.query_row("SELECT oversqlite_pull_to_stable()", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
-    assert!(err.starts_with("oversqlite_pull_to_stable: token_unavailable: "), "{err}");
-    let err = other.query_row("SELECT oversqlite_attach('carol')", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
-    assert!(err.starts_with("oversqlite_attach: attached_to_other_user: "), "{err}");
+    let err = other
+        .query_row("SELECT oversqlite_pull_to_stable()", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("oversqlite_pull_to_stable: token_unavailable: "),
+        "{err}"
+    );
+    let err = other
+        .query_row("SELECT oversqlite_attach('carol')", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("oversqlite_attach: attached_to_other_user: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -102,14 +146,27 @@ fn two_devices_racing_the_seed_lease_get_retry_later() {
     a.exec("INSERT INTO users VALUES ('u1', 'Ada')");
     let b = device(&server, "race-b", "carol");
     b.exec("INSERT INTO users VALUES ('u9', 'Linus')");
-    assert_eq!(a.ok("SELECT oversqlite_attach('carol')")["outcome"], json!("seeded_from_local"));
+    assert_eq!(
+        a.ok("SELECT oversqlite_attach('carol')")["outcome"],
+        json!("seeded_from_local")
+    );
     let raced = b.ok("SELECT oversqlite_attach('carol')");
     assert_eq!(raced["status"], json!("retry_later"), "{raced}");
-    assert!(raced["retry_after_seconds"].as_i64().unwrap() >= 1, "{raced}");
-    assert_eq!(raced.as_object().unwrap().len(), 2, "exactly status and retry_after_seconds: {raced}");
+    assert!(
+        raced["retry_after_seconds"].as_i64().unwrap() >= 1,
+        "{raced}"
+    );
+    assert_eq!(
+        raced.as_object().unwrap().len(),
+        2,
+        "exactly status and retry_after_seconds: {raced}"
+    );
     // Not attached: the other operations ask for attach.
     let err = b.err("SELECT oversqlite_sync()");
-    assert!(err.starts_with("oversqlite_sync: attach_required: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_sync: attach_required: "),
+        "{err}"
+    );
 
     a.ok("SELECT oversqlite_push_pending()");
     let attach = b.ok("SELECT oversqlite_attach('carol')");
@@ -123,19 +180,29 @@ fn detach_blocked_then_sync_then_detach() {
     a.ok("SELECT oversqlite_attach('dave')");
     a.exec("INSERT INTO users VALUES ('u1', 'Ada')");
     let blocked = a.ok("SELECT oversqlite_detach()");
-    assert_eq!(blocked["outcome"], json!("blocked_unsynced_data"), "{blocked}");
+    assert_eq!(
+        blocked["outcome"],
+        json!("blocked_unsynced_data"),
+        "{blocked}"
+    );
     assert_eq!(blocked["pending_row_count"], json!(1));
     assert_eq!(a.users(), ["u1=Ada"]);
 
     let err = a.err("SELECT oversqlite_detach('keep_everything')");
-    assert!(err.starts_with("oversqlite_detach: invalid_argument: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_detach: invalid_argument: "),
+        "{err}"
+    );
 
     let done = a.ok("SELECT oversqlite_sync_then_detach()");
     assert_eq!(done["is_success"], json!(true), "{done}");
     assert_eq!(done["detach"], json!("detached"));
     assert_eq!(done["remaining_pending_row_count"], json!(0));
     assert_eq!(server.rows("users", "dave", "id"), vec![vec![json!("u1")]]);
-    assert_eq!(a.ok("SELECT oversqlite_source_info()")["binding_state"], json!("anonymous"));
+    assert_eq!(
+        a.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
 
     // Attach again: the server's data comes back.
     let attach = a.ok("SELECT oversqlite_attach('dave')");
@@ -168,7 +235,10 @@ fn watch_once_is_bounded_and_pulls_new_bundles() {
     assert_eq!(report["changed_tables"], json!(["users"]), "{report}");
     assert_eq!(a.users(), ["u1=Ada"]);
     let err = a.err("SELECT oversqlite_watch_once(0)");
-    assert!(err.starts_with("oversqlite_watch_once: invalid_argument: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_watch_once: invalid_argument: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -176,9 +246,15 @@ fn functions_without_a_configured_database_fail_clearly() {
     let server = TestServer::start();
     let d = bare_device(&server, "unattached");
     let err = d.err("SELECT oversqlite_push_pending()");
-    assert!(err.starts_with("oversqlite_push_pending: attach_required: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_push_pending: attach_required: "),
+        "{err}"
+    );
     let err = d.err("SELECT oversqlite_status()");
-    assert!(err.starts_with("oversqlite_status: attach_required: "), "{err}");
+    assert!(
+        err.starts_with("oversqlite_status: attach_required: "),
+        "{err}"
+    );
     let mem = oversqlite_tests::host::memory();
     let err = oversqlite_tests::host::call(&mem, "SELECT oversqlite_attach('x')", &[]).unwrap_err();
     assert!(err.contains("oversqlite_attach: not_open: the sync runtime is not installed in this database; call oversqlite_open() first"), "{err}");

@@ -18,10 +18,15 @@ fn counted_token(d: &Device, token: String) -> Arc<AtomicUsize> {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     d.conn
-        .create_scalar_function("oversqlite_auth_token", 0, FunctionFlags::SQLITE_UTF8, move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            Ok(token.clone())
-        })
+        .create_scalar_function(
+            "oversqlite_auth_token",
+            0,
+            FunctionFlags::SQLITE_UTF8,
+            move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(token.clone())
+            },
+        )
         .unwrap();
     calls
 }
@@ -33,17 +38,27 @@ fn paused_uploads_send_nothing_and_say_so() {
     let requests = counted_token(&d, server.token("alice"));
     d.ok("SELECT oversqlite_attach('alice')");
     d.exec("INSERT INTO users VALUES ('u1', 'Ada')");
-    assert_eq!(d.ok("SELECT oversqlite_pause_uploads()"), json!({"uploads_paused": true, "downloads_paused": false}));
+    assert_eq!(
+        d.ok("SELECT oversqlite_pause_uploads()"),
+        json!({"uploads_paused": true, "downloads_paused": false})
+    );
     let before = requests.load(Ordering::SeqCst);
 
     let push = d.ok("SELECT oversqlite_push_pending()");
-    assert_eq!(push, json!({"outcome": "skipped", "skipped": "uploads_paused", "row_count": 0, "conflicts_resolved": 0, "changed_tables": []}));
+    assert_eq!(
+        push,
+        json!({"outcome": "skipped", "skipped": "uploads_paused", "row_count": 0, "conflicts_resolved": 0, "changed_tables": []})
+    );
     let upload = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         upload,
         json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "skipped": "uploads_paused"})
     );
-    assert_eq!(requests.load(Ordering::SeqCst), before, "no request while paused");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before,
+        "no request while paused"
+    );
     assert_eq!(server.bundle_count("alice"), 0);
     let status = d.ok("SELECT oversqlite_status()");
     assert_eq!(status["uploads_paused"], json!(true));
@@ -51,8 +66,13 @@ fn paused_uploads_send_nothing_and_say_so() {
 
     // Pausing is per connection: another connection to the same file is not paused.
     let other = d.reopen();
-    let flags: String = other.query_row("SELECT oversqlite_resume_downloads()", [], |r| r.get(0)).unwrap();
-    assert_eq!(flags, r#"{"downloads_paused":false,"uploads_paused":false}"#);
+    let flags: String = other
+        .query_row("SELECT oversqlite_resume_downloads()", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        flags,
+        r#"{"downloads_paused":false,"uploads_paused":false}"#
+    );
 
     // sync with uploads paused and nothing local to push: only the pull runs.
     d.ok("SELECT oversqlite_resume_uploads()");
@@ -62,15 +82,30 @@ fn paused_uploads_send_nothing_and_say_so() {
     let sync = d.ok("SELECT oversqlite_sync()");
     assert_eq!(sync["push_outcome"], json!("skipped"), "{sync}");
     assert_eq!(sync["skipped"], json!("uploads_paused"));
-    assert_eq!(sync["remote_outcome"], json!("applied_incremental"), "{sync}");
+    assert_eq!(
+        sync["remote_outcome"],
+        json!("applied_incremental"),
+        "{sync}"
+    );
     assert_eq!(d.users(), ["u1=Ada", "u2=Grace"]);
     let err = d.err("SELECT oversqlite_sync_then_detach()");
-    assert!(err.starts_with("oversqlite_sync_then_detach: invalid_state: uploads or downloads are paused"), "{err}");
+    assert!(
+        err.starts_with(
+            "oversqlite_sync_then_detach: invalid_state: uploads or downloads are paused"
+        ),
+        "{err}"
+    );
 
     let resumed = d.ok("SELECT oversqlite_resume_uploads()");
-    assert_eq!(resumed, json!({"uploads_paused": false, "downloads_paused": false}));
+    assert_eq!(
+        resumed,
+        json!({"uploads_paused": false, "downloads_paused": false})
+    );
     d.exec("INSERT INTO users VALUES ('u3', 'Edsger')");
-    assert_eq!(d.ok("SELECT oversqlite_push_pending()")["outcome"], json!("committed"));
+    assert_eq!(
+        d.ok("SELECT oversqlite_push_pending()")["outcome"],
+        json!("committed")
+    );
     assert_eq!(server.bundle_count("alice"), 3);
 }
 
@@ -85,12 +120,28 @@ fn paused_downloads_fetch_nothing_and_say_so() {
     let before = requests.load(Ordering::SeqCst);
 
     let pull = d.ok("SELECT oversqlite_pull_to_stable()");
-    assert_eq!(pull, json!({"outcome": "skipped", "skipped": "downloads_paused", "bundles_applied": 0, "changed_tables": []}));
+    assert_eq!(
+        pull,
+        json!({"outcome": "skipped", "skipped": "downloads_paused", "bundles_applied": 0, "changed_tables": []})
+    );
     let down = d.ok("SELECT oversqlite_download_once(10)");
-    assert_eq!(down, json!({"applied": 0, "next_seq": 0, "skipped": "downloads_paused"}));
-    assert_eq!(d.ok("SELECT oversqlite_rebuild()")["skipped"], json!("downloads_paused"));
-    assert_eq!(d.ok("SELECT oversqlite_watch_once(200)")["skipped"], json!("downloads_paused"));
-    assert_eq!(requests.load(Ordering::SeqCst), before, "no request while paused");
+    assert_eq!(
+        down,
+        json!({"applied": 0, "next_seq": 0, "skipped": "downloads_paused"})
+    );
+    assert_eq!(
+        d.ok("SELECT oversqlite_rebuild()")["skipped"],
+        json!("downloads_paused")
+    );
+    assert_eq!(
+        d.ok("SELECT oversqlite_watch_once(200)")["skipped"],
+        json!("downloads_paused")
+    );
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before,
+        "no request while paused"
+    );
     assert!(d.users().is_empty());
 
     // sync pushes but does not pull.
@@ -106,7 +157,10 @@ fn paused_downloads_fetch_nothing_and_say_so() {
     d.ok("SELECT oversqlite_pause_uploads()");
     let before = requests.load(Ordering::SeqCst);
     let sync = d.ok("SELECT oversqlite_sync()");
-    assert_eq!(sync, json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": "uploads_and_downloads_paused", "changed_tables": []}));
+    assert_eq!(
+        sync,
+        json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": "uploads_and_downloads_paused", "changed_tables": []})
+    );
     let once = d.ok("SELECT oversqlite_sync_once()");
     assert_eq!(once["downloaded"], json!(0));
     assert_eq!(once["skipped"], json!("uploads_and_downloads_paused"));
@@ -146,7 +200,10 @@ fn one_shot_calls_report_counts() {
     let down = d.ok("SELECT oversqlite_download_once(1, 0, NULL)");
     assert_eq!(down, json!({"applied": 3, "next_seq": 4}));
     assert_eq!(d.count("SELECT count(*) FROM users"), 5);
-    assert_eq!(d.ok("SELECT oversqlite_download_once(5, 1)"), json!({"applied": 0, "next_seq": 4}));
+    assert_eq!(
+        d.ok("SELECT oversqlite_download_once(5, 1)"),
+        json!({"applied": 0, "next_seq": 4})
+    );
 
     // Conflict counted by upload_once (server wins by default).
     server.upsert_user("carol", "UPDATE", "u1", "Server");
@@ -157,8 +214,16 @@ fn one_shot_calls_report_counts() {
     assert_eq!(once["upload"]["conflict"], json!(1), "{once}");
     assert_eq!(once["upload"]["invalid"], json!(0), "{once}");
     assert!(once["downloaded"].as_i64().unwrap() >= 1, "{once}");
-    assert!(d.users().contains(&"u1=Server".to_string()), "{:?}", d.users());
-    assert!(d.users().contains(&"s9=Late".to_string()), "{:?}", d.users());
+    assert!(
+        d.users().contains(&"u1=Server".to_string()),
+        "{:?}",
+        d.users()
+    );
+    assert!(
+        d.users().contains(&"s9=Late".to_string()),
+        "{:?}",
+        d.users()
+    );
     assert_eq!(server.rows("users", "carol", "id").len(), 7);
 }
 
@@ -173,11 +238,22 @@ fn upload_once_reports_a_bundle_the_server_refuses() {
     assert_eq!(upload["total"], json!(1), "{upload}");
     assert_eq!(upload["applied"], json!(0));
     assert_eq!(upload["invalid"], json!(1));
-    assert_eq!(upload["invalid_reasons"], json!({"push_commit_invalid": 1}), "{upload}");
+    assert_eq!(
+        upload["invalid_reasons"],
+        json!({"push_commit_invalid": 1}),
+        "{upload}"
+    );
     let message = upload["first_error_message"].as_str().unwrap();
-    assert!(message.contains("HTTP 400") && message.contains("push_commit_invalid"), "{upload}");
+    assert!(
+        message.contains("HTTP 400") && message.contains("push_commit_invalid"),
+        "{upload}"
+    );
     assert_eq!(server.bundle_count("dave"), 0);
-    assert_eq!(d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"], json!(1), "kept locally");
+    assert_eq!(
+        d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"],
+        json!(1),
+        "kept locally"
+    );
     let once = d.ok("SELECT oversqlite_sync_once()");
     assert_eq!(once["upload"]["invalid"], json!(1), "{once}");
     assert_eq!(once["download_skipped"], json!("pending_local_changes"));

@@ -10,21 +10,31 @@ fn test_server_hooks_store_and_restart() {
     assert_eq!(token.split('.').count(), 3, "a JWT");
     let (status, caps) = server.get("/sync/capabilities", Some((&token, "probe-source")));
     assert_eq!(status, 200, "{caps}");
-    let (status, _) = server.get("/sync/capabilities", Some((&server.bad_token("alice"), "probe-source")));
+    let (status, _) = server.get(
+        "/sync/capabilities",
+        Some((&server.bad_token("alice"), "probe-source")),
+    );
     assert_eq!(status, 401);
 
     assert_eq!(server.bundle_count("alice"), 0);
     let commit = server.upsert_user("alice", "INSERT", "u1", "Ada");
     assert_eq!(commit["bundle_seq"], json!(1));
     assert_eq!(server.bundle_count("alice"), 1);
-    assert_eq!(server.rows("users", "alice", "id, name"), vec![vec![json!("u1"), json!("Ada")]]);
+    assert_eq!(
+        server.rows("users", "alice", "id, name"),
+        vec![vec![json!("u1"), json!("Ada")]]
+    );
 
     let url = server.url.clone();
     server.kill9();
     assert!(!server.is_running());
     server.restart();
     assert_eq!(server.url, url, "same address after restart");
-    assert_eq!(server.bundle_count("alice"), 1, "the store survives kill -9");
+    assert_eq!(
+        server.bundle_count("alice"),
+        1,
+        "the store survives kill -9"
+    );
     server.upsert_user("alice", "UPDATE", "u1", "Ada L.");
     server.set_retention_floor("alice", 1);
     assert_eq!(server.watch_subscribers("alice"), 0);

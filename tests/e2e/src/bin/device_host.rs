@@ -17,7 +17,9 @@ fn cell(v: ValueRef<'_>) -> Value {
         ValueRef::Integer(i) => json!(i),
         ValueRef::Real(f) => json!(f),
         ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-        ValueRef::Blob(b) => json!({ "blob": b.iter().map(|x| format!("{x:02x}")).collect::<String>() }),
+        ValueRef::Blob(b) => {
+            json!({ "blob": b.iter().map(|x| format!("{x:02x}")).collect::<String>() })
+        }
     }
 }
 
@@ -27,7 +29,11 @@ fn run(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<Vec<Value
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push((0..n).map(|i| row.get_ref(i).map(cell)).collect::<rusqlite::Result<Vec<_>>>()?);
+        out.push(
+            (0..n)
+                .map(|i| row.get_ref(i).map(cell))
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
     }
     Ok(out)
 }
@@ -37,7 +43,8 @@ fn main() {
     let db = args.next().expect("usage: device_host DB_PATH SQL...");
     let conn = oversqlite_tests::host::file(std::path::Path::new(&db));
     // Another device process may hold the write lock for a moment.
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
     let stdout = std::io::stdout();
     for (i, sql) in args.enumerate() {
         let line = match run(&conn, &sql) {

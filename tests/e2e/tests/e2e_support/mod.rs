@@ -98,10 +98,36 @@ pub enum Col {
 }
 
 pub const TABLES: &[(&str, &[Col])] = &[
-    ("users", &[Col::Plain("id"), Col::Plain("name"), Col::Plain("email")]),
-    ("posts", &[Col::Plain("id"), Col::Plain("user_id"), Col::Plain("title"), Col::Plain("created_at")]),
-    ("files", &[Col::UuidBlob("id"), Col::Plain("post_id"), Col::Plain("name"), Col::Plain("data")]),
-    ("file_reviews", &[Col::UuidBlob("id"), Col::UuidBlob("file_id"), Col::Plain("review")]),
+    (
+        "users",
+        &[Col::Plain("id"), Col::Plain("name"), Col::Plain("email")],
+    ),
+    (
+        "posts",
+        &[
+            Col::Plain("id"),
+            Col::Plain("user_id"),
+            Col::Plain("title"),
+            Col::Plain("created_at"),
+        ],
+    ),
+    (
+        "files",
+        &[
+            Col::UuidBlob("id"),
+            Col::Plain("post_id"),
+            Col::Plain("name"),
+            Col::Plain("data"),
+        ],
+    ),
+    (
+        "file_reviews",
+        &[
+            Col::UuidBlob("id"),
+            Col::UuidBlob("file_id"),
+            Col::Plain("review"),
+        ],
+    ),
     (
         "typed_rows",
         &[
@@ -146,10 +172,14 @@ pub struct Device {
 impl Device {
     pub fn open(path: &Path, server: &TestServer, user: &str) -> Device {
         let conn = host::file(path);
-        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
         conn.execute_batch(DDL).unwrap();
-        let d = Device { conn, path: path.to_path_buf() };
+        let d = Device {
+            conn,
+            path: path.to_path_buf(),
+        };
         d.sql(&format!("SELECT oversqlite_init('{}', 'main')", server.url));
         for (t, _) in TABLES {
             d.sql(&format!("SELECT oversqlite_enable_sync('{t}')"));
@@ -168,7 +198,9 @@ impl Device {
     }
 
     pub fn set_token(&self, token: &str) {
-        self.conn.query_row("SELECT oversqlite_set_token(?1)", [token], |_| Ok(())).unwrap();
+        self.conn
+            .query_row("SELECT oversqlite_set_token(?1)", [token], |_| Ok(()))
+            .unwrap();
     }
 
     /// Runs a one-value SELECT; the value as text (or NULL), or the SQLite error text.
@@ -182,16 +214,21 @@ impl Device {
 
     /// A SQL function's JSON report.
     pub fn json(&self, sql: &str) -> Value {
-        let text = self.sql(sql).unwrap_or_else(|| panic!("{sql} returned NULL"));
+        let text = self
+            .sql(sql)
+            .unwrap_or_else(|| panic!("{sql} returned NULL"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{sql}: {e}: {text}"))
     }
 
     pub fn try_json(&self, sql: &str) -> Result<Value, String> {
-        self.try_sql(sql).map(|t| serde_json::from_str(&t.unwrap_or_default()).unwrap_or(Value::Null))
+        self.try_sql(sql)
+            .map(|t| serde_json::from_str(&t.unwrap_or_default()).unwrap_or(Value::Null))
     }
 
     pub fn exec(&self, sql: &str) {
-        self.conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.conn
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub fn sync(&self) -> Value {
@@ -199,7 +236,9 @@ impl Device {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.conn
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn pending(&self) -> i64 {
@@ -234,7 +273,11 @@ pub fn dump_device(conn: &Connection) -> Vec<(String, Vec<String>)> {
         .map(|(t, cols)| {
             let sql = format!("SELECT {} FROM \"{t}\"", row_sql(cols, false));
             let mut stmt = conn.prepare(&sql).unwrap();
-            let mut rows: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap();
+            let mut rows: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
             rows.sort();
             (t.to_string(), rows)
         })
@@ -251,8 +294,11 @@ pub fn dump_server(server: &TestServer, user: &str) -> Vec<(String, Vec<String>)
                 row_sql(cols, true),
                 user.replace('\'', "''")
             );
-            let mut rows: Vec<String> =
-                server.query_store(&sql).into_iter().map(|r| r[0].as_str().unwrap().to_string()).collect();
+            let mut rows: Vec<String> = server
+                .query_store(&sql)
+                .into_iter()
+                .map(|r| r[0].as_str().unwrap().to_string())
+                .collect();
             rows.sort();
             (t.to_string(), rows)
         })
@@ -287,6 +333,11 @@ pub fn bundle_row_count(server: &TestServer, user: &str, table: &str, key: &str,
 pub fn assert_converged(server: &TestServer, user: &str, devices: &[&Device]) {
     let expected = dump_server(server, user);
     for d in devices {
-        assert_eq!(d.dump(), expected, "device {} differs from the server", d.path.display());
+        assert_eq!(
+            d.dump(),
+            expected,
+            "device {} differs from the server",
+            d.path.display()
+        );
     }
 }

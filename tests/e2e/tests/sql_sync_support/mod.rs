@@ -24,7 +24,12 @@ pub fn bare_device(server: &TestServer, name: &str) -> Device {
     let path = host::temp_db(&unique(name));
     let conn = host::file(&path);
     conn.execute_batch(CLIENT_DDL).unwrap();
-    host::call(&conn, "SELECT oversqlite_init(?1, ?2)", &[&server.url, &SCHEMA]).unwrap();
+    host::call(
+        &conn,
+        "SELECT oversqlite_init(?1, ?2)",
+        &[&server.url, &SCHEMA],
+    )
+    .unwrap();
     for t in ["users", "posts"] {
         host::call(&conn, "SELECT oversqlite_enable_sync(?1)", &[&t]).unwrap();
     }
@@ -43,7 +48,8 @@ pub fn device(server: &TestServer, name: &str, user: &str) -> Device {
 impl Device {
     /// Runs a one-value SELECT and parses its TEXT as JSON; errors as text.
     pub fn sql(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Value, String> {
-        let text = host::call(&self.conn, sql, params)?.ok_or_else(|| format!("{sql} returned NULL"))?;
+        let text =
+            host::call(&self.conn, sql, params)?.ok_or_else(|| format!("{sql} returned NULL"))?;
         serde_json::from_str(&text).map_err(|e| format!("{sql} returned non-JSON {text:?}: {e}"))
     }
 
@@ -61,13 +67,21 @@ impl Device {
     }
 
     pub fn exec(&self, sql: &str) {
-        self.conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.conn
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// `users` rows as `id=name` strings, ordered by id.
     pub fn users(&self) -> Vec<String> {
-        let mut stmt = self.conn.prepare("SELECT id || '=' || name FROM users ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id || '=' || name FROM users ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     pub fn count(&self, sql: &str) -> i64 {

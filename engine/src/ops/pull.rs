@@ -155,9 +155,9 @@ fn pull_pages(
     changed: &mut ChangedTables,
     mut beside: Option<&mut Vec<ForeignKeyResolution>>,
 ) -> Result<Paged> {
-    if beside.is_none() {
-        require_drained(ctx)?;
-    } else if state::outbox_row_count(ctx.conn)? > 0 {
+    // Beside local changes, a bundle frozen for upload must still be sent first: its
+    // rows' versions are decided by its commit, not by what the pull brings.
+    if beside.is_none() || state::outbox_row_count(ctx.conn)? > 0 {
         require_drained(ctx)?;
     }
     let att = state::attachment(ctx.conn)?;

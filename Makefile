@@ -70,9 +70,9 @@ demo: release
 bench: release
 	$(CARGO) run --release -p oversqlite-bench -- --extension $(EXT_RELEASE) --server-bin $(SERVER_RELEASE)
 
-## dist-tools: cargo-zigbuild (cached in ~/.cargo/bin) and the DIST_TOOLS venv, when missing.
+## dist-tools: cargo-zigbuild (cached in ~/.cargo/bin, found by cargo) and the DIST_TOOLS venv, when missing.
 dist-tools: deps
-	@command -v cargo-zigbuild >/dev/null 2>&1 || $(CARGO) install --locked cargo-zigbuild --version $(ZIGBUILD_VERSION)
+	@$(CARGO) zigbuild --help >/dev/null 2>&1 || $(CARGO) install --locked cargo-zigbuild --version $(ZIGBUILD_VERSION)
 	@if [ "$$(cat $(DIST_TOOLS)/.packages 2>/dev/null)" != "$(DIST_PY_PACKAGES)" ]; then \
 	  echo "creating $(DIST_TOOLS): $(DIST_PY_PACKAGES)"; \
 	  rm -rf $(DIST_TOOLS) && $(PYTHON) -m venv $(DIST_TOOLS) && \

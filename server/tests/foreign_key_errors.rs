@@ -41,7 +41,11 @@ fn assert_violations_answer(flags: &[&str], status: u16, code: &str) -> Vec<Valu
     let (s, pulled) = alice.pull(0);
     assert_eq!(s, 200, "{pulled}");
     assert_eq!(pulled["stable_bundle_seq"], 1, "nothing was committed");
-    assert_eq!(alice.create(2, 1).1["status"], "staging", "sequence unchanged");
+    assert_eq!(
+        alice.create(2, 1).1["status"],
+        "staging",
+        "sequence unchanged"
+    );
     // The test route is ours, not go-oversync's commit: its violations stay 400.
     let (s, body) = server.post_test(
         "/test/server-bundle",

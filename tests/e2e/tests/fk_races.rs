@@ -86,7 +86,7 @@ impl Race {
     /// server must agree, with nothing pending and nothing committed twice.
     fn finish(&self) {
         let refs: Vec<&Device> = self.devices.iter().collect();
-        settle(&refs, 10).unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        settle(&refs, 10, &mut |_| {}).unwrap_or_else(|e| panic!("{}: {e}", self.name));
         check_final_state(&self.server, USER, &refs, &format!("{}-fresh", self.name))
             .unwrap_or_else(|e| panic!("{}: {e}", self.name));
     }

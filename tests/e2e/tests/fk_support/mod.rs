@@ -220,14 +220,33 @@ pub fn changed(report: &Value) -> bool {
             .is_none_or(|t| !t.is_empty())
 }
 
+/// One line for a step log: outcomes, changed tables and FK resolutions of a report.
+pub fn summary(report: &Value) -> String {
+    format!(
+        "push={} remote={} changed={} fk={}",
+        report["push_outcome"],
+        report["remote_outcome"],
+        report["changed_tables"],
+        report["foreign_key_resolutions"]
+    )
+}
+
 /// Every device syncs in turn until a whole round changes nothing (at most `rounds`
-/// rounds). Errors name the device (its position in `devices`) and the round.
-pub fn settle(devices: &[&Device], rounds: usize) -> Result<(), String> {
+/// rounds); each sync is passed to `log`. Errors name the device (its position in
+/// `devices`) and the round.
+pub fn settle(
+    devices: &[&Device],
+    rounds: usize,
+    log: &mut dyn FnMut(String),
+) -> Result<(), String> {
     for round in 0..rounds {
         let mut any = false;
         for (i, d) in devices.iter().enumerate() {
-            let report = try_sync(d)
-                .map_err(|e| format!("quiet round {round}: device {i} sync failed: {e}"))?;
+            let report = try_sync(d).map_err(|e| {
+                log(format!("quiet {round} d{i} sync FAILED: {e}"));
+                format!("quiet round {round}: device {i} sync failed: {e}")
+            })?;
+            log(format!("quiet {round} d{i} sync: {}", summary(&report)));
             let pending = d.pending();
             if pending != 0 {
                 return Err(format!(

@@ -52,7 +52,7 @@ fn paused_uploads_send_nothing_and_say_so() {
     let upload = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         upload,
-        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "skipped": "uploads_paused"})
+        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": [], "skipped": "uploads_paused"})
     );
     assert_eq!(
         requests.load(Ordering::SeqCst),
@@ -183,13 +183,13 @@ fn one_shot_calls_report_counts() {
     let nothing = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         nothing,
-        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null})
+        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": []})
     );
     d.exec("INSERT INTO users VALUES ('u1', 'Ada'), ('u2', 'Grace')");
     let upload = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         upload,
-        json!({"total": 2, "applied": 2, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null})
+        json!({"total": 2, "applied": 2, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": []})
     );
     assert_eq!(server.rows("users", "carol", "id").len(), 2);
 

@@ -97,8 +97,14 @@ fn call(d: &Device, device: &'static str, function: &'static str) -> Call {
 
 /// The error code of `oversqlite_<fn>: <code>: <message>` (the whole text if not so).
 fn error_code(message: &str) -> &str {
-    let at = message.find("oversqlite_").unwrap_or(0);
-    message[at..].split(": ").nth(1).unwrap_or(message)
+    let parts: Vec<&str> = message.split(": ").collect();
+    parts
+        .windows(2)
+        .find(|w| {
+            w[0].starts_with("oversqlite_")
+                && w[0].chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map_or(message, |w| w[1])
 }
 
 /// The completeness members the issue adds to the sync report, checked for consistency.

@@ -20,6 +20,35 @@ pub struct ConflictContext {
     pub server_row_deleted: bool,
     /// The server's current row in wire form, `None` when deleted or never existing.
     pub server_row: Option<Payload>,
+    /// Set when the question is a foreign-key race rather than a row-version conflict:
+    /// the row above is the local change, the other row of the race is named here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign_key: Option<ForeignKeyContext>,
+}
+
+/// The two kinds of foreign-key race a device can meet (see the README's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForeignKeyRace {
+    /// The conflict row is an unsent local child (INSERT/UPDATE) whose parent, named
+    /// in `other_*`, was deleted on the server. `AcceptServer`: the child gives way
+    /// (dropped, or reverted to the server's row); `KeepLocal`: the parent is recreated
+    /// from this device's values; `KeepMerged`: the child is replaced by the merged row.
+    ParentDeletedRemotely,
+    /// The conflict row is an unsent local DELETE of a parent; the server has a child,
+    /// named in `other_*`, that references it. `AcceptServer`: the parent is restored
+    /// with the server's row; `KeepLocal`: the deletion extends to that child.
+    ChildAddedRemotely,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForeignKeyContext {
+    pub race: ForeignKeyRace,
+    /// The referencing column of the child table.
+    pub column: String,
+    pub other_table: String,
+    /// Wire key of the other row.
+    pub other_key: SyncKey,
 }
 
 /// A resolver's answer.
@@ -54,6 +83,11 @@ pub struct ClientWins;
 
 impl ConflictResolver for ClientWins {
     fn resolve(&self, c: &ConflictContext) -> Resolution {
+        if c.foreign_key.is_some() {
+            // A foreign-key race: keeping the local change is always possible (the
+            // parent is recreated, or the deletion extends to the remote child).
+            return Resolution::KeepLocal;
+        }
         if c.local_op == Op::Update && c.server_row.is_none() {
             Resolution::AcceptServer
         } else {

@@ -62,6 +62,13 @@ pub enum ErrorKind {
     InvalidConfig,
     /// Durable runtime state forbids the request.
     StateConflict,
+    /// Applying rows would leave a reference to a row that does not exist here; the
+    /// message names the tables and keys.
+    ForeignKeyViolation,
+    /// The server refused to commit a pushed bundle (400 `push_commit_invalid`, or a
+    /// 5xx the client could not tell from a refusal) for a reason the client could not
+    /// settle; the message names the bundle, its rows and the way out.
+    PushCommitRefused,
     /// A bug (caught panic, impossible state).
     Internal,
 }
@@ -96,6 +103,8 @@ impl ErrorKind {
             ErrorKind::NotConfigured => "not_configured",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::StateConflict => "state_conflict",
+            ErrorKind::ForeignKeyViolation => "foreign_key_violation",
+            ErrorKind::PushCommitRefused => "push_commit_refused",
             ErrorKind::Internal => "internal_error",
         }
     }

@@ -13,6 +13,7 @@ pub mod client;
 pub mod codec;
 pub mod conflict;
 pub mod error;
+pub mod fk_check;
 pub mod json_api;
 mod lock;
 pub mod ops;

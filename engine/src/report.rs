@@ -100,6 +100,10 @@ pub struct PullReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<Restore>,
     pub bundles_applied: i64,
+    /// The pull stopped before the stable bundle because a local row must first be
+    /// settled by a push (a foreign-key race whose server row could not be fetched).
+    #[serde(skip)]
+    pub stopped_early: bool,
     pub status: SyncStatus,
     pub changed_tables: ChangedTables,
 }
@@ -110,8 +114,44 @@ pub struct SyncReport {
     pub remote_outcome: RemoteOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<Restore>,
+    /// True when no local change was left pending at return. False means the app wrote
+    /// faster than the sync's bounded rounds sent; the next sync sends the rest.
+    pub complete: bool,
+    /// Local rows still waiting to be pushed (dirty plus outbox).
+    pub pending_row_count: i64,
+    /// Foreign-key races this sync settled, each as its policy decided.
+    pub foreign_key_resolutions: Vec<ForeignKeyResolution>,
     pub status: SyncStatus,
     pub changed_tables: ChangedTables,
+}
+
+/// What a foreign-key race did to a row (README, "Foreign-key races").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForeignKeyAction {
+    /// A local child the server never had was discarded with its change.
+    Dropped,
+    /// A local change to a child was discarded; the child took the server's row.
+    Reverted,
+    /// The deleted parent was recreated from this device's values.
+    ParentRecreated,
+    /// The local deletion of the parent was undone with the server's row.
+    ParentRestored,
+    /// The local deletion of the parent extended to a child the server had.
+    ChildDeleted,
+    /// The resolver's merged row replaced the local child.
+    Merged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignKeyResolution {
+    /// The row the action was applied to.
+    pub table: String,
+    pub key: serde_json::Value,
+    pub action: ForeignKeyAction,
+    /// The other row of the race.
+    pub other_table: String,
+    pub other_key: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

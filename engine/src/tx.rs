@@ -28,11 +28,31 @@ impl<'c> ImmediateTx<'c> {
         self.conn
     }
 
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_or_explain(|_| None)
+    }
+
+    /// Commits; when the COMMIT fails on a deferred foreign-key violation, the
+    /// transaction is still open (SQLite keeps it so the caller can repair), and
+    /// `explain` may inspect it and replace SQLite's bare message before the rollback.
+    pub fn commit_or_explain(
+        mut self,
+        explain: impl FnOnce(&Connection) -> Option<SyncError>,
+    ) -> Result<()> {
         self.done = true;
         if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let fk = matches!(
+                &e,
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            );
+            let explained = if fk && !self.conn.is_autocommit() {
+                explain(self.conn)
+            } else {
+                None
+            };
             let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e.into());
+            return Err(explained.unwrap_or_else(|| e.into()));
         }
         Ok(())
     }

@@ -590,7 +590,31 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
     let e = client.push_pending(&conn).unwrap_err();
     assert_eq!(
         (e.code(), e.server_code.as_deref()),
-        ("http_error", Some("push_commit_invalid"))
+        ("push_commit_refused", Some("push_commit_invalid"))
+    );
+    // The refused bundle is back among the local changes, nothing was committed.
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
+        1
+    );
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+        0
+    );
+    // sync() pulls beside it, finds nothing that explains the refusal, and says so
+    // (once: no endless retry), naming the bundle and the way out.
+    let e = client.sync(&conn).unwrap_err();
+    assert_eq!(e.code(), "push_commit_refused");
+    assert!(
+        e.message.contains("source bundle 1 (rows: users 1)"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("no foreign-key race"), "{}", e.message);
+    assert!(e.message.contains("discard_local_changes"), "{}", e.message);
+    assert_eq!(
+        support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
+        1
     );
     assert_eq!(
         client.detach(&conn).unwrap().outcome,
@@ -607,7 +631,8 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
     );
     assert_eq!(
         support::scalar_i64(&conn, "SELECT COUNT(*) FROM users")
-            + support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+            + support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows")
+            + support::scalar_i64(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"),
         0
     );
     assert_ne!(

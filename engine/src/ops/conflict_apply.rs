@@ -128,6 +128,7 @@ pub(crate) fn apply_conflict(
         server_row_version: details.server_row_version,
         server_row_deleted: details.server_row_deleted,
         server_row: details.server_row.clone(),
+        foreign_key: None,
     };
     let resolution = ctx.resolver.resolve(&context);
     let auth = Authoritative::of(

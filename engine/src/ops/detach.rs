@@ -44,7 +44,7 @@ impl SyncClient {
         let mut rounds = 0;
         loop {
             rounds += 1;
-            let sync = self.sync(conn)?;
+            let sync = self.sync_rounds(conn, 1)?;
             changed.extend(sync.changed_tables.iter().cloned());
             let detach = self.detach(conn)?;
             changed.extend(detach.changed_tables.iter().cloned());

@@ -10,6 +10,7 @@
 //! still fails to decode in the apply pass rolls its bundle's transaction back, so a
 //! malformed row changes nothing of its bundle.
 
+pub(crate) mod beside;
 mod page;
 mod spool;
 
@@ -30,15 +31,34 @@ use crate::validate::{
     validate_bundle_digest, validate_bundle_head, validate_bundle_row, validate_pull_head,
 };
 
+use crate::ops::server_row::{restore_from_server, Restored};
+use crate::report::ForeignKeyResolution;
+use beside::{apply_row_beside, Flow, LocalIntent, PendingRestore};
 use page::{read_page, BundleHead, PageSink};
 use spool::Spool;
+
+/// How a pull treats unsent local changes.
+pub(crate) enum PullMode<'s> {
+    /// The reference contract (§7.6): refuse while any local change is unsent.
+    Drained,
+    /// Apply remote bundles beside unsent local changes (`pull/beside.rs`), settling
+    /// foreign-key races by policy and reporting each in `settled`.
+    Beside {
+        settled: &'s mut Vec<ForeignKeyResolution>,
+    },
+}
+
+/// Restores that one pull may run before giving up on making progress (each one
+/// turns one local change into the server's row, so a pull needs at most one per
+/// pending row; the cap only guards against a server that keeps changing history).
+const MAX_RESTORES: usize = 10_000;
 
 impl SyncClient {
     pub fn pull_to_stable(&mut self, conn: &rusqlite::Connection) -> Result<PullReport> {
         let ctx = self.begin(conn)?;
         let att = self.require_connected(&ctx)?;
         let mut changed = ChangedTables::new();
-        pull_in(&ctx, &att.attached_user_id, &mut changed)
+        pull_in(&ctx, &att.attached_user_id, &mut changed, PullMode::Drained)
     }
 }
 
@@ -51,7 +71,7 @@ pub(crate) fn require_drained(ctx: &Ctx) -> Result<()> {
     if dirty > 0 {
         return Err(SyncError::new(
             ErrorKind::PendingLocalChanges,
-            format!("cannot pull while {dirty} local dirty rows exist; call oversqlite_sync() to push them first"),
+            format!("cannot pull while {dirty} local changes are unsent; call oversqlite_sync(), which sends them and then pulls beside any written meanwhile"),
         ));
     }
     Ok(())
@@ -63,14 +83,83 @@ fn snapshot_report(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result
         outcome: RemoteOutcome::AppliedSnapshot,
         restore: Some(restore),
         bundles_applied: 0,
+        stopped_early: false,
         status: sync_status(ctx.conn)?,
         changed_tables: changed.clone(),
     })
 }
 
-pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<PullReport> {
+pub(crate) fn pull_in(
+    ctx: &Ctx,
+    user: &str,
+    changed: &mut ChangedTables,
+    mut mode: PullMode,
+) -> Result<PullReport> {
     check_gates(ctx)?;
-    require_drained(ctx)?;
+    let mut restores = 0usize;
+    loop {
+        let beside = match &mut mode {
+            PullMode::Drained => None,
+            PullMode::Beside { settled } => Some(&mut **settled),
+        };
+        match pull_pages(ctx, user, changed, beside)? {
+            Paged::Done(report) => return Ok(report),
+            Paged::Restore(pending) => {
+                // A bundle needs the server's row of a local key first (a foreign-key
+                // race that policy settled for the server): it was rolled back; take
+                // the row, then pull again from the checkpoint, which did not move.
+                let PullMode::Beside { settled } = &mut mode else {
+                    return Err(SyncError::new(
+                        ErrorKind::Internal,
+                        "a restore was asked for outside a pull beside local changes",
+                    ));
+                };
+                restores += 1;
+                if restores > MAX_RESTORES {
+                    return Err(SyncError::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "a pull restored {MAX_RESTORES} rows without finishing; sync again"
+                        ),
+                    ));
+                }
+                match restore_from_server(ctx, &pending, changed, settled)? {
+                    Restored::Applied => continue,
+                    Restored::HandedToPush => {
+                        // The next push settles the row (a structured conflict), then a
+                        // pull continues from here.
+                        return Ok(PullReport {
+                            outcome: RemoteOutcome::AppliedIncremental,
+                            restore: None,
+                            bundles_applied: 0,
+                            stopped_early: true,
+                            status: sync_status(ctx.conn)?,
+                            changed_tables: changed.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How one pass over the pages ended.
+enum Paged {
+    Done(PullReport),
+    Restore(PendingRestore),
+}
+
+fn pull_pages(
+    ctx: &Ctx,
+    user: &str,
+    changed: &mut ChangedTables,
+    mut beside: Option<&mut Vec<ForeignKeyResolution>>,
+) -> Result<Paged> {
+    if beside.is_none() {
+        require_drained(ctx)?;
+    } else if state::outbox_row_count(ctx.conn)? > 0 {
+        require_drained(ctx)?;
+    }
     let att = state::attachment(ctx.conn)?;
     let source = att.current_source_id.clone();
     let initial = att.last_bundle_seq_seen;
@@ -86,7 +175,8 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
         {
             Reply::Ok(()) => {}
             Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
-                return snapshot_report(ctx, user, changed);
+                require_drained(ctx)?;
+                return snapshot_report(ctx, user, changed).map(Paged::Done);
             }
             Reply::Failed(f) => return Err(f.into_error("pull request")),
         }
@@ -97,7 +187,8 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
         // user from 1, so a first bundle above 1 means pruned history this device never
         // saw; only a snapshot can bring it back.
         if after == 0 && page.bundle_seqs.first().is_some_and(|s| *s > 1) {
-            return snapshot_report(ctx, user, changed);
+            require_drained(ctx)?;
+            return snapshot_report(ctx, user, changed).map(Paged::Done);
         }
         let stable = page.stable_bundle_seq;
         if target == 0 {
@@ -120,8 +211,21 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
                 changed: &mut *changed,
                 after: &mut after,
                 applied: &mut applied,
+                beside: beside.is_some(),
+                intent: None,
+                settled: Vec::new(),
+                bundle_settled: Vec::new(),
+                restore: None,
             };
-            read_page(spool.reader()?, &mut applier)?;
+            let read = read_page(spool.reader()?, &mut applier);
+            let (settled, restore) = (std::mem::take(&mut applier.settled), applier.restore.take());
+            if let Some(out) = beside.as_deref_mut() {
+                out.extend(settled);
+            }
+            if let Some(pending) = restore {
+                return Ok(Paged::Restore(pending));
+            }
+            read?;
         }
         if after >= stable {
             let outcome = if after == initial && stable == initial {
@@ -129,13 +233,14 @@ pub(crate) fn pull_in(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Res
             } else {
                 RemoteOutcome::AppliedIncremental
             };
-            return Ok(PullReport {
+            return Ok(Paged::Done(PullReport {
                 outcome,
                 restore: None,
                 bundles_applied: applied,
+                stopped_early: false,
                 status: sync_status(ctx.conn)?,
                 changed_tables: changed.clone(),
-            });
+            }));
         }
         if !page.has_more && empty {
             return Err(SyncError::protocol(format!(
@@ -277,12 +382,23 @@ impl<'c> BundleTx<'c> {
         Ok(BundleTx { tx })
     }
 
-    fn commit(self) -> Result<()> {
+    /// Commits; a deferred foreign-key violation is reported naming its rows rather
+    /// than as SQLite's bare "FOREIGN KEY constraint failed".
+    fn commit(self, ctx: &Ctx, bundle_seq: i64) -> Result<()> {
         self.tx.conn().execute(
             "UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1",
             [],
         )?;
-        self.tx.commit()
+        self.tx.commit_or_explain(|conn| {
+            let found = crate::fk_check::describe_violations(conn, &ctx.config);
+            Some(SyncError::new(
+                ErrorKind::ForeignKeyViolation,
+                format!(
+                    "bundle {bundle_seq} from the server cannot be applied: {}; nothing of it was applied. Declare the same foreign keys as the server (with the same ON DELETE actions) or disable PRAGMA foreign_keys for this connection",
+                    if found.is_empty() { "a foreign key would be violated".to_string() } else { found.join("; ") }
+                ),
+            ))
+        })
     }
 }
 
@@ -301,6 +417,16 @@ struct Applier<'p, 'c, 'a> {
     changed: &'p mut ChangedTables,
     after: &'p mut i64,
     applied: &'p mut i64,
+    /// Apply beside unsent local changes instead of refusing them.
+    beside: bool,
+    /// The unsent local changes of the bundle being applied (beside mode, when any).
+    intent: Option<LocalIntent>,
+    /// Foreign-key races settled by the bundles committed so far.
+    settled: Vec<ForeignKeyResolution>,
+    /// Those of the bundle being applied (kept only if it commits).
+    bundle_settled: Vec<ForeignKeyResolution>,
+    /// Set when a row needs a restore first; the bundle is then rolled back.
+    restore: Option<PendingRestore>,
 }
 
 impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
@@ -309,6 +435,16 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             return Err(changed_underfoot());
         }
         let tx = BundleTx::begin(self.ctx.conn)?;
+        self.bundle_settled.clear();
+        if self.beside {
+            // Read inside the transaction: no capture can add to it until the commit.
+            self.intent = LocalIntent::load(self.ctx)?;
+            self.tx = Some(tx);
+            self.hasher = BundleHasher::new();
+            self.updated_at = rows::now_timestamp(self.ctx.conn)?;
+            self.touched.clear();
+            return Ok(());
+        }
         // The drained check ran before the request; another connection may have
         // written since. Applying over that write would silently lose it, so the
         // bundle is refused as a whole (checkpoint unchanged) and the next sync
@@ -329,7 +465,31 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
 
     fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
         self.hasher.push(&row);
-        apply_row(self.ctx, &row, &self.updated_at, &mut self.touched)
+        let Some(intent) = self.intent.as_mut() else {
+            return apply_row(self.ctx, &row, &self.updated_at, &mut self.touched);
+        };
+        let (table, key, values) = decode_row(self.ctx, &row)?;
+        match apply_row_beside(
+            self.ctx,
+            intent,
+            &row,
+            table,
+            &key,
+            values,
+            &self.updated_at,
+            &mut self.touched,
+            &mut self.bundle_settled,
+        )? {
+            Flow::Continue => Ok(()),
+            Flow::Restore(pending) => {
+                self.restore = Some(pending);
+                // Stops the read; the open bundle transaction rolls back when dropped.
+                Err(SyncError::new(
+                    ErrorKind::Internal,
+                    "bundle rolled back for a restore",
+                ))
+            }
+        }
     }
 
     fn bundle_end(&mut self, index: usize, head: BundleHead) -> Result<()> {
@@ -346,9 +506,10 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             [head.bundle_seq],
         )?;
         oversqlite_core::fault::point("pull.mid_bundle_apply");
-        tx.commit()?;
+        tx.commit(self.ctx, head.bundle_seq)?;
         oversqlite_core::fault::point("pull.after_bundle_applied");
         self.changed.append(&mut self.touched);
+        self.settled.append(&mut self.bundle_settled);
         *self.after = head.bundle_seq;
         *self.applied += 1;
         Ok(())
@@ -362,6 +523,31 @@ fn changed_underfoot() -> SyncError {
         ErrorKind::DatabaseError,
         "the spooled pull response changed between its check and its apply",
     )
+}
+
+/// A bundle row's table, local key and values (`None` for a DELETE).
+fn decode_row<'t>(
+    ctx: &'t Ctx,
+    row: &BundleRow,
+) -> Result<(
+    &'t crate::schema::ManagedTable,
+    crate::codec::LocalKey,
+    Option<Vec<rusqlite::types::Value>>,
+)> {
+    ctx.check_schema(&row.schema)?;
+    let table = ctx.table(&row.table)?;
+    let key = wire_key_to_local(table, &row.key)?;
+    let values = match (&row.op, &row.payload) {
+        (Op::Delete, _) => None,
+        (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
+        (op, None) => {
+            return Err(SyncError::protocol(format!(
+                "bundle row {op} for {} has no payload",
+                row.table
+            )))
+        }
+    };
+    Ok((table, key, values))
 }
 
 /// Applies one validated bundle row inside its bundle's transaction: two statements,

@@ -17,6 +17,7 @@ use crate::ops::ahead::AheadSender;
 use crate::ops::conflict_apply::apply_conflict;
 use crate::ops::freeze;
 use crate::ops::recovery::enter_source_recovery;
+use crate::ops::refused::{self, Refusal};
 use crate::ops::replay::replay_committed;
 use crate::report::{ChangedTables, PushOutcome, PushReport};
 use crate::state::{self, OutboxBundle, OutboxRow};
@@ -31,11 +32,18 @@ enum Step {
     },
     /// A conflict on `(table, wire key)` was resolved; the rest was requeued.
     ConflictResolved(String, String),
+    /// The server refused to commit; the bundle is back among the local changes.
+    Refused(Refusal),
 }
 
 enum Upload {
-    Committed { meta: CommittedMeta, strict: bool },
+    Committed {
+        meta: CommittedMeta,
+        strict: bool,
+    },
     Conflict(PushConflictDetails),
+    /// A commit refusal a pull beside the local changes may settle (`refused.rs`).
+    Refused(HttpFailure),
 }
 
 impl SyncClient {
@@ -122,6 +130,7 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
                 row_count += n;
                 break;
             }
+            Step::Refused(refusal) => return Err(refusal.requeued_error()),
             Step::ConflictResolved(table, key) => {
                 conflicts += 1;
                 let seen = per_row.entry((table, key)).or_insert(0);
@@ -218,6 +227,11 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));
             }
+            Upload::Refused(f) => {
+                let refusal = Refusal::of(&f, &outbox, ctx.conn)?;
+                refused::requeue(ctx, &outbox)?;
+                return Ok(Step::Refused(refusal));
+            }
         }
     };
     let committed = match fetch_committed(ctx, &meta, &outbox, strict) {
@@ -272,7 +286,7 @@ fn mark_committed_remote(conn: &rusqlite::Connection, meta: &CommittedMeta) -> R
 }
 
 /// Reaction to a refusal from the push-session routes (§2.3–§2.5).
-fn push_failure(ctx: &Ctx, failure: HttpFailure, what: &str) -> SyncError {
+pub(crate) fn push_failure(ctx: &Ctx, failure: HttpFailure, what: &str) -> SyncError {
     let code = failure.code().unwrap_or("").to_string();
     let result = match (failure.status, code.as_str()) {
         (409, codes::HISTORY_PRUNED)
@@ -529,6 +543,7 @@ fn commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &OutboxBundle) -> Resu
             crate::validate::validate_conflict(&details)?;
             Ok(Upload::Conflict(details))
         }
+        Reply::Failed(f) if refused::is_refusal(&f) => Ok(Upload::Refused(f)),
         Reply::Failed(f) => Err(push_failure(ctx, f, "push commit")),
     }
 }

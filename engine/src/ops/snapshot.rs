@@ -91,6 +91,7 @@ impl SyncClient {
             )?
         };
         Ok(PullReport {
+            stopped_early: false,
             outcome: RemoteOutcome::AppliedSnapshot,
             restore: Some(restore),
             bundles_applied: 0,

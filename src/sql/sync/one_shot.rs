@@ -1,12 +1,14 @@
 //! The one-shot calls of the earlier SQLiteNow API, mapped onto the bundle protocol:
 //!
-//! * `oversqlite_upload_once()` = one `push_pending`. The bundle commits atomically, so
-//!   `applied` is every uploaded row or none; `conflict` counts conflicts the resolver
-//!   settled. A commit the server refuses as invalid (HTTP 400, e.g. a foreign key the
-//!   server cannot satisfy) is reported, not raised: `invalid` = the pending rows kept
-//!   locally, `invalid_reasons` = `{server_code: rows}`, `first_error_message` = the
-//!   server's refusal. `materialize_error` is always 0 (rows are applied in the same
-//!   transaction that records them; a failure is an error, not a count).
+//! * `oversqlite_upload_once()` = one push that settles a refused commit like
+//!   `oversqlite_sync()` does (pull beside the local changes, foreign-key races by
+//!   policy, push again). The bundle commits atomically, so `applied` is every
+//!   uploaded row or none; `conflict` counts conflicts and foreign-key races the
+//!   policies settled (listed in `foreign_key_resolutions`). A refusal nothing settles
+//!   (or any refusal while downloads are paused) is reported, not raised: `invalid` =
+//!   the pending rows kept locally, `invalid_reasons` = `{server_code: rows}`,
+//!   `first_error_message` = what was refused and why. `materialize_error` is always 0
+//!   (rows are applied in the same transaction that records them).
 //! * `oversqlite_download_once(limit [, include_self [, until]])` = one `pull_to_stable`
 //!   with at most `limit` bundles per pull request; `applied` = bundles applied,
 //!   `next_seq` = the bundle checkpoint the next download starts after.
@@ -35,6 +37,7 @@ fn upload_report(
     json!({
         "total": total, "applied": applied, "conflict": conflict, "invalid": invalid,
         "materialize_error": 0, "invalid_reasons": reasons, "first_error_message": first_error,
+        "foreign_key_resolutions": [],
     })
 }
 
@@ -50,23 +53,34 @@ fn upload(s: &ConnSync, conn: &Connection) -> Result<Value, SyncError> {
             UPLOADS_PAUSED,
         ));
     }
-    match s.with_client(|c| c.push_pending(conn)) {
-        Ok(r) => {
+    // A refused commit is settled by pulling beside the local changes, which needs
+    // downloads; with them paused the refusal is only reported.
+    let pushed = if s.downloads_paused() {
+        s.with_client(|c| c.push_pending(conn))
+            .map(|r| (r, Vec::new()))
+    } else {
+        s.with_client(|c| c.push_settling(conn))
+    };
+    match pushed {
+        Ok((r, settled)) => {
             let applied = if r.outcome == PushOutcome::Committed {
                 r.row_count
             } else {
                 0
             };
-            Ok(upload_report(
+            let mut report = upload_report(
                 r.row_count,
                 applied,
-                r.conflicts_resolved as i64,
+                r.conflicts_resolved as i64 + settled.len() as i64,
                 0,
                 json!({}),
                 None,
-            ))
+            );
+            report["foreign_key_resolutions"] = serde_json::to_value(&settled)
+                .map_err(|e| SyncError::new(ErrorKind::Internal, e.to_string()))?;
+            Ok(report)
         }
-        Err(e) if e.kind == ErrorKind::HttpError && e.http_status == Some(400) => {
+        Err(e) if e.kind == ErrorKind::PushCommitRefused => {
             let kept = oversqlite_engine::sync_status(conn)?
                 .pending
                 .pending_row_count;

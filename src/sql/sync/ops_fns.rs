@@ -85,7 +85,15 @@ pub fn pull_to_stable(s: &ConnSync, conn: &Connection, args: &Args) -> Result<St
     if s.downloads_paused() {
         return text(skipped_pull());
     }
-    text(to_json(&s.with_client(|c| c.pull_to_stable(conn))?)?)
+    match s.with_client(|c| c.pull_to_stable(conn)) {
+        Err(e) if e.kind == ErrorKind::PendingLocalChanges && s.uploads_paused() => {
+            Err(SyncError::new(
+                ErrorKind::PendingLocalChanges,
+                format!("{}; uploads are paused on this connection: oversqlite_sync() downloads beside the unsent changes now, and oversqlite_resume_uploads() lets it send them", e.message.split("; call").next().unwrap_or(&e.message)),
+            ))
+        }
+        other => text(to_json(&other?)?),
+    }
 }
 
 /// `oversqlite_sync()`: push then pull; with one direction paused only the other runs
@@ -98,7 +106,13 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
             json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": BOTH_PAUSED, "changed_tables": []}),
         ),
         (true, false) => {
-            let mut pull = object(to_json(&s.with_client(|c| c.pull_to_stable(conn))?)?);
+            // Uploads paused: download beside the unsent local changes (they stay).
+            let (pull, settled) = s.with_client(|c| c.pull_beside(conn))?;
+            let mut pull = object(to_json(&pull)?);
+            pull.insert(
+                "foreign_key_resolutions".into(),
+                serde_json::to_value(&settled).unwrap_or_default(),
+            );
             let mut out = Map::new();
             out.insert("push_outcome".into(), json!("skipped"));
             out.insert(

@@ -1,0 +1,568 @@
+//! Applying remote bundles beside unsent local changes, and settling the foreign-key
+//! races that meet there.
+//!
+//! A pull used to refuse to run while any local change was unsent (§7.6), so an app
+//! that kept writing could fail every sync (issue #16). In this mode a bundle is
+//! applied next to the local changes instead:
+//!
+//! * **Shadowing.** A remote row for a key with an unsent local change does not touch
+//!   the application row; only `_sync_row_state` advances. The local change keeps its
+//!   base version, so its push conflicts with the newer server row and the table's
+//!   resolver decides, exactly as if the pull had come after the push.
+//! * **Foreign-key races** (issue #15) appear when a remote row and an unsent local
+//!   change disagree about a parent: a remote deletion of a parent that a local child
+//!   references, or a remote child of a parent whose deletion is pending locally.
+//!   Each is put to the child's or the parent's resolver with a [`ForeignKeyContext`]
+//!   and settled inside the bundle's transaction, or, when the server's row of a key
+//!   is needed, by rolling the bundle back and asking the caller to restore that row
+//!   first ([`Flow::Restore`]).
+//!
+//! The sets below are read once per bundle transaction, inside it: capture cannot add
+//! a dirty row while the transaction holds the write lock.
+
+use std::collections::{HashMap, HashSet};
+
+use oversqlite_protocol::{BundleRow, Op, Payload, SyncKey};
+use rusqlite::params;
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Value};
+
+use crate::client::Ctx;
+use crate::codec::{
+    hex_encode, local_key_from_key_json, local_key_to_wire, local_payload_to_wire,
+    parse_canonical_uuid, parse_object, wire_payload_to_row, LocalKey,
+};
+use crate::conflict::{ConflictContext, ForeignKeyContext, ForeignKeyRace, Resolution};
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
+use crate::rows;
+use crate::schema::{ColumnKind, ManagedTable};
+
+/// `(table, key_json)`.
+pub(crate) type RowId = (String, String);
+
+/// An unsent local INSERT/UPDATE that references a parent.
+#[derive(Debug, Clone)]
+struct ChildRef {
+    child: RowId,
+    /// The referencing column's JSON name.
+    column: String,
+}
+
+/// The unsent local changes a bundle is applied beside.
+pub(crate) struct LocalIntent {
+    /// Every key with a dirty row: remote rows for these are shadowed.
+    dirty: HashSet<RowId>,
+    /// Keys whose local deletion is unsent.
+    deleted: HashSet<RowId>,
+    /// Unsent local children by the parent they reference.
+    children: HashMap<RowId, Vec<ChildRef>>,
+}
+
+/// What the caller must do after a row.
+pub(crate) enum Flow {
+    Continue,
+    /// Roll the bundle back, restore a key from the server's row, then pull again.
+    Restore(PendingRestore),
+}
+
+/// A local row that must take the server's row before the bundle can apply.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRestore {
+    pub id: RowId,
+    /// `ParentRestored` or `Reverted`, for the report.
+    pub action: ForeignKeyAction,
+    pub other_table: String,
+    pub other_key: SyncKey,
+}
+
+/// The parent's `key_json`, built by SQLite like the capture triggers build it.
+fn key_json_of(conn: &rusqlite::Connection, parent: &ManagedTable, value: &str) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT json_object(?1, ?2)")?
+        .query_row(params![parent.key_json_name, value], |r| r.get(0))?)
+}
+
+impl LocalIntent {
+    /// The local intent, or `None` when nothing is pending (the fast path).
+    pub(crate) fn load(ctx: &Ctx) -> Result<Option<LocalIntent>> {
+        let conn = ctx.conn;
+        let schema = &ctx.config.schema;
+        let mut dirty = HashSet::new();
+        let mut deleted = HashSet::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT table_name, key_json, payload IS NULL FROM _sync_dirty_rows WHERE schema_name = ?1",
+        )?;
+        let mut rows = stmt.query([schema])?;
+        while let Some(r) = rows.next()? {
+            let id: RowId = (r.get(0)?, r.get(1)?);
+            if r.get::<_, bool>(2)? {
+                deleted.insert(id.clone());
+            }
+            dirty.insert(id);
+        }
+        if dirty.is_empty() {
+            return Ok(None);
+        }
+        let mut children: HashMap<RowId, Vec<ChildRef>> = HashMap::new();
+        for table in &ctx.config.tables {
+            for fk in &table.foreign_keys {
+                let Some(column) = table.column(&fk.from_column) else {
+                    continue;
+                };
+                let Ok(parent) = ctx.table(&fk.parent_table) else {
+                    continue;
+                };
+                let path = format!("$.{}", column.json_name);
+                let mut stmt = conn.prepare_cached(
+                    "SELECT key_json, json_object(?4, json_extract(payload, ?3)) FROM _sync_dirty_rows
+                     WHERE schema_name = ?1 AND table_name = ?2 AND payload IS NOT NULL
+                       AND json_extract(payload, ?3) IS NOT NULL",
+                )?;
+                let mut rows =
+                    stmt.query(params![schema, table.name, path, parent.key_json_name])?;
+                while let Some(r) = rows.next()? {
+                    let child: String = r.get(0)?;
+                    let parent_key: String = r.get(1)?;
+                    children
+                        .entry((parent.name.clone(), parent_key))
+                        .or_default()
+                        .push(ChildRef {
+                            child: (table.name.clone(), child),
+                            column: column.json_name.clone(),
+                        });
+                }
+            }
+        }
+        Ok(Some(LocalIntent {
+            dirty,
+            deleted,
+            children,
+        }))
+    }
+}
+
+/// Applies one validated bundle row beside the local intent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_row_beside(
+    ctx: &Ctx,
+    intent: &mut LocalIntent,
+    row: &BundleRow,
+    table: &ManagedTable,
+    key: &LocalKey,
+    values: Option<Vec<SqlValue>>,
+    updated_at: &str,
+    touched: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Flow> {
+    let conn = ctx.conn;
+    let schema = &ctx.config.schema;
+    let key_json = rows::key_json(conn, table, key)?;
+    let id: RowId = (table.name.clone(), key_json);
+    let deleted = values.is_none();
+    if intent.dirty.contains(&id) {
+        // Shadowed: the unsent local change stays; its push meets the newer version.
+        rows::advance_row_state(
+            conn,
+            schema,
+            table,
+            key,
+            row.row_version,
+            deleted,
+            updated_at,
+        )?;
+        return Ok(Flow::Continue);
+    }
+    if let Some(values) = &values {
+        if let Some(flow) = remote_child_of_deleted_parent(ctx, intent, row, table, &id, settled)? {
+            return Ok(flow);
+        }
+        if !rows::advance_row_state(conn, schema, table, key, row.row_version, false, updated_at)? {
+            return Ok(Flow::Continue);
+        }
+        rows::upsert_row(conn, table, values.clone())?;
+    } else {
+        if intent.children.contains_key(&id) {
+            if let Some(flow) =
+                remote_delete_of_referenced_parent(ctx, intent, row, table, key, &id, settled)?
+            {
+                return Ok(flow);
+            }
+            if intent.dirty.contains(&id) {
+                // The parent was recreated locally: the deletion is shadowed.
+                touched.insert(table.name.clone());
+                return Ok(Flow::Continue);
+            }
+        }
+        if !rows::advance_row_state(conn, schema, table, key, row.row_version, true, updated_at)? {
+            return Ok(Flow::Continue);
+        }
+        rows::delete_row(conn, table, key)?;
+    }
+    touched.insert(table.name.clone());
+    Ok(Flow::Continue)
+}
+
+/// The wire key of a local row id.
+pub(crate) fn wire_key(table: &ManagedTable, key_json: &str) -> Result<SyncKey> {
+    let local = local_key_from_key_json(table, key_json)?;
+    let mut key = SyncKey::new();
+    key.insert(
+        table.key_json_name.clone(),
+        local_key_to_wire(table, &local.json_value)?,
+    );
+    Ok(key)
+}
+
+fn key_value(key: &SyncKey) -> Value {
+    serde_json::to_value(key).unwrap_or(Value::Null)
+}
+
+/// The referenced parent's key in its local JSON form, from a wire payload.
+fn fk_local_value(column_kind: ColumnKind, wire: &Value) -> Option<String> {
+    let text = wire.as_str()?;
+    match column_kind {
+        ColumnKind::UuidBlob => parse_canonical_uuid(text).map(|b| hex_encode(&b)),
+        _ => Some(text.to_string()),
+    }
+}
+
+/// A remote INSERT/UPDATE of a child whose parent this device has deleted but not yet
+/// pushed. `AcceptServer`: the local deletion is undone with the server's parent row
+/// (a restore, so the bundle is retried afterwards). `KeepLocal`: the deletion extends
+/// to the remote child, which becomes a local DELETE of its own.
+fn remote_child_of_deleted_parent(
+    ctx: &Ctx,
+    intent: &mut LocalIntent,
+    row: &BundleRow,
+    table: &ManagedTable,
+    id: &RowId,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Option<Flow>> {
+    if intent.deleted.is_empty() || table.foreign_keys.is_empty() {
+        return Ok(None);
+    }
+    let Some(payload) = &row.payload else {
+        return Ok(None);
+    };
+    for fk in &table.foreign_keys {
+        let Some(column) = table.column(&fk.from_column) else {
+            continue;
+        };
+        let Some(value) = payload
+            .get(&column.json_name)
+            .and_then(|v| fk_local_value(column.kind, v))
+        else {
+            continue;
+        };
+        let parent = ctx.table(&fk.parent_table)?;
+        let parent_id: RowId = (parent.name.clone(), key_json_of(ctx.conn, parent, &value)?);
+        if !intent.deleted.contains(&parent_id) {
+            continue;
+        }
+        let dirty = rows::dirty_row(ctx.conn, &ctx.config.schema, &parent.name, &parent_id.1)?;
+        let question = ConflictContext {
+            schema: ctx.config.schema.clone(),
+            table: parent.name.clone(),
+            key: wire_key(parent, &parent_id.1)?,
+            local_op: Op::Delete,
+            local_payload: None,
+            base_row_version: dirty.map(|d| d.base_row_version).unwrap_or(0),
+            server_row_version: 0,
+            server_row_deleted: false,
+            server_row: None,
+            foreign_key: Some(ForeignKeyContext {
+                race: ForeignKeyRace::ChildAddedRemotely,
+                column: column.json_name.clone(),
+                other_table: table.name.clone(),
+                other_key: row.key.clone(),
+            }),
+        };
+        match ctx.resolver.resolve(&question) {
+            Resolution::AcceptServer => {
+                return Ok(Some(Flow::Restore(PendingRestore {
+                    id: parent_id,
+                    action: ForeignKeyAction::ParentRestored,
+                    other_table: table.name.clone(),
+                    other_key: row.key.clone(),
+                })))
+            }
+            Resolution::KeepLocal => {
+                // The remote child is recorded at its server version and deleted by a
+                // local DELETE based on it; its own children follow the same rule.
+                rows::upsert_row_state(
+                    ctx.conn,
+                    &ctx.config.schema,
+                    &table.name,
+                    &id.1,
+                    row.row_version,
+                    false,
+                )?;
+                rows::upsert_dirty(
+                    ctx.conn,
+                    &ctx.config.schema,
+                    &table.name,
+                    &id.1,
+                    "DELETE",
+                    row.row_version,
+                    None,
+                )?;
+                intent.dirty.insert(id.clone());
+                intent.deleted.insert(id.clone());
+                settled.push(ForeignKeyResolution {
+                    table: table.name.clone(),
+                    key: key_value(&row.key),
+                    action: ForeignKeyAction::ChildDeleted,
+                    other_table: parent.name.clone(),
+                    other_key: key_value(&question.key),
+                });
+                return Ok(Some(Flow::Continue));
+            }
+            Resolution::KeepMerged(_) => {
+                return Err(SyncError::new(
+                    ErrorKind::InvalidConflictResolution,
+                    format!(
+                        "a merged row cannot answer the pending local DELETE of {} {} (the server added {} {} referencing it); answer 'server' or 'local'; local changes are kept",
+                        parent.name,
+                        key_value(&question.key),
+                        table.name,
+                        key_value(&row.key)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What each local child of a remotely deleted parent asked for.
+enum ChildAnswer {
+    GiveWay,
+    KeepParent,
+    Merged(Map<String, Value>),
+}
+
+/// A remote DELETE of a parent that unsent local children reference. Each child's
+/// resolver decides: `KeepLocal` recreates the parent from this device's values (a
+/// local INSERT over the server's tombstone), `AcceptServer` lets the child give way
+/// (dropped if the server never had it, else restored from the server), a merged row
+/// replaces the child. Returns `Some(flow)` when the row needs no further handling.
+#[allow(clippy::too_many_arguments)]
+fn remote_delete_of_referenced_parent(
+    ctx: &Ctx,
+    intent: &mut LocalIntent,
+    row: &BundleRow,
+    table: &ManagedTable,
+    key: &LocalKey,
+    id: &RowId,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Option<Flow>> {
+    let conn = ctx.conn;
+    let schema = &ctx.config.schema;
+    let children = intent.children.get(id).cloned().unwrap_or_default();
+    let mut answers = Vec::with_capacity(children.len());
+    for c in &children {
+        let Some(dirty) = rows::dirty_row(conn, schema, &c.child.0, &c.child.1)? else {
+            continue;
+        };
+        let Some(payload) = dirty.payload.as_deref() else {
+            continue;
+        };
+        let local = parse_object(payload, "dirty payload")?;
+        // Still a reference to this parent? (The sets are per bundle; an earlier row
+        // of the bundle may have settled the child already.)
+        let child_table = ctx.table(&c.child.0)?;
+        let live = rows::row_state_version(conn, schema, &child_table.name, &c.child.1)?;
+        let question = ConflictContext {
+            schema: schema.clone(),
+            table: child_table.name.clone(),
+            key: wire_key(child_table, &c.child.1)?,
+            local_op: if live.is_some() {
+                Op::Update
+            } else {
+                Op::Insert
+            },
+            local_payload: Some(local),
+            base_row_version: dirty.base_row_version,
+            server_row_version: 0,
+            server_row_deleted: false,
+            server_row: None,
+            foreign_key: Some(ForeignKeyContext {
+                race: ForeignKeyRace::ParentDeletedRemotely,
+                column: c.column.clone(),
+                other_table: table.name.clone(),
+                other_key: row.key.clone(),
+            }),
+        };
+        let answer = match ctx.resolver.resolve(&question) {
+            Resolution::AcceptServer => ChildAnswer::GiveWay,
+            Resolution::KeepLocal => ChildAnswer::KeepParent,
+            Resolution::KeepMerged(m) => ChildAnswer::Merged(m),
+        };
+        answers.push((c.clone(), question, answer));
+    }
+    let keep_parent = answers
+        .iter()
+        .any(|(_, _, a)| matches!(a, ChildAnswer::KeepParent));
+    if keep_parent {
+        if let Some(values) = rows::live_row_json(conn, table, key)? {
+            // Recreated: the server's tombstone is recorded and a local INSERT based
+            // on it carries this device's last values of the parent.
+            rows::upsert_row_state(conn, schema, &table.name, &id.1, row.row_version, true)?;
+            rows::upsert_dirty(
+                conn,
+                schema,
+                &table.name,
+                &id.1,
+                "INSERT",
+                row.row_version,
+                Some(&values),
+            )?;
+            intent.dirty.insert(id.clone());
+            settled.push(ForeignKeyResolution {
+                table: table.name.clone(),
+                key: key_value(&row.key),
+                action: ForeignKeyAction::ParentRecreated,
+                other_table: answers[0].0.child.0.clone(),
+                other_key: key_value(&answers[0].1.key),
+            });
+            // The other children keep referencing the recreated parent.
+            return Ok(None);
+        }
+    }
+    // The parent goes: every child that did not merge gives way.
+    for (c, question, answer) in answers {
+        let child_table = ctx.table(&c.child.0)?;
+        match answer {
+            ChildAnswer::Merged(m) => {
+                let references_parent = m
+                    .get(&c.column)
+                    .and_then(|v| v.as_str())
+                    .map(|v| key_json_of(conn, table, v))
+                    .transpose()?
+                    .is_some_and(|k| k == id.1);
+                if references_parent {
+                    return Err(SyncError::new(
+                        ErrorKind::InvalidConflictResolution,
+                        format!(
+                            "the merged row for {} {} still references the deleted {} {}; local changes are kept",
+                            child_table.name,
+                            key_value(&question.key),
+                            table.name,
+                            key_value(&row.key)
+                        ),
+                    ));
+                }
+                let wire: Payload = local_payload_to_wire(child_table, &m)?;
+                let values = wire_payload_to_row(child_table, &wire)?;
+                rows::upsert_row(conn, child_table, values)?;
+                let child_key = local_key_from_key_json(child_table, &c.child.1)?;
+                let live = rows::live_row_json(conn, child_table, &child_key)?;
+                let dirty = rows::dirty_row(conn, schema, &child_table.name, &c.child.1)?;
+                let (op, base) = dirty
+                    .map(|d| (d.op, d.base_row_version))
+                    .unwrap_or_else(|| ("UPDATE".to_string(), 0));
+                rows::upsert_dirty(
+                    conn,
+                    schema,
+                    &child_table.name,
+                    &c.child.1,
+                    &op,
+                    base,
+                    live.as_deref(),
+                )?;
+                settled.push(resolution(
+                    child_table,
+                    &question.key,
+                    ForeignKeyAction::Merged,
+                    table,
+                    &row.key,
+                ));
+            }
+            ChildAnswer::GiveWay | ChildAnswer::KeepParent => {
+                if let Some(flow) = give_way(ctx, intent, &c.child, table, &row.key, settled)? {
+                    return Ok(Some(flow));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn resolution(
+    table: &ManagedTable,
+    key: &SyncKey,
+    action: ForeignKeyAction,
+    other: &ManagedTable,
+    other_key: &SyncKey,
+) -> ForeignKeyResolution {
+    ForeignKeyResolution {
+        table: table.name.clone(),
+        key: key_value(key),
+        action,
+        other_table: other.name.clone(),
+        other_key: key_value(other_key),
+    }
+}
+
+/// A local child gives way to its parent's remote deletion: a child the server never
+/// had is dropped with its change (and, in turn, its own unsent children); one the
+/// server has must take the server's row, which needs a request: [`Flow::Restore`].
+fn give_way(
+    ctx: &Ctx,
+    intent: &mut LocalIntent,
+    child: &RowId,
+    parent: &ManagedTable,
+    parent_key: &SyncKey,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Option<Flow>> {
+    let conn = ctx.conn;
+    let schema = &ctx.config.schema;
+    let mut work = vec![(child.clone(), parent.name.clone(), parent_key.clone())];
+    while let Some((id, parent_name, parent_key)) = work.pop() {
+        let table = ctx.table(&id.0)?;
+        let on_server = rows::row_state_version(conn, schema, &table.name, &id.1)?.is_some()
+            && !row_state_deleted(conn, schema, &table.name, &id.1)?;
+        if on_server {
+            return Ok(Some(Flow::Restore(PendingRestore {
+                id,
+                action: ForeignKeyAction::Reverted,
+                other_table: parent_name,
+                other_key: parent_key,
+            })));
+        }
+        let key = local_key_from_key_json(table, &id.1)?;
+        let wire = wire_key(table, &id.1)?;
+        for grandchild in intent.children.get(&id).cloned().unwrap_or_default() {
+            if intent.dirty.contains(&grandchild.child) {
+                work.push((grandchild.child, table.name.clone(), wire.clone()));
+            }
+        }
+        rows::delete_row(conn, table, &key)?;
+        rows::delete_dirty(conn, schema, &table.name, &id.1)?;
+        intent.dirty.remove(&id);
+        let other = ctx.table(&parent_name)?;
+        settled.push(resolution(
+            table,
+            &wire,
+            ForeignKeyAction::Dropped,
+            other,
+            &parent_key,
+        ));
+    }
+    Ok(None)
+}
+
+fn row_state_deleted(
+    conn: &rusqlite::Connection,
+    schema: &str,
+    table: &str,
+    key_json: &str,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT deleted FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
+        )?
+        .query_row(params![schema, table, key_json], |r| r.get::<_, bool>(0))
+        .unwrap_or(false))
+}

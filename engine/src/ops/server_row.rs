@@ -1,0 +1,117 @@
+//! Taking the server's current row for one key, when a foreign-key race decides that a
+//! local row gives way to it (a parent whose local deletion is undone, a child whose
+//! local change is reverted).
+//!
+//! The protocol has no "get one row" route, but it does not need one: the key's
+//! `_sync_row_state.row_version` is the `bundle_seq` of the bundle that last wrote it
+//! (every row of a bundle gets the bundle's seq, §10.4), and that bundle's rows can be
+//! read with `GET /sync/committed-bundles/{seq}/rows` (§2.7) from any source of the
+//! user. The pages are read until the key appears; nothing is held but one page.
+//!
+//! When the bundle is no longer retained (`409 history_pruned`) or does not hold the
+//! row, the row is handed to the push instead: its dirty row gets base version 0, which
+//! the server always answers with a structured conflict carrying its current row
+//! (§10.4 conflict table), and the table's resolver takes it from there.
+
+use oversqlite_protocol::{codes, Op, Payload};
+
+use crate::api::Reply;
+use crate::client::Ctx;
+use crate::codec::{local_key_from_key_json, wire_payload_to_row};
+use crate::error::Result;
+use crate::ops::pull::beside::{PendingRestore, RowId};
+use crate::report::{ChangedTables, ForeignKeyResolution};
+use crate::rows;
+use crate::state;
+use crate::tx::apply_tx;
+
+/// How a restore ended.
+pub(crate) enum Restored {
+    /// The server's row is now the local row; the dirty row is gone.
+    Applied,
+    /// The row was handed to the next push (base version 0); the pull must stop here.
+    HandedToPush,
+}
+
+/// Restores `pending.id` from the server's row and reports it in `settled`.
+pub(crate) fn restore_from_server(
+    ctx: &Ctx,
+    pending: &PendingRestore,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Restored> {
+    let (table_name, key_json) = &pending.id;
+    let table = ctx.table(table_name)?;
+    let schema = &ctx.config.schema;
+    let version = rows::row_state_version(ctx.conn, schema, table_name, key_json)?;
+    let found = match version {
+        Some(v) if v > 0 => find_in_bundle(ctx, v, &pending.id)?,
+        _ => None,
+    };
+    let wire_key = crate::ops::pull::beside::wire_key(table, key_json)?;
+    settled.push(ForeignKeyResolution {
+        table: table.name.clone(),
+        key: serde_json::to_value(&wire_key).unwrap_or_default(),
+        action: pending.action,
+        other_table: pending.other_table.clone(),
+        other_key: serde_json::to_value(&pending.other_key).unwrap_or_default(),
+    });
+    let Some((version, payload)) = found else {
+        apply_tx(ctx.conn, |c| {
+            c.execute(
+                "UPDATE _sync_dirty_rows SET base_row_version = 0 WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
+                rusqlite::params![schema, table_name, key_json],
+            )?;
+            Ok(())
+        })?;
+        return Ok(Restored::HandedToPush);
+    };
+    let key = local_key_from_key_json(table, key_json)?;
+    let values = payload
+        .as_ref()
+        .map(|p| wire_payload_to_row(table, p))
+        .transpose()?;
+    apply_tx(ctx.conn, |c| {
+        rows::apply_authoritative(c, schema, table, &key, key_json, version, values)
+    })?;
+    changed.insert(table.name.clone());
+    Ok(Restored::Applied)
+}
+
+/// The row of `id` in committed bundle `seq`: `(row_version, payload)` (`None`
+/// payload for a DELETE), or `None` when the bundle is gone or lacks the key.
+fn find_in_bundle(ctx: &Ctx, seq: i64, id: &RowId) -> Result<Option<(i64, Option<Payload>)>> {
+    let table = ctx.table(&id.0)?;
+    let wire_key = crate::ops::pull::beside::wire_key(table, &id.1)?;
+    let source = state::attachment(ctx.conn)?.current_source_id;
+    let mut after = None;
+    loop {
+        let page = match ctx.remote.committed_rows(
+            &source,
+            seq,
+            after,
+            ctx.settings.committed_rows_page,
+        )? {
+            Reply::Ok(p) => p,
+            Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
+                return Ok(None)
+            }
+            Reply::Failed(f) if f.status == 404 => return Ok(None),
+            Reply::Failed(f) => return Err(f.into_error("committed bundle fetch")),
+        };
+        for row in &page.rows {
+            if row.schema == ctx.config.schema && row.table == table.name && row.key == wire_key {
+                let payload = if row.op == Op::Delete {
+                    None
+                } else {
+                    row.payload.clone()
+                };
+                return Ok(Some((row.row_version, payload)));
+            }
+        }
+        if !page.has_more || page.rows.is_empty() {
+            return Ok(None);
+        }
+        after = Some(page.next_row_ordinal);
+    }
+}

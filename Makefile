@@ -66,7 +66,7 @@ example: build
 demo: release
 	bash scripts/demo.sh
 
-## bench: capture/push/pull/hydrate figures; prints a table, writes bench/results.md.
+## bench: capture/push/pull/hydrate and busy-writer figures; prints a table, writes bench/results.md.
 bench: release
 	$(CARGO) run --release -p oversqlite-bench -- --extension $(EXT_RELEASE) --server-bin $(SERVER_RELEASE)
 
@@ -114,7 +114,7 @@ test-node: build server node-deps
 # broken demo or benchmark fails CI (the real figures come from `make bench`).
 test-tools: build server
 	$(CARGO) test -p oversqlite-bench
-	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
+	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --busy-backlog 300 --busy-seconds 1 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
 	OVERSQLITE_EXTENSION=$(EXT_DEBUG) OVERSQLITE_SERVER_BIN=$(SERVER_DEBUG) bash scripts/demo.sh
 
 # The dist artifacts installed as a user would: the wheel in a fresh venv, the npm

@@ -29,7 +29,7 @@ ZIGBUILD_VERSION := 0.24.1
 DIST_PY_PACKAGES := ziglang==0.17.1 hatchling==1.33.0 auditwheel==6.8.2
 export DIST_TOOLS DIST_GLIBC
 
-.PHONY: all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
+.PHONY: lint all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
 
 all: build
 
@@ -84,8 +84,16 @@ dist: dist-tools
 	bash scripts/dist.sh
 
 ## test: everything CI runs.
-test: deps build server test-rust test-python test-shell test-node test-tools test-packaging
+test: deps lint build server test-rust test-python test-shell test-node test-tools test-packaging
 	@echo "make test: all suites passed"
+
+# lint: formatting and clippy (warnings are errors), one package at a time like the
+# builds (the extension's rusqlite features must not unify with the bundled ones).
+LINT_PACKAGES := oversqlite-protocol oversqlite-core oversqlite-engine oversqlite oversqlite-server oversqlite-tests oversqlite-bench
+lint:
+	$(CARGO) fmt --all --check
+	@for p in $(LINT_PACKAGES); do \
+	  echo "clippy -p $$p"; $(CARGO) clippy -q -p $$p --all-targets -- -D warnings || exit 1; done
 
 test-rust:
 	$(CARGO) test -p oversqlite-protocol

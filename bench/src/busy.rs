@@ -4,11 +4,12 @@
 //! Measured: sync calls that returned normally out of all, rows the server committed
 //! during the phase per second, and the writer's statement latency and longest wait for
 //! the write lock. Afterwards a few syncs must drain everything (checked: no row lost).
-use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -71,6 +72,9 @@ struct Writes {
     latencies_ms: Vec<f64>,
     /// Per statement that met a held lock: from the first busy callback to success.
     waits_ms: Vec<f64>,
+    /// The longest statement minus its lock wait: the write's own work (a WAL
+    /// checkpoint run by its commit, for instance).
+    max_own_ms: f64,
 }
 
 thread_local! {
@@ -93,6 +97,112 @@ fn poll_busy(count: i32) -> bool {
     }
     std::thread::sleep(Duration::from_millis(1));
     true
+}
+
+/// A write transaction of the sync connection: how long it held the write lock (from the
+/// end of its `BEGIN`, when the lock is taken, to the end of its `COMMIT`/`ROLLBACK`) and
+/// the statements that took most of that time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TxHold {
+    pub hold_ms: f64,
+    /// The `COMMIT` itself (with a rollback journal it waits for readers to finish).
+    pub commit_ms: f64,
+    pub statements: usize,
+    /// Up to three `(sql head, executions, total ms)`, most time first.
+    pub top: Vec<(String, usize, f64)>,
+}
+
+/// How many of the longest transactions are kept.
+const TOP_HOLDS: usize = 3;
+
+#[derive(Default)]
+struct TxTrace {
+    begun: Option<Instant>,
+    statements: HashMap<String, (usize, Duration)>,
+    longest: Vec<TxHold>,
+    transactions: usize,
+    /// Transactions holding the lock longer than 10 ms and 100 ms.
+    over_10ms: usize,
+    over_100ms: usize,
+    /// The longest statement outside an explicit transaction (with a rollback journal a
+    /// long read also keeps a writer from committing).
+    longest_autocommit: Option<(f64, String)>,
+}
+
+thread_local! {
+    /// Filled by `trace_sync` on the sync connection's thread.
+    static TX_TRACE: RefCell<TxTrace> = RefCell::new(TxTrace::default());
+}
+
+fn sql_head(sql: &str) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(90) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}
+
+/// `SQLITE_TRACE_PROFILE` callback on the sync connection: the extension runs its SQL on
+/// the host's connection, so every engine statement passes here with its duration.
+fn trace_sync(event: TraceEvent<'_>) {
+    let TraceEvent::Profile(stmt, took) = event else {
+        return;
+    };
+    let now = Instant::now();
+    let sql = stmt.sql();
+    let word = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    TX_TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        match word.as_str() {
+            "BEGIN" => {
+                t.begun = Some(now);
+                t.statements.clear();
+            }
+            "COMMIT" | "END" | "ROLLBACK" if !sql.to_ascii_uppercase().contains(" TO ") => {
+                let Some(begun) = t.begun.take() else { return };
+                t.transactions += 1;
+                let hold_ms = (now - begun).as_secs_f64() * 1e3;
+                t.over_10ms += usize::from(hold_ms > 10.0);
+                t.over_100ms += usize::from(hold_ms > 100.0);
+                let min_kept = t.longest.last().map_or(0.0, |h| h.hold_ms);
+                if t.longest.len() < TOP_HOLDS || hold_ms > min_kept {
+                    let mut top: Vec<(String, usize, f64)> = t
+                        .statements
+                        .iter()
+                        .map(|(sql, (n, d))| (sql_head(sql), *n, d.as_secs_f64() * 1e3))
+                        .collect();
+                    top.sort_by(|a, b| b.2.total_cmp(&a.2));
+                    top.truncate(3);
+                    let statements = t.statements.values().map(|(n, _)| n).sum();
+                    t.longest.push(TxHold {
+                        hold_ms,
+                        commit_ms: took.as_secs_f64() * 1e3,
+                        statements,
+                        top,
+                    });
+                    t.longest.sort_by(|a, b| b.hold_ms.total_cmp(&a.hold_ms));
+                    t.longest.truncate(TOP_HOLDS);
+                }
+            }
+            _ if t.begun.is_some() => {
+                let e = t.statements.entry(sql.into_owned()).or_default();
+                e.0 += 1;
+                e.1 += took;
+            }
+            // The host's own call (`SELECT oversqlite_sync()`) spans the whole sync.
+            "SELECT" if sql.contains("oversqlite_") => {}
+            _ => {
+                let ms = took.as_secs_f64() * 1e3;
+                if t.longest_autocommit.as_ref().is_none_or(|(m, _)| ms > *m) {
+                    t.longest_autocommit = Some((ms, sql_head(&sql)));
+                }
+            }
+        }
+    });
 }
 
 /// One write every `gap` until `deadline`: three inserts of new rows for each update of
@@ -128,10 +238,15 @@ fn write_until(db: &Path, tag: &str, backlog: usize, gap: Duration, deadline: In
             )
             .map(|n| (n, true))
         };
-        w.latencies_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        if let Some(since) = BUSY_SINCE.with(Cell::take) {
-            w.waits_ms.push(since.elapsed().as_secs_f64() * 1e3);
+        let latency = started.elapsed().as_secs_f64() * 1e3;
+        w.latencies_ms.push(latency);
+        let wait = BUSY_SINCE
+            .with(Cell::take)
+            .map_or(0.0, |since| since.elapsed().as_secs_f64() * 1e3);
+        if wait > 0.0 {
+            w.waits_ms.push(wait);
         }
+        w.max_own_ms = w.max_own_ms.max(latency - wait);
         match result {
             Ok((1, true)) => w.inserts += 1,
             Ok((1, false)) => w.updates += 1,
@@ -215,6 +330,8 @@ pub fn run(
         Duration::from_millis(busy.gap_ms),
     );
     let writer = std::thread::spawn(move || write_until(&db, &tag, n, gap, deadline));
+    d.conn
+        .trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(trace_sync));
     let started = Instant::now();
     let cpu0 = proc_stats::cpu_time("self").unwrap_or_default();
     let (mut ok, mut total, mut incomplete) = (0usize, 0usize, 0usize);
@@ -239,6 +356,8 @@ pub fn run(
         }
     }
     let busy_wall = started.elapsed();
+    d.conn.trace_v2(TraceEventCodes::empty(), None);
+    let trace = TX_TRACE.with(RefCell::take);
     let busy_cpu = proc_stats::cpu_time("self")
         .unwrap_or_default()
         .saturating_sub(cpu0);
@@ -307,13 +426,23 @@ pub fn run(
         "writer_max_ms": w.latencies_ms.last().copied().unwrap_or(0.0),
         "lock_waits": w.waits_ms.len(),
         "max_lock_wait_ms": max_wait,
+        "writer_max_own_ms": w.max_own_ms,
+        "writes_over_10ms": w.latencies_ms.iter().filter(|l| **l > 10.0).count(),
+        "transactions_over_10ms": trace.over_10ms,
+        "transactions_over_100ms": trace.over_100ms,
         "drain_syncs": drain_syncs,
+        "sync_transactions": trace.transactions,
+        "longest_transactions": trace.longest,
+        "longest_autocommit_ms": trace.longest_autocommit.as_ref().map(|(ms, _)| *ms),
+        "longest_autocommit_sql": trace.longest_autocommit.map(|(_, sql)| sql),
     });
     Ok((detail, busy_wall, busy_cpu))
 }
 
-/// The figures of one busy run, as the report reads them back from the step's detail.
+/// The figures of one busy run, as the report reads them back from the step's detail
+/// (a member a step did not report reads as zero / none).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct BusyFigures {
     pub journal: Option<Journal>,
     pub backlog: usize,
@@ -335,6 +464,14 @@ pub struct BusyFigures {
     pub writer_max_ms: f64,
     pub lock_waits: usize,
     pub max_lock_wait_ms: f64,
+    pub writer_max_own_ms: f64,
+    pub writes_over_10ms: usize,
+    pub sync_transactions: usize,
+    pub transactions_over_10ms: usize,
+    pub transactions_over_100ms: usize,
+    pub longest_transactions: Vec<TxHold>,
+    pub longest_autocommit_ms: Option<f64>,
+    pub longest_autocommit_sql: Option<String>,
 }
 
 #[cfg(test)]
@@ -358,6 +495,39 @@ mod tests {
             "pending_local_changes"
         );
         assert_eq!(error_code("database is locked"), "unknown");
+    }
+
+    #[test]
+    fn transactions_are_timed_from_the_trace() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(workload::CREATE_USERS).unwrap();
+        conn.trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(trace_sync));
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for i in 0..3 {
+            let r = workload::row("t", i);
+            conn.execute(
+                "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.id, r.name, r.email, r.created_at, r.updated_at],
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        conn.execute_batch("COMMIT").unwrap();
+        conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        conn.trace_v2(TraceEventCodes::empty(), None);
+        let t = TX_TRACE.with(RefCell::take);
+        assert_eq!(t.transactions, 1);
+        let hold = &t.longest[0];
+        assert!(hold.hold_ms >= 20.0, "{hold:?}");
+        assert_eq!(
+            hold.top[0].0,
+            "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5)"
+        );
+        assert_eq!(hold.top[0].1, 3);
+        let (_, sql) = t.longest_autocommit.unwrap();
+        assert_eq!(sql, "SELECT count(*) FROM users");
+        assert_eq!((t.over_10ms, t.over_100ms), (1, 0));
     }
 
     #[test]

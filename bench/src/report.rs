@@ -42,7 +42,11 @@ pub struct BusyRun {
 
 impl BusyRun {
     pub fn figures(&self) -> BusyFigures {
-        serde_json::from_value(self.outcome.detail.clone()).unwrap_or_default()
+        serde_json::from_value(self.outcome.detail.clone()).unwrap_or_else(|e| {
+            // Shown as an all-zero line (0 sync calls: the sync target is missed).
+            eprintln!("oversqlite-bench: unreadable busy-step figures: {e}");
+            BusyFigures::default()
+        })
     }
 }
 
@@ -350,8 +354,8 @@ fn ms(v: f64) -> String {
 pub fn busy_table(runs: &[BusyRun]) -> (String, Verdicts) {
     let mut v = Verdicts::default();
     let mut out = String::from(
-        "| journal | backlog | writer | sync calls ok / total | complete: false | rows pushed | rows/s | writes (failed) | writer p50 ms | writer p99 ms | writer max ms | longest lock wait ms (waits) | longest sync ms | client CPU ms | server CPU ms | target | result |\n\
-         |---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+        "| journal | backlog | writer | sync calls ok / total | complete: false | rows pushed | rows/s | writes (failed) | writer p50 ms | writer p99 ms | writer max ms | longest lock wait ms (waits) | longest sync write transaction ms | longest sync ms | client CPU ms | server CPU ms | target | result |\n\
+         |---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
     );
     let mut notes = String::new();
     for r in runs {
@@ -384,8 +388,9 @@ pub fn busy_table(runs: &[BusyRun]) -> (String, Verdicts) {
             ));
         }
         let cpu = r.outcome.phases.get("busy").map(|p| p.cpu_ms);
+        let waits = format!("{} ({})", ms(f.max_lock_wait_ms), f.lock_waits);
         out.push_str(&format!(
-            "| {label} | {} | every {} ms for {} s | {} / {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {target} | {} |\n",
+            "| {label} | {} | every {} ms for {} s | {} / {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {target} | {} |\n",
             int(f.backlog as f64),
             f.gap_ms,
             f.seconds,
@@ -399,12 +404,51 @@ pub fn busy_table(runs: &[BusyRun]) -> (String, Verdicts) {
             ms(f.writer_p50_ms),
             ms(f.writer_p99_ms),
             ms(f.writer_max_ms),
-            format!("{} ({})", ms(f.max_lock_wait_ms), f.lock_waits),
+            waits,
+            ms(f.longest_transactions.first().map_or(f64::NAN, |t| t.hold_ms)),
             ms(f.longest_sync_ms),
             opt(cpu, |x| format!("{x:.0}")),
             opt(r.server_cpu_ms, |x| format!("{x:.0}")),
             results.join("; "),
         ));
+        if !f.longest_transactions.is_empty() {
+            let holds: Vec<String> = f
+                .longest_transactions
+                .iter()
+                .map(|t| {
+                    let top: Vec<String> = t
+                        .top
+                        .iter()
+                        .map(|(sql, n, ms)| format!("`{sql}` ×{n} {ms:.1} ms"))
+                        .collect();
+                    format!(
+                        "{:.1} ms (COMMIT {:.0} ms; {} statements; {})",
+                        t.hold_ms,
+                        t.commit_ms,
+                        t.statements,
+                        top.join(", ")
+                    )
+                })
+                .collect();
+            notes.push_str(&format!(
+                "\n{label}: the sync ran {} write transactions, {} held the lock over 10 ms and {} over 100 ms; \
+                 the longest: {}. (Statement times overlap: a query read row by row while other \
+                 statements run counts its whole reading time.) Writes slower than 10 ms: {}; \
+                 the slowest write's own work, lock wait excluded: {:.1} ms.",
+                f.sync_transactions,
+                f.transactions_over_10ms,
+                f.transactions_over_100ms,
+                holds.join("; "),
+                f.writes_over_10ms,
+                f.writer_max_own_ms,
+            ));
+            if let (Some(ms), Some(sql)) = (f.longest_autocommit_ms, &f.longest_autocommit_sql) {
+                notes.push_str(&format!(
+                    " Longest statement outside a transaction: {ms:.1} ms, `{sql}`."
+                ));
+            }
+            notes.push('\n');
+        }
         if !f.sync_errors.is_empty() {
             let codes: Vec<String> = f
                 .sync_errors

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Instant;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use serde_json::json;
 use support::fake_server::{qi64, route, FakeServer};
 

@@ -123,6 +123,11 @@ pub struct SyncError {
 }
 
 impl SyncError {
+    /// `oversqlite_<function>: <code>: <message>`: the SQL error text.
+    pub fn sql_message(&self, function: &str) -> String {
+        format!("{function}: {}: {}", self.code(), self.message)
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         SyncError {
             kind,

@@ -1,7 +1,7 @@
 //! `EnvToken` re-reads `OVERSQLITE_TOKEN` / `OVERSQLITE_TOKEN_FILE` on every request.
 //! (Own test binary: it changes process environment variables.)
 
-use oversqlite_engine::auth::{EnvToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
+use oversqlite_engine::remote::auth::{EnvToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
 
 #[test]
 fn env_token_follows_the_variable_and_the_file() {

@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oversqlite_engine::transport::{
+use oversqlite_engine::remote::transport::{
     HttpRequest, HttpResponse, ScriptedTransport, StreamResponse, Transport, TransportError,
 };
 use oversqlite_engine::{AutoDownloadConfig, AutomaticDownloads, SyncClient};
@@ -241,7 +241,7 @@ fn automatic_downloads_fixture() {
                 conn.busy_timeout(Duration::from_secs(5))
                     .map_err(oversqlite_engine::SyncError::from)?;
                 let mut client = SyncClient::with_transport(worker_transport);
-                client.settings.retry = oversqlite_engine::transport::RetryPolicy::no_retry();
+                client.settings.retry = oversqlite_engine::remote::transport::RetryPolicy::no_retry();
                 Ok((conn, client))
             },
             "user-1",

@@ -3,7 +3,7 @@
 
 mod support;
 
-use oversqlite_engine::validate::{validate_committed_page, CommittedMeta};
+use oversqlite_engine::remote::validate::{validate_committed_page, CommittedMeta};
 use oversqlite_protocol::CommittedBundleRowsResponse;
 use serde_json::json;
 use support::fake_server::{committed_page, meta_json, route, FakeServer};
@@ -52,7 +52,7 @@ fn fetching_stops_once_the_server_returns_more_rows_than_row_count() {
         let c = st.committed.last().unwrap().clone();
         let endless: Vec<_> = std::iter::repeat_n(c.rows[0].clone(), 6).collect();
         let after = support::fake_server::qi64(req, "after_row_ordinal");
-        Some(oversqlite_engine::transport::ScriptedResponse::ok(
+        Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(
             committed_page(meta_json(&c), &endless, after, 1, None),
         ))
     });

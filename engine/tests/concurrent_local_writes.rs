@@ -78,14 +78,14 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
     let db = support::TestDb::new();
     let path = db.path.clone();
     let server = FakeServer::new(move |st, req| match route(req).0 {
-        "pull" => Some(oversqlite_engine::transport::ScriptedResponse::error(
+        "pull" => Some(oversqlite_engine::remote::transport::ScriptedResponse::error(
             409,
             "history_pruned",
             "pruned",
         )),
         "snapshot_create" => {
             st.snapshot_creates.push(serde_json::Value::Null);
-            Some(oversqlite_engine::transport::ScriptedResponse::ok(json!({
+            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(json!({
                 "snapshot_id":"snap-1","snapshot_bundle_seq":7,"row_count":1,"byte_count":10,
                 "expires_at":"2099-01-01T00:00:00Z"})))
         }
@@ -99,7 +99,7 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
                     [],
                 )
                 .unwrap();
-            Some(oversqlite_engine::transport::ScriptedResponse::ok(json!({
+            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(json!({
                 "snapshot_id":"snap-1","snapshot_bundle_seq":7,
                 "rows":[{"schema":"main","table":"users","key":{"id":"u1"},"row_version":7,
                          "payload":{"id":"u1","name":"from snapshot"}}],
@@ -170,7 +170,7 @@ fn rebuild_then_push_edit(local_sql: &str, op: &str, name: Option<&str>) {
     let seen = uploads.clone();
     let mut fetches = 0;
     let server = FakeServer::new(move |st, req| {
-        use oversqlite_engine::transport::ScriptedResponse as R;
+        use oversqlite_engine::remote::transport::ScriptedResponse as R;
         match route(req).0 {
             "committed_rows" => {
                 fetches += 1;

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_engine::{ClientWins, SyncClient};
 use serde_json::{json, Value};
 use support::fake_server::{route, FakeServer};
@@ -74,7 +74,7 @@ fn a_second_operation_on_the_same_database_fails_fast_while_one_runs() {
             // While this push holds the lock, another connection tries to sync.
             let other = rusqlite::Connection::open(&path).unwrap();
             let mut c = SyncClient::with_transport(Arc::new(
-                oversqlite_engine::transport::ScriptedTransport::new(|_| {
+                oversqlite_engine::remote::transport::ScriptedTransport::new(|_| {
                     ScriptedResponse::ok(json!({}))
                 }),
             ));
@@ -645,28 +645,21 @@ fn a_bundle_the_server_refuses_forever_can_be_discarded_by_a_forced_detach() {
 }
 
 #[test]
-fn json_facade_returns_reports_and_sql_error_text() {
-    use oversqlite_engine::Call;
+fn reports_serialise_and_sql_error_text() {
     let server = FakeServer::plain();
     let (_db, conn, mut client) = support::users_device(&server);
-    let err = client.call_json(&conn, &Call::PushPending).unwrap_err();
+    let err = client.push_pending(&conn).unwrap_err();
     assert_eq!(
         err.sql_message("oversqlite_push_pending"),
         format!("oversqlite_push_pending: attach_required: {}", err.message)
     );
-    let attach: Value = serde_json::from_str(
-        &client
-            .call_json(&conn, &Call::Attach("user-1".into()))
-            .unwrap(),
-    )
-    .unwrap();
+    let attach: Value = serde_json::to_value(client.attach(&conn, "user-1").unwrap()).unwrap();
     assert_eq!(attach["outcome"], json!("started_empty"));
     conn.execute("INSERT INTO users(id, name) VALUES('u1', 'Ada')", [])
         .unwrap();
-    let sync: Value = serde_json::from_str(&client.call_json(&conn, &Call::Sync).unwrap()).unwrap();
+    let sync: Value = serde_json::to_value(client.sync(&conn).unwrap()).unwrap();
     assert_eq!(sync["push_outcome"], json!("committed"));
-    let info: Value =
-        serde_json::from_str(&client.call_json(&conn, &Call::SourceInfo).unwrap()).unwrap();
+    let info: Value = serde_json::to_value(client.source_info(&conn).unwrap()).unwrap();
     assert_eq!(info["source_recovery_required"], json!(false));
     assert!(oversqlite_engine::conflict::resolver_by_name("Client_Wins").is_some());
     assert!(oversqlite_engine::conflict::resolver_by_name("newest").is_none());

@@ -4,7 +4,7 @@
 mod support;
 
 use oversqlite_engine::report::AttachOutcome;
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use serde_json::Value;
 use support::fake_server::{route, FakeServer};
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_engine::SyncClient;
 use oversqlite_protocol::canonical_json;
 use serde_json::{json, Value};

@@ -3,8 +3,8 @@
 
 mod support;
 
-use oversqlite_engine::transport::ScriptedResponse;
-use oversqlite_engine::validate::{validate_snapshot_chunk, validate_snapshot_session};
+use oversqlite_engine::remote::transport::ScriptedResponse;
+use oversqlite_engine::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
 use oversqlite_protocol::{SnapshotChunkResponse, SnapshotSessionCreateResponse};
 use rusqlite::Connection;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 
 mod support;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use serde_json::Value;
 use support::fake_server::{qi64, route, FakeServer};
 

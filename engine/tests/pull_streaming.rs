@@ -5,7 +5,7 @@
 
 mod support;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_protocol::{bundle_hash, BundleRow};
 use serde_json::{json, Value};
 use support::fake_server::{route, FakeServer};

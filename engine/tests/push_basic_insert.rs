@@ -11,7 +11,7 @@
 
 mod support;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_protocol::{
     BundleRow, CommittedBundleRowsResponse, ErrorBody, PushChunkRequest, PushChunkResponse,
     PushCommitResponse, PushSessionCreateRequest, PushSessionCreateResponse,

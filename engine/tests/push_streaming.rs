@@ -56,7 +56,7 @@ fn commit_with(
     st: &mut FakeState,
     push_id: &str,
     edit: impl FnOnce(i64, &mut Vec<BundleRow>),
-) -> oversqlite_engine::transport::ScriptedResponse {
+) -> oversqlite_engine::remote::transport::ScriptedResponse {
     let session = st.sessions.remove(push_id).expect("staged session");
     let seq = st.next_bundle_seq;
     st.next_bundle_seq += 1;
@@ -81,7 +81,7 @@ fn commit_with(
         rows,
     };
     st.committed.push(c.clone());
-    oversqlite_engine::transport::ScriptedResponse::ok(meta_json(&c))
+    oversqlite_engine::remote::transport::ScriptedResponse::ok(meta_json(&c))
 }
 
 #[test]

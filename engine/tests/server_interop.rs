@@ -15,9 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oversqlite_engine::auth::SharedToken;
+use oversqlite_engine::remote::auth::SharedToken;
 use oversqlite_engine::report::{AttachOutcome, PushOutcome, RemoteOutcome};
-use oversqlite_engine::transport::UreqTransport;
+use oversqlite_engine::remote::transport::UreqTransport;
 use oversqlite_engine::{AutoDownloadConfig, AutomaticDownloads, SyncClient};
 use rusqlite::Connection;
 use serde_json::json;
@@ -452,19 +452,19 @@ struct LosingTransport {
     lose: std::sync::Mutex<Vec<&'static str>>,
 }
 
-impl oversqlite_engine::transport::Transport for LosingTransport {
+impl oversqlite_engine::remote::transport::Transport for LosingTransport {
     fn send(
         &self,
-        req: &oversqlite_engine::transport::HttpRequest,
+        req: &oversqlite_engine::remote::transport::HttpRequest,
     ) -> Result<
-        oversqlite_engine::transport::HttpResponse,
-        oversqlite_engine::transport::TransportError,
+        oversqlite_engine::remote::transport::HttpResponse,
+        oversqlite_engine::remote::transport::TransportError,
     > {
         let resp = self.inner.send(req)?;
         let mut lose = self.lose.lock().unwrap();
         if let Some(i) = lose.iter().position(|suffix| req.path().ends_with(suffix)) {
             lose.remove(i);
-            return Err(oversqlite_engine::transport::TransportError {
+            return Err(oversqlite_engine::remote::transport::TransportError {
                 message: "connection reset after the server answered".into(),
             });
         }
@@ -473,10 +473,10 @@ impl oversqlite_engine::transport::Transport for LosingTransport {
 
     fn open_stream(
         &self,
-        req: &oversqlite_engine::transport::HttpRequest,
+        req: &oversqlite_engine::remote::transport::HttpRequest,
     ) -> Result<
-        oversqlite_engine::transport::StreamResponse,
-        oversqlite_engine::transport::TransportError,
+        oversqlite_engine::remote::transport::StreamResponse,
+        oversqlite_engine::remote::transport::TransportError,
     > {
         self.inner.open_stream(req)
     }
@@ -497,7 +497,7 @@ fn lost_responses_and_a_restored_backup_converge() {
     }));
     a.client
         .set_token_provider(Arc::new(SharedToken::new(Some(token.clone()))));
-    a.client.settings.retry = oversqlite_engine::transport::RetryPolicy::no_retry();
+    a.client.settings.retry = oversqlite_engine::remote::transport::RetryPolicy::no_retry();
     a.client.attach(&a.conn, "bob").unwrap();
     a.conn
         .execute_batch("INSERT INTO users VALUES ('u1', 'Ada'); INSERT INTO files VALUES (x'0102030405060708090a0b0c0d0e0f10', x'00ff', 2.0);")

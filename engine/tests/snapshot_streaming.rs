@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use serde_json::{json, Value};
 use support::fake_server::{qi64, route, FakeServer};
 
@@ -134,7 +134,7 @@ struct ThreadTokens {
     refreshed: Mutex<bool>,
 }
 
-impl oversqlite_engine::auth::TokenProvider for ThreadTokens {
+impl oversqlite_engine::remote::auth::TokenProvider for ThreadTokens {
     fn token(&self) -> oversqlite_engine::Result<Option<String>> {
         self.threads
             .lock()
@@ -166,7 +166,7 @@ fn tokens_are_asked_on_the_calling_thread_and_a_401_is_refreshed() {
         {
             return Some(ScriptedResponse::error(401, "unauthorized", "expired"));
         }
-        use oversqlite_engine::transport::Transport;
+        use oversqlite_engine::remote::transport::Transport;
         Some(match transport.send(req) {
             Ok(r) => ScriptedResponse::Raw(r.status, r.headers, r.body),
             Err(e) => ScriptedResponse::Fail(e.message),

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use serde_json::{json, Value};
 use support::fake_server::{qi64, route, FakeServer};
 

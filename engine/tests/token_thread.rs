@@ -9,7 +9,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use support::fake_server::{route, FakeServer};
 
 struct ThreadTokens {
@@ -17,7 +17,7 @@ struct ThreadTokens {
     refreshed: Mutex<Vec<ThreadId>>,
 }
 
-impl oversqlite_engine::auth::TokenProvider for ThreadTokens {
+impl oversqlite_engine::remote::auth::TokenProvider for ThreadTokens {
     fn token(&self) -> oversqlite_engine::Result<Option<String>> {
         self.threads
             .lock()

@@ -1,6 +1,6 @@
 //! Credentials never leak through `Debug` of a request nor through transport errors.
 
-use oversqlite_engine::transport::{
+use oversqlite_engine::remote::transport::{
     redact_url, HttpRequest, Transport, UreqTransport, UreqTransportConfig,
 };
 

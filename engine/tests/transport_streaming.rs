@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use oversqlite_engine::transport::{
+use oversqlite_engine::remote::transport::{
     send_to_with_retry, HttpRequest, RetryPolicy, ScriptedResponse, ScriptedTransport, Transport,
     UreqTransport,
 };

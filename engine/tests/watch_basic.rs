@@ -3,8 +3,8 @@
 
 mod support;
 
-use oversqlite_engine::sse::SseParser;
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::sse::SseParser;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_engine::WatchOutcome;
 use serde_json::Value;
 use support::fake_server::{route, FakeServer};

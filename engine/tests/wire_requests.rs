@@ -5,9 +5,9 @@ mod support;
 
 use std::sync::Arc;
 
-use oversqlite_engine::api::{Remote, Requests};
-use oversqlite_engine::auth::SharedToken;
-use oversqlite_engine::transport::{HttpRequest, RetryPolicy, ScriptedResponse, ScriptedTransport};
+use oversqlite_engine::remote::{client::Remote, requests::Requests};
+use oversqlite_engine::remote::auth::SharedToken;
+use oversqlite_engine::remote::transport::{HttpRequest, RetryPolicy, ScriptedResponse, ScriptedTransport};
 use oversqlite_protocol::{
     PushChunkRequest, PushRequestRow, PushSessionCreateRequest, SnapshotSessionCreateRequest,
     SourceReplacement,
@@ -180,7 +180,7 @@ fn token_is_refreshed_once_after_401_and_never_in_errors() {
         Some("Bearer fresh") => ScriptedResponse::ok(json!({"ok": true})),
         _ => ScriptedResponse::error(401, "authentication_failed", "bad token"),
     });
-    let provider = oversqlite_engine::auth::CallbackToken(|refresh: bool| {
+    let provider = oversqlite_engine::remote::auth::CallbackToken(|refresh: bool| {
         Ok(Some(if refresh { "fresh" } else { "stale" }.to_string()))
     });
     let retry = RetryPolicy::no_retry();

@@ -5,8 +5,8 @@
 use oversqlite_protocol::{Op, PushConflictDetails};
 use rusqlite::Connection;
 
-use crate::client::Ctx;
-use crate::codec::{
+use crate::sync_client::Ctx;
+use crate::values::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
 };
 use crate::conflict::{
@@ -15,9 +15,9 @@ use crate::conflict::{
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::freeze::Outbox;
 use crate::report::ChangedTables;
-use crate::rows;
-use crate::state::{self, OutboxRow};
-use crate::tx::apply_tx;
+use crate::values::rows;
+use crate::local::state::{self, OutboxRow};
+use crate::local::tx::apply_tx;
 
 /// Puts an outbox row of the refused bundle back into the dirty set. A dirty row that
 /// already exists for the key was captured after the freeze (a local write made while

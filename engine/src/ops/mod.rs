@@ -1,7 +1,7 @@
 //! The public operations, one workflow per file.
 
-pub(crate) mod ahead;
 pub mod attach;
+pub(crate) mod beside;
 pub mod conflict_apply;
 pub mod detach;
 pub mod freeze;

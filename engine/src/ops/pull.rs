@@ -10,30 +10,29 @@
 //! still fails to decode in the apply pass rolls its bundle's transaction back, so a
 //! malformed row changes nothing of its bundle.
 
-pub(crate) mod beside;
 mod page;
 mod spool;
 
 use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op};
 use rusqlite::Connection;
 
-use crate::api::Reply;
-use crate::client::{sync_status, Ctx, SyncClient};
-use crate::codec::{wire_key_to_local, wire_payload_to_row};
+use crate::remote::client::Reply;
+use crate::sync_client::{sync_status, Ctx, SyncClient};
+use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::push::check_gates;
 use crate::ops::snapshot::{rebuild_from_snapshot, OutboxMode};
 use crate::report::{ChangedTables, PullReport, RemoteOutcome};
-use crate::rows;
-use crate::state;
-use crate::tx::ImmediateTx;
-use crate::validate::{
+use crate::values::rows;
+use crate::local::state;
+use crate::local::tx::ImmediateTx;
+use crate::remote::validate::{
     validate_bundle_digest, validate_bundle_head, validate_bundle_row, validate_pull_head,
 };
 
 use crate::ops::server_row::{restore_from_server, Restored};
 use crate::report::ForeignKeyResolution;
-use beside::{apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore};
+use crate::ops::beside::{apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore};
 use page::{read_page, BundleHead, PageSink};
 use spool::Spool;
 
@@ -403,7 +402,7 @@ impl<'c> BundleTx<'c> {
             [],
         )?;
         self.tx.commit_or_explain(|conn| {
-            let found = crate::fk_check::describe_violations(conn, &ctx.config);
+            let found = crate::local::fk_check::describe_violations(conn, &ctx.config);
             Some(SyncError::new(
                 ErrorKind::ForeignKeyViolation,
                 format!(
@@ -563,8 +562,8 @@ fn decode_row<'t>(
     ctx: &'t Ctx,
     row: &BundleRow,
 ) -> Result<(
-    &'t crate::schema::ManagedTable,
-    crate::codec::LocalKey,
+    &'t crate::local::schema::ManagedTable,
+    crate::values::codec::LocalKey,
     Option<Vec<rusqlite::types::Value>>,
 )> {
     ctx.check_schema(&row.schema)?;

@@ -9,20 +9,20 @@ use oversqlite_protocol::{
     PushSessionCreateResponse,
 };
 
-use crate::api::{HttpFailure, Remote, Reply};
-use crate::client::{sync_status, Ctx, SyncClient};
-use crate::codec::{parse_object, payloads_equivalent, PayloadForm};
+use crate::remote::client::{HttpFailure, Remote, Reply};
+use crate::sync_client::{sync_status, Ctx, SyncClient};
+use crate::values::codec::{parse_object, payloads_equivalent, PayloadForm};
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::ahead::AheadSender;
+use crate::remote::ahead::AheadSender;
 use crate::ops::conflict_apply::apply_conflict;
 use crate::ops::freeze;
 use crate::ops::recovery::enter_source_recovery;
 use crate::ops::refused::{self, Refusal};
 use crate::ops::replay::replay_committed;
 use crate::report::{ChangedTables, PushOutcome, PushReport};
-use crate::state::{self, OutboxBundle, OutboxRow};
-use crate::tx::write_tx;
-use crate::validate::{validate_committed_page, CommittedMeta};
+use crate::local::state::{self, OutboxBundle, OutboxRow};
+use crate::local::tx::write_tx;
+use crate::remote::validate::{validate_committed_page, CommittedMeta};
 
 enum Step {
     NoChange,
@@ -540,7 +540,7 @@ fn commit(ctx: &Ctx, source: &str, push_id: &str, outbox: &OutboxBundle) -> Resu
             let details = f.body.and_then(|b| b.conflict).ok_or_else(|| {
                 SyncError::protocol("push_conflict response without conflict details")
             })?;
-            crate::validate::validate_conflict(&details)?;
+            crate::remote::validate::validate_conflict(&details)?;
             Ok(Upload::Conflict(details))
         }
         Reply::Failed(f) if refused::is_refusal(&f) => Ok(Upload::Refused(f)),

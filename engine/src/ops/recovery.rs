@@ -5,8 +5,8 @@ use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::push::source_recovery_error;
-use crate::state::{self, Operation};
-use crate::tx::write_tx;
+use crate::local::state::{self, Operation};
+use crate::local::tx::write_tx;
 
 /// Checks that `replacement` has a fresh source row (next id 1, not replaced).
 pub(crate) fn require_fresh_replacement(conn: &Connection, replacement: &str) -> Result<()> {

@@ -15,15 +15,15 @@
 
 use oversqlite_protocol::{codes, Op, Payload};
 
-use crate::api::Reply;
-use crate::client::Ctx;
-use crate::codec::{local_key_from_key_json, wire_payload_to_row};
+use crate::remote::client::Reply;
+use crate::sync_client::Ctx;
+use crate::values::codec::{local_key_from_key_json, wire_payload_to_row};
 use crate::error::Result;
-use crate::ops::pull::beside::{PendingRestore, RowId};
+use crate::ops::beside::{PendingRestore, RowId};
 use crate::report::{ChangedTables, ForeignKeyResolution};
-use crate::rows;
-use crate::state;
-use crate::tx::apply_tx;
+use crate::values::rows;
+use crate::local::state;
+use crate::local::tx::apply_tx;
 
 /// How a restore ended.
 pub(crate) enum Restored {
@@ -75,7 +75,7 @@ pub(crate) fn restore_from_server(
 /// payload for a DELETE), or `None` when the bundle is gone or lacks the key.
 fn find_in_bundle(ctx: &Ctx, seq: i64, id: &RowId) -> Result<Option<(i64, Option<Payload>)>> {
     let table = ctx.table(&id.0)?;
-    let wire_key = crate::ops::pull::beside::wire_key(table, &id.1)?;
+    let wire_key = crate::ops::beside::wire_key(table, &id.1)?;
     let source = state::attachment(ctx.conn)?.current_source_id;
     let mut after = None;
     loop {

@@ -15,7 +15,7 @@
 
 use rusqlite::Connection;
 
-use crate::client::{sync_status, Ctx, SyncClient};
+use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::error::{ErrorKind, Result};
 use crate::ops::pull::{pull_in, PullMode};
 use crate::ops::push::push_in;
@@ -24,7 +24,7 @@ use crate::report::{
     ChangedTables, ForeignKeyResolution, PullReport, PushOutcome, PushReport, RemoteOutcome,
     SyncReport, SyncStatus,
 };
-use crate::state::{self, SourceInfo};
+use crate::local::state::{self, SourceInfo};
 
 /// Push/pull rounds of one `sync()`. The first sends what was pending at the call;
 /// the others send what the app wrote while it ran (and rows a foreign-key race

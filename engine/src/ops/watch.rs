@@ -15,11 +15,12 @@ use oversqlite_protocol::FEATURE_BUNDLE_CHANGE_WATCH;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::api::{HttpFailure, Remote, Requests};
-use crate::client::SyncClient;
+use crate::remote::client::{HttpFailure, Remote};
+use crate::remote::requests::Requests;
+use crate::sync_client::SyncClient;
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::report::ChangedTables;
-use crate::sse::SseParser;
+use crate::remote::sse::SseParser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,10 +90,10 @@ fn spawn_reader(mut body: Box<dyn BufRead + Send>) -> mpsc::Receiver<Line> {
         let mut line = String::new();
         loop {
             line.clear();
-            match crate::sse::read_line_bounded(
+            match crate::remote::sse::read_line_bounded(
                 &mut *body,
                 &mut line,
-                crate::sse::MAX_SSE_LINE_BYTES,
+                crate::remote::sse::MAX_SSE_LINE_BYTES,
             ) {
                 Ok(0) => return,
                 Ok(_) => {
@@ -115,7 +116,7 @@ impl SyncClient {
     /// Whether the server offers the watch stream (`features.bundle_change_watch`, strictly true).
     pub fn bundle_change_watch_supported(&mut self, conn: &Connection) -> Result<bool> {
         let ctx = self.begin_read_only(conn)?;
-        let source = crate::state::attachment(conn)?.current_source_id;
+        let source = crate::local::state::attachment(conn)?.current_source_id;
         let caps = ctx
             .remote
             .capabilities(&source)?

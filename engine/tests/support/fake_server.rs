@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use oversqlite_engine::transport::{HttpRequest, ScriptedResponse, ScriptedTransport};
+use oversqlite_engine::remote::transport::{HttpRequest, ScriptedResponse, ScriptedTransport};
 use oversqlite_protocol::{bundle_hash, BundleRow, PushChunkRequest, PushRequestRow};
 use serde_json::{json, Value};
 

@@ -348,7 +348,7 @@ pub fn client_for(server: &fake_server::FakeServer) -> oversqlite_engine::SyncCl
     let mut c = oversqlite_engine::SyncClient::with_transport(std::sync::Arc::new(
         server.transport.clone(),
     ));
-    c.settings.retry = oversqlite_engine::transport::RetryPolicy::no_retry();
+    c.settings.retry = oversqlite_engine::remote::transport::RetryPolicy::no_retry();
     c.settings.committed_not_found_backoff = vec![std::time::Duration::ZERO; 5];
     c
 }

@@ -1,6 +1,6 @@
 //! Fake-server scripts named by the push / runtime-state fixtures (§11.5, §11.9).
 
-use oversqlite_engine::transport::ScriptedResponse;
+use oversqlite_engine::remote::transport::ScriptedResponse;
 use oversqlite_protocol::{bundle_hash, BundleRow};
 use serde_json::{json, Value};
 

@@ -11,7 +11,7 @@
 //! `OVERSQLITE_TOKEN` cannot change by itself, so its 401 stands.
 use std::sync::Mutex;
 
-use oversqlite_engine::auth::{EnvToken, SharedToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
+use oversqlite_engine::remote::auth::{EnvToken, SharedToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
 use oversqlite_engine::{ErrorKind, Result, SyncError};
 use rusqlite::Connection;
 

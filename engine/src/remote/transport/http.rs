@@ -1,13 +1,5 @@
-//! HTTP abstraction: the engine builds `HttpRequest`s and hands them to a
-//! `Transport`. Production uses `UreqTransport`; tests use `ScriptedTransport`.
-
-mod retry;
-mod scripted;
-mod ureq_transport;
-
-pub use retry::{send_to_with_retry, send_with_retry, RetryPolicy};
-pub use scripted::{RecordedRequest, ScriptedResponse, ScriptedTransport};
-pub use ureq_transport::{UreqTransport, UreqTransportConfig};
+//! The HTTP vocabulary shared by every transport: requests, responses, the
+//! `Transport` trait, URL redaction and percent-encoding.
 
 use std::io::{BufRead, Write};
 

@@ -5,7 +5,7 @@
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use super::{HttpRequest, HttpResponse, ResponseHead, StreamResponse, Transport, TransportError};
+use super::http::{HttpRequest, HttpResponse, ResponseHead, StreamResponse, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct UreqTransportConfig {
@@ -72,7 +72,7 @@ impl UreqTransport {
             .map_err(|e| TransportError {
                 message: format!(
                     "invalid request for {}: {e}",
-                    super::redact_url(&request.url)
+                    super::http::redact_url(&request.url)
                 ),
             })
     }
@@ -98,7 +98,7 @@ fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
 
 fn transport_error(url: &str, e: ureq::Error) -> TransportError {
     TransportError {
-        message: format!("request to {} failed: {e}", super::redact_url(url)),
+        message: format!("request to {} failed: {e}", super::http::redact_url(url)),
     }
 }
 
@@ -152,7 +152,7 @@ impl Transport for UreqTransport {
         std::io::copy(&mut reader, sink).map_err(|e| TransportError {
             message: format!(
                 "reading the response of {} failed: {e}",
-                super::redact_url(&request.url)
+                super::http::redact_url(&request.url)
             ),
         })?;
         Ok(head)

@@ -5,7 +5,7 @@ use std::io::{BufRead, Cursor, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{HttpRequest, HttpResponse, StreamResponse, Transport, TransportError};
+use super::http::{HttpRequest, HttpResponse, StreamResponse, Transport, TransportError};
 
 /// What the script answers for one request.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Result, SyncError};
-use crate::rfc3339;
-use crate::schema::{ColumnKind, KeyKind, ManagedTable};
+use crate::values::rfc3339;
+use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
 
 // ---------- hex / uuid helpers ----------
 

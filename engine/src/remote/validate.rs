@@ -8,7 +8,7 @@ use oversqlite_protocol::{
 };
 
 use crate::error::{Result, SyncError};
-use crate::rfc3339;
+use crate::values::rfc3339;
 
 pub const HIDDEN_SCOPE_COLUMN: &str = "_sync_scope_id";
 

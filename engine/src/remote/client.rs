@@ -1,238 +1,22 @@
-//! The client side of the HTTP routes (§2): request builders (pure, fixture-tested)
-//! and `Remote`, which authenticates, retries, and decodes responses.
+//! `Remote`, the HTTP client of one operation: it authenticates every request (the
+//! only place tokens are asked for, and the only place a 401 is answered by asking
+//! the provider once for a fresh token, streams included), retries transient
+//! failures, and decodes answers into [`Reply`].
 
 use oversqlite_protocol::{
-    CapabilitiesResponse, CommittedBundleRowsResponse, ConnectRequest, ConnectResponse, ErrorBody,
+    CapabilitiesResponse, CommittedBundleRowsResponse, ConnectResponse, ErrorBody,
     PushChunkRequest, PushCommitResponse, PushSessionCreateRequest, PushSessionCreateResponse,
     SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use crate::auth::TokenProvider;
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::transport::{
-    percent_encode, send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead,
-    RetryPolicy, StreamResponse, Transport,
+use crate::remote::auth::TokenProvider;
+use crate::remote::requests::Requests;
+use crate::remote::transport::{
+    send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead, RetryPolicy,
+    StreamResponse, Transport, TransportError,
 };
-
-pub const SOURCE_HEADER: &str = "Oversync-Source-ID";
-
-/// Builds requests against a base URL whose path prefix is preserved
-/// (`https://h/api/v1/` → `https://h/api/v1/sync/...`). Requests carry the source
-/// header; the `Authorization` header is added by [`Remote`] at send time.
-#[derive(Debug, Clone)]
-pub struct Requests {
-    base: String,
-}
-
-fn json_body<T: Serialize>(v: &T) -> Option<Vec<u8>> {
-    Some(serde_json::to_vec(v).expect("wire types serialise"))
-}
-
-impl Requests {
-    pub fn new(base_url: &str) -> Self {
-        Requests {
-            base: base_url.trim().trim_end_matches('/').to_string(),
-        }
-    }
-
-    fn req(
-        &self,
-        method: &'static str,
-        path: &str,
-        query: &[(&str, String)],
-        source_id: &str,
-        body: Option<Vec<u8>>,
-    ) -> HttpRequest {
-        let mut url = format!("{}{}", self.base, path);
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&percent_encode(v));
-        }
-        HttpRequest {
-            method,
-            url,
-            headers: vec![(SOURCE_HEADER.to_string(), source_id.to_string())],
-            body,
-        }
-    }
-
-    pub fn capabilities(&self, source_id: &str) -> HttpRequest {
-        self.req("GET", "/sync/capabilities", &[], source_id, None)
-    }
-
-    pub fn connect(&self, source_id: &str, has_local_pending_rows: bool) -> HttpRequest {
-        self.req(
-            "POST",
-            "/sync/connect",
-            &[],
-            source_id,
-            json_body(&ConnectRequest {
-                has_local_pending_rows,
-            }),
-        )
-    }
-
-    /// `target_bundle_seq` is sent only when positive (the first page omits it).
-    pub fn pull(
-        &self,
-        source_id: &str,
-        after_bundle_seq: i64,
-        max_bundles: i64,
-        target_bundle_seq: i64,
-    ) -> HttpRequest {
-        let mut q = vec![
-            ("after_bundle_seq", after_bundle_seq.to_string()),
-            ("max_bundles", max_bundles.to_string()),
-        ];
-        if target_bundle_seq > 0 {
-            q.push(("target_bundle_seq", target_bundle_seq.to_string()));
-        }
-        self.req("GET", "/sync/pull", &q, source_id, None)
-    }
-
-    pub fn push_session_create(
-        &self,
-        source_id: &str,
-        body: &PushSessionCreateRequest,
-    ) -> HttpRequest {
-        self.req(
-            "POST",
-            "/sync/push-sessions",
-            &[],
-            source_id,
-            json_body(body),
-        )
-    }
-
-    pub fn push_session_chunk(
-        &self,
-        source_id: &str,
-        push_id: &str,
-        body: &PushChunkRequest,
-    ) -> HttpRequest {
-        let body = serde_json::to_vec(body).expect("wire types serialise");
-        self.push_session_chunk_body(source_id, push_id, body)
-    }
-
-    /// The same route with a body already serialised (the engine writes chunk bodies
-    /// straight from the stored outbox texts).
-    pub fn push_session_chunk_body(
-        &self,
-        source_id: &str,
-        push_id: &str,
-        body: Vec<u8>,
-    ) -> HttpRequest {
-        self.req(
-            "POST",
-            &format!("/sync/push-sessions/{}/chunks", percent_encode(push_id)),
-            &[],
-            source_id,
-            Some(body),
-        )
-    }
-
-    pub fn push_session_commit(&self, source_id: &str, push_id: &str) -> HttpRequest {
-        self.req(
-            "POST",
-            &format!("/sync/push-sessions/{}/commit", percent_encode(push_id)),
-            &[],
-            source_id,
-            None,
-        )
-    }
-
-    pub fn push_session_delete(&self, source_id: &str, push_id: &str) -> HttpRequest {
-        self.req(
-            "DELETE",
-            &format!("/sync/push-sessions/{}", percent_encode(push_id)),
-            &[],
-            source_id,
-            None,
-        )
-    }
-
-    /// The first page omits `after_row_ordinal` (ordinals are 0-based, §2.7).
-    pub fn committed_rows(
-        &self,
-        source_id: &str,
-        bundle_seq: i64,
-        after_row_ordinal: Option<i64>,
-        max_rows: i64,
-    ) -> HttpRequest {
-        let mut q = Vec::new();
-        if let Some(a) = after_row_ordinal {
-            q.push(("after_row_ordinal", a.to_string()));
-        }
-        q.push(("max_rows", max_rows.to_string()));
-        self.req(
-            "GET",
-            &format!("/sync/committed-bundles/{bundle_seq}/rows"),
-            &q,
-            source_id,
-            None,
-        )
-    }
-
-    /// A plain (keep-source) snapshot request has no body; a rotated one carries
-    /// `source_replacement` while the header still names the previous source.
-    pub fn snapshot_session_create(
-        &self,
-        source_id: &str,
-        body: Option<&SnapshotSessionCreateRequest>,
-    ) -> HttpRequest {
-        self.req(
-            "POST",
-            "/sync/snapshot-sessions",
-            &[],
-            source_id,
-            body.and_then(json_body),
-        )
-    }
-
-    pub fn snapshot_chunk(
-        &self,
-        source_id: &str,
-        snapshot_id: &str,
-        after_row_ordinal: i64,
-        max_rows: i64,
-    ) -> HttpRequest {
-        let q = [
-            ("after_row_ordinal", after_row_ordinal.to_string()),
-            ("max_rows", max_rows.to_string()),
-        ];
-        self.req(
-            "GET",
-            &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)),
-            &q,
-            source_id,
-            None,
-        )
-    }
-
-    pub fn snapshot_session_delete(&self, source_id: &str, snapshot_id: &str) -> HttpRequest {
-        self.req(
-            "DELETE",
-            &format!("/sync/snapshot-sessions/{}", percent_encode(snapshot_id)),
-            &[],
-            source_id,
-            None,
-        )
-    }
-
-    pub fn watch(&self, source_id: &str, after_bundle_seq: i64) -> HttpRequest {
-        self.req(
-            "GET",
-            "/sync/watch",
-            &[("after_bundle_seq", after_bundle_seq.to_string())],
-            source_id,
-            None,
-        )
-    }
-}
 
 /// A non-success HTTP answer, with the decoded error envelope when there was one.
 #[derive(Debug, Clone)]
@@ -322,17 +106,30 @@ impl<'a> Remote<'a> {
         req
     }
 
-    /// Sends with the current token; after a 401 asks the provider once for a fresh one.
-    pub fn send_raw(&self, req: HttpRequest, what: &str) -> Result<HttpResponse> {
-        let first = self.authorize(req, self.tokens.token()?);
-        let resp = self.send_once(&first, what)?;
-        if resp.status != 401 {
-            return Ok(resp);
+    /// The one answer to a 401: when `sent` (the answer to `req`) is a 401, asks the
+    /// provider once for a fresh token and, if it gives one, sends `req` again with it
+    /// through `send`; otherwise `sent` stands.
+    fn after_unauthorized<R>(
+        &self,
+        req: HttpRequest,
+        sent: R,
+        status: impl Fn(&R) -> u16,
+        send: impl FnOnce(&HttpRequest) -> Result<R>,
+    ) -> Result<R> {
+        if status(&sent) != 401 {
+            return Ok(sent);
         }
         match self.tokens.token_after_unauthorized()? {
-            Some(fresh) => self.send_once(&self.authorize(first, Some(fresh)), what),
-            None => Ok(resp),
+            Some(fresh) => send(&self.authorize(req, Some(fresh))),
+            None => Ok(sent),
         }
+    }
+
+    /// Sends with the current token; after a 401 asks the provider once for a fresh one.
+    pub fn send_raw(&self, req: HttpRequest, what: &str) -> Result<HttpResponse> {
+        let first = self.authorized(req)?;
+        let resp = self.send_once(&first, what)?;
+        self.after_unauthorized(first, resp, |r| r.status, |r| self.send_once(r, what))
     }
 
     fn send_once(&self, req: &HttpRequest, what: &str) -> Result<HttpResponse> {
@@ -343,12 +140,7 @@ impl<'a> Remote<'a> {
     /// Sends and decodes a 2xx JSON body into `T`; other statuses become `Reply::Failed`.
     pub fn call<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<Reply<T>> {
         let resp = self.send_raw(req, what)?;
-        if !(200..300).contains(&resp.status) {
-            return Ok(Reply::Failed(decode_failure(&resp)));
-        }
-        serde_json::from_slice::<T>(&resp.body)
-            .map(Reply::Ok)
-            .map_err(|e| SyncError::protocol(format!("{what}: malformed response body: {e}")))
+        decode_reply(&resp, what)
     }
 
     /// Best-effort DELETE (session cleanup): failures are ignored by design (§2.6, §2.11).
@@ -356,11 +148,16 @@ impl<'a> Remote<'a> {
         let _ = self.send_raw(req, "session cleanup");
     }
 
+    /// Opens a streaming response (the watch), with the same 401 rule as every call.
     pub fn open_stream(&self, req: HttpRequest, what: &str) -> Result<StreamResponse> {
-        let req = self.authorize(req, self.tokens.token()?);
-        self.transport
-            .open_stream(&req)
-            .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+        let open = |r: &HttpRequest| {
+            self.transport
+                .open_stream(r)
+                .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+        };
+        let first = self.authorized(req)?;
+        let stream = open(&first)?;
+        self.after_unauthorized(first, stream, |s| s.status, open)
     }
 
     pub fn capabilities(&self, source: &str) -> Result<Reply<CapabilitiesResponse>> {
@@ -384,13 +181,10 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<()>> {
         let what = "pull request";
         let req = self.requests.pull(source, after, max, target);
-        let first = self.authorize(req, self.tokens.token()?);
-        let mut head = self.send_to_file_once(&first, what, file)?;
-        if head.status == 401 {
-            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
-                head = self.send_to_file_once(&self.authorize(first, Some(fresh)), what, file)?;
-            }
-        }
+        let first = self.authorized(req)?;
+        let head = self.send_to_file_once(&first, what, file)?;
+        let head =
+            self.after_unauthorized(first, head, |h| h.status, |r| self.send_to_file_once(r, what, file))?;
         if (200..300).contains(&head.status) {
             return Ok(Reply::Ok(()));
         }
@@ -490,17 +284,13 @@ impl<'a> Remote<'a> {
     pub fn finish<T: DeserializeOwned>(
         &self,
         req: HttpRequest,
-        sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
+        sent: std::result::Result<HttpResponse, TransportError>,
         what: &str,
     ) -> Result<Reply<T>> {
-        let mut resp = sent.map_err(|e| {
+        let resp = sent.map_err(|e| {
             SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
         })?;
-        if resp.status == 401 {
-            if let Some(fresh) = self.tokens.token_after_unauthorized()? {
-                resp = self.send_once(&self.authorize(req, Some(fresh)), what)?;
-            }
-        }
+        let resp = self.after_unauthorized(req, resp, |r| r.status, |r| self.send_once(r, what))?;
         decode_reply(&resp, what)
     }
 
@@ -509,7 +299,7 @@ impl<'a> Remote<'a> {
     pub fn snapshot_chunk_reply(
         &self,
         req: HttpRequest,
-        sent: std::result::Result<HttpResponse, crate::transport::TransportError>,
+        sent: std::result::Result<HttpResponse, TransportError>,
     ) -> Result<Reply<SnapshotChunkResponse>> {
         self.finish(req, sent, "snapshot chunk fetch")
     }
@@ -521,7 +311,7 @@ pub fn send_prepared(
     transport: &dyn Transport,
     retry: &RetryPolicy,
     req: &HttpRequest,
-) -> std::result::Result<HttpResponse, crate::transport::TransportError> {
+) -> std::result::Result<HttpResponse, TransportError> {
     send_with_retry(transport, retry, req)
 }
 

@@ -8,15 +8,15 @@
 //! the 401 refresh and decoding stay with the caller ([`Remote::authorized`],
 //! [`Remote::finish`]).
 //!
-//! [`Remote::authorized`]: crate::api::Remote::authorized
-//! [`Remote::finish`]: crate::api::Remote::finish
+//! [`Remote::authorized`]: crate::remote::client::Remote::authorized
+//! [`Remote::finish`]: crate::remote::client::Remote::finish
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
-use crate::api::{send_prepared, Remote};
+use crate::remote::client::{send_prepared, Remote};
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::transport::{HttpRequest, HttpResponse, TransportError};
+use crate::remote::transport::{HttpRequest, HttpResponse, TransportError};
 
 /// A request and what sending it produced.
 pub(crate) type Sent = (

@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use crate::schema::Config;
+use crate::local::schema::Config;
 
 /// At most this many violations are named in one message.
 const NAMED: usize = 5;

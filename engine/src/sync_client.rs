@@ -10,15 +10,16 @@ use oversqlite_protocol::BundleLimits;
 
 use rusqlite::Connection;
 
-use crate::api::{Remote, Requests};
-use crate::auth::{NoToken, TokenProvider};
+use crate::remote::client::Remote;
+use crate::remote::requests::Requests;
+use crate::remote::auth::{NoToken, TokenProvider};
 use crate::conflict::{ConflictResolver, ServerWins};
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::lock::OperationLock;
+use crate::local::lock::OperationLock;
 use crate::report::{Authority, PendingStatus, SyncStatus};
-use crate::schema::Config;
-use crate::state;
-use crate::transport::{RetryPolicy, Transport, UreqTransport};
+use crate::local::schema::Config;
+use crate::local::state;
+use crate::remote::transport::{RetryPolicy, Transport, UreqTransport};
 
 /// Tunables. Defaults follow the reference client (§7.4, §7.6, §7.7, §7.11).
 #[derive(Debug, Clone)]
@@ -209,7 +210,7 @@ impl Ctx<'_> {
             .map(|a| a.current_source_id)
             .unwrap_or_default();
         match self.remote.capabilities(&source) {
-            Ok(crate::api::Reply::Ok(caps)) => self
+            Ok(crate::remote::client::Reply::Ok(caps)) => self
                 .limits
                 .get_or_init(|| caps.bundle_limits.unwrap_or_default())
                 .clone(),
@@ -252,7 +253,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn table(&self, name: &str) -> Result<&crate::schema::ManagedTable> {
+    pub fn table(&self, name: &str) -> Result<&crate::local::schema::ManagedTable> {
         self.config.table(name).ok_or_else(|| {
             SyncError::protocol(format!(
                 "table {name:?} is not a managed table of this database"

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::time::Duration;
 
-use super::{HttpRequest, HttpResponse, ResponseHead, Transport, TransportError};
+use super::http::{HttpRequest, HttpResponse, ResponseHead, Transport, TransportError};
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

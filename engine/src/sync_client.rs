@@ -10,16 +10,16 @@ use oversqlite_protocol::BundleLimits;
 
 use rusqlite::Connection;
 
-use crate::remote::client::Remote;
-use crate::remote::requests::Requests;
-use crate::remote::auth::{NoToken, TokenProvider};
 use crate::conflict::{ConflictResolver, ServerWins};
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::local::lock::OperationLock;
-use crate::report::{Authority, PendingStatus, SyncStatus};
 use crate::local::schema::Config;
 use crate::local::state;
+use crate::remote::auth::{NoToken, TokenProvider};
+use crate::remote::client::Remote;
+use crate::remote::requests::Requests;
 use crate::remote::transport::{RetryPolicy, Transport, UreqTransport};
+use crate::report::{Authority, PendingStatus, SyncStatus};
 
 /// Tunables. Defaults follow the reference client (§7.4, §7.6, §7.7, §7.11).
 #[derive(Debug, Clone)]

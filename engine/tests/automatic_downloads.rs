@@ -241,7 +241,8 @@ fn automatic_downloads_fixture() {
                 conn.busy_timeout(Duration::from_secs(5))
                     .map_err(oversqlite_engine::SyncError::from)?;
                 let mut client = SyncClient::with_transport(worker_transport);
-                client.settings.retry = oversqlite_engine::remote::transport::RetryPolicy::no_retry();
+                client.settings.retry =
+                    oversqlite_engine::remote::transport::RetryPolicy::no_retry();
                 Ok((conn, client))
             },
             "user-1",

@@ -78,16 +78,20 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
     let db = support::TestDb::new();
     let path = db.path.clone();
     let server = FakeServer::new(move |st, req| match route(req).0 {
-        "pull" => Some(oversqlite_engine::remote::transport::ScriptedResponse::error(
-            409,
-            "history_pruned",
-            "pruned",
-        )),
+        "pull" => Some(
+            oversqlite_engine::remote::transport::ScriptedResponse::error(
+                409,
+                "history_pruned",
+                "pruned",
+            ),
+        ),
         "snapshot_create" => {
             st.snapshot_creates.push(serde_json::Value::Null);
-            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(json!({
+            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(
+                json!({
                 "snapshot_id":"snap-1","snapshot_bundle_seq":7,"row_count":1,"byte_count":10,
-                "expires_at":"2099-01-01T00:00:00Z"})))
+                "expires_at":"2099-01-01T00:00:00Z"}),
+            ))
         }
         "snapshot_chunk" => {
             // The last chunk is served after the drained check: another connection
@@ -99,11 +103,13 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
                     [],
                 )
                 .unwrap();
-            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(json!({
+            Some(oversqlite_engine::remote::transport::ScriptedResponse::ok(
+                json!({
                 "snapshot_id":"snap-1","snapshot_bundle_seq":7,
                 "rows":[{"schema":"main","table":"users","key":{"id":"u1"},"row_version":7,
                          "payload":{"id":"u1","name":"from snapshot"}}],
-                "next_row_ordinal":1,"has_more":false})))
+                "next_row_ordinal":1,"has_more":false}),
+            ))
         }
         _ => None,
     });

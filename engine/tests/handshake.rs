@@ -3,8 +3,8 @@
 
 mod support;
 
-use oversqlite_engine::report::AttachOutcome;
 use oversqlite_engine::remote::transport::ScriptedResponse;
+use oversqlite_engine::report::AttachOutcome;
 use serde_json::Value;
 use support::fake_server::{route, FakeServer};
 

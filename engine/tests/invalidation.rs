@@ -3,8 +3,8 @@
 
 mod support;
 
-use oversqlite_engine::report::ChangedTables;
 use oversqlite_engine::remote::transport::ScriptedResponse;
+use oversqlite_engine::report::ChangedTables;
 use oversqlite_engine::SyncClient;
 use serde_json::json;
 use support::fake_server::{route, FakeServer};

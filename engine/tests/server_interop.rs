@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oversqlite_engine::remote::auth::SharedToken;
-use oversqlite_engine::report::{AttachOutcome, PushOutcome, RemoteOutcome};
 use oversqlite_engine::remote::transport::UreqTransport;
+use oversqlite_engine::report::{AttachOutcome, PushOutcome, RemoteOutcome};
 use oversqlite_engine::{AutoDownloadConfig, AutomaticDownloads, SyncClient};
 use rusqlite::Connection;
 use serde_json::json;

@@ -5,9 +5,11 @@ mod support;
 
 use std::sync::Arc;
 
-use oversqlite_engine::remote::{client::Remote, requests::Requests};
 use oversqlite_engine::remote::auth::SharedToken;
-use oversqlite_engine::remote::transport::{HttpRequest, RetryPolicy, ScriptedResponse, ScriptedTransport};
+use oversqlite_engine::remote::transport::{
+    HttpRequest, RetryPolicy, ScriptedResponse, ScriptedTransport,
+};
+use oversqlite_engine::remote::{client::Remote, requests::Requests};
 use oversqlite_protocol::{
     PushChunkRequest, PushRequestRow, PushSessionCreateRequest, SnapshotSessionCreateRequest,
     SourceReplacement,

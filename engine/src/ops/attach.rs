@@ -5,13 +5,13 @@
 use oversqlite_protocol::{ConnectResolution, FEATURE_CONNECT_LIFECYCLE};
 use rusqlite::Connection;
 
-use crate::remote::client::Reply;
-use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::snapshot::{final_apply, stage_snapshot, staged_count, OutboxMode};
-use crate::report::{AttachOutcome, AttachReport, ChangedTables, Restore};
 use crate::local::state::{self, Operation};
 use crate::local::tx::write_tx;
+use crate::ops::snapshot::{final_apply, stage_snapshot, staged_count, OutboxMode};
+use crate::remote::client::Reply;
+use crate::report::{AttachOutcome, AttachReport, ChangedTables, Restore};
+use crate::sync_client::{sync_status, Ctx, SyncClient};
 
 impl SyncClient {
     pub fn attach(&mut self, conn: &Connection, user_id: &str) -> Result<AttachReport> {

@@ -27,16 +27,16 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
+use crate::conflict::{ConflictContext, ForeignKeyContext, ForeignKeyRace, Resolution};
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::schema::{ColumnKind, ManagedTable};
+use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
 use crate::sync_client::Ctx;
 use crate::values::codec::{
     hex_encode, local_key_from_key_json, local_key_to_wire, local_payload_to_wire,
     parse_canonical_uuid, parse_object, wire_payload_to_row, LocalKey,
 };
-use crate::conflict::{ConflictContext, ForeignKeyContext, ForeignKeyRace, Resolution};
-use crate::error::{ErrorKind, Result, SyncError};
-use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
 use crate::values::rows;
-use crate::local::schema::{ColumnKind, ManagedTable};
 
 /// `(table, key_json)`.
 pub(crate) type RowId = (String, String);

@@ -5,19 +5,19 @@
 use oversqlite_protocol::{Op, PushConflictDetails};
 use rusqlite::Connection;
 
-use crate::sync_client::Ctx;
-use crate::values::codec::{
-    local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
-};
 use crate::conflict::{
     plan, Authoritative, ConflictContext, ConflictPlan, RowAction, RowStateAction,
 };
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::freeze::Outbox;
-use crate::report::ChangedTables;
-use crate::values::rows;
 use crate::local::state::{self, OutboxRow};
 use crate::local::tx::apply_tx;
+use crate::ops::freeze::Outbox;
+use crate::report::ChangedTables;
+use crate::sync_client::Ctx;
+use crate::values::codec::{
+    local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
+};
+use crate::values::rows;
 
 /// Puts an outbox row of the refused bundle back into the dirty set. A dirty row that
 /// already exists for the key was captured after the freeze (a local write made while

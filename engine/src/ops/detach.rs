@@ -4,13 +4,13 @@
 
 use rusqlite::{params, Connection};
 
-use crate::sync_client::{Ctx, SyncClient};
 use crate::error::Result;
-use crate::ops::snapshot::managed_table_names;
-use crate::report::{ChangedTables, DetachOutcome, DetachReport, SyncThenDetachReport};
-use crate::values::rows::quote_ident;
 use crate::local::state;
 use crate::local::tx::{apply_tx, write_tx};
+use crate::ops::snapshot::managed_table_names;
+use crate::report::{ChangedTables, DetachOutcome, DetachReport, SyncThenDetachReport};
+use crate::sync_client::{Ctx, SyncClient};
+use crate::values::rows::quote_ident;
 
 impl SyncClient {
     pub fn detach(&mut self, conn: &Connection) -> Result<DetachReport> {

@@ -10,14 +10,14 @@ use oversqlite_protocol::{canonical_json, Op, Payload, PushRequestRow, RequestHa
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
-use crate::sync_client::Ctx;
-use crate::values::codec::{
-    local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
-};
 use crate::error::{Result, SyncError};
 use crate::local::schema::ManagedTable;
 use crate::local::state::{self, outbox_row_of, OutboxBundle, OutboxRow, OUTBOX_COLUMNS};
 use crate::local::tx::write_tx;
+use crate::sync_client::Ctx;
+use crate::values::codec::{
+    local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
+};
 
 /// A fully loaded outbox: the singleton, its rows, and the push rows built from them.
 /// Only the conflict path needs every row at once (it requeues the whole bundle and

@@ -2,9 +2,11 @@
 
 pub mod attach;
 pub(crate) mod beside;
+pub(crate) mod committed;
 pub mod conflict_apply;
 pub mod detach;
 pub mod freeze;
+pub(crate) mod gates;
 pub mod pull;
 pub mod push;
 pub mod recovery;

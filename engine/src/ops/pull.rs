@@ -16,23 +16,25 @@ mod spool;
 use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op};
 use rusqlite::Connection;
 
-use crate::remote::client::Reply;
-use crate::sync_client::{sync_status, Ctx, SyncClient};
-use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::push::check_gates;
-use crate::ops::snapshot::{rebuild_from_snapshot, OutboxMode};
-use crate::report::{ChangedTables, PullReport, RemoteOutcome};
-use crate::values::rows;
 use crate::local::state;
 use crate::local::tx::ImmediateTx;
+use crate::ops::gates::{check_gates, require_drained};
+use crate::ops::snapshot::{rebuild_from_snapshot, OutboxMode};
+use crate::remote::client::Reply;
 use crate::remote::validate::{
     validate_bundle_digest, validate_bundle_head, validate_bundle_row, validate_pull_head,
 };
+use crate::report::{ChangedTables, PullReport, RemoteOutcome};
+use crate::sync_client::{sync_status, Ctx, SyncClient};
+use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
+use crate::values::rows;
 
+use crate::ops::beside::{
+    apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore,
+};
 use crate::ops::server_row::{restore_from_server, Restored};
 use crate::report::ForeignKeyResolution;
-use crate::ops::beside::{apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore};
 use page::{read_page, BundleHead, PageSink};
 use spool::Spool;
 
@@ -59,21 +61,6 @@ impl SyncClient {
         let mut changed = ChangedTables::new();
         pull_in(&ctx, &att.attached_user_id, &mut changed, PullMode::Drained)
     }
-}
-
-/// Refuses to download over unsent local intent (§7.6 preconditions).
-pub(crate) fn require_drained(ctx: &Ctx) -> Result<()> {
-    if state::outbox_row_count(ctx.conn)? > 0 {
-        return Err(SyncError::new(ErrorKind::PendingLocalChanges, "a pushed bundle still awaits replay (pending push replay); call oversqlite_push_pending() or oversqlite_sync()"));
-    }
-    let dirty = state::dirty_count(ctx.conn)?;
-    if dirty > 0 {
-        return Err(SyncError::new(
-            ErrorKind::PendingLocalChanges,
-            format!("cannot pull while {dirty} local changes are unsent; call oversqlite_sync(), which sends them and then pulls beside any written meanwhile"),
-        ));
-    }
-    Ok(())
 }
 
 fn snapshot_report(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<PullReport> {

@@ -17,17 +17,17 @@ use rusqlite::params;
 
 use oversqlite_protocol::{PushSessionCreateRequest, PushSessionCreateResponse};
 
-use crate::remote::client::{HttpFailure, Reply};
-use crate::sync_client::Ctx;
-use crate::values::codec::local_key_from_key_json;
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::beside::{race, wire_key, PendingRestore, RowId};
-use crate::ops::push::push_failure;
-use crate::ops::server_row::restore_from_server;
-use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
-use crate::values::rows;
 use crate::local::state::{self, OutboxBundle};
 use crate::local::tx::apply_tx;
+use crate::ops::beside::{race, wire_key, PendingRestore, RowId};
+use crate::ops::recovery::push_failure;
+use crate::ops::server_row::restore_from_server;
+use crate::remote::client::{HttpFailure, Reply};
+use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
+use crate::sync_client::Ctx;
+use crate::values::codec::local_key_from_key_json;
+use crate::values::rows;
 
 /// What the server said when it refused, kept for the final message.
 #[derive(Debug, Clone)]

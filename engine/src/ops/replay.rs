@@ -21,20 +21,20 @@ use oversqlite_core::sql_text::row_expr;
 use oversqlite_protocol::Op;
 use rusqlite::{params, Connection};
 
+use crate::error::{Result, SyncError};
+use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
+use crate::local::state::{self, OutboxBundle, OutboxRow};
+use crate::local::tx::apply_tx;
+use crate::ops::committed::CommittedRows;
+use crate::ops::freeze::{self, row_op};
+use crate::remote::validate::CommittedMeta;
+use crate::report::ChangedTables;
 use crate::sync_client::Ctx;
 use crate::values::codec::{
     local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, LocalKey,
     PayloadForm,
 };
-use crate::error::{Result, SyncError};
-use crate::ops::freeze::{self, row_op};
-use crate::ops::push::CommittedRows;
-use crate::report::ChangedTables;
 use crate::values::rows::{self, quote_ident};
-use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
-use crate::local::state::{self, OutboxBundle, OutboxRow};
-use crate::local::tx::apply_tx;
-use crate::remote::validate::CommittedMeta;
 
 /// Rows read per step of the plan pass's per-row fallback.
 const PAGE_ROWS: usize = 1000;

@@ -15,15 +15,15 @@
 
 use oversqlite_protocol::{codes, Op, Payload};
 
-use crate::remote::client::Reply;
-use crate::sync_client::Ctx;
-use crate::values::codec::{local_key_from_key_json, wire_payload_to_row};
 use crate::error::Result;
-use crate::ops::beside::{PendingRestore, RowId};
-use crate::report::{ChangedTables, ForeignKeyResolution};
-use crate::values::rows;
 use crate::local::state;
 use crate::local::tx::apply_tx;
+use crate::ops::beside::{PendingRestore, RowId};
+use crate::remote::client::Reply;
+use crate::report::{ChangedTables, ForeignKeyResolution};
+use crate::sync_client::Ctx;
+use crate::values::codec::{local_key_from_key_json, wire_payload_to_row};
+use crate::values::rows;
 
 /// How a restore ended.
 pub(crate) enum Restored {

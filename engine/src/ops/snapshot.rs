@@ -9,22 +9,22 @@ use oversqlite_protocol::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::schema::ManagedTable;
+use crate::local::state;
+use crate::local::tx::{apply_tx, write_tx};
+use crate::ops::gates::require_drained;
+use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
 use crate::remote::client::{send_prepared, Reply};
+use crate::remote::transport::HttpRequest;
+use crate::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
+use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::values::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
     wire_payload_to_row,
 };
-use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::pull::require_drained;
-use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
-use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
 use crate::values::rows::{self, quote_ident};
-use crate::local::schema::ManagedTable;
-use crate::local::state;
-use crate::remote::transport::HttpRequest;
-use crate::local::tx::{apply_tx, write_tx};
-use crate::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxMode {

@@ -15,8 +15,8 @@
 
 use rusqlite::Connection;
 
-use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::error::{ErrorKind, Result};
+use crate::local::state::{self, SourceInfo};
 use crate::ops::pull::{pull_in, PullMode};
 use crate::ops::push::push_in;
 use crate::ops::refused::{probe_after_5xx, sweep_orphans, unsettled, Probe};
@@ -24,7 +24,7 @@ use crate::report::{
     ChangedTables, ForeignKeyResolution, PullReport, PushOutcome, PushReport, RemoteOutcome,
     SyncReport, SyncStatus,
 };
-use crate::local::state::{self, SourceInfo};
+use crate::sync_client::{sync_status, Ctx, SyncClient};
 
 /// Push/pull rounds of one `sync()`. The first sends what was pending at the call;
 /// the others send what the app wrote while it ran (and rows a foreign-key race

@@ -15,12 +15,12 @@ use oversqlite_protocol::FEATURE_BUNDLE_CHANGE_WATCH;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::error::{ErrorKind, Result, SyncError};
 use crate::remote::client::{HttpFailure, Remote};
 use crate::remote::requests::Requests;
-use crate::sync_client::SyncClient;
-use crate::error::{ErrorKind, Result, SyncError};
-use crate::report::ChangedTables;
 use crate::remote::sse::SseParser;
+use crate::report::ChangedTables;
+use crate::sync_client::SyncClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,8 +14,8 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
-use crate::remote::client::{send_prepared, Remote};
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::remote::client::{send_prepared, Remote};
 use crate::remote::transport::{HttpRequest, HttpResponse, TransportError};
 
 /// A request and what sending it produced.

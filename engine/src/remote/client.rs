@@ -151,9 +151,9 @@ impl<'a> Remote<'a> {
     /// Opens a streaming response (the watch), with the same 401 rule as every call.
     pub fn open_stream(&self, req: HttpRequest, what: &str) -> Result<StreamResponse> {
         let open = |r: &HttpRequest| {
-            self.transport
-                .open_stream(r)
-                .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+            self.transport.open_stream(r).map_err(|e| {
+                SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
+            })
         };
         let first = self.authorized(req)?;
         let stream = open(&first)?;
@@ -183,8 +183,12 @@ impl<'a> Remote<'a> {
         let req = self.requests.pull(source, after, max, target);
         let first = self.authorized(req)?;
         let head = self.send_to_file_once(&first, what, file)?;
-        let head =
-            self.after_unauthorized(first, head, |h| h.status, |r| self.send_to_file_once(r, what, file))?;
+        let head = self.after_unauthorized(
+            first,
+            head,
+            |h| h.status,
+            |r| self.send_to_file_once(r, what, file),
+        )?;
         if (200..300).contains(&head.status) {
             return Ok(Reply::Ok(()));
         }

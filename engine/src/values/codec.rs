@@ -12,8 +12,8 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Result, SyncError};
-use crate::values::rfc3339;
 use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
+use crate::values::rfc3339;
 
 // ---------- hex / uuid helpers ----------
 

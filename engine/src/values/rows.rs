@@ -10,9 +10,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 pub use oversqlite_core::sql_text::quote_ident;
 use oversqlite_core::sql_text::row_expr;
 
-use crate::values::codec::LocalKey;
 use crate::error::Result;
 use crate::local::schema::ManagedTable;
+use crate::values::codec::LocalKey;
 
 /// `key_json` exactly as the capture triggers build it: SQLite's own
 /// `json_object(<key>, <value>)`, so lookups are byte-identical (§5.4).

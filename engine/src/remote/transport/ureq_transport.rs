@@ -5,7 +5,9 @@
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use super::http::{HttpRequest, HttpResponse, ResponseHead, StreamResponse, Transport, TransportError};
+use super::http::{
+    HttpRequest, HttpResponse, ResponseHead, StreamResponse, Transport, TransportError,
+};
 
 #[derive(Debug, Clone)]
 pub struct UreqTransportConfig {

@@ -52,6 +52,7 @@ pub fn point(name: &str) {
 }
 
 #[cfg(unix)]
+#[allow(unsafe_code)]
 fn hard_exit() -> ! {
     extern "C" {
         fn _exit(status: std::os::raw::c_int) -> !;
@@ -62,6 +63,7 @@ fn hard_exit() -> ! {
 }
 
 #[cfg(not(unix))]
+#[allow(unsafe_code)]
 fn hard_exit() -> ! {
     std::process::abort()
 }

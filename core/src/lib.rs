@@ -35,6 +35,10 @@
 //!   `OVERSQLITE_TEST_FAULT=panic:<point>` / `abort:<point>` / `exit:<point>` (optionally `#n`).
 //! * Errors ([`error`]): [`Error`] `{code: ErrorCode, message}`, displayed as `<code>: <message>`.
 
+// One `unsafe` block exists (`fault::hard_exit`, the test hook calling `_exit`), allowed
+// locally; everything else is safe code.
+#![deny(unsafe_code)]
+
 pub mod config;
 pub mod ddl;
 pub mod error;
@@ -45,6 +49,7 @@ pub mod open;
 pub mod pending;
 pub mod sql_text;
 pub mod state;
+pub mod store;
 pub mod table_info;
 pub mod triggers;
 pub mod tx;

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Config, ManagedTable};
 use crate::sql_text::{key_expr, quote_ident, quote_literal, row_expr};
 use crate::state::{self, AttachmentState};
+use crate::store::{BindingState, OperationKind};
 use crate::triggers;
 use crate::tx::write_tx;
 
@@ -222,15 +223,15 @@ fn capture_sql(schema: &str, table: &ManagedTable) -> String {
 /// current source.
 fn normalize_attachment(conn: &Connection, mut a: AttachmentState) -> Result<()> {
     let operation = state::read_operation(conn)?;
-    let keep = a.binding_state == "attached"
+    let keep = a.binding_state == BindingState::Attached
         && !a.attached_user_id.is_empty()
-        && operation.kind != "remote_replace";
+        && operation.kind != OperationKind::RemoteReplace;
     if keep {
-        if operation.kind != "none" {
+        if operation.kind != OperationKind::None {
             a.pending_initialization_id.clear();
         }
     } else {
-        a.binding_state = "anonymous".into();
+        a.binding_state = BindingState::Anonymous;
         a.attached_user_id.clear();
         a.schema_name.clear();
         a.last_bundle_seq_seen = 0;

@@ -2,6 +2,7 @@
 mod common;
 
 use oversqlite_core::model::ColumnKind;
+use oversqlite_core::store::{BindingState, OperationKind, OutboxState};
 use oversqlite_core::validate::{order_by_dependencies, validate_tables, TableRegistration};
 use oversqlite_core::{config, keys, open, pending, state, table_info, tx, ErrorCode, KeyKind};
 use rusqlite::types::Value;
@@ -207,16 +208,16 @@ fn state_helpers_round_trip() {
     let (_, report) = open::open(&conn).unwrap();
     tx::write_tx(&conn, |c| {
         let mut a = state::read_attachment(c)?;
-        a.binding_state = "attached".into();
+        a.binding_state = BindingState::Attached;
         a.attached_user_id = "user-1".into();
         a.last_bundle_seq_seen = 3;
         state::write_attachment(c, &a)?;
         let mut o = state::OperationState::none();
-        o.kind = "source_recovery".into();
+        o.kind = OperationKind::SourceRecovery;
         o.reason = "history_pruned".into();
         state::write_operation(c, &o)?;
         let mut b = state::OutboxBundle::none();
-        b.state = "prepared".into();
+        b.state = OutboxState::Prepared;
         b.source_bundle_id = 1;
         state::write_outbox_bundle(c, &b)?;
         let mut s = state::read_source(c, &report.source_id)?.unwrap();
@@ -227,7 +228,10 @@ fn state_helpers_round_trip() {
     })
     .unwrap();
     assert!(state::apply_mode(&conn).unwrap());
-    assert_eq!(state::read_outbox_bundle(&conn).unwrap().state, "prepared");
+    assert_eq!(
+        state::read_outbox_bundle(&conn).unwrap().state,
+        OutboxState::Prepared
+    );
     assert_eq!(
         state::read_source(&conn, &report.source_id)
             .unwrap()

@@ -284,11 +284,7 @@ impl Ctx<'_> {
 /// `syncStatus()` (§7.1).
 pub fn sync_status(conn: &Connection) -> Result<SyncStatus> {
     let att = state::attachment(conn)?;
-    let live: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM _sync_row_state WHERE deleted = 0",
-        [],
-        |r| r.get(0),
-    )?;
+    let live = oversqlite_core::store::row_state::live_count(conn)?;
     let authority = if !att.pending_initialization_id.is_empty() {
         Authority::PendingLocalSeed
     } else if live == 0 {

@@ -6,6 +6,7 @@
 use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
+use oversqlite_core::store::apply;
 
 pub struct ImmediateTx<'c> {
     conn: &'c Connection,
@@ -81,15 +82,9 @@ pub fn apply_tx<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     let tx = ImmediateTx::begin(conn)?;
     let c = tx.conn();
     c.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-    c.execute(
-        "UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1",
-        [],
-    )?;
+    apply::enter(c)?;
     let out = f(c)?;
-    c.execute(
-        "UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1",
-        [],
-    )?;
+    apply::leave(c)?;
     tx.commit()?;
     Ok(out)
 }

@@ -6,6 +6,7 @@ use oversqlite_protocol::{ConnectResolution, FEATURE_CONNECT_LIFECYCLE};
 use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::state::OperationKind;
 use crate::local::state::{self, Operation};
 use crate::local::tx::write_tx;
 use crate::ops::snapshot::{final_apply, stage_snapshot, staged_count, OutboxMode};
@@ -51,7 +52,7 @@ fn connected(
 fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
     let att = state::attachment(ctx.conn)?;
     let op = state::operation(ctx.conn)?;
-    if op.kind == "remote_replace" {
+    if op.kind == OperationKind::RemoteReplace {
         if op.target_user_id != user {
             return Err(SyncError::new(
                 ErrorKind::AttachedToOtherUser,
@@ -146,7 +147,7 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
                 state::write_operation(
                     c,
                     &Operation {
-                        kind: "remote_replace".into(),
+                        kind: OperationKind::RemoteReplace,
                         target_user_id: user.to_string(),
                         ..Operation::none()
                     },
@@ -180,7 +181,7 @@ fn finish_remote_replace(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> 
             state::write_operation(
                 c,
                 &Operation {
-                    kind: "remote_replace".into(),
+                    kind: OperationKind::RemoteReplace,
                     target_user_id: user.to_string(),
                     ..Operation::none()
                 },
@@ -190,7 +191,7 @@ fn finish_remote_replace(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> 
             state::write_operation(
                 c,
                 &Operation {
-                    kind: "remote_replace".into(),
+                    kind: OperationKind::RemoteReplace,
                     target_user_id: user.to_string(),
                     staged_snapshot_id: s.snapshot_id.clone(),
                     snapshot_bundle_seq: s.snapshot_bundle_seq,

@@ -23,8 +23,8 @@
 use std::collections::{HashMap, HashSet};
 
 use oversqlite_protocol::{BundleRow, Op, Payload, SyncKey};
+use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 use crate::conflict::{ConflictContext, ForeignKeyContext, ForeignKeyRace, Resolution};
@@ -37,6 +37,7 @@ use crate::values::codec::{
     parse_canonical_uuid, parse_object, wire_payload_to_row, LocalKey,
 };
 use crate::values::rows;
+use oversqlite_core::store::{dirty_rows, row_state};
 
 /// `(table, key_json)`.
 pub(crate) type RowId = (String, String);
@@ -108,13 +109,9 @@ impl LocalIntent {
         let schema = &ctx.config.schema;
         let mut dirty = HashSet::new();
         let mut deleted = HashSet::new();
-        let mut stmt = conn.prepare_cached(
-            "SELECT table_name, key_json, payload IS NULL FROM _sync_dirty_rows WHERE schema_name = ?1",
-        )?;
-        let mut rows = stmt.query([schema])?;
-        while let Some(r) = rows.next()? {
-            let id: RowId = (r.get(0)?, r.get(1)?);
-            if r.get::<_, bool>(2)? {
+        for (table, key_json, is_delete) in dirty_rows::keys(conn, schema)? {
+            let id: RowId = (table, key_json);
+            if is_delete {
                 deleted.insert(id.clone());
             }
             dirty.insert(id);
@@ -132,16 +129,14 @@ impl LocalIntent {
                     continue;
                 };
                 let path = format!("$.{}", column.json_name);
-                let mut stmt = conn.prepare_cached(
-                    "SELECT key_json, json_object(?4, json_extract(payload, ?3)) FROM _sync_dirty_rows
-                     WHERE schema_name = ?1 AND table_name = ?2 AND payload IS NOT NULL
-                       AND json_extract(payload, ?3) IS NOT NULL",
+                let refs = dirty_rows::parent_refs(
+                    conn,
+                    schema,
+                    &table.name,
+                    &path,
+                    &parent.key_json_name,
                 )?;
-                let mut rows =
-                    stmt.query(params![schema, table.name, path, parent.key_json_name])?;
-                while let Some(r) = rows.next()? {
-                    let child: String = r.get(0)?;
-                    let parent_key: String = r.get(1)?;
+                for (child, parent_key) in refs {
                     children
                         .entry((parent.name.clone(), parent_key))
                         .or_default()
@@ -570,12 +565,7 @@ fn row_state_deleted(
     table: &str,
     key_json: &str,
 ) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT deleted FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-        )?
-        .query_row(params![schema, table, key_json], |r| r.get::<_, bool>(0))
-        .unwrap_or(false))
+    Ok(row_state::is_deleted(conn, schema, table, key_json)?)
 }
 
 /// True when a remote INSERT/UPDATE of a child references a parent that this device
@@ -605,17 +595,13 @@ pub(crate) fn superseded_by_parent_delete(
         };
         let parent = ctx.table(&fk.parent_table)?;
         let key_json = key_json_of(ctx.conn, parent, &value)?;
-        let later_delete: Option<bool> = ctx
-            .conn
-            .prepare_cached(
-                "SELECT deleted = 1 AND row_version > ?4 FROM _sync_row_state
-                 WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-            )?
-            .query_row(
-                params![ctx.config.schema, parent.name, key_json, row.row_version],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let later_delete = row_state::deleted_after(
+            ctx.conn,
+            &ctx.config.schema,
+            &parent.name,
+            &key_json,
+            row.row_version,
+        )?;
         if later_delete == Some(true) {
             let local = local_key_from_key_json(parent, &key_json)?;
             if rows::live_row_json(ctx.conn, parent, &local)?.is_none() {

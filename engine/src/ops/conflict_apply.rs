@@ -18,6 +18,7 @@ use crate::values::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
 };
 use crate::values::rows;
+use oversqlite_core::store::{dirty_rows, source};
 
 /// Puts an outbox row of the refused bundle back into the dirty set. A dirty row that
 /// already exists for the key was captured after the freeze (a local write made while
@@ -26,21 +27,15 @@ use crate::values::rows;
 /// was frozen against (the refused bundle changed no row state), so it stands on its
 /// own; overwriting it would push the stale frozen value first and need another round.
 fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(dirty_ordinal), 0) + 1 FROM _sync_dirty_rows),
-                 strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-         ON CONFLICT(schema_name, table_name, key_json) DO NOTHING",
-    )?
-    .execute(rusqlite::params![
-        r.schema_name,
-        r.table_name,
-        r.key_json,
-        r.op,
+    Ok(dirty_rows::insert_unless_present(
+        conn,
+        &r.schema_name,
+        &r.table_name,
+        &r.key_json,
+        &r.op,
         r.base_row_version,
-        r.local_payload.as_deref()
-    ])?;
-    Ok(())
+        r.local_payload.as_deref(),
+    )?)
 }
 
 /// Runs `f` with `PRAGMA foreign_keys` off when `off` and the host enabled it.
@@ -213,9 +208,10 @@ pub(crate) fn apply_conflict(
             // source_bundle_id. Normally the counter still equals it; a rotated rebuild
             // advances the new source to 2 while the carried bundle 1 is unsent, and
             // freezing 2 next would be `source_sequence_out_of_order` (rotating again).
-            conn.execute(
-                "UPDATE _sync_source_state SET next_source_bundle_id = ?2 WHERE source_id = ?1 AND next_source_bundle_id > ?2",
-                rusqlite::params![outbox.bundle.source_id, outbox.bundle.source_bundle_id],
+            source::lower_next_bundle_id(
+                conn,
+                &outbox.bundle.source_id,
+                outbox.bundle.source_bundle_id,
             )?;
             oversqlite_core::fault::point("push.mid_conflict_apply");
             state::clear_outbox(conn)

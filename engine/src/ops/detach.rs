@@ -2,15 +2,17 @@
 //! data and rotates to a fresh source in one transaction, so the next user of this
 //! database starts clean and the old source can never be reused.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use crate::error::Result;
 use crate::local::state;
+use crate::local::state::OperationKind;
 use crate::local::tx::{apply_tx, write_tx};
 use crate::ops::snapshot::managed_table_names;
 use crate::report::{ChangedTables, DetachOutcome, DetachReport, SyncThenDetachReport};
 use crate::sync_client::{Ctx, SyncClient};
 use crate::values::rows::quote_ident;
+use oversqlite_core::store::{dirty_rows, row_state, snapshot_stage, source};
 
 impl SyncClient {
     pub fn detach(&mut self, conn: &Connection) -> Result<DetachReport> {
@@ -68,11 +70,11 @@ impl SyncClient {
 fn detach_in(ctx: &Ctx, discard: bool) -> Result<DetachReport> {
     let conn = ctx.conn;
     let op = state::operation(conn)?;
-    if op.kind == "remote_replace" {
+    if op.kind == OperationKind::RemoteReplace {
         // Cancel the hydrate: metadata only, application rows are untouched.
         write_tx(conn, |c| {
             let source = state::attachment(c)?.current_source_id;
-            c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+            snapshot_stage::clear(c)?;
             state::persist_anonymous(c, &source)?;
             state::reset_operation(c)
         })?;
@@ -97,16 +99,13 @@ fn detach_in(ctx: &Ctx, discard: bool) -> Result<DetachReport> {
         let tables = managed_table_names(ctx, c)?;
         for t in &tables {
             c.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
-            c.execute("DELETE FROM _sync_row_state WHERE table_name = ?1", [t])?;
+            row_state::delete_table_any_schema(c, t)?;
         }
-        c.execute("DELETE FROM _sync_dirty_rows", [])?;
+        dirty_rows::delete_all(c)?;
         state::clear_outbox(c)?;
-        c.execute("DELETE FROM _sync_snapshot_stage", [])?;
+        snapshot_stage::clear(c)?;
         state::ensure_source_row(c, &new)?;
-        c.execute(
-            "UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1",
-            params![old, new],
-        )?;
+        source::set_replaced_by(c, &old, &new)?;
         state::persist_anonymous(c, &new)?;
         state::reset_operation(c)?;
         Ok(tables)

@@ -7,17 +7,21 @@
 
 use oversqlite_protocol::canonical::write_string;
 use oversqlite_protocol::{canonical_json, Op, Payload, PushRequestRow, RequestHasher, SyncKey};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::error::{Result, SyncError};
 use crate::local::schema::ManagedTable;
-use crate::local::state::{self, outbox_row_of, OutboxBundle, OutboxRow, OUTBOX_COLUMNS};
+use crate::local::state::OutboxState;
+use crate::local::state::{self, OutboxBundle, OutboxRow};
 use crate::local::tx::write_tx;
 use crate::sync_client::Ctx;
 use crate::values::codec::{
     local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
 };
+use oversqlite_core::store::dirty_rows::{self, FreezeRead};
+use oversqlite_core::store::outbox::{self, RowWriter};
+use oversqlite_core::store::source;
 
 /// A fully loaded outbox: the singleton, its rows, and the push rows built from them.
 /// Only the conflict path needs every row at once (it requeues the whole bundle and
@@ -29,73 +33,14 @@ pub struct Outbox {
 }
 
 /// Up to `limit` outbox rows of `source_bundle_id` after `after_ordinal` (`None`:
-/// from the first), in `row_ordinal` order. Keyset paging on the primary key, so
-/// each page costs the same wherever it starts and ordinals need not be contiguous.
+/// from the first), in `row_ordinal` order (keyset paging, see the store).
 pub(crate) fn outbox_page(
     conn: &Connection,
     source_bundle_id: i64,
     after_ordinal: Option<i64>,
     limit: usize,
 ) -> Result<Vec<OutboxRow>> {
-    let sql = format!(
-        "SELECT {OUTBOX_COLUMNS} FROM _sync_outbox_rows
-         WHERE source_bundle_id = ?1 AND row_ordinal > ?2 ORDER BY row_ordinal LIMIT ?3"
-    );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(
-            params![
-                source_bundle_id,
-                after_ordinal.unwrap_or(i64::MIN),
-                limit as i64
-            ],
-            outbox_row_of,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
-}
-
-/// One dirty row as the freeze query returns it, already in bundle order.
-struct DirtyRead {
-    schema: String,
-    table: String,
-    key_json: String,
-    base_row_version: i64,
-    payload: Option<String>,
-    live_state: bool,
-}
-
-/// The freeze query: every dirty row with its row state, sorted by SQLite into bundle
-/// order — upserts parents-first, then deletes children-first; ties keep capture order
-/// (`dirty_ordinal`, then table and key as the original read order). The FK position of
-/// each table comes from the bound `(name, position)` list; an unmanaged table sorts
-/// last and fails at conversion, as before.
-fn freeze_query(ctx: &Ctx) -> (String, Vec<rusqlite::types::Value>) {
-    let mut order = String::from("SELECT NULL AS name, NULL AS pos WHERE 0");
-    let mut binds = Vec::new();
-    for t in &ctx.config.tables {
-        let pos = ctx.table_order(&t.name);
-        order.push_str(&format!(" UNION ALL SELECT ?{}, {pos}", binds.len() + 1));
-        binds.push(rusqlite::types::Value::Text(t.name.clone()));
-    }
-    // A payload-less row whose server state is not live is a no-op delete: it is read
-    // (and consumed) but never uploaded, so its sort position does not matter.
-    let sql = format!(
-        "WITH ord(name, pos) AS ({order}),
-         d AS (
-           SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload, d.dirty_ordinal,
-                  (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0) AS live_state,
-                  COALESCE(o.pos, {max}) AS pos
-           FROM _sync_dirty_rows AS d
-           LEFT JOIN _sync_row_state AS rs
-             ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
-           LEFT JOIN ord AS o ON o.name = d.table_name)
-         SELECT schema_name, table_name, key_json, base_row_version, payload, live_state FROM d
-         ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -pos ELSE pos END,
-                  dirty_ordinal, table_name, key_json",
-        max = i64::MAX / 2
-    );
-    (sql, binds)
+    Ok(outbox::page(conn, source_bundle_id, after_ordinal, limit)?)
 }
 
 /// Freezes the dirty rows into a `prepared` outbox in ONE `BEGIN IMMEDIATE`
@@ -106,57 +51,48 @@ fn freeze_query(ctx: &Ctx) -> (String, Vec<rusqlite::types::Value>) {
 pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
     write_tx(ctx.conn, |conn| {
         let existing = state::outbox(conn)?;
-        if existing.state != "none" {
+        if existing.state != OutboxState::None {
             return verify(conn).map(Some);
         }
         let att = state::attachment(conn)?;
-        let source = state::source_row(conn, &att.current_source_id)?.ok_or_else(|| {
-            SyncError::state(
-                "the current source has no _sync_source_state row; call oversqlite_open",
-            )
-        })?;
+        let source = state::source_row(conn, &att.current_source_id)?
+            .ok_or_else(|| SyncError::state(source::MISSING_CURRENT_SOURCE))?;
         let source_bundle_id = source.next_source_bundle_id;
 
-        let (sql, binds) = freeze_query(ctx);
-        let mut stmt = conn.prepare(&sql)?;
-        let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
+        let order: Vec<(String, usize)> = ctx
+            .config
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), ctx.table_order(&t.name)))
+            .collect();
         let mut hasher = RequestHasher::new();
-        let mut batch = OutboxBatch::default();
+        let mut batch = RowWriter::default();
         let mut count = 0i64;
-        while let Some(r) = read.next()? {
-            let d = DirtyRead {
-                schema: r.get(0)?,
-                table: r.get(1)?,
-                key_json: r.get(2)?,
-                base_row_version: r.get(3)?,
-                payload: r.get(4)?,
-                live_state: r.get::<_, i64>(5)? != 0,
-            };
+        dirty_rows::for_each_in_bundle_order(conn, &order, |d| -> Result<()> {
             let op = match (&d.payload, d.live_state) {
-                (None, false) => continue, // deleting something the server never had: no-op
+                (None, false) => return Ok(()), // deleting something the server never had: no-op
                 (None, true) => Op::Delete,
                 (Some(_), true) => Op::Update,
                 (Some(_), false) => Op::Insert,
             };
             if count == 0 {
                 // Left-overs of an earlier bundle go only when a new one replaces them.
-                conn.execute("DELETE FROM _sync_outbox_rows", [])?;
+                outbox::delete_rows(conn)?;
             }
             let row = freeze_row(ctx, &mut hasher, source_bundle_id, count, op, d)?;
             batch.push(conn, row)?;
             count += 1;
-        }
+            Ok(())
+        })?;
         batch.flush(conn)?;
-        drop(read);
-        drop(stmt);
         // Every dirty row was read above inside this write transaction, so all of them
         // are consumed (uploaded or dropped as no-op deletes).
-        conn.execute("DELETE FROM _sync_dirty_rows", [])?;
+        dirty_rows::delete_all(conn)?;
         if count == 0 {
             return Ok(None);
         }
         let bundle = OutboxBundle {
-            state: "prepared".into(),
+            state: OutboxState::Prepared,
             source_id: att.current_source_id.clone(),
             source_bundle_id,
             initialization_id: att.pending_initialization_id.clone(),
@@ -177,7 +113,7 @@ fn freeze_row(
     source_bundle_id: i64,
     ordinal: i64,
     op: Op,
-    d: DirtyRead,
+    d: FreezeRead,
 ) -> Result<OutboxRow> {
     let table = ctx.table(&d.table).map_err(|_| {
         SyncError::state(format!(
@@ -222,74 +158,6 @@ fn freeze_row(
         table_name: d.table,
         key_json: d.key_json,
     })
-}
-
-/// Outbox rows inserted several per statement: every execution of the single-row
-/// INSERT pays for statement setup and for the ephemeral table SQLite builds for the
-/// `op IN (...)` CHECK constraint, which is most of an insert's CPU besides the B-tree.
-#[derive(Default)]
-struct OutboxBatch {
-    rows: Vec<OutboxRow>,
-    /// The statement text for a full batch, built once.
-    full_sql: Option<String>,
-}
-
-/// `INSERT INTO _sync_outbox_rows(...) VALUES (?1, ..., ?10), ...` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| {
-            let p: Vec<String> = (1..=10).map(|c| format!("?{}", i * 10 + c)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO _sync_outbox_rows({OUTBOX_COLUMNS}) VALUES {}",
-        values.join(", ")
-    )
-}
-
-impl OutboxBatch {
-    /// Rows per statement: 10 parameters each, below SQLite's historical 999 limit.
-    const ROWS: usize = 64;
-
-    fn push(&mut self, conn: &Connection, row: OutboxRow) -> Result<()> {
-        self.rows.push(row);
-        if self.rows.len() == Self::ROWS {
-            self.flush(conn)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, conn: &Connection) -> Result<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let partial;
-        let sql: &str = if self.rows.len() == Self::ROWS {
-            self.full_sql.get_or_insert_with(|| insert_sql(Self::ROWS))
-        } else {
-            partial = insert_sql(self.rows.len());
-            &partial
-        };
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(self.rows.len() * 10);
-        for r in &self.rows {
-            params.extend([
-                &r.source_bundle_id as &dyn rusqlite::ToSql,
-                &r.row_ordinal,
-                &r.schema_name,
-                &r.table_name,
-                &r.key_json,
-                &r.wire_key_json,
-                &r.op,
-                &r.base_row_version,
-                &r.local_payload,
-                &r.wire_payload,
-            ]);
-        }
-        conn.prepare_cached(sql)?.execute(params.as_slice())?;
-        self.rows.clear();
-        Ok(())
-    }
 }
 
 /// Canonical text of a wire key (one string member), as `canonical_json` writes it.
@@ -448,19 +316,15 @@ fn corrupt(why: &str) -> SyncError {
 /// texts. Returns the singleton.
 pub(crate) fn verify(conn: &Connection) -> Result<OutboxBundle> {
     let bundle = state::outbox(conn)?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {OUTBOX_COLUMNS} FROM _sync_outbox_rows ORDER BY source_bundle_id, row_ordinal"
-    ))?;
-    let mut rows = stmt.query([])?;
     let mut hasher = RequestHasher::new();
     let mut count = 0i64;
     let mut foreign_bundle = false;
-    while let Some(r) = rows.next()? {
-        let row = outbox_row_of(r)?;
+    outbox::for_each_row(conn, |row| -> Result<()> {
         foreign_bundle |= row.source_bundle_id != bundle.source_bundle_id;
         hasher.push(&stored_push_row(&row)?);
         count += 1;
-    }
+        Ok(())
+    })?;
     if count == 0 {
         return Err(corrupt("no outbox rows"));
     }
@@ -473,7 +337,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<OutboxBundle> {
     if foreign_bundle {
         return Err(corrupt("rows carry another source_bundle_id"));
     }
-    if bundle.state == "committed_remote"
+    if bundle.state == OutboxState::CommittedRemote
         && (bundle.remote_bundle_seq <= 0 || bundle.remote_bundle_hash.is_empty())
     {
         return Err(corrupt("committed_remote without remote bundle metadata"));

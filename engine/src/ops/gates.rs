@@ -4,12 +4,13 @@
 
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::local::state;
+use crate::local::state::OperationKind;
 use crate::sync_client::Ctx;
 
 /// Gates shared by push, pull and sync: source recovery first, then the rebuild gate.
 pub(crate) fn check_gates(ctx: &Ctx) -> Result<()> {
     let op = state::operation(ctx.conn)?;
-    if op.kind == "source_recovery" {
+    if op.kind == OperationKind::SourceRecovery {
         if !oversqlite_protocol::codes::is_recovery_reason(&op.reason) {
             return Err(SyncError::new(
                 ErrorKind::InvalidSourceRecoveryReason,
@@ -18,7 +19,7 @@ pub(crate) fn check_gates(ctx: &Ctx) -> Result<()> {
         }
         return Err(source_recovery_error(&op.reason));
     }
-    if op.kind != "none" {
+    if op.kind != OperationKind::None {
         return Err(SyncError::new(
             ErrorKind::AttachRequired,
             format!(

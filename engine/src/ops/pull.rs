@@ -29,6 +29,7 @@ use crate::report::{ChangedTables, PullReport, RemoteOutcome};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
 use crate::values::rows;
+use oversqlite_core::store::{apply, attachment};
 
 use crate::ops::beside::{
     apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore,
@@ -374,20 +375,14 @@ impl<'c> BundleTx<'c> {
     fn begin(conn: &'c Connection) -> Result<Self> {
         let tx = ImmediateTx::begin(conn)?;
         conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-        conn.execute(
-            "UPDATE _sync_apply_state SET apply_mode = 1 WHERE singleton_key = 1",
-            [],
-        )?;
+        apply::enter(conn)?;
         Ok(BundleTx { tx })
     }
 
     /// Commits; a deferred foreign-key violation is reported naming its rows rather
     /// than as SQLite's bare "FOREIGN KEY constraint failed".
     fn commit(self, ctx: &Ctx, bundle_seq: i64) -> Result<()> {
-        self.tx.conn().execute(
-            "UPDATE _sync_apply_state SET apply_mode = 0 WHERE singleton_key = 1",
-            [],
-        )?;
+        apply::leave(self.tx.conn())?;
         self.tx.commit_or_explain(|conn| {
             let found = crate::local::fk_check::describe_violations(conn, &ctx.config);
             Some(SyncError::new(
@@ -520,10 +515,7 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             return Err(changed_underfoot());
         }
         let tx = self.tx.take().ok_or_else(changed_underfoot)?;
-        self.ctx.conn.execute(
-            "UPDATE _sync_attachment_state SET last_bundle_seq_seen = MAX(last_bundle_seq_seen, ?1) WHERE singleton_key = 1",
-            [head.bundle_seq],
-        )?;
+        attachment::advance_checkpoint(self.ctx.conn, head.bundle_seq)?;
         oversqlite_core::fault::point("pull.mid_bundle_apply");
         tx.commit(self.ctx, head.bundle_seq)?;
         oversqlite_core::fault::point("pull.after_bundle_applied");

@@ -7,6 +7,7 @@ use oversqlite_protocol::{
 };
 
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::state::OutboxState;
 use crate::local::state::{self, OutboxBundle, OutboxRow};
 use crate::local::tx::write_tx;
 use crate::ops::committed::{fetch_committed, Fetch};
@@ -21,6 +22,7 @@ use crate::remote::client::{HttpFailure, Reply};
 use crate::remote::validate::CommittedMeta;
 use crate::report::{ChangedTables, PushOutcome, PushReport};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
+use oversqlite_core::store::{attachment, outbox};
 
 enum Step {
     NoChange,
@@ -146,7 +148,7 @@ fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
         // source meanwhile: either way nothing of ours is pending, the lease is moot,
         // and the next pull brings whatever the scope holds.
         R::InitializeEmpty | R::RemoteAuthoritative => write_tx(ctx.conn, |c| {
-            c.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
+            attachment::clear_pending_initialization(c)?;
             Ok(())
         }),
         // Another source holds the lease now: ours is lost (§7.3).
@@ -168,7 +170,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
         },
         _ => freeze::verify(ctx.conn)?,
     };
-    let (meta, strict) = if outbox.state == "committed_remote" {
+    let (meta, strict) = if outbox.state == OutboxState::CommittedRemote {
         let meta = CommittedMeta {
             bundle_seq: outbox.remote_bundle_seq,
             source_id: outbox.source_id.clone(),
@@ -213,7 +215,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
     };
     if let Some(why) = &committed.mismatch {
         let current = state::outbox(ctx.conn)?;
-        if current.state == "committed_remote" {
+        if current.state == OutboxState::CommittedRemote {
             write_tx(ctx.conn, state::set_rebuild_required)?;
             return Err(SyncError::new(
                 ErrorKind::RebuildRequired,
@@ -239,11 +241,11 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
 }
 
 fn mark_committed_remote(conn: &rusqlite::Connection, meta: &CommittedMeta) -> Result<()> {
-    conn.execute(
-        "UPDATE _sync_outbox_bundle SET state = 'committed_remote', remote_bundle_seq = ?1, remote_bundle_hash = ?2 WHERE singleton_key = 1",
-        rusqlite::params![meta.bundle_seq, meta.bundle_hash],
-    )?;
-    Ok(())
+    Ok(outbox::mark_committed_remote(
+        conn,
+        meta.bundle_seq,
+        &meta.bundle_hash,
+    )?)
 }
 
 fn upload(ctx: &Ctx, outbox: &OutboxBundle) -> Result<Upload> {

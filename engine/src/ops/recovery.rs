@@ -7,6 +7,7 @@ use oversqlite_protocol::codes;
 use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::state::OperationKind;
 use crate::local::state::{self, Operation};
 use crate::local::tx::write_tx;
 use crate::ops::gates::source_recovery_error;
@@ -40,7 +41,9 @@ pub(crate) fn enter_source_recovery(
         let att = state::attachment(c)?;
         let op = state::operation(c)?;
         let current = att.current_source_id.clone();
-        let replacement = if op.kind == "source_recovery" && !op.replacement_source_id.is_empty() {
+        let replacement = if op.kind == OperationKind::SourceRecovery
+            && !op.replacement_source_id.is_empty()
+        {
             if let Some(p) = preferred {
                 if p != op.replacement_source_id {
                     return Err(SyncError::new(
@@ -65,7 +68,7 @@ pub(crate) fn enter_source_recovery(
         state::write_operation(
             c,
             &Operation {
-                kind: "source_recovery".into(),
+                kind: OperationKind::SourceRecovery,
                 reason: reason.to_string(),
                 replacement_source_id: replacement,
                 ..Operation::none()

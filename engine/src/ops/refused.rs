@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 
 use oversqlite_protocol::codes;
-use rusqlite::params;
 
 use oversqlite_protocol::{PushSessionCreateRequest, PushSessionCreateResponse};
 
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::state::OutboxState;
 use crate::local::state::{self, OutboxBundle};
 use crate::local::tx::apply_tx;
 use crate::ops::beside::{race, wire_key, PendingRestore, RowId};
@@ -28,6 +28,7 @@ use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
 use crate::sync_client::Ctx;
 use crate::values::codec::local_key_from_key_json;
 use crate::values::rows;
+use oversqlite_core::store::{dirty_rows, outbox, row_state, source};
 
 /// What the server said when it refused, kept for the final message.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ pub(crate) enum Probe {
 /// the bundle put back among the local changes, to be settled like a refusal.
 pub(crate) fn probe_after_5xx(ctx: &Ctx) -> Result<Probe> {
     let outbox = state::outbox(ctx.conn)?;
-    if outbox.state != "prepared" {
+    if outbox.state != OutboxState::Prepared {
         return Ok(Probe::PushAgain);
     }
     let att = state::attachment(ctx.conn)?;
@@ -117,14 +118,9 @@ impl Refusal {
         outbox: &OutboxBundle,
         conn: &rusqlite::Connection,
     ) -> Result<Refusal> {
-        let mut tables = BTreeMap::new();
-        let mut stmt = conn.prepare_cached(
-            "SELECT table_name, COUNT(*) FROM _sync_outbox_rows WHERE source_bundle_id = ?1 GROUP BY table_name",
-        )?;
-        let mut rows = stmt.query([outbox.source_bundle_id])?;
-        while let Some(r) = rows.next()? {
-            tables.insert(r.get::<_, String>(0)?, r.get::<_, i64>(1)?);
-        }
+        let tables: BTreeMap<String, i64> = outbox::table_counts(conn, outbox.source_bundle_id)?
+            .into_iter()
+            .collect();
         Ok(Refusal {
             status: f.status,
             code: f.code().unwrap_or("").to_string(),
@@ -180,19 +176,8 @@ impl Refusal {
 /// reuses the bundle's `source_bundle_id`, since nothing was committed.
 pub(crate) fn requeue(ctx: &Ctx, outbox: &OutboxBundle) -> Result<()> {
     apply_tx(ctx.conn, |c| {
-        c.execute(
-            "INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
-             SELECT schema_name, table_name, key_json, op, base_row_version, local_payload,
-                    row_ordinal + 1 + (SELECT COALESCE(MAX(dirty_ordinal), 0) FROM _sync_dirty_rows),
-                    strftime('%Y-%m-%dT%H:%M:%fZ','now')
-             FROM _sync_outbox_rows WHERE source_bundle_id = ?1 ORDER BY row_ordinal
-             ON CONFLICT(schema_name, table_name, key_json) DO NOTHING",
-            [outbox.source_bundle_id],
-        )?;
-        c.execute(
-            "UPDATE _sync_source_state SET next_source_bundle_id = ?2 WHERE source_id = ?1 AND next_source_bundle_id > ?2",
-            params![outbox.source_id, outbox.source_bundle_id],
-        )?;
+        dirty_rows::requeue_outbox_bundle(c, outbox.source_bundle_id)?;
+        source::lower_next_bundle_id(c, &outbox.source_id, outbox.source_bundle_id)?;
         state::clear_outbox(c)
     })
 }
@@ -243,13 +228,7 @@ pub(crate) fn sweep_orphans(
             for o in &races {
                 let table = ctx.table(&o.child.0)?;
                 let parent = ctx.table(&o.parent.0)?;
-                let on_server = c
-                    .query_row(
-                        "SELECT deleted = 0 FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-                        params![schema, table.name, o.child.1],
-                        |r| r.get::<_, bool>(0),
-                    )
-                    .unwrap_or(false);
+                let on_server = row_state::is_live(c, &schema, &table.name, &o.child.1);
                 let report = |action| -> Result<ForeignKeyResolution> {
                     Ok(race(
                         ctx,
@@ -303,20 +282,14 @@ fn find_orphans(ctx: &Ctx) -> Result<Vec<Orphan>> {
                 continue;
             };
             let path = format!("$.{}", column.json_name);
-            let mut stmt = conn.prepare_cached(
-                "SELECT d.key_json, json_object(?4, json_extract(d.payload, ?3)),
-                        (SELECT deleted FROM _sync_row_state rs WHERE rs.schema_name = ?1 AND rs.table_name = ?5
-                           AND rs.key_json = json_object(?4, json_extract(d.payload, ?3)))
-                 FROM _sync_dirty_rows d
-                 WHERE d.schema_name = ?1 AND d.table_name = ?2 AND d.payload IS NOT NULL
-                   AND json_extract(d.payload, ?3) IS NOT NULL",
+            let found = dirty_rows::parent_refs_with_state(
+                conn,
+                schema,
+                &table.name,
+                &path,
+                &parent.key_json_name,
+                &parent.name,
             )?;
-            let found: Vec<(String, String, Option<bool>)> = stmt
-                .query_map(
-                    params![schema, table.name, path, parent.key_json_name, parent.name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?
-                .collect::<rusqlite::Result<_>>()?;
             for (child, parent_key, parent_state) in found {
                 let parent_local = local_key_from_key_json(parent, &parent_key)?;
                 if rows::live_row_json(conn, parent, &parent_local)?.is_some() {

@@ -17,9 +17,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use oversqlite_core::sql_text::row_expr;
 use oversqlite_protocol::Op;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use crate::error::{Result, SyncError};
 use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
@@ -34,7 +33,8 @@ use crate::values::codec::{
     local_key_from_key_json, parse_object, payloads_equivalent, wire_payload_to_row, LocalKey,
     PayloadForm,
 };
-use crate::values::rows::{self, quote_ident};
+use crate::values::rows::{self};
+use oversqlite_core::store::{attachment, outbox, row_state, source};
 
 /// Rows read per step of the plan pass's per-row fallback.
 const PAGE_ROWS: usize = 1000;
@@ -114,25 +114,12 @@ fn unusual_rows(
     path: &str,
     source_bundle_id: i64,
 ) -> Result<Vec<i64>> {
-    let t = quote_ident(&table.name);
-    let k = quote_ident(&table.key_column);
-    let sql = format!(
-        "SELECT o.row_ordinal FROM _sync_outbox_rows AS o
-         LEFT JOIN _sync_dirty_rows AS d
-           ON d.schema_name = o.schema_name AND d.table_name = o.table_name AND d.key_json = o.key_json
-         LEFT JOIN {t} AS r ON r.{k} = json_extract(o.key_json, ?3)
-         WHERE o.source_bundle_id = ?1 AND o.table_name = ?2
-           AND NOT (d.key_json IS NULL AND json_type(o.key_json, ?3) IS 'text' AND
-                    CASE WHEN o.op = 'DELETE' THEN r.{k} IS NULL
-                         ELSE r.{k} IS NOT NULL AND {live} IS o.local_payload END)
-         ORDER BY o.row_ordinal",
-        live = row_expr(table, "r"),
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let ordinals = stmt
-        .query_map(params![source_bundle_id, table.name, path], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(ordinals)
+    Ok(outbox::unusual_ordinals(
+        conn,
+        table,
+        path,
+        source_bundle_id,
+    )?)
 }
 
 fn outbox_row_at(conn: &Connection, source_bundle_id: i64, ordinal: i64) -> Result<OutboxRow> {
@@ -198,10 +185,7 @@ fn round_trips_exactly(table: &ManagedTable) -> bool {
 fn plan_all(ctx: &Ctx, conn: &Connection, outbox: &OutboxBundle) -> Result<Plans> {
     let sbid = outbox.source_bundle_id;
     let mut unusual = BTreeMap::new();
-    let tables: Vec<String> = conn
-        .prepare("SELECT DISTINCT table_name FROM _sync_outbox_rows WHERE source_bundle_id = ?1")?
-        .query_map([sbid], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let tables = outbox::tables(conn, sbid)?;
     let mut exact = BTreeSet::new();
     for name in &tables {
         let fast = ctx
@@ -396,15 +380,7 @@ fn uniform_version(versions: &[i64]) -> Option<i64> {
 /// Records the committed version of every outbox row in one statement (accepted and
 /// preserved rows alike get the committed version and the committed op's tombstone).
 fn upsert_row_states(conn: &Connection, schema: &str, sbid: i64, version: i64) -> Result<()> {
-    conn.execute(
-        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-         SELECT ?1, table_name, key_json, ?2, op = 'DELETE', strftime('%Y-%m-%dT%H:%M:%fZ','now')
-         FROM _sync_outbox_rows WHERE source_bundle_id = ?3
-         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
-         deleted = excluded.deleted, updated_at = excluded.updated_at",
-        params![schema, version, sbid],
-    )?;
-    Ok(())
+    Ok(row_state::upsert_from_outbox(conn, schema, sbid, version)?)
 }
 
 /// After the writes, exactly the preserved rows must have a dirty row.
@@ -414,21 +390,11 @@ fn check_dirty_state(conn: &Connection, sbid: i64, plans: &BTreeMap<i64, Plan>) 
         .filter(|(_, p)| matches!(p, Plan::Preserve(..)))
         .map(|(o, _)| *o)
         .collect();
-    let mut stmt = conn.prepare(
-        "SELECT o.row_ordinal FROM _sync_outbox_rows AS o
-         JOIN _sync_dirty_rows AS d
-           ON d.schema_name = o.schema_name AND d.table_name = o.table_name AND d.key_json = o.key_json
-         WHERE o.source_bundle_id = ?1",
-    )?;
-    let dirty: BTreeSet<i64> = stmt
-        .query_map([sbid], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let dirty: BTreeSet<i64> = outbox::ordinals_with_dirty_rows(conn, sbid)?
+        .into_iter()
+        .collect();
     if let Some(ordinal) = preserved.symmetric_difference(&dirty).next() {
-        let key_json: String = conn.query_row(
-            "SELECT key_json FROM _sync_outbox_rows WHERE source_bundle_id = ?1 AND row_ordinal = ?2",
-            params![sbid, ordinal],
-            |r| r.get(0),
-        )?;
+        let key_json = outbox::key_json_at(conn, sbid, *ordinal)?;
         return Err(SyncError::state(format!(
             "committed replay left inconsistent dirty state for {key_json}"
         )));
@@ -453,18 +419,12 @@ pub(crate) fn replay_committed(
             upsert_row_states(conn, &ctx.config.schema, sbid, v)?;
         }
         check_dirty_state(conn, sbid, &plans.unusual)?;
-        conn.execute(
-            "UPDATE _sync_source_state SET next_source_bundle_id = MAX(next_source_bundle_id, ?2) WHERE source_id = ?1",
-            rusqlite::params![outbox.source_id, outbox.source_bundle_id + 1],
-        )?;
+        source::raise_next_bundle_id(conn, &outbox.source_id, outbox.source_bundle_id + 1)?;
         // Only a contiguous bundle may move the checkpoint: other sources' bundles in
         // a gap have not been pulled yet (§7.4 step 4).
-        conn.execute(
-            "UPDATE _sync_attachment_state SET last_bundle_seq_seen = ?1 WHERE singleton_key = 1 AND last_bundle_seq_seen + 1 = ?1",
-            [meta.bundle_seq],
-        )?;
+        attachment::advance_checkpoint_if_next(conn, meta.bundle_seq)?;
         // The seed bundle is committed: the lease has done its job (§7.3).
-        conn.execute("UPDATE _sync_attachment_state SET pending_initialization_id = '' WHERE singleton_key = 1", [])?;
+        attachment::clear_pending_initialization(conn)?;
         state::clear_outbox(conn)?;
         oversqlite_core::fault::point("push.mid_replay");
         Ok(plans.tables)

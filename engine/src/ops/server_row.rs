@@ -24,6 +24,7 @@ use crate::report::{ChangedTables, ForeignKeyResolution};
 use crate::sync_client::Ctx;
 use crate::values::codec::{local_key_from_key_json, wire_payload_to_row};
 use crate::values::rows;
+use oversqlite_core::store::dirty_rows;
 
 /// How a restore ended.
 pub(crate) enum Restored {
@@ -51,11 +52,7 @@ pub(crate) fn restore_from_server(
     settled.push(pending.report.clone());
     let Some((version, payload)) = found else {
         apply_tx(ctx.conn, |c| {
-            c.execute(
-                "UPDATE _sync_dirty_rows SET base_row_version = 0 WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-                rusqlite::params![schema, table_name, key_json],
-            )?;
-            Ok(())
+            Ok(dirty_rows::reset_base(c, schema, table_name, key_json)?)
         })?;
         return Ok(Restored::HandedToPush);
     };

@@ -7,11 +7,12 @@ use oversqlite_protocol::{
     codes, SnapshotChunkResponse, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse,
     SourceReplacement,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::local::schema::ManagedTable;
 use crate::local::state;
+use crate::local::state::{OperationKind, OutboxState};
 use crate::local::tx::{apply_tx, write_tx};
 use crate::ops::gates::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
@@ -25,6 +26,10 @@ use crate::values::codec::{
     wire_payload_to_row,
 };
 use crate::values::rows::{self, quote_ident};
+use oversqlite_core::store::{
+    attachment, dirty_rows, outbox, registry, row_state, snapshot_stage, source,
+};
+use rusqlite::types::ValueRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxMode {
@@ -51,7 +56,7 @@ impl SyncClient {
         let op = state::operation(conn)?;
         let outbox = state::outbox(conn)?;
         let mut changed = ChangedTables::new();
-        let restore = if op.kind == "source_recovery" {
+        let restore = if op.kind == OperationKind::SourceRecovery {
             if op.replacement_source_id.trim().is_empty() || !codes::is_recovery_reason(&op.reason)
             {
                 return Err(SyncError::new(
@@ -73,7 +78,7 @@ impl SyncClient {
                 OutboxMode::PreserveSourceRecovery,
                 &mut changed,
             )?
-        } else if outbox.state == "committed_remote" {
+        } else if outbox.state == OutboxState::CommittedRemote {
             rebuild_from_snapshot(
                 &ctx,
                 &att.attached_user_id,
@@ -116,7 +121,9 @@ pub(crate) fn rebuild_from_snapshot(
         // rebuild_required, so refusing them here would leave no way forward.
         OutboxMode::PreserveCommittedRemote => {}
         OutboxMode::PreserveSourceRecovery => {
-            if state::outbox_row_count(ctx.conn)? > 0 && state::outbox(ctx.conn)?.state == "none" {
+            if state::outbox_row_count(ctx.conn)? > 0
+                && state::outbox(ctx.conn)?.state == OutboxState::None
+            {
                 return Err(SyncError::state(
                     "outbox rows exist without a frozen outbox bundle",
                 ));
@@ -145,10 +152,7 @@ pub(crate) fn stage_snapshot(
     rotation: Option<&Rotation>,
     on_session: impl FnOnce(&Connection, &SnapshotSessionCreateResponse) -> Result<()>,
 ) -> Result<SnapshotSessionCreateResponse> {
-    write_tx(ctx.conn, |c| {
-        c.execute("DELETE FROM _sync_snapshot_stage", [])?;
-        Ok(())
-    })?;
+    write_tx(ctx.conn, |c| Ok(snapshot_stage::clear(c)?))?;
     let body = rotation.map(|r| SnapshotSessionCreateRequest {
         source_replacement: Some(SourceReplacement {
             previous_source_id: source.to_string(),
@@ -274,41 +278,37 @@ fn convert_chunk<'t>(
 fn write_chunk(ctx: &Ctx, snapshot_id: &str, chunk: &StagedChunk) -> Result<()> {
     write_tx(ctx.conn, |c| {
         // key_json is built by SQLite's own json_object, as the triggers do (§5.4).
-        let mut insert = c.prepare_cached(
-            "INSERT INTO _sync_snapshot_stage(snapshot_id, row_ordinal, schema_name, table_name, key_json, row_version, payload)
-             VALUES (?1, ?2, ?3, ?4, json_object(?5, ?6), ?7, ?8)",
-        )?;
-        for (i, (table, key_value, version, payload)) in chunk.rows.iter().enumerate() {
-            insert.execute(params![
-                snapshot_id,
-                chunk.after + 1 + i as i64,
-                ctx.config.schema,
-                table.name,
-                table.key_json_name,
-                key_value,
-                version,
-                payload
-            ])?;
-        }
-        Ok(())
+        let rows = chunk
+            .rows
+            .iter()
+            .map(|(table, key_value, version, payload)| {
+                let row: snapshot_stage::StagedRow = (
+                    &table.name,
+                    &table.key_json_name,
+                    key_value as &dyn rusqlite::ToSql,
+                    *version,
+                    payload.as_ref(),
+                );
+                row
+            });
+        Ok(snapshot_stage::insert(
+            c,
+            snapshot_id,
+            &ctx.config.schema,
+            chunk.after + 1,
+            rows,
+        )?)
     })
 }
 
 pub(crate) fn staged_count(conn: &Connection, snapshot_id: &str) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*) FROM _sync_snapshot_stage WHERE snapshot_id = ?1",
-        [snapshot_id],
-        |r| r.get(0),
-    )?)
+    Ok(snapshot_stage::count(conn, snapshot_id)?)
 }
 
 /// Managed tables that exist: the configuration plus the runtime registry.
 pub(crate) fn managed_table_names(ctx: &Ctx, conn: &Connection) -> Result<Vec<String>> {
     let mut names: Vec<String> = ctx.config.tables.iter().map(|t| t.name.clone()).collect();
-    let mut stmt =
-        conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
-    for n in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        let n = n?;
+    for n in registry::table_names(conn)? {
         if !names.contains(&n) {
             names.push(n);
         }
@@ -345,10 +345,7 @@ pub(crate) fn final_apply(
         // Whatever way the stage was completed (a reused one included), a malformed
         // snapshot is dropped, so the next attempt downloads it again instead of
         // failing on the same stage forever.
-        write_tx(ctx.conn, |c| {
-            c.execute("DELETE FROM _sync_snapshot_stage", [])?;
-            Ok(())
-        })?;
+        write_tx(ctx.conn, |c| Ok(snapshot_stage::clear(c)?))?;
         return Err(malformed);
     }
     oversqlite_core::fault::point("snapshot.before_final_apply");
@@ -390,13 +387,10 @@ pub(crate) fn final_apply(
         let tables: Vec<String> = ctx.config.tables.iter().map(|t| t.name.clone()).collect();
         for t in &tables {
             conn.execute(&format!("DELETE FROM {}", quote_ident(t)), [])?;
-            conn.execute(
-                "DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2",
-                params![schema, t],
-            )?;
+            row_state::delete_table(conn, &schema, t)?;
         }
         if mode == OutboxMode::ClearAll {
-            conn.execute("DELETE FROM _sync_dirty_rows", [])?;
+            dirty_rows::delete_all(conn)?;
         }
         if mode == OutboxMode::ClearAll {
             state::clear_outbox(conn)?;
@@ -413,49 +407,47 @@ pub(crate) fn final_apply(
         let mut current = old_source.clone();
         if let Some(r) = rotation {
             if r.new_source_id != old_source {
-                conn.execute(
-                    "UPDATE _sync_source_state SET replaced_by_source_id = ?2 WHERE source_id = ?1",
-                    params![old_source, r.new_source_id],
-                )?;
+                source::set_replaced_by(conn, &old_source, &r.new_source_id)?;
                 current = r.new_source_id.clone();
             }
         }
         match mode {
             OutboxMode::ClearAll => {}
             OutboxMode::PreserveCommittedRemote => {
-                if outbox.state == "committed_remote" {
+                if outbox.state == OutboxState::CommittedRemote {
                     state::set_next_source_bundle_id_at_least(
                         conn,
                         &outbox.source_id,
                         outbox.source_bundle_id + 1,
                     )?;
                 }
-                if outbox.state == "committed_remote" {
+                if outbox.state == OutboxState::CommittedRemote {
                     rebase_over_committed_outbox(conn, outbox.remote_bundle_seq)?;
                 }
                 state::clear_outbox(conn)?;
                 reapply_local_intent(ctx, conn, &carried)?;
             }
             OutboxMode::PreserveSourceRecovery => {
-                if outbox.state != "none" {
+                if outbox.state != OutboxState::None {
                     state::ensure_source_row(conn, &current)?;
                     state::set_next_source_bundle_id_at_least(conn, &current, 2)?;
-                    conn.execute("UPDATE _sync_outbox_bundle SET source_id = ?1, source_bundle_id = 1 WHERE singleton_key = 1", [&current])?;
-                    conn.execute("UPDATE _sync_outbox_rows SET source_bundle_id = 1", [])?;
+                    outbox::rebind_as_first_bundle(conn, &current)?;
                 }
                 reapply_local_intent(ctx, conn, &carried)?;
             }
         }
-        conn.execute(
-            "UPDATE _sync_attachment_state SET current_source_id = ?1, binding_state = 'attached', attached_user_id = ?2,
-             schema_name = ?3, last_bundle_seq_seen = ?4, rebuild_required = 0, pending_initialization_id = '' WHERE singleton_key = 1",
-            params![current, user, schema, session.snapshot_bundle_seq],
+        attachment::persist_snapshot_applied(
+            conn,
+            &current,
+            user,
+            &schema,
+            session.snapshot_bundle_seq,
         )?;
         state::reset_operation(conn)?;
         // The stage only ever holds one snapshot (staging starts by clearing it), so
         // it is emptied whole: an unqualified DELETE lets SQLite drop its pages at
         // once instead of deleting 100k rows one by one.
-        conn.execute("DELETE FROM _sync_snapshot_stage", [])?;
+        snapshot_stage::clear(conn)?;
         oversqlite_core::fault::point("snapshot.mid_final_apply");
         Ok(tables)
     })?;
@@ -473,44 +465,27 @@ pub(crate) fn final_apply(
 /// `row_version` are copied as staged, no conversion involved). Returns the row count.
 /// Runs inside the final apply transaction: any malformed staged row rolls it all back.
 fn apply_staged_rows(ctx: &Ctx, conn: &Connection, snapshot_id: &str) -> Result<i64> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT table_name, payload FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal",
-    )?;
-    let mut staged = stmt.query([snapshot_id])?;
     let mut count = 0i64;
-    while let Some(r) = staged.next()? {
-        let table = ctx.table(staged_text(r, 0)?)?;
-        let payload = parse_object(staged_text(r, 1)?, "staged snapshot payload")?;
+    snapshot_stage::for_each_payload(conn, snapshot_id, |table, payload| -> Result<()> {
+        let table = ctx.table(staged_text(table)?)?;
+        let payload = parse_object(staged_text(payload)?, "staged snapshot payload")?;
         rows::upsert_row(conn, table, wire_payload_to_row(table, &payload)?)?;
         count += 1;
-    }
-    conn.prepare_cached(
-        "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-         SELECT ?2, table_name, key_json, row_version, 0, ?3
-         FROM _sync_snapshot_stage WHERE snapshot_id = ?1 ORDER BY row_ordinal
-         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
-         deleted = excluded.deleted, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
+        Ok(())
+    })?;
+    row_state::upsert_from_snapshot_stage(
+        conn,
+        &ctx.config.schema,
         snapshot_id,
-        ctx.config.schema,
-        rows::now_timestamp(conn)?
-    ])?;
+        &rows::now_timestamp(conn)?,
+    )?;
     Ok(count)
 }
 
 /// A snapshot lists every live row once (§2.10). A key staged twice means a malformed
 /// snapshot: applying it would let whichever copy comes last win silently.
 fn refuse_duplicate_keys(conn: &Connection, snapshot_id: &str) -> Result<()> {
-    let duplicate: Option<(String, String)> = conn
-        .query_row(
-            "SELECT table_name, key_json FROM _sync_snapshot_stage WHERE snapshot_id = ?1
-             GROUP BY schema_name, table_name, key_json HAVING COUNT(*) > 1 LIMIT 1",
-            [snapshot_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    match duplicate {
+    match snapshot_stage::duplicate_key(conn, snapshot_id)? {
         None => Ok(()),
         Some((table, key)) => Err(SyncError::protocol(format!(
             "snapshot lists {table} {key} more than once"
@@ -519,8 +494,8 @@ fn refuse_duplicate_keys(conn: &Connection, snapshot_id: &str) -> Result<()> {
 }
 
 /// A TEXT column of a stage row, borrowed (no copy per row).
-fn staged_text<'r>(row: &'r rusqlite::Row, index: usize) -> Result<&'r str> {
-    row.get_ref(index)?
+fn staged_text(value: ValueRef<'_>) -> Result<&str> {
+    value
         .as_str()
         .map_err(|e| SyncError::state(format!("staged snapshot row: {e}")))
 }
@@ -536,28 +511,15 @@ fn rebase_over_committed_outbox(conn: &Connection, committed_seq: i64) -> Result
     if committed_seq <= 0 {
         return Ok(());
     }
-    conn.execute(
-        "UPDATE _sync_dirty_rows AS d SET base_row_version = ?1
-         WHERE d.base_row_version < ?1
-           AND EXISTS (SELECT 1 FROM _sync_outbox_rows AS o
-                       WHERE o.schema_name = d.schema_name AND o.table_name = d.table_name AND o.key_json = d.key_json)
-           AND EXISTS (SELECT 1 FROM _sync_row_state AS rs
-                       WHERE rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
-                         AND rs.deleted = 0 AND rs.row_version >= ?1)",
-        [committed_seq],
-    )?;
-    Ok(())
+    Ok(dirty_rows::rebase_over_committed_outbox(
+        conn,
+        committed_seq,
+    )?)
 }
 
 /// `(table, key_json, payload)` of every dirty row, in capture order.
 fn dirty_intent(conn: &Connection) -> Result<Vec<(String, String, Option<String>)>> {
-    let mut stmt = conn.prepare(
-        "SELECT table_name, key_json, payload FROM _sync_dirty_rows ORDER BY dirty_ordinal",
-    )?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    Ok(dirty_rows::intents(conn)?)
 }
 
 /// Makes carried local intent visible again on top of the snapshot, so a rotated or

@@ -10,7 +10,7 @@ use oversqlite_protocol::{
 use crate::error::{Result, SyncError};
 use crate::values::rfc3339;
 
-pub const HIDDEN_SCOPE_COLUMN: &str = "_sync_scope_id";
+pub use oversqlite_protocol::HIDDEN_SCOPE_COLUMN;
 
 fn fail<T>(msg: String) -> Result<T> {
     Err(SyncError::protocol(msg))

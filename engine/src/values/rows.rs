@@ -1,5 +1,5 @@
 //! Authoritative writes to application tables and the per-row sync bookkeeping
-//! (`_sync_row_state`, `_sync_dirty_rows`). Callers run these inside `apply_tx`.
+//! (the row-state and dirty-row stores of core). Callers run these inside `apply_tx`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,6 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 pub use oversqlite_core::sql_text::quote_ident;
 use oversqlite_core::sql_text::row_expr;
+use oversqlite_core::store::{dirty_rows, row_state};
 
 use crate::error::Result;
 use crate::local::schema::ManagedTable;
@@ -133,24 +134,16 @@ pub fn advance_row_state(
     deleted: bool,
     updated_at: &str,
 ) -> Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-             VALUES (?1, ?2, json_object(?3, ?4), ?5, ?6, ?7)
-             ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
-             deleted = excluded.deleted, updated_at = excluded.updated_at
-             WHERE excluded.row_version > _sync_row_state.row_version",
-        )?
-        .execute(params![
-            schema,
-            table.name,
-            table.key_json_name,
-            key.json_value,
-            row_version,
-            deleted as i64,
-            updated_at
-        ])?;
-    Ok(changed > 0)
+    Ok(row_state::advance(
+        conn,
+        schema,
+        &table.name,
+        &table.key_json_name,
+        &key.json_value,
+        row_version,
+        deleted,
+        updated_at,
+    )?)
 }
 
 /// The current time in the `updated_at` format of the runtime tables, from SQLite's
@@ -169,12 +162,14 @@ pub fn upsert_row_state(
     row_version: i64,
     deleted: bool,
 ) -> Result<()> {
-    conn.prepare_cached("INSERT INTO _sync_row_state(schema_name, table_name, key_json, row_version, deleted, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET row_version = excluded.row_version,
-         deleted = excluded.deleted, updated_at = excluded.updated_at")?.execute(params![schema, table, key_json, row_version, deleted as i64],
-    )?;
-    Ok(())
+    Ok(row_state::upsert(
+        conn,
+        schema,
+        table,
+        key_json,
+        row_version,
+        deleted,
+    )?)
 }
 
 pub fn delete_row_state(
@@ -183,11 +178,7 @@ pub fn delete_row_state(
     table: &str,
     key_json: &str,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "DELETE FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-    )?
-    .execute(params![schema, table, key_json])?;
-    Ok(())
+    Ok(row_state::delete(conn, schema, table, key_json)?)
 }
 
 /// `row_version` of the stored state, if any.
@@ -197,19 +188,10 @@ pub fn row_state_version(
     table: &str,
     key_json: &str,
 ) -> Result<Option<i64>> {
-    Ok(conn.prepare_cached("SELECT row_version FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3")?.query_row(params![schema, table, key_json],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(row_state::version(conn, schema, table, key_json)?)
 }
 
-#[derive(Debug, Clone)]
-pub struct DirtyRow {
-    pub op: String,
-    pub base_row_version: i64,
-    pub payload: Option<String>,
-    pub dirty_ordinal: i64,
-}
+pub use oversqlite_core::store::dirty_rows::DirtyRow;
 
 pub fn dirty_row(
     conn: &Connection,
@@ -217,28 +199,11 @@ pub fn dirty_row(
     table: &str,
     key_json: &str,
 ) -> Result<Option<DirtyRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT op, base_row_version, payload, dirty_ordinal FROM _sync_dirty_rows
-             WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-        )?
-        .query_row(params![schema, table, key_json], |r| {
-            Ok(DirtyRow {
-                op: r.get(0)?,
-                base_row_version: r.get(1)?,
-                payload: r.get(2)?,
-                dirty_ordinal: r.get(3)?,
-            })
-        })
-        .optional()?)
+    Ok(dirty_rows::get(conn, schema, table, key_json)?)
 }
 
 pub fn delete_dirty(conn: &Connection, schema: &str, table: &str, key_json: &str) -> Result<()> {
-    conn.prepare_cached(
-        "DELETE FROM _sync_dirty_rows WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
-    )?
-    .execute(params![schema, table, key_json])?;
-    Ok(())
+    Ok(dirty_rows::delete(conn, schema, table, key_json)?)
 }
 
 /// Writes a dirty intent, keeping an existing `dirty_ordinal` (else max + 1).
@@ -251,15 +216,9 @@ pub fn upsert_dirty(
     base: i64,
     payload: Option<&str>,
 ) -> Result<()> {
-    conn.prepare_cached("INSERT INTO _sync_dirty_rows(schema_name, table_name, key_json, op, base_row_version, payload, dirty_ordinal, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                 COALESCE((SELECT dirty_ordinal FROM _sync_dirty_rows WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3),
-                          (SELECT COALESCE(MAX(dirty_ordinal), 0) + 1 FROM _sync_dirty_rows)),
-                 strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-         ON CONFLICT(schema_name, table_name, key_json) DO UPDATE SET op = excluded.op, base_row_version = excluded.base_row_version,
-         payload = excluded.payload, updated_at = excluded.updated_at")?.execute(params![schema, table, key_json, op, base, payload],
-    )?;
-    Ok(())
+    Ok(dirty_rows::upsert(
+        conn, schema, table, key_json, op, base, payload,
+    )?)
 }
 
 /// Applies one authoritative row: upsert (or delete) the application row, record

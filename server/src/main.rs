@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Registry;
-use crate::state::{AppState, Settings};
+use crate::state::{AppState, ForeignKeyErrors, Settings};
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -96,6 +96,11 @@ struct ServeArgs {
     /// After SIGTERM/SIGINT: answer 503 service_unavailable this long, then exit.
     #[arg(long, default_value_t = 2_000)]
     shutdown_grace_ms: u64,
+    /// How a push commit violating a foreign key is answered: `ours` (400
+    /// push_commit_invalid) or `reference` (500 push_session_commit_failed, as go-oversync
+    /// answers a PostgreSQL error; a test aid).
+    #[arg(long, value_enum, default_value_t = ForeignKeyErrors::Ours)]
+    foreign_key_errors: ForeignKeyErrors,
 }
 
 #[derive(Args)]
@@ -165,6 +170,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         max_rows_per_snapshot_session: args.max_rows_per_snapshot_session,
         max_bytes_per_snapshot_session: args.max_bytes_per_snapshot_session,
         jwt_secret,
+        foreign_key_errors: args.foreign_key_errors,
     };
     let state = Arc::new(AppState::new(store, registry, settings));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -27,6 +27,20 @@ pub struct Settings {
     pub max_rows_per_snapshot_session: i64,
     pub max_bytes_per_snapshot_session: i64,
     pub jwt_secret: String,
+    pub foreign_key_errors: ForeignKeyErrors,
+}
+
+/// How a push commit that violates a foreign key is answered (`--foreign-key-errors`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForeignKeyErrors {
+    /// `400 push_commit_invalid`: the client can tell the bundle will never commit as is.
+    #[default]
+    Ours,
+    /// `500 push_session_commit_failed` with PostgreSQL's SQLSTATE 23503 in the message,
+    /// as go-oversync answers (HandleCommitPushSession maps every PostgreSQL error that
+    /// way). A test aid: clients must cope with servers that cannot be told from a
+    /// transient fault.
+    Reference,
 }
 
 pub const MAX_BUNDLES_PER_PULL: i64 = 5000;

@@ -21,7 +21,7 @@ use super::scope::{
 use crate::codec::{sql_to_wire, wire_key, wire_to_sql};
 use crate::config::{quote_ident, Column, TableSpec};
 use crate::error::{ApiError, Fail, ServiceResult};
-use crate::state::AppState;
+use crate::state::{AppState, ForeignKeyErrors};
 use crate::store::{close_write_context, open_write_context};
 use crate::timefmt::{now_ms, rfc3339_from_ms};
 
@@ -92,22 +92,36 @@ pub fn commit(
     if !session.initialization_id.is_empty() {
         mark_initialized(&tx, user, &session.source_id, &rfc3339_from_ms(now))?;
     }
-    commit_checked(tx)?;
+    commit_checked(tx, app.settings.foreign_key_errors)?;
     let events = applied.events();
     Ok((applied.pushed, events))
 }
 
-/// Commits, turning a deferred foreign-key violation into `400 push_commit_invalid`.
-pub fn commit_checked(tx: rusqlite::Transaction<'_>) -> ServiceResult<()> {
+/// Commits, turning a deferred foreign-key violation into `400 push_commit_invalid`, or
+/// in [`ForeignKeyErrors::Reference`] mode into go-oversync's
+/// `500 push_session_commit_failed` (`Database error [<SQLSTATE>]: <message>`; 23503 is
+/// PostgreSQL's foreign_key_violation). The failed COMMIT leaves the transaction open and
+/// dropping it rolls the bundle back, so nothing of it is stored either way.
+pub fn commit_checked(
+    tx: rusqlite::Transaction<'_>,
+    foreign_key_errors: ForeignKeyErrors,
+) -> ServiceResult<()> {
     match tx.commit() {
         Ok(()) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
         {
-            Err(ApiError::bad_request(
-                codes::PUSH_COMMIT_INVALID,
-                "bundle violates a foreign key: a referenced row does not exist in this scope",
-            )
+            Err(match foreign_key_errors {
+                ForeignKeyErrors::Ours => ApiError::bad_request(
+                    codes::PUSH_COMMIT_INVALID,
+                    "bundle violates a foreign key: a referenced row does not exist in this scope",
+                ),
+                ForeignKeyErrors::Reference => ApiError::new(
+                    500,
+                    "push_session_commit_failed",
+                    "Database error [23503]: bundle violates foreign key constraint: a referenced row does not exist in this scope",
+                ),
+            }
             .into())
         }
         Err(e) => Err(e.into()),

@@ -15,7 +15,7 @@ use super::scope::{
     SCOPE_UNINITIALIZED,
 };
 use crate::error::{ApiError, ServiceResult};
-use crate::state::AppState;
+use crate::state::{AppState, ForeignKeyErrors};
 use crate::timefmt::{now_ms, rfc3339_from_ms};
 
 /// Body of `POST /test/server-bundle`.
@@ -114,7 +114,8 @@ pub fn write(
             .unwrap_or(0);
     }
     let applied = apply_bundle(app, &tx, &user, &source, source_bundle_id, &rows, now)?;
-    commit_checked(tx)?;
+    // A test route of ours, not go-oversync's commit: always our 400 for a violation.
+    commit_checked(tx, ForeignKeyErrors::Ours)?;
     let events = applied.events();
     Ok(ServerBundleOutcome::Committed(applied.pushed, events))
 }

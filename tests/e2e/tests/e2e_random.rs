@@ -10,23 +10,7 @@ mod e2e_support;
 
 use e2e_support::*;
 use oversqlite_tests::server::TestServer;
-use rusqlite::functions::FunctionFlags;
 use serde_json::Value;
-
-/// xorshift64*: deterministic, so a failing seed replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Users are never deleted (a post inserted elsewhere could then reference a parent the
 /// server no longer has: a permanent `push_commit_invalid`, see engine/DECISIONS.md).
@@ -61,38 +45,14 @@ fn random_edit(d: &Device, rng: &mut Rng, tag: &str, n: u64) {
     d.exec(&sql);
 }
 
-/// Keep the local change (merged over the server row so every column is named), but
-/// accept the server's deletion of a row we updated (keeping it would be invalid).
-fn install_custom_resolver(d: &Device) {
-    d.conn
-        .create_scalar_function("keep_mine", 4, FunctionFlags::SQLITE_UTF8, |ctx| {
-            let server: Option<String> = ctx.get(2)?;
-            let local: Option<String> = ctx.get(3)?;
-            Ok(match (server, local) {
-                (None, _) => "server".to_string(),
-                (Some(_), None) => "local".to_string(),
-                (Some(server), Some(local)) => {
-                    let mut merged: Value = serde_json::from_str(&server).unwrap();
-                    let local: Value = serde_json::from_str(&local).unwrap();
-                    for (k, v) in local.as_object().unwrap() {
-                        merged[k] = v.clone();
-                    }
-                    merged.to_string()
-                }
-            })
-        })
-        .unwrap();
-    d.json("SELECT oversqlite_set_conflict_resolver('custom', NULL, 'keep_mine')");
-}
-
 fn run_seed(server: &TestServer, seed: u64) {
     let user = format!("random{seed}");
     let devices: Vec<Device> = (0..3)
         .map(|i| Device::attached(&db_path(&format!("random-{seed}-{i}")), server, &user).0)
         .collect();
     devices[1].json("SELECT oversqlite_set_conflict_resolver('client_wins')");
-    install_custom_resolver(&devices[2]);
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    install_keep_mine_resolver(&devices[2]);
+    let mut rng = Rng::for_seed(seed);
     let mut n = 0;
     for _round in 0..25 {
         for (i, d) in devices.iter().enumerate() {

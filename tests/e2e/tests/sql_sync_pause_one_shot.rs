@@ -52,7 +52,7 @@ fn paused_uploads_send_nothing_and_say_so() {
     let upload = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         upload,
-        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "skipped": "uploads_paused"})
+        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": [], "skipped": "uploads_paused"})
     );
     assert_eq!(
         requests.load(Ordering::SeqCst),
@@ -183,13 +183,13 @@ fn one_shot_calls_report_counts() {
     let nothing = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         nothing,
-        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null})
+        json!({"total": 0, "applied": 0, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": []})
     );
     d.exec("INSERT INTO users VALUES ('u1', 'Ada'), ('u2', 'Grace')");
     let upload = d.ok("SELECT oversqlite_upload_once()");
     assert_eq!(
         upload,
-        json!({"total": 2, "applied": 2, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null})
+        json!({"total": 2, "applied": 2, "conflict": 0, "invalid": 0, "materialize_error": 0, "invalid_reasons": {}, "first_error_message": null, "foreign_key_resolutions": []})
     );
     assert_eq!(server.rows("users", "carol", "id").len(), 2);
 
@@ -246,6 +246,13 @@ fn upload_once_reports_a_bundle_the_server_refuses() {
     let message = upload["first_error_message"].as_str().unwrap();
     assert!(
         message.contains("HTTP 400") && message.contains("push_commit_invalid"),
+        "{upload}"
+    );
+    // Nothing explains it (no race: the parent exists nowhere), and the message says
+    // which row references what, and the way out.
+    assert!(
+        message.contains(r#"posts {"id":"p1"} references users {"id":"ghost"}"#)
+            && message.contains("discard_local_changes"),
         "{upload}"
     );
     assert_eq!(server.bundle_count("dave"), 0);

@@ -1,13 +1,16 @@
-//! Shared by the end-to-end (`e2e_*`) and crash-safety (`crash_*`) suites: a server
+//! Shared by the end-to-end (`e2e_*`, `fk_*`) and crash-safety (`crash_*`) suites: a server
 //! configuration with FK-linked tables, TEXT/TEXT-UUID/BLOB-UUID keys and every column
-//! type; devices (database files with the built extension loaded); canonical dumps of a
-//! device's tables and of the server's rows, so convergence is one equality.
+//! type ([`RICH`]; other suites bring their own [`Schema`]); devices (database files with
+//! the built extension loaded); canonical dumps of a device's tables and of the server's
+//! rows, so convergence is one equality; a seeded random generator and a resolver for the
+//! randomised suites.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use oversqlite_tests::host;
 use oversqlite_tests::server::TestServer;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -97,7 +100,23 @@ pub enum Col {
     UuidBlob(&'static str),
 }
 
-pub const TABLES: &[(&str, &[Col])] = &[
+/// A synced table and how its columns are compared.
+pub type Table = (&'static str, &'static [Col]);
+
+/// The device side of a server configuration: the tables' DDL and the synced tables, in
+/// the order they are enabled for sync and dumped.
+pub struct Schema {
+    pub ddl: &'static str,
+    pub tables: &'static [Table],
+}
+
+/// [`CONFIG`]'s tables.
+pub const RICH: Schema = Schema {
+    ddl: DDL,
+    tables: TABLES,
+};
+
+pub const TABLES: &[Table] = &[
     (
         "users",
         &[Col::Plain("id"), Col::Plain("name"), Col::Plain("email")],
@@ -167,21 +186,34 @@ pub fn copy_db(from: &Path, to: &Path) {
 pub struct Device {
     pub conn: Connection,
     pub path: PathBuf,
+    pub schema: &'static Schema,
 }
 
 impl Device {
+    /// [`Device::open_with`] the [`RICH`] schema.
     pub fn open(path: &Path, server: &TestServer, user: &str) -> Device {
+        Device::open_with(path, server, user, &RICH)
+    }
+
+    /// A device with `schema`'s tables, `PRAGMA foreign_keys = ON` (as apps run).
+    pub fn open_with(
+        path: &Path,
+        server: &TestServer,
+        user: &str,
+        schema: &'static Schema,
+    ) -> Device {
         let conn = host::file(path);
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
-        conn.execute_batch(DDL).unwrap();
+        conn.execute_batch(schema.ddl).unwrap();
         let d = Device {
             conn,
             path: path.to_path_buf(),
+            schema,
         };
         d.sql(&format!("SELECT oversqlite_init('{}', 'main')", server.url));
-        for (t, _) in TABLES {
+        for (t, _) in schema.tables {
             d.sql(&format!("SELECT oversqlite_enable_sync('{t}')"));
         }
         d.sql("SELECT oversqlite_open()");
@@ -191,7 +223,16 @@ impl Device {
 
     /// `open` plus `oversqlite_attach(user)`; returns the device and the attach report.
     pub fn attached(path: &Path, server: &TestServer, user: &str) -> (Device, Value) {
-        let d = Device::open(path, server, user);
+        Device::attached_with(path, server, user, &RICH)
+    }
+
+    pub fn attached_with(
+        path: &Path,
+        server: &TestServer,
+        user: &str,
+        schema: &'static Schema,
+    ) -> (Device, Value) {
+        let d = Device::open_with(path, server, user, schema);
         let report = d.json(&format!("SELECT oversqlite_attach('{user}')"));
         assert_eq!(report["status"], "connected", "{report}");
         (d, report)
@@ -247,7 +288,7 @@ impl Device {
 
     /// Every synced table as sorted canonical row strings.
     pub fn dump(&self) -> Vec<(String, Vec<String>)> {
-        dump_device(&self.conn)
+        dump_tables(&self.conn, self.schema.tables)
     }
 
     pub fn close(self) {
@@ -267,8 +308,13 @@ fn row_sql(cols: &[Col], server: bool) -> String {
         .join(" || '|' || ")
 }
 
+/// [`RICH`]'s tables of `conn`, as [`Device::dump`].
 pub fn dump_device(conn: &Connection) -> Vec<(String, Vec<String>)> {
-    TABLES
+    dump_tables(conn, TABLES)
+}
+
+pub fn dump_tables(conn: &Connection, tables: &[Table]) -> Vec<(String, Vec<String>)> {
+    tables
         .iter()
         .map(|(t, cols)| {
             let sql = format!("SELECT {} FROM \"{t}\"", row_sql(cols, false));
@@ -284,9 +330,19 @@ pub fn dump_device(conn: &Connection) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// The server's visible rows of `user`, in the same canonical form as [`Device::dump`].
+/// The server's visible rows of `user` in [`RICH`]'s tables, as [`Device::dump`].
 pub fn dump_server(server: &TestServer, user: &str) -> Vec<(String, Vec<String>)> {
-    TABLES
+    dump_server_tables(server, user, TABLES)
+}
+
+/// The server's visible rows of `user` in `tables`, in the same canonical form as
+/// [`Device::dump`].
+pub fn dump_server_tables(
+    server: &TestServer,
+    user: &str,
+    tables: &[Table],
+) -> Vec<(String, Vec<String>)> {
+    tables
         .iter()
         .map(|(t, cols)| {
             let sql = format!(
@@ -331,13 +387,81 @@ pub fn bundle_row_count(server: &TestServer, user: &str, table: &str, key: &str,
 
 /// Asserts every device and the server hold the same rows.
 pub fn assert_converged(server: &TestServer, user: &str, devices: &[&Device]) {
-    let expected = dump_server(server, user);
     for d in devices {
         assert_eq!(
             d.dump(),
-            expected,
+            dump_server_tables(server, user, d.schema.tables),
             "device {} differs from the server",
             d.path.display()
         );
     }
+}
+
+/// Committed rows of `user` that repeat the previous committed row of the same key
+/// (same op and payload): a change uploaded twice. Unlike [`duplicated_bundle_rows`] it
+/// allows a row to come back with earlier values after a deletion (a recreated parent).
+pub fn repeated_bundle_rows(server: &TestServer, user: &str) -> Vec<String> {
+    let history = server.query_store(&format!(
+        "SELECT bundle_seq, table_name, key, op, ifnull(payload, '') FROM _oversync_bundle_rows
+         WHERE user_id = '{}' ORDER BY table_name, key, bundle_seq, row_ordinal",
+        user.replace('\'', "''")
+    ));
+    history
+        .windows(2)
+        .filter(|w| w[0][1..] == w[1][1..])
+        .map(|w| {
+            format!(
+                "{} {} {} at bundles {} and {}",
+                w[1][1], w[1][2], w[1][3], w[0][0], w[1][0]
+            )
+        })
+        .collect()
+}
+
+/// xorshift64*: deterministic, so a failing seed replays exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; the state is never zero).
+    pub fn for_seed(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Registers the custom resolver `keep_mine` on `d` and makes it the default policy. It
+/// answers validly in every case: the local change merged over the server row (so every
+/// column is named), `'local'` for a local DELETE of a live server row (a merge would be
+/// invalid there), and `'server'` when the server row is deleted or missing (keeping a
+/// local UPDATE would be invalid).
+pub fn install_keep_mine_resolver(d: &Device) {
+    d.conn
+        .create_scalar_function("keep_mine", 4, FunctionFlags::SQLITE_UTF8, |ctx| {
+            let server: Option<String> = ctx.get(2)?;
+            let local: Option<String> = ctx.get(3)?;
+            let parse = |t: &str| -> rusqlite::Result<Value> {
+                serde_json::from_str(t).map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
+            };
+            Ok(match (server, local) {
+                (None, _) => "server".to_string(),
+                (Some(_), None) => "local".to_string(),
+                (Some(server), Some(local)) => {
+                    let mut merged = parse(&server)?;
+                    for (k, v) in parse(&local)?.as_object().into_iter().flatten() {
+                        merged[k] = v.clone();
+                    }
+                    merged.to_string()
+                }
+            })
+        })
+        .unwrap();
+    d.json("SELECT oversqlite_set_conflict_resolver('custom', NULL, 'keep_mine')");
 }

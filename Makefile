@@ -13,10 +13,23 @@ SERVER_DEBUG := target/debug/oversqlite-server
 SERVER_RELEASE := target/release/oversqlite-server
 
 # Debian packages the build and the suites need on a fresh machine (libclang for
-# sqlite-loadable's bindgen, the sqlite3 shell and Debian's python3 for the suites).
-APT_PACKAGES := libclang-dev sqlite3 python3 make g++
+# sqlite-loadable's bindgen, the sqlite3 shell and Debian's python3 for the suites,
+# python3-venv for the dist tools and the packaging test's fresh venv).
+APT_PACKAGES := libclang-dev sqlite3 python3 python3-venv make g++
 
-.PHONY: all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools node-deps clean
+# Release artifacts (make dist): the binaries are built for an old glibc with
+# cargo-zigbuild and zig from the ziglang package; the wheel with hatchling, checked
+# with auditwheel. Their venv lives outside the repository on purpose: zig reports its
+# include directories relative to the working directory when they lie below it, and
+# bindgen (sqlite-loadable's build script) runs in another directory, where such paths
+# point nowhere.
+DIST_TOOLS ?= $(HOME)/.cache/oversqlite/dist-tools
+DIST_GLIBC ?= 2.17
+ZIGBUILD_VERSION := 0.24.1
+DIST_PY_PACKAGES := ziglang==0.17.1 hatchling==1.33.0 auditwheel==6.8.2
+export DIST_TOOLS DIST_GLIBC
+
+.PHONY: lint all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
 
 all: build
 
@@ -53,13 +66,34 @@ example: build
 demo: release
 	bash scripts/demo.sh
 
-## bench: capture/push/pull/hydrate figures; prints a table, writes bench/results.md.
+## bench: capture/push/pull/hydrate and busy-writer figures; prints a table, writes bench/results.md.
 bench: release
 	$(CARGO) run --release -p oversqlite-bench -- --extension $(EXT_RELEASE) --server-bin $(SERVER_RELEASE)
 
+## dist-tools: cargo-zigbuild (cached in ~/.cargo/bin, found by cargo) and the DIST_TOOLS venv, when missing.
+dist-tools: deps
+	@$(CARGO) zigbuild --help >/dev/null 2>&1 || $(CARGO) install --locked cargo-zigbuild --version $(ZIGBUILD_VERSION)
+	@if [ "$$(cat $(DIST_TOOLS)/.packages 2>/dev/null)" != "$(DIST_PY_PACKAGES)" ]; then \
+	  echo "creating $(DIST_TOOLS): $(DIST_PY_PACKAGES)"; \
+	  rm -rf $(DIST_TOOLS) && $(PYTHON) -m venv $(DIST_TOOLS) && \
+	  $(DIST_TOOLS)/bin/pip install --quiet --disable-pip-version-check $(DIST_PY_PACKAGES) && \
+	  echo "$(DIST_PY_PACKAGES)" > $(DIST_TOOLS)/.packages; fi
+
+## dist: the wheel, the npm tarball and the linux-x86_64 archive, with SHA256SUMS, in dist/.
+dist: dist-tools
+	bash scripts/dist.sh
+
 ## test: everything CI runs.
-test: deps build server test-rust test-python test-shell test-node test-tools
+test: deps lint build server test-rust test-python test-shell test-node test-tools test-packaging
 	@echo "make test: all suites passed"
+
+# lint: formatting and clippy (warnings are errors), one package at a time like the
+# builds (the extension's rusqlite features must not unify with the bundled ones).
+LINT_PACKAGES := oversqlite-protocol oversqlite-core oversqlite-engine oversqlite oversqlite-server oversqlite-tests oversqlite-bench
+lint:
+	$(CARGO) fmt --all --check
+	@for p in $(LINT_PACKAGES); do \
+	  echo "clippy -p $$p"; $(CARGO) clippy -q -p $$p --all-targets -- -D warnings || exit 1; done
 
 test-rust:
 	$(CARGO) test -p oversqlite-protocol
@@ -88,8 +122,13 @@ test-node: build server node-deps
 # broken demo or benchmark fails CI (the real figures come from `make bench`).
 test-tools: build server
 	$(CARGO) test -p oversqlite-bench
-	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
+	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --busy-backlog 300 --busy-seconds 1 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
 	OVERSQLITE_EXTENSION=$(EXT_DEBUG) OVERSQLITE_SERVER_BIN=$(SERVER_DEBUG) bash scripts/demo.sh
+
+# The dist artifacts installed as a user would: the wheel in a fresh venv, the npm
+# tarball in a fresh Node project, each syncing two devices through its own server.
+test-packaging: dist node-deps
+	bash tests/packaging/run.sh
 
 clean:
 	$(CARGO) clean

@@ -16,6 +16,13 @@ usage: oversqlite-bench [options]
   --token-command CMD      shell command printing a bearer token for a user; the user id is
                            its first argument ($1) and env OVERSQLITE_BENCH_USER (required
                            with --server-url; default: `oversqlite-server token`)
+  --busy-backlog N         busy-writer step (issue #16): rows pending on device A when the
+                           writer starts (default 20000)
+  --busy-seconds S         how long the writer writes while A syncs in a loop, once in WAL
+                           and once with a rollback journal (default 10; 0 skips the step)
+  --busy-gap-ms MS         pause between the writer's writes (default 5)
+  --busy-only              run the busy-writer step only (nothing is written unless
+                           --output is given)
   --output PATH            markdown results file (default bench/results.md)
   --no-write               print the table only
   --require-targets        exit with status 3 when any target is missed
@@ -24,14 +31,14 @@ usage: oversqlite-bench [options]
   --wrap STEP=COMMAND      run STEP's child process under COMMAND (split on spaces), e.g.
                            --wrap 'push=perf record -e cpu-clock -g -o push.perf --'
                            (steps: floor baseline capture_plain capture_managed
-                           prepare_push prepare_pull push pull hydrate)
+                           prepare_push prepare_pull push pull hydrate busy)
   --built-from COMMIT      the binaries were built from this commit (a clean export):
                            recorded instead of this checkout's HEAD and its changes
   -h, --help               this text
 ";
 
 /// Step names as `--wrap` takes them (the serde names of `steps::Step`).
-pub const STEP_NAMES: [&str; 9] = [
+pub const STEP_NAMES: [&str; 10] = [
     "floor",
     "baseline",
     "capture_plain",
@@ -41,6 +48,7 @@ pub const STEP_NAMES: [&str; 9] = [
     "push",
     "pull",
     "hydrate",
+    "busy",
 ];
 
 #[derive(Debug, Clone)]
@@ -59,6 +67,12 @@ pub struct Options {
     pub wrap: Vec<(String, Vec<String>)>,
     pub built_from: Option<String>,
     pub require_targets: bool,
+    pub busy_backlog: usize,
+    /// 0: no busy-writer step.
+    pub busy_seconds: f64,
+    pub busy_gap_ms: u64,
+    /// Skip the per-size steps.
+    pub busy_only: bool,
 }
 
 /// The repository root, so the defaults work from any working directory.
@@ -86,12 +100,17 @@ impl Options {
             wrap: Vec::new(),
             built_from: None,
             require_targets: false,
+            busy_backlog: 20_000,
+            busy_seconds: 10.0,
+            busy_gap_ms: 5,
+            busy_only: false,
         }
     }
 
     /// `Ok(None)` means help was asked for.
     pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
         let mut o = Options::defaults();
+        let mut output_given = false;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             if flag == "-h" || flag == "--help" {
@@ -103,6 +122,10 @@ impl Options {
             }
             if flag == "--require-targets" {
                 o.require_targets = true;
+                continue;
+            }
+            if flag == "--busy-only" {
+                o.busy_only = true;
                 continue;
             }
             let value = it
@@ -117,7 +140,28 @@ impl Options {
                 "--server-url" => o.server_url = Some(value.trim_end_matches('/').to_string()),
                 "--schema" => o.schema = value,
                 "--token-command" => o.token_command = Some(value),
-                "--output" => o.output = Some(PathBuf::from(value)),
+                "--output" => {
+                    o.output = Some(PathBuf::from(value));
+                    output_given = true;
+                }
+                "--busy-backlog" => {
+                    o.busy_backlog = value
+                        .replace('_', "")
+                        .parse()
+                        .map_err(|_| format!("--busy-backlog: not a row count: {value}"))?
+                }
+                "--busy-seconds" => {
+                    o.busy_seconds = value
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| format!("--busy-seconds: not a duration: {value}"))?
+                }
+                "--busy-gap-ms" => {
+                    o.busy_gap_ms = value
+                        .parse()
+                        .map_err(|_| format!("--busy-gap-ms: not a number: {value}"))?
+                }
                 "--step-timeout" => {
                     o.step_timeout_secs = value
                         .parse()
@@ -149,6 +193,15 @@ impl Options {
         }
         if o.schema.trim().is_empty() {
             return Err("--schema must not be empty".into());
+        }
+        if o.busy_only {
+            if o.busy_seconds == 0.0 {
+                return Err("--busy-only with --busy-seconds 0 runs nothing".into());
+            }
+            // A partial run must not replace the full results file by accident.
+            if !output_given {
+                o.output = None;
+            }
         }
         Ok(Some(o))
     }
@@ -201,6 +254,42 @@ mod tests {
         );
         assert_eq!(o.extension, PathBuf::from("x.so"));
         assert!(o.output.is_none());
+    }
+
+    #[test]
+    fn busy_step_options() {
+        let o = parse(&[]).unwrap().unwrap();
+        assert_eq!(
+            (o.busy_backlog, o.busy_seconds, o.busy_gap_ms),
+            (20_000, 10.0, 5)
+        );
+        assert!(!o.busy_only && o.output.is_some());
+        let o = parse(&[
+            "--busy-backlog",
+            "300",
+            "--busy-seconds",
+            "0.5",
+            "--busy-gap-ms",
+            "2",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (o.busy_backlog, o.busy_seconds, o.busy_gap_ms),
+            (300, 0.5, 2)
+        );
+        let o = parse(&["--busy-only"]).unwrap().unwrap();
+        assert!(
+            o.busy_only && o.output.is_none(),
+            "a partial run writes nothing"
+        );
+        let o = parse(&["--busy-only", "--output", "x.md"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.output, Some(PathBuf::from("x.md")));
+        assert!(parse(&["--busy-seconds", "-1"]).is_err());
+        assert!(parse(&["--busy-seconds", "0", "--busy-only"]).is_err());
+        assert!(parse(&["--busy-backlog", "many"]).is_err());
     }
 
     #[test]

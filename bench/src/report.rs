@@ -1,4 +1,5 @@
 //! Figures → one markdown table, each target next to the figure it judges.
+use crate::busy::{BusyFigures, Journal};
 use crate::steps::Outcome;
 
 pub const TARGET_N: usize = 100_000;
@@ -11,6 +12,9 @@ pub const PULL_MIN: f64 = 60_000.0;
 pub const HYDRATE_MIN: f64 = 50_000.0;
 pub const RSS_MAX_MIB: f64 = 64.0;
 pub const RSS_GROWTH_MAX_MIB: f64 = 16.0;
+/// Busy writer (issue #16), WAL: the writer's statement latency.
+pub const BUSY_P99_MAX_MS: f64 = 10.0;
+pub const BUSY_MAX_MS: f64 = 100.0;
 
 /// Picks one step's outcome out of a size's run.
 type StepOf = fn(&SizeRun) -> &Outcome;
@@ -29,6 +33,19 @@ pub struct SizeRun {
     pub server_cpu_ms: [Option<f64>; 3],
 }
 
+/// One busy-writer run (one journal mode).
+pub struct BusyRun {
+    pub outcome: Outcome,
+    /// Server CPU ms during the step (only for a server we started).
+    pub server_cpu_ms: Option<f64>,
+}
+
+impl BusyRun {
+    pub fn figures(&self) -> BusyFigures {
+        serde_json::from_value(self.outcome.detail.clone()).unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 pub struct Verdicts {
     pub met: usize,
@@ -36,6 +53,11 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
+    pub fn merge(&mut self, other: Verdicts) {
+        self.met += other.met;
+        self.missed.extend(other.missed);
+    }
+
     fn judge(&mut self, what: &str, ok: bool) -> &'static str {
         if ok {
             self.met += 1;
@@ -314,6 +336,99 @@ pub fn table(runs: &[SizeRun]) -> (String, Verdicts) {
     (out, v)
 }
 
+fn ms(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "—".into()
+    }
+}
+
+/// The busy-writer runs as one markdown table (targets judged at whatever size ran; the
+/// issue's figures are for a 20,000-row backlog and a write every 5 ms for 10 s), plus
+/// one line per journal mode naming the errors, if any.
+pub fn busy_table(runs: &[BusyRun]) -> (String, Verdicts) {
+    let mut v = Verdicts::default();
+    let mut out = String::from(
+        "| journal | backlog | writer | sync calls ok / total | complete: false | rows pushed | rows/s | writes (failed) | writer p50 ms | writer p99 ms | writer max ms | longest lock wait ms (waits) | longest sync ms | client CPU ms | server CPU ms | target | result |\n\
+         |---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n",
+    );
+    let mut notes = String::new();
+    for r in runs {
+        let f = r.figures();
+        let journal = f.journal.unwrap_or(Journal::Wal);
+        let label = journal.label();
+        let rate = f.rows_pushed.map(|rows| rows as f64 / f.busy_wall_ms * 1e3);
+        let mut target = "100% syncs ok; every write ok".to_string();
+        let mut results = vec![
+            v.judge(
+                &format!("busy {label}: every sync call returns normally"),
+                f.syncs_total > 0 && f.syncs_ok == f.syncs_total,
+            ),
+            v.judge(
+                &format!("busy {label}: every write succeeds"),
+                f.write_errors == 0,
+            ),
+        ];
+        if journal == Journal::Wal {
+            target.push_str(&format!(
+                "; p99 ≤ {BUSY_P99_MAX_MS} ms; max ≤ {BUSY_MAX_MS} ms"
+            ));
+            results.push(v.judge(
+                &format!("busy {label}: writer p99"),
+                f.writer_p99_ms <= BUSY_P99_MAX_MS,
+            ));
+            results.push(v.judge(
+                &format!("busy {label}: writer max"),
+                f.writer_max_ms <= BUSY_MAX_MS,
+            ));
+        }
+        let cpu = r.outcome.phases.get("busy").map(|p| p.cpu_ms);
+        out.push_str(&format!(
+            "| {label} | {} | every {} ms for {} s | {} / {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {target} | {} |\n",
+            int(f.backlog as f64),
+            f.gap_ms,
+            f.seconds,
+            f.syncs_ok,
+            f.syncs_total,
+            f.syncs_incomplete,
+            opt(f.rows_pushed.map(|r| r as f64), int),
+            opt(rate, int),
+            f.writes,
+            f.write_errors,
+            ms(f.writer_p50_ms),
+            ms(f.writer_p99_ms),
+            ms(f.writer_max_ms),
+            format!("{} ({})", ms(f.max_lock_wait_ms), f.lock_waits),
+            ms(f.longest_sync_ms),
+            opt(cpu, |x| format!("{x:.0}")),
+            opt(r.server_cpu_ms, |x| format!("{x:.0}")),
+            results.join("; "),
+        ));
+        if !f.sync_errors.is_empty() {
+            let codes: Vec<String> = f
+                .sync_errors
+                .iter()
+                .map(|(code, n)| format!("`{code}` ×{n}"))
+                .collect();
+            notes.push_str(&format!(
+                "\n{label}: {} sync calls failed ({}), e.g. `{}`.\n",
+                f.syncs_total - f.syncs_ok,
+                codes.join(", "),
+                f.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(e) = &f.first_write_error {
+            notes.push_str(&format!(
+                "\n{label}: {} writes failed, e.g. `{e}`.\n",
+                f.write_errors
+            ));
+        }
+    }
+    out.push_str(&notes);
+    (out, v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +496,59 @@ mod tests {
         );
         assert!(!v.missed.contains(&"capture linearity".to_string()));
         assert!(table.contains("(target at 100,000)"));
+    }
+
+    fn busy(journal: &str, ok: usize, p99: f64, max: f64) -> BusyRun {
+        BusyRun {
+            outcome: Outcome {
+                phases: [(
+                    "busy".to_string(),
+                    Phase {
+                        wall_ms: 10_000.0,
+                        cpu_ms: 900.0,
+                    },
+                )]
+                .into_iter()
+                .collect(),
+                peak_rss_kib: 0,
+                detail: serde_json::json!({
+                    "journal": journal, "backlog": 20000, "seconds": 10.0, "gap_ms": 5,
+                    "syncs_ok": ok, "syncs_total": 40, "syncs_incomplete": 3,
+                    "sync_errors": if ok < 40 { serde_json::json!({"pending_local_changes": 40 - ok}) } else { serde_json::json!({}) },
+                    "first_error": if ok < 40 { serde_json::json!("oversqlite_sync: pending_local_changes: x") } else { serde_json::Value::Null },
+                    "longest_sync_ms": 900.0, "busy_wall_ms": 10_000.0, "rows_pushed": 21_500,
+                    "writes": 1700, "write_errors": 0, "first_write_error": null,
+                    "writer_p50_ms": 0.5, "writer_p99_ms": p99, "writer_max_ms": max,
+                    "lock_waits": 12, "max_lock_wait_ms": max - 0.5, "drain_syncs": 1
+                }),
+            },
+            server_cpu_ms: None,
+        }
+    }
+
+    #[test]
+    fn busy_targets() {
+        let (table, v) = busy_table(&[
+            busy("wal", 40, 3.0, 180.0),
+            busy("rollback", 30, 30.0, 250.0),
+        ]);
+        assert!(
+            table.contains("| WAL | 20,000 | every 5 ms for 10 s | 40 / 40 | 3 | 21,500 | 2,150 |"),
+            "{table}"
+        );
+        assert_eq!(
+            v.missed,
+            vec![
+                "busy WAL: writer max".to_string(),
+                "busy rollback journal: every sync call returns normally".to_string()
+            ]
+        );
+        // Rollback journal: no latency target, only success.
+        assert_eq!(v.met, 4);
+        assert!(
+            table.contains("rollback journal: 10 sync calls failed (`pending_local_changes` ×10)"),
+            "{table}"
+        );
     }
 
     #[test]

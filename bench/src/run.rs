@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::busy::{BusySpec, Journal};
 use crate::child::run_step;
 use crate::options::Options;
 use crate::proc_stats;
-use crate::report::SizeRun;
+use crate::report::{BusyRun, SizeRun};
 use crate::server::{nanos, Server};
 use crate::steps::{Outcome, Spec, Step};
 
@@ -42,7 +43,11 @@ impl Drop for WorkDir {
     }
 }
 
-pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), String> {
+/// Every size's steps, then the busy-writer step in WAL and with a rollback journal.
+pub fn run_all(
+    o: &Options,
+    work: &WorkDir,
+) -> Result<(Vec<SizeRun>, Vec<BusyRun>, String), String> {
     if !o.extension.is_file() {
         return Err(format!(
             "extension {} not found: build it (cargo build --release -p oversqlite) or pass --extension",
@@ -63,9 +68,9 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
         "{:08x}",
         (nanos() as u64 ^ std::process::id() as u64) & 0xffff_ffff
     );
-    let timeout = Duration::from_secs(o.step_timeout_secs);
     let mut runs = Vec::new();
-    for &n in &o.sizes {
+    let sizes: &[usize] = if o.busy_only { &[] } else { &o.sizes };
+    for &n in sizes {
         let dir = work.path.join(format!("n{n}"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let user = format!("bench-{run_id}-{n}");
@@ -85,40 +90,9 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
             server_url: server.url.clone(),
             schema: o.schema.clone(),
             user: user.clone(),
+            busy: None,
         };
-        let step = |step: Step, db: &str| -> Result<(Outcome, Option<f64>), String> {
-            let server_cpu0 = server
-                .pid()
-                .and_then(|p| proc_stats::cpu_time(&p.to_string()));
-            let name = serde_json::to_value(step)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let wrapper = o
-                .wrap
-                .iter()
-                .find(|(s, _)| *s == name)
-                .map(|(_, argv)| argv.as_slice());
-            let outcome = run_step(&spec(step, db), Some(&token), timeout, wrapper)?;
-            let server_cpu = server
-                .pid()
-                .and_then(|p| proc_stats::cpu_time(&p.to_string()))
-                .zip(server_cpu0)
-                .map(|(after, before)| after.saturating_sub(before).as_secs_f64() * 1e3);
-            let main: Vec<String> = outcome
-                .phases
-                .iter()
-                .map(|(k, p)| format!("{k} {:.0} ms", p.wall_ms))
-                .collect();
-            eprintln!(
-                "  N = {n:>7}  {:<15} {:<40} peak RSS {:.1} MiB  {}",
-                format!("{step:?}"),
-                main.join(", "),
-                outcome.peak_rss_kib as f64 / 1024.0,
-                outcome.detail
-            );
-            Ok((outcome, server_cpu))
-        };
+        let step = |step: Step, db: &str| run_one(o, &server, &spec(step, db), &token);
         let (floor, _) = step(Step::Floor, "floor.db")?;
         let (baseline, _) = step(Step::Baseline, "baseline.db")?;
         let (plain, _) = step(Step::CapturePlain, "capture-plain.db")?;
@@ -143,6 +117,38 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
         // Device databases of a finished size are not needed any more.
         let _ = std::fs::remove_dir_all(&dir);
     }
+    let mut busy_runs = Vec::new();
+    if o.busy_seconds > 0.0 {
+        for journal in Journal::ALL {
+            let name = format!("busy-{journal:?}").to_lowercase();
+            let dir = work.path.join(&name);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            let user = format!("bench-{run_id}-{name}");
+            let token = server.token(&user)?;
+            let spec = Spec {
+                step: Step::Busy,
+                db: dir.join("device-a.db"),
+                extension: o.extension.clone(),
+                n: o.busy_backlog,
+                tag: format!("{:08x}", nanos() as u32),
+                server_url: server.url.clone(),
+                schema: o.schema.clone(),
+                user,
+                busy: Some(BusySpec {
+                    journal,
+                    seconds: o.busy_seconds,
+                    gap_ms: o.busy_gap_ms,
+                    server_store: server.store().map(Path::to_path_buf),
+                }),
+            };
+            let (outcome, server_cpu) = run_one(o, &server, &spec, &token)?;
+            busy_runs.push(BusyRun {
+                outcome,
+                server_cpu_ms: server_cpu,
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
     let server_desc = match &o.server_url {
         Some(url) => format!("external server {url}, schema `{}`", o.schema),
         None => {
@@ -150,5 +156,49 @@ pub fn run_all(o: &Options, work: &WorkDir) -> Result<(Vec<SizeRun>, String), St
                 .to_string()
         }
     };
-    Ok((runs, server_desc))
+    Ok((runs, busy_runs, server_desc))
+}
+
+/// Runs one step in its own process (under its `--wrap` command, if any), reports it on
+/// stderr, and returns its outcome with the server's CPU time meanwhile (when we started
+/// the server).
+fn run_one(
+    o: &Options,
+    server: &Server,
+    spec: &Spec,
+    token: &str,
+) -> Result<(Outcome, Option<f64>), String> {
+    let server_cpu0 = server
+        .pid()
+        .and_then(|p| proc_stats::cpu_time(&p.to_string()));
+    let name = serde_json::to_value(spec.step)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let wrapper = o
+        .wrap
+        .iter()
+        .find(|(s, _)| *s == name)
+        .map(|(_, argv)| argv.as_slice());
+    let timeout = Duration::from_secs(o.step_timeout_secs);
+    let outcome = run_step(spec, Some(token), timeout, wrapper)?;
+    let server_cpu = server
+        .pid()
+        .and_then(|p| proc_stats::cpu_time(&p.to_string()))
+        .zip(server_cpu0)
+        .map(|(after, before)| after.saturating_sub(before).as_secs_f64() * 1e3);
+    let main: Vec<String> = outcome
+        .phases
+        .iter()
+        .map(|(k, p)| format!("{k} {:.0} ms", p.wall_ms))
+        .collect();
+    eprintln!(
+        "  N = {:>7}  {:<15} {:<40} peak RSS {:.1} MiB  {}",
+        spec.n,
+        format!("{:?}", spec.step),
+        main.join(", "),
+        outcome.peak_rss_kib as f64 / 1024.0,
+        outcome.detail
+    );
+    Ok((outcome, server_cpu))
 }

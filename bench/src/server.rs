@@ -10,6 +10,8 @@ pub struct Server {
     pub url: String,
     /// Present when we started the server (its pid lets us read its CPU time).
     child: Option<Child>,
+    /// Its SQLite store, when we started it (read by the busy step to count rows).
+    store: Option<PathBuf>,
     tokens: TokenSource,
 }
 
@@ -59,6 +61,7 @@ impl Server {
         let mut server = Server {
             url: String::new(),
             child: Some(child),
+            store: Some(store.to_path_buf()),
             tokens: TokenSource::Minted {
                 bin: bin.to_path_buf(),
                 config: config.to_path_buf(),
@@ -86,8 +89,13 @@ impl Server {
         Server {
             url: url.to_string(),
             child: None,
+            store: None,
             tokens: TokenSource::Command(token_command.to_string()),
         }
+    }
+
+    pub fn store(&self) -> Option<&Path> {
+        self.store.as_deref()
     }
 
     pub fn pid(&self) -> Option<u32> {

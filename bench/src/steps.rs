@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::busy::BusySpec;
 use crate::device::{Device, Result};
 use crate::proc_stats;
 use crate::workload;
@@ -34,6 +35,9 @@ pub enum Step {
     Pull,
     /// A fresh device C attaches and restores the N rows from a snapshot.
     Hydrate,
+    /// Device A syncs in a loop over an N-row backlog while another connection keeps
+    /// writing (issue #16; `busy.rs`).
+    Busy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +51,9 @@ pub struct Spec {
     pub server_url: String,
     pub schema: String,
     pub user: String,
+    /// Settings of the busy step (absent for every other step).
+    #[serde(default)]
+    pub busy: Option<BusySpec>,
 }
 
 /// Timed phases (name → wall ms and client CPU ms) plus whatever the step checked.
@@ -115,6 +122,21 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         Step::Push => push(spec, &mut timer)?,
         Step::Pull => pull(spec, &mut timer)?,
         Step::Hydrate => hydrate(spec, &mut timer)?,
+        Step::Busy => {
+            let busy = spec
+                .busy
+                .as_ref()
+                .ok_or("the busy step needs its settings")?;
+            let (detail, wall, cpu) = crate::busy::run(spec, busy, &token()?)?;
+            timer.phases.insert(
+                "busy".to_string(),
+                Phase {
+                    wall_ms: wall.as_secs_f64() * 1e3,
+                    cpu_ms: cpu.as_secs_f64() * 1e3,
+                },
+            );
+            detail
+        }
     };
     Ok(Outcome {
         phases: timer.phases,

@@ -64,6 +64,12 @@ pub enum Resolution {
 
 pub trait ConflictResolver: Send + Sync {
     fn resolve(&self, conflict: &ConflictContext) -> Resolution;
+
+    /// The policy's name for `table` as reports show it (`server_wins`,
+    /// `client_wins`, `custom`).
+    fn policy(&self, _table: &str) -> String {
+        "custom".to_string()
+    }
 }
 
 /// The default: the server's row wins.
@@ -72,6 +78,10 @@ pub struct ServerWins;
 impl ConflictResolver for ServerWins {
     fn resolve(&self, _: &ConflictContext) -> Resolution {
         Resolution::AcceptServer
+    }
+
+    fn policy(&self, _: &str) -> String {
+        "server_wins".to_string()
     }
 }
 
@@ -93,6 +103,10 @@ impl ConflictResolver for ClientWins {
         } else {
             Resolution::KeepLocal
         }
+    }
+
+    fn policy(&self, _: &str) -> String {
+        "client_wins".to_string()
     }
 }
 

@@ -143,15 +143,18 @@ pub enum ForeignKeyAction {
     Merged,
 }
 
+/// One settled race, always named by its child row and its parent row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForeignKeyResolution {
-    /// The row the action was applied to.
+    /// The child row of the race (the referencing one).
     pub table: String,
     pub key: serde_json::Value,
     pub action: ForeignKeyAction,
-    /// The other row of the race.
-    pub other_table: String,
-    pub other_key: serde_json::Value,
+    /// The parent row of the race (the referenced one).
+    pub parent_table: String,
+    pub parent_key: serde_json::Value,
+    /// The policy that decided (`server_wins`, `client_wins`, `custom`).
+    pub policy: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

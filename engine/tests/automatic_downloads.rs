@@ -176,6 +176,9 @@ fn satisfied(
 
 #[test]
 fn automatic_downloads_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     let fx = support::fixture("watch/behavior/automatic-downloads.json");
     let cases = fx["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 9);

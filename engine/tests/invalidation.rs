@@ -139,6 +139,9 @@ fn scenario(action: &str) -> ChangedTables {
 
 #[test]
 fn invalidation_behavior_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     let fx = support::fixture("invalidation/behavior/basic.json");
     let cases = fx["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 8);

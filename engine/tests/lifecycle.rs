@@ -248,10 +248,16 @@ fn run_file(rel: &str, expected_cases: usize) {
 
 #[test]
 fn lifecycle_basic_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     run_file("lifecycle/behavior/basic.json", 7);
 }
 
 #[test]
 fn lifecycle_source_recovery_replacement_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     run_file("lifecycle/behavior/source-recovery-replacement.json", 6);
 }

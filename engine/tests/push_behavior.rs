@@ -149,10 +149,16 @@ fn run_file(rel: &str, expected_cases: usize) {
 
 #[test]
 fn push_behavior_apply_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     run_file("push/behavior/apply.json", 10);
 }
 
 #[test]
 fn push_behavior_recovery_fixture() {
+    if !support::fixtures_available() {
+        return;
+    }
     run_file("push/behavior/recovery.json", 9);
 }

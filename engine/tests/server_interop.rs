@@ -643,6 +643,9 @@ fn business_dump(conn: &Connection) -> String {
 #[test]
 #[ignore = "needs the oversqlite-server binary (see the file header)"]
 fn business_rich_schema_round_trips() {
+    if !support::fixtures_available() {
+        return;
+    }
     let config = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/config/business.toml"),
     )

@@ -8,28 +8,23 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `$OVERSQLITE_CONTRACTS_DIR`, else `shared/contracts` inside or next to the repository.
-fn contracts_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("OVERSQLITE_CONTRACTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in [
-        repo.join("shared/contracts"),
-        repo.join("../shared/contracts"),
-    ] {
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    panic!("contract fixtures not found: set OVERSQLITE_CONTRACTS_DIR");
+#[path = "../../tests/contract_fixtures.rs"]
+mod contract_fixtures;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]
 fn business_config_matches_the_rich_schema_fixture() {
+    if !contract_fixtures::available(&repo()) {
+        return;
+    }
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(contracts_dir().join("rich-schema/business-rich-v0.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            contract_fixtures::dir(&repo()).join("rich-schema/business-rich-v0.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let config: toml::Value =

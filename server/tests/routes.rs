@@ -602,7 +602,7 @@ fn push_session_validation_errors_write_nothing() {
     );
     assert_error(alice.chunk(&push_id, 0, &[]), 400, "push_chunk_invalid");
     assert_error(
-        alice.chunk(&push_id, -1, &[good.clone()]),
+        alice.chunk(&push_id, -1, std::slice::from_ref(&good)),
         400,
         "push_chunk_invalid",
     );
@@ -639,16 +639,16 @@ fn push_session_validation_errors_write_nothing() {
     // Nothing was staged by the failures.
     assert_error(alice.commit(&push_id), 400, "push_commit_invalid");
     assert_error(
-        alice.chunk(&push_id, 1, &[good.clone()]),
+        alice.chunk(&push_id, 1, std::slice::from_ref(&good)),
         409,
         "push_chunk_out_of_order",
     );
     assert_eq!(
-        alice.chunk(&push_id, 0, &[good.clone()]).1["next_expected_row_ordinal"],
+        alice.chunk(&push_id, 0, std::slice::from_ref(&good)).1["next_expected_row_ordinal"],
         1
     );
     assert_error(
-        alice.chunk(&push_id, 0, &[good.clone()]),
+        alice.chunk(&push_id, 0, std::slice::from_ref(&good)),
         409,
         "push_chunk_out_of_order",
     );
@@ -685,7 +685,7 @@ fn push_session_validation_errors_write_nothing() {
     // Unknown, malformed and foreign session ids.
     for id in ["not-a-uuid", "3f1c0b0e-8d52-4a7e-9a51-0c6c3f1b2a10"] {
         assert_error(
-            alice.chunk(id, 0, &[good.clone()]),
+            alice.chunk(id, 0, std::slice::from_ref(&good)),
             404,
             "push_session_not_found",
         );
@@ -699,7 +699,7 @@ fn push_session_validation_errors_write_nothing() {
     let bob = server.client("bob", "dev-b");
     bob.connect(false);
     assert_error(
-        bob.chunk(&push_id, 2, &[good.clone()]),
+        bob.chunk(&push_id, 2, std::slice::from_ref(&good)),
         403,
         "push_session_forbidden",
     );
@@ -721,7 +721,7 @@ fn push_session_validation_errors_write_nothing() {
     assert_error(alice.commit(&push_id), 404, "push_session_not_found");
 
     // A committed session is gone.
-    let committed = alice.push_ok(1, &[good.clone()]);
+    let committed = alice.push_ok(1, std::slice::from_ref(&good));
     assert_eq!(committed["bundle_seq"], 1);
     let (_, session) = alice.create(2, 1);
     let second = session["push_id"].as_str().unwrap().to_string();

@@ -4,22 +4,21 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use serde_json::Value;
 
-/// The shared contract fixtures: `$OVERSQLITE_CONTRACTS_DIR`, else `shared/contracts` next to
-/// or above the repository.
+#[path = "../../../tests/contract_fixtures.rs"]
+mod contract_fixtures;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared contract fixtures (see `tests/contract_fixtures.rs` for where they are found).
 pub fn contracts_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("OVERSQLITE_CONTRACTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in [
-        repo.join("shared/contracts"),
-        repo.join("../shared/contracts"),
-    ] {
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    panic!("contract fixtures not found; set OVERSQLITE_CONTRACTS_DIR");
+    contract_fixtures::dir(&repo())
+}
+
+/// Call first in every fixture test: `if !common::fixtures_available() { return; }`.
+pub fn fixtures_available() -> bool {
+    contract_fixtures::available(&repo())
 }
 
 pub fn fixture(rel: &str) -> Value {

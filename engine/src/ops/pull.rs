@@ -33,7 +33,7 @@ use crate::validate::{
 
 use crate::ops::server_row::{restore_from_server, Restored};
 use crate::report::ForeignKeyResolution;
-use beside::{apply_row_beside, Flow, LocalIntent, PendingRestore};
+use beside::{apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore};
 use page::{read_page, BundleHead, PageSink};
 use spool::Spool;
 
@@ -97,12 +97,23 @@ pub(crate) fn pull_in(
 ) -> Result<PullReport> {
     check_gates(ctx)?;
     let mut restores = 0usize;
+    let mut careful = false;
     loop {
         let beside = match &mut mode {
             PullMode::Drained => None,
             PullMode::Beside { settled } => Some(&mut **settled),
         };
-        match pull_pages(ctx, user, changed, beside)? {
+        let paged = match pull_pages(ctx, user, changed, beside, careful) {
+            // A bundle broke a local foreign key: rows the server's later history
+            // already deleted (see `superseded_by_parent_delete`) are skipped on a
+            // second, careful pass from the unchanged checkpoint.
+            Err(e) if e.kind == ErrorKind::ForeignKeyViolation && !careful => {
+                careful = true;
+                continue;
+            }
+            other => other?,
+        };
+        match paged {
             Paged::Done(report) => return Ok(report),
             Paged::Restore(pending) => {
                 // A bundle needs the server's row of a local key first (a foreign-key
@@ -154,10 +165,11 @@ fn pull_pages(
     user: &str,
     changed: &mut ChangedTables,
     mut beside: Option<&mut Vec<ForeignKeyResolution>>,
+    careful: bool,
 ) -> Result<Paged> {
-    if beside.is_none() {
-        require_drained(ctx)?;
-    } else if state::outbox_row_count(ctx.conn)? > 0 {
+    // Beside local changes, a bundle frozen for upload must still be sent first: its
+    // rows' versions are decided by its commit, not by what the pull brings.
+    if beside.is_none() || state::outbox_row_count(ctx.conn)? > 0 {
         require_drained(ctx)?;
     }
     let att = state::attachment(ctx.conn)?;
@@ -212,6 +224,7 @@ fn pull_pages(
                 after: &mut after,
                 applied: &mut applied,
                 beside: beside.is_some(),
+                careful,
                 intent: None,
                 settled: Vec::new(),
                 bundle_settled: Vec::new(),
@@ -419,6 +432,8 @@ struct Applier<'p, 'c, 'a> {
     applied: &'p mut i64,
     /// Apply beside unsent local changes instead of refusing them.
     beside: bool,
+    /// Skip child rows that a later deletion of their parent superseded.
+    careful: bool,
     /// The unsent local changes of the bundle being applied (beside mode, when any).
     intent: Option<LocalIntent>,
     /// Foreign-key races settled by the bundles committed so far.
@@ -465,6 +480,24 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
 
     fn row(&mut self, _index: usize, row: BundleRow) -> Result<()> {
         self.hasher.push(&row);
+        if self.careful && row.op != Op::Delete {
+            let table = self.ctx.table(&row.table)?;
+            if !table.foreign_keys.is_empty() && superseded_by_parent_delete(self.ctx, &row, table)?
+            {
+                // Recorded at its version, never written: a later bundle deletes it.
+                let key = wire_key_to_local(table, &row.key)?;
+                rows::advance_row_state(
+                    self.ctx.conn,
+                    &self.ctx.config.schema,
+                    table,
+                    &key,
+                    row.row_version,
+                    false,
+                    &self.updated_at,
+                )?;
+                return Ok(());
+            }
+        }
         let Some(intent) = self.intent.as_mut() else {
             return apply_row(self.ctx, &row, &self.updated_at, &mut self.touched);
         };

@@ -21,7 +21,7 @@ use crate::api::{HttpFailure, Reply};
 use crate::client::Ctx;
 use crate::codec::local_key_from_key_json;
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::ops::pull::beside::{wire_key, PendingRestore, RowId};
+use crate::ops::pull::beside::{race, wire_key, PendingRestore, RowId};
 use crate::ops::push::push_failure;
 use crate::ops::server_row::restore_from_server;
 use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
@@ -250,12 +250,19 @@ pub(crate) fn sweep_orphans(
                         |r| r.get::<_, bool>(0),
                     )
                     .unwrap_or(false);
+                let report = |action| -> Result<ForeignKeyResolution> {
+                    Ok(race(
+                        ctx,
+                        (&table.name, &wire_key(table, &o.child.1)?),
+                        action,
+                        (&parent.name, &wire_key(parent, &o.parent.1)?),
+                        &table.name,
+                    ))
+                };
                 if on_server {
                     restores.push(PendingRestore {
                         id: o.child.clone(),
-                        action: ForeignKeyAction::Reverted,
-                        other_table: parent.name.clone(),
-                        other_key: wire_key(parent, &o.parent.1)?,
+                        report: report(ForeignKeyAction::Reverted)?,
                     });
                     continue;
                 }
@@ -263,14 +270,7 @@ pub(crate) fn sweep_orphans(
                 rows::delete_row(c, table, &key)?;
                 rows::delete_dirty(c, &schema, &table.name, &o.child.1)?;
                 changed.insert(table.name.clone());
-                settled.push(ForeignKeyResolution {
-                    table: table.name.clone(),
-                    key: serde_json::to_value(wire_key(table, &o.child.1)?).unwrap_or_default(),
-                    action: ForeignKeyAction::Dropped,
-                    other_table: parent.name.clone(),
-                    other_key: serde_json::to_value(wire_key(parent, &o.parent.1)?)
-                        .unwrap_or_default(),
-                });
+                settled.push(report(ForeignKeyAction::Dropped)?);
             }
             Ok(())
         })?;

@@ -48,14 +48,7 @@ pub(crate) fn restore_from_server(
         Some(v) if v > 0 => find_in_bundle(ctx, v, &pending.id)?,
         _ => None,
     };
-    let wire_key = crate::ops::pull::beside::wire_key(table, key_json)?;
-    settled.push(ForeignKeyResolution {
-        table: table.name.clone(),
-        key: serde_json::to_value(&wire_key).unwrap_or_default(),
-        action: pending.action,
-        other_table: pending.other_table.clone(),
-        other_key: serde_json::to_value(&pending.other_key).unwrap_or_default(),
-    });
+    settled.push(pending.report.clone());
     let Some((version, payload)) = found else {
         apply_tx(ctx.conn, |c| {
             c.execute(

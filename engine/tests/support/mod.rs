@@ -15,20 +15,21 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-/// The shared contract fixtures: `$OVERSQLITE_CONTRACTS_DIR`, else `shared/contracts`
-/// inside or next to the repository.
+#[path = "../../../tests/contract_fixtures.rs"]
+mod contract_fixtures;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared contract fixtures (see `tests/contract_fixtures.rs` for where they are found).
 pub fn contracts_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("OVERSQLITE_CONTRACTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    [
-        repo.join("shared/contracts"),
-        repo.join("../shared/contracts"),
-    ]
-    .into_iter()
-    .find(|c| c.is_dir())
-    .expect("contract fixtures not found; set OVERSQLITE_CONTRACTS_DIR")
+    contract_fixtures::dir(&repo())
+}
+
+/// Call first in every fixture test: `if !support::fixtures_available() { return; }`.
+pub fn fixtures_available() -> bool {
+    contract_fixtures::available(&repo())
 }
 
 pub fn fixture(rel: &str) -> Value {

@@ -15,8 +15,9 @@
 //!   `include_self` (0/1) has no effect: a device's own bundles are already applied when
 //!   they commit. `until` must be NULL: a download always stops at the server's stable
 //!   bundle, never between bundles.
-//! * `oversqlite_sync_once([limit])` = upload_once, then download_once(limit) unless the
-//!   upload left refused rows (a pull would be refused over pending local changes).
+//! * `oversqlite_sync_once([limit])` = upload_once, then a download of at most `limit`
+//!   bundles per request applied beside any local change written meanwhile (as
+//!   `oversqlite_sync()` does), unless the upload left refused rows.
 use oversqlite_engine::report::PushOutcome;
 use oversqlite_engine::{ErrorKind, SyncError};
 use rusqlite::Connection;
@@ -180,7 +181,21 @@ pub fn sync_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String,
             if out["upload"]["invalid"].as_i64().unwrap_or(0) > 0 {
                 out["download_skipped"] = json!("pending_local_changes");
             } else {
-                out["downloaded"] = download(s, conn, limit)?["applied"].clone();
+                // Beside local changes written since the upload, like oversqlite_sync():
+                // a busy app must not fail its sync_once for writing.
+                let (pull, settled) = s.with_client(|c| {
+                    let saved = c.settings.download_max_bundles;
+                    if let Some(limit) = limit {
+                        c.settings.download_max_bundles = limit;
+                    }
+                    let result = c.pull_beside(conn);
+                    c.settings.download_max_bundles = saved;
+                    result
+                })?;
+                out["downloaded"] = json!(pull.bundles_applied);
+                if let Some(list) = out["upload"]["foreign_key_resolutions"].as_array_mut() {
+                    list.extend(settled.iter().filter_map(|r| serde_json::to_value(r).ok()));
+                }
             }
         }
     }

@@ -147,4 +147,12 @@ impl ConflictResolver for ConnResolver {
             Policy::Custom { function } => self.custom(&function, c),
         }
     }
+
+    fn policy(&self, table: &str) -> String {
+        match self.policy_for(table) {
+            Policy::ServerWins => "server_wins".into(),
+            Policy::ClientWins => "client_wins".into(),
+            Policy::Custom { .. } => "custom".into(),
+        }
+    }
 }

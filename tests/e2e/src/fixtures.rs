@@ -3,24 +3,21 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `$OVERSQLITE_CONTRACTS_DIR`, else `shared/contracts` inside or next to the repository.
+#[path = "../../contract_fixtures.rs"]
+mod contract_fixtures;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared contract fixtures (see `tests/contract_fixtures.rs` for where they are found).
 pub fn contracts_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("OVERSQLITE_CONTRACTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for candidate in [
-        repo.join("shared/contracts"),
-        repo.join("../shared/contracts"),
-    ] {
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    panic!(
-        "contract fixtures not found next to {}; set OVERSQLITE_CONTRACTS_DIR",
-        repo.display()
-    );
+    contract_fixtures::dir(&repo())
+}
+
+/// Call first in every fixture test: `if !fixtures::fixtures_available() { return; }`.
+pub fn fixtures_available() -> bool {
+    contract_fixtures::available(&repo())
 }
 
 pub fn fixture_text(rel: &str) -> String {

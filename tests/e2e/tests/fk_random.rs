@@ -239,7 +239,11 @@ fn run_seed(servers: &[TestServer; 2], seed: u64) -> Result<(), String> {
     let Err(error) = outcome else {
         return Ok(());
     };
-    let mode = if seed % 2 == 0 { "ours" } else { "reference" };
+    let mode = if seed.is_multiple_of(2) {
+        "ours"
+    } else {
+        "reference"
+    };
     let local = if seed % 4 >= 2 {
         "plain reference"
     } else {

@@ -5,6 +5,9 @@ use serde_json::json;
 
 #[test]
 fn bootstrap_state_matches_v0() {
+    if !fixtures::fixtures_available() {
+        return;
+    }
     let want = fixtures::fixture("runtime-state/schema/v0.json");
     assert_eq!(want["fixture"], "users");
     let conn = host::memory();

@@ -248,6 +248,13 @@ fn upload_once_reports_a_bundle_the_server_refuses() {
         message.contains("HTTP 400") && message.contains("push_commit_invalid"),
         "{upload}"
     );
+    // Nothing explains it (no race: the parent exists nowhere), and the message says
+    // which row references what, and the way out.
+    assert!(
+        message.contains(r#"posts {"id":"p1"} references users {"id":"ghost"}"#)
+            && message.contains("discard_local_changes"),
+        "{upload}"
+    );
     assert_eq!(server.bundle_count("dave"), 0);
     assert_eq!(
         d.ok("SELECT oversqlite_status()")["pending"]["pending_row_count"],

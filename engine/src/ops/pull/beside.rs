@@ -23,8 +23,8 @@
 use std::collections::{HashMap, HashSet};
 
 use oversqlite_protocol::{BundleRow, Op, Payload, SyncKey};
-use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 use crate::client::Ctx;
@@ -69,11 +69,29 @@ pub(crate) enum Flow {
 /// A local row that must take the server's row before the bundle can apply.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingRestore {
+    /// The row to restore (the parent for `ParentRestored`, the child for `Reverted`).
     pub id: RowId,
-    /// `ParentRestored` or `Reverted`, for the report.
-    pub action: ForeignKeyAction,
-    pub other_table: String,
-    pub other_key: SyncKey,
+    /// What the report will say once it is restored.
+    pub report: ForeignKeyResolution,
+}
+
+/// A settled race, named by its child and parent rows, with the deciding policy
+/// (that of the table whose resolver was asked).
+pub(crate) fn race(
+    ctx: &Ctx,
+    child: (&str, &SyncKey),
+    action: ForeignKeyAction,
+    parent: (&str, &SyncKey),
+    asked: &str,
+) -> ForeignKeyResolution {
+    ForeignKeyResolution {
+        table: child.0.to_string(),
+        key: key_value(child.1),
+        action,
+        parent_table: parent.0.to_string(),
+        parent_key: key_value(parent.1),
+        policy: ctx.resolver.policy(asked),
+    }
 }
 
 /// The parent's `key_json`, built by SQLite like the capture triggers build it.
@@ -282,9 +300,13 @@ fn remote_child_of_deleted_parent(
             Resolution::AcceptServer => {
                 return Ok(Some(Flow::Restore(PendingRestore {
                     id: parent_id,
-                    action: ForeignKeyAction::ParentRestored,
-                    other_table: table.name.clone(),
-                    other_key: row.key.clone(),
+                    report: race(
+                        ctx,
+                        (&table.name, &row.key),
+                        ForeignKeyAction::ParentRestored,
+                        (&parent.name, &question.key),
+                        &parent.name,
+                    ),
                 })))
             }
             Resolution::KeepLocal => {
@@ -309,13 +331,13 @@ fn remote_child_of_deleted_parent(
                 )?;
                 intent.dirty.insert(id.clone());
                 intent.deleted.insert(id.clone());
-                settled.push(ForeignKeyResolution {
-                    table: table.name.clone(),
-                    key: key_value(&row.key),
-                    action: ForeignKeyAction::ChildDeleted,
-                    other_table: parent.name.clone(),
-                    other_key: key_value(&question.key),
-                });
+                settled.push(race(
+                    ctx,
+                    (&table.name, &row.key),
+                    ForeignKeyAction::ChildDeleted,
+                    (&parent.name, &question.key),
+                    &parent.name,
+                ));
                 return Ok(Some(Flow::Continue));
             }
             Resolution::KeepMerged(_) => {
@@ -419,13 +441,17 @@ fn remote_delete_of_referenced_parent(
                 Some(&values),
             )?;
             intent.dirty.insert(id.clone());
-            settled.push(ForeignKeyResolution {
-                table: table.name.clone(),
-                key: key_value(&row.key),
-                action: ForeignKeyAction::ParentRecreated,
-                other_table: answers[0].0.child.0.clone(),
-                other_key: key_value(&answers[0].1.key),
-            });
+            for (c, question, answer) in &answers {
+                if matches!(answer, ChildAnswer::KeepParent) {
+                    settled.push(race(
+                        ctx,
+                        (&c.child.0, &question.key),
+                        ForeignKeyAction::ParentRecreated,
+                        (&table.name, &row.key),
+                        &c.child.0,
+                    ));
+                }
+            }
             // The other children keep referencing the recreated parent.
             return Ok(None);
         }
@@ -471,12 +497,12 @@ fn remote_delete_of_referenced_parent(
                     base,
                     live.as_deref(),
                 )?;
-                settled.push(resolution(
-                    child_table,
-                    &question.key,
+                settled.push(race(
+                    ctx,
+                    (&child_table.name, &question.key),
                     ForeignKeyAction::Merged,
-                    table,
-                    &row.key,
+                    (&table.name, &row.key),
+                    &child_table.name,
                 ));
             }
             ChildAnswer::GiveWay | ChildAnswer::KeepParent => {
@@ -487,22 +513,6 @@ fn remote_delete_of_referenced_parent(
         }
     }
     Ok(None)
-}
-
-fn resolution(
-    table: &ManagedTable,
-    key: &SyncKey,
-    action: ForeignKeyAction,
-    other: &ManagedTable,
-    other_key: &SyncKey,
-) -> ForeignKeyResolution {
-    ForeignKeyResolution {
-        table: table.name.clone(),
-        key: key_value(key),
-        action,
-        other_table: other.name.clone(),
-        other_key: key_value(other_key),
-    }
 }
 
 /// A local child gives way to its parent's remote deletion: a child the server never
@@ -524,12 +534,14 @@ fn give_way(
         let on_server = rows::row_state_version(conn, schema, &table.name, &id.1)?.is_some()
             && !row_state_deleted(conn, schema, &table.name, &id.1)?;
         if on_server {
-            return Ok(Some(Flow::Restore(PendingRestore {
-                id,
-                action: ForeignKeyAction::Reverted,
-                other_table: parent_name,
-                other_key: parent_key,
-            })));
+            let report = race(
+                ctx,
+                (&table.name, &wire_key(table, &id.1)?),
+                ForeignKeyAction::Reverted,
+                (&parent_name, &parent_key),
+                &table.name,
+            );
+            return Ok(Some(Flow::Restore(PendingRestore { id, report })));
         }
         let key = local_key_from_key_json(table, &id.1)?;
         let wire = wire_key(table, &id.1)?;
@@ -541,13 +553,12 @@ fn give_way(
         rows::delete_row(conn, table, &key)?;
         rows::delete_dirty(conn, schema, &table.name, &id.1)?;
         intent.dirty.remove(&id);
-        let other = ctx.table(&parent_name)?;
-        settled.push(resolution(
-            table,
-            &wire,
+        settled.push(race(
+            ctx,
+            (&table.name, &wire),
             ForeignKeyAction::Dropped,
-            other,
-            &parent_key,
+            (&parent_name, &parent_key),
+            &table.name,
         ));
     }
     Ok(None)
@@ -565,4 +576,52 @@ fn row_state_deleted(
         )?
         .query_row(params![schema, table, key_json], |r| r.get::<_, bool>(0))
         .unwrap_or(false))
+}
+
+/// True when a remote INSERT/UPDATE of a child references a parent that this device
+/// already holds as deleted at a *later* version: the device's own bundle (or one it
+/// pulled) deleted the parent after this row was written, and since the server only
+/// deletes a referenced parent by cascading to its children, the row is dead in the
+/// server's later history (the cascade bundle deletes it). Applying it would break the
+/// local foreign key between the two bundles. Only asked after a bundle failed its
+/// foreign-key check, so the per-row lookups stay off the normal pull path.
+pub(crate) fn superseded_by_parent_delete(
+    ctx: &Ctx,
+    row: &BundleRow,
+    table: &ManagedTable,
+) -> Result<bool> {
+    let Some(payload) = &row.payload else {
+        return Ok(false);
+    };
+    for fk in &table.foreign_keys {
+        let Some(column) = table.column(&fk.from_column) else {
+            continue;
+        };
+        let Some(value) = payload
+            .get(&column.json_name)
+            .and_then(|v| fk_local_value(column.kind, v))
+        else {
+            continue;
+        };
+        let parent = ctx.table(&fk.parent_table)?;
+        let key_json = key_json_of(ctx.conn, parent, &value)?;
+        let later_delete: Option<bool> = ctx
+            .conn
+            .prepare_cached(
+                "SELECT deleted = 1 AND row_version > ?4 FROM _sync_row_state
+                 WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
+            )?
+            .query_row(
+                params![ctx.config.schema, parent.name, key_json, row.row_version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if later_delete == Some(true) {
+            let local = local_key_from_key_json(parent, &key_json)?;
+            if rows::live_row_json(ctx.conn, parent, &local)?.is_none() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

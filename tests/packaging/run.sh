@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make test-packaging: the artifacts of `make dist` checked file by file, then installed
+# as a user installs them, each into a fresh place outside the repository:
+#   * the wheel alone into a fresh venv (Debian's python3 -m venv, pip --no-index);
+#   * the npm tarball into a fresh Node project, with better-sqlite3 and typescript;
+# and each one syncs two devices through the oversqlite-server it installed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+here=$root/tests/packaging
+dist=$root/dist
+version=$("$root/packaging/version.sh")
+: "${DIST_TOOLS:?set DIST_TOOLS to the dist tools venv (make dist-tools)}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/oversqlite-packaging.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# The installed packages run with only these variables: nothing such as
+# OVERSQLITE_EXTENSION or PYTHONPATH from the caller may point back into the repository.
+clean_env=(env -i "HOME=$HOME" "TMPDIR=$work" "LANG=C.UTF-8")
+
+echo "== artifacts"
+/usr/bin/python3 "$here/check_artifacts.py" "$dist" "$version"
+wheel=$(ls "$dist"/oversqlite-"$version"-py3-none-manylinux_*.whl)
+"$DIST_TOOLS/bin/auditwheel" show "$wheel" | tr -s ' \n' '  ' | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' \
+  || { echo "auditwheel does not confirm manylinux_2_17_x86_64 for $wheel" >&2; exit 1; }
+echo "auditwheel: $(basename "$wheel") is manylinux_2_17_x86_64"
+
+echo "== Python: the wheel alone in a fresh venv"
+/usr/bin/python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet --no-index --disable-pip-version-check "$wheel"
+mkdir "$work/python" && cp "$here/sync_python.py" "$work/python/"
+(cd "$work/python" && "${clean_env[@]}" "PATH=$work/venv/bin:/usr/bin:/bin" python sync_python.py "$version")
+
+echo "== Node: the npm tarball in a fresh project"
+# better-sqlite3 is installed at the version tests/node builds, without its install
+# script, and given the addon that `make node-deps` compiled: the same source and the
+# same Node, so it is the addon npm would build, without a second two-minute compile.
+better_sqlite3=$(node -p "require('$root/tests/node/package.json').devDependencies['better-sqlite3']")
+addon=$root/tests/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node
+[[ -f $addon ]] || { echo "missing $addon (make node-deps)" >&2; exit 1; }
+project=$work/node
+mkdir "$project" && cp "$here/sync_node.mjs" "$project/" && cp -r "$here/types" "$project/"
+(cd "$project" && npm init -y >/dev/null \
+  && npm install --no-audit --no-fund --ignore-scripts --loglevel=error \
+       "$dist/oversqlite-$version.tgz" "better-sqlite3@$better_sqlite3" typescript@5 >/dev/null)
+mkdir -p "$project/node_modules/better-sqlite3/build/Release"
+cp "$addon" "$project/node_modules/better-sqlite3/build/Release/"
+(cd "$project" && "${clean_env[@]}" "PATH=/usr/bin:/bin" node sync_node.mjs "$version")
+(cd "$project/types" && "${clean_env[@]}" "PATH=/usr/bin:/bin" ../node_modules/.bin/tsc -p . \
+  && echo "node: index.d.ts type-checks (ES module and CommonJS entries)")
+
+echo "packaging: 3 passed, 0 failed"

@@ -1,0 +1,180 @@
+"""sync_python.py VERSION: two devices of one user syncing through oversqlite-server,
+using only what `pip install oversqlite-<VERSION>-*.whl` put into this venv.
+
+Run by tests/packaging/run.sh with the venv's python, from a directory outside the
+repository and with a scrubbed environment, so nothing of the repository can stand in
+for the installed package: the library must come from the venv's site-packages and the
+server from the venv's bin directory.
+"""
+
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import oversqlite
+
+SERVER_CONFIG = """
+app_name = "packaging-test"
+schema_version = 1
+
+[[tables]]
+schema = "demo"
+table = "person"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "name", type = "text", nullable = false },
+]
+"""
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise SystemExit(f"sync_python: {message}")
+
+
+def elf_machine(path: Path) -> int:
+    head = path.read_bytes()[:20]
+    check(head[:4] == b"\x7fELF", f"{path} is not an ELF file")
+    return int.from_bytes(head[18:20], "little")
+
+
+def check_installation(version: str) -> Path:
+    """The package's files are the venv's own, for this architecture; returns the server."""
+    venv = Path(sys.prefix).resolve()
+    check(oversqlite.__version__ == version, f"__version__ {oversqlite.__version__}, expected {version}")
+    library = Path(oversqlite.loadable_path())
+    check(venv in library.parents, f"library {library} is not inside the venv {venv}")
+    found = shutil.which("oversqlite-server")
+    check(found is not None, "oversqlite-server is not on PATH")
+    server = Path(found).resolve()
+    check(server.parent == venv / "bin", f"oversqlite-server {server} is not the venv's")
+    for binary in (library, server):
+        machine = elf_machine(binary)
+        check(machine == ELF_MACHINES[platform.machine()], f"{binary}: ELF machine {machine} on {platform.machine()}")
+
+    class NoExtensionLoading:  # what a pyenv sqlite3.Connection looks like
+        pass
+
+    try:
+        oversqlite.load(NoExtensionLoading())
+        check(False, "load() accepted a connection that cannot load extensions")
+    except oversqlite.ExtensionLoadingUnavailable as error:
+        check("--enable-loadable-sqlite-extensions" in str(error), f"the error names no fix: {error}")
+    check_panics_are_caught()
+    return server
+
+
+# The shipped binaries are linked by zig, with its own unwinder instead of libgcc_s: a Rust
+# panic inside the library must still come back as an SQL error, not abort the host.
+PANIC_PROBE = """
+import sqlite3, oversqlite
+conn = sqlite3.connect(":memory:", isolation_level=None)
+oversqlite.load(conn)
+try:
+    conn.execute("SELECT oversqlite_init('http://127.0.0.1:9', 'demo')")
+except sqlite3.OperationalError as error:
+    print(error)
+print(conn.execute("SELECT 'host alive'").fetchone()[0])
+"""
+
+
+def check_panics_are_caught() -> None:
+    env = dict(os.environ, OVERSQLITE_TEST_FAULT="panic:oversqlite_init")
+    probe = subprocess.run([sys.executable, "-c", PANIC_PROBE], env=env, capture_output=True, text=True)
+    check(probe.returncode == 0 and "internal_error" in probe.stdout and "host alive" in probe.stdout,
+          f"an injected panic was not caught: status {probe.returncode}, {probe.stdout}{probe.stderr}")
+
+
+def start_server(server: Path, work: Path, env: dict) -> tuple:
+    """oversqlite-server on a free loopback port (port 0); returns (process, url)."""
+    out = open(work / "server.out", "w")
+    process = subprocess.Popen(
+        [server, "serve", "--config", work / "server.toml", "--listen", "127.0.0.1:0",
+         "--data", work / "server.db", "--shutdown-grace-ms", "0"],
+        stdout=out, env=env,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        for word in (work / "server.out").read_text().split():
+            if word.startswith("http://"):
+                return process, word
+        check(process.poll() is None, f"oversqlite-server exited with status {process.returncode}")
+        time.sleep(0.05)
+    process.kill()
+    check(False, "oversqlite-server printed no address within 15 s")
+
+
+def one(conn: sqlite3.Connection, sql: str, *args):
+    return conn.execute(sql, args).fetchone()[0]
+
+
+def device(path: Path, url: str, token: str) -> sqlite3.Connection:
+    # Autocommit: the sync functions refuse to run inside an open transaction.
+    conn = sqlite3.connect(path, isolation_level=None)
+    oversqlite.load(conn)
+    conn.execute("CREATE TABLE person (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL)")
+    one(conn, "SELECT oversqlite_init(?, 'demo')", url)
+    one(conn, "SELECT oversqlite_enable_sync('person')")
+    one(conn, "SELECT oversqlite_open()")
+    one(conn, "SELECT oversqlite_set_token(?)", token)
+    attach = json.loads(one(conn, "SELECT oversqlite_attach('alice')"))
+    check(attach["status"] == "connected", f"attach: {attach}")
+    return conn
+
+
+def rows(conn: sqlite3.Connection) -> list:
+    return conn.execute("SELECT id, name FROM person ORDER BY id").fetchall()
+
+
+def sync(conn: sqlite3.Connection) -> dict:
+    return json.loads(one(conn, "SELECT oversqlite_sync()"))
+
+
+def sync_two_devices(server: Path, work: Path) -> None:
+    (work / "server.toml").write_text(SERVER_CONFIG)
+    env = dict(os.environ, OVERSQLITE_JWT_SECRET=secrets.token_hex(16))
+    process, url = start_server(server, work, env)
+    try:
+        token = subprocess.run(
+            [server, "token", "--config", work / "server.toml", "--user", "alice"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        phone = device(work / "phone.db", url, token)
+        laptop = device(work / "laptop.db", url, token)
+
+        phone.execute("INSERT INTO person VALUES ('p1', 'Ada Lovelace')")
+        check(sync(phone)["push_outcome"] == "committed", "the phone's push was not committed")
+        check(sync(laptop)["remote_outcome"] == "applied_incremental", "the laptop pulled nothing")
+        check(rows(laptop) == [("p1", "Ada Lovelace")], f"laptop rows {rows(laptop)}")
+
+        laptop.execute("INSERT INTO person VALUES ('p2', 'Alan Turing')")
+        check(sync(laptop)["push_outcome"] == "committed", "the laptop's push was not committed")
+        sync(phone)
+        check(rows(phone) == rows(laptop) == [("p1", "Ada Lovelace"), ("p2", "Alan Turing")],
+              f"devices differ: phone {rows(phone)}, laptop {rows(laptop)}")
+        phone.close()
+        laptop.close()
+        print(f"python: two devices synced through the installed oversqlite-server at {url}")
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def main(version: str) -> None:
+    server = check_installation(version)
+    with tempfile.TemporaryDirectory(prefix="oversqlite-wheel-") as work:
+        sync_two_devices(server, Path(work))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -832,6 +832,39 @@ fn team_deleted_and_recreated_remotely_keeps_member_added_meanwhile() {
     }
 }
 
+/// The same with users/posts (NO ACTION on the server): device 0 deletes u1 and creates it
+/// again; device 1 adds post p1 by u1 and syncs. Applying the older deletion of u1 must
+/// keep p1: with a local cascade it vanished silently, with a plain reference the pull
+/// failed with `foreign_key_violation ... posts id='p1'` (`fk_random` seed 119).
+#[test]
+fn user_deleted_and_recreated_remotely_keeps_post_added_meanwhile() {
+    for mode in MODES {
+        for schema in [&LOCAL_CASCADE, &LOCAL_PLAIN] {
+            let tag = if std::ptr::eq(schema, &LOCAL_CASCADE) {
+                "c8c"
+            } else {
+                "c8p"
+            };
+            let race = Race::start(tag, mode, 2, schema, ONE_USER);
+            for sql in [
+                "DELETE FROM users WHERE id = 'u1'",
+                "INSERT INTO users VALUES ('u1', 'Ada 2')",
+            ] {
+                race.dev(0).exec(sql);
+                let r = race.dev(0).sync();
+                assert_eq!(r["push_outcome"], "committed", "{}: {r}", race.name);
+            }
+            race.dev(1)
+                .exec("INSERT INTO posts VALUES ('p1', 'u1', 'Hello')");
+            let r = race.racing_sync(1);
+            race.assert_resolutions(&r, &[]);
+            race.finish();
+            race.assert_rows("users", &["'u1'|'Ada 2'"]);
+            race.assert_rows("posts", &["'p1'|'u1'|'Hello'"]);
+        }
+    }
+}
+
 /// Device 0 adds m1 to t1 and syncs; device 1 deletes t1 before pulling it. The server
 /// accepts the deletion (cascading to m1), and device 1 must then apply the bundle that
 /// inserted m1 under the team it already deleted, and the cascade that removes it.

@@ -202,11 +202,12 @@ pub(crate) fn apply_conflict(
         (_, v) => v,
     };
     let schema = ctx.config.schema.clone();
-    // Children the server has keep their rows until a push settles them (the sweep
-    // after its refusal), so the parent's deletion must not trip on them here.
-    let orphans_left = children_give_way.iter().any(|c| c.on_server);
-    let writes_row = values.is_some() || orphans_left;
-    without_fk_enforcement_if(ctx.conn, writes_row, || {
+    // Enforcement is off for deletions too: local rows may still reference a parent
+    // whose deletion is accepted here, either children this device has not yet seen
+    // the server delete (the sync's pull right after removes them), or unsent
+    // children the server has (settled by the next push's refusal sweep). With it on,
+    // a plain local reference failed the resolution with a bare SQLite error.
+    without_fk_enforcement_if(ctx.conn, true, || {
         apply_tx(ctx.conn, |conn| {
             for (i, r) in outbox.rows.iter().enumerate() {
                 if i != index || planned.is_err() {

@@ -28,9 +28,12 @@ pub fn locate(repo: &Path) -> Option<PathBuf> {
         );
         return Some(dir);
     }
-    [repo.join("shared/contracts"), repo.join("../shared/contracts")]
-        .into_iter()
-        .find(|c| c.is_dir())
+    [
+        repo.join("shared/contracts"),
+        repo.join("../shared/contracts"),
+    ]
+    .into_iter()
+    .find(|c| c.is_dir())
 }
 
 /// The fixtures directory; for tests that already checked [`available`].

@@ -21,8 +21,10 @@ fn business_config_matches_the_rich_schema_fixture() {
         return;
     }
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(contract_fixtures::dir(&repo()).join("rich-schema/business-rich-v0.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            contract_fixtures::dir(&repo()).join("rich-schema/business-rich-v0.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let config: toml::Value =

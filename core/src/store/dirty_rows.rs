@@ -268,3 +268,37 @@ pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     }
     Ok(())
 }
+
+/// `(key_json, payload, base_row_version)` of every unsent INSERT/UPDATE of `table` whose
+/// payload member at `path` makes `json_object(parent_key_name, value) = parent_key_json`:
+/// the dirty rows first, then the outbox rows.
+pub fn children_of(
+    conn: &Connection,
+    schema: &str,
+    table: &str,
+    path: &str,
+    parent_key_name: &str,
+    parent_key_json: &str,
+) -> rusqlite::Result<[Vec<(String, String, i64)>; 2]> {
+    let mut out: [Vec<(String, String, i64)>; 2] = [Vec::new(), Vec::new()];
+    for (i, sql) in [
+        "SELECT key_json, payload, base_row_version FROM _sync_dirty_rows
+         WHERE schema_name = ?1 AND table_name = ?2 AND payload IS NOT NULL
+           AND json_object(?4, json_extract(payload, ?3)) = ?5",
+        "SELECT key_json, local_payload, base_row_version FROM _sync_outbox_rows
+         WHERE schema_name = ?1 AND table_name = ?2 AND local_payload IS NOT NULL
+           AND json_object(?4, json_extract(local_payload, ?3)) = ?5",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out[i] = conn
+            .prepare_cached(sql)?
+            .query_map(
+                params![schema, table, path, parent_key_name, parent_key_json],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(out)
+}

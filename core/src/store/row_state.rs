@@ -178,3 +178,21 @@ pub fn upsert_from_snapshot_stage(
     .execute(params![snapshot_id, schema, updated_at])?;
     Ok(())
 }
+
+/// `(table, key_json, row_version)` of every live row of `schema` written after `version`.
+pub fn live_after(
+    conn: &Connection,
+    schema: &str,
+    version: i64,
+) -> rusqlite::Result<Vec<(String, String, i64)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT table_name, key_json, row_version FROM _sync_row_state
+             WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0",
+        )?
+        .query_map(params![schema, version], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect();
+    rows
+}

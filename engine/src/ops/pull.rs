@@ -32,7 +32,7 @@ use crate::values::rows;
 use oversqlite_core::store::{apply, attachment};
 
 use crate::ops::beside::{
-    apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore,
+    apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, NewerChildren, PendingRestore,
 };
 use crate::ops::server_row::{restore_from_server, Restored};
 use crate::report::ForeignKeyResolution;
@@ -162,6 +162,7 @@ fn pull_pages(
     let att = state::attachment(ctx.conn)?;
     let source = att.current_source_id.clone();
     let initial = att.last_bundle_seq_seen;
+    let newer = NewerChildren::load(ctx, initial)?;
     let mut after = initial;
     let mut target = 0i64;
     let mut applied = 0i64;
@@ -212,6 +213,7 @@ fn pull_pages(
                 applied: &mut applied,
                 beside: beside.is_some(),
                 careful,
+                newer: &newer,
                 intent: None,
                 settled: Vec::new(),
                 bundle_settled: Vec::new(),
@@ -415,6 +417,9 @@ struct Applier<'p, 'c, 'a> {
     beside: bool,
     /// Skip child rows that a later deletion of their parent superseded.
     careful: bool,
+    /// Parents this device's own newer commits reference (their older deletions are
+    /// superseded).
+    newer: &'p NewerChildren,
     /// The unsent local changes of the bundle being applied (beside mode, when any).
     intent: Option<LocalIntent>,
     /// Foreign-key races settled by the bundles committed so far.
@@ -480,7 +485,13 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             }
         }
         let Some(intent) = self.intent.as_mut() else {
-            return apply_row(self.ctx, &row, &self.updated_at, &mut self.touched);
+            return apply_row(
+                self.ctx,
+                &row,
+                &self.updated_at,
+                &mut self.touched,
+                self.newer,
+            );
         };
         let (table, key, values) = decode_row(self.ctx, &row)?;
         match apply_row_beside(
@@ -493,6 +504,7 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             &self.updated_at,
             &mut self.touched,
             &mut self.bundle_settled,
+            self.newer,
         )? {
             Flow::Continue => Ok(()),
             Flow::Restore(pending) => {
@@ -571,6 +583,7 @@ fn apply_row(
     row: &BundleRow,
     updated_at: &str,
     touched: &mut ChangedTables,
+    newer: &NewerChildren,
 ) -> Result<()> {
     ctx.check_schema(&row.schema)?;
     let table = ctx.table(&row.table)?;
@@ -587,6 +600,21 @@ fn apply_row(
     };
     let conn = ctx.conn;
     let deleted = values.is_none();
+    if deleted && !newer.is_empty() {
+        let id = (table.name.clone(), rows::key_json(conn, table, &key)?);
+        if newer.supersedes_delete(&id, row.row_version) {
+            rows::advance_row_state(
+                conn,
+                &ctx.config.schema,
+                table,
+                &key,
+                row.row_version,
+                true,
+                updated_at,
+            )?;
+            return Ok(());
+        }
+    }
     if !rows::advance_row_state(
         conn,
         &ctx.config.schema,

@@ -20,6 +20,7 @@ use crate::ops::replay::replay_committed;
 use crate::remote::ahead::AheadSender;
 use crate::remote::client::{HttpFailure, Reply};
 use crate::remote::validate::CommittedMeta;
+use crate::report::ForeignKeyResolution;
 use crate::report::{ChangedTables, PushOutcome, PushReport};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use oversqlite_core::store::{attachment, outbox};
@@ -71,6 +72,15 @@ const MAX_CONFLICT_ROUNDS: u32 = 10_000;
 
 /// The push workflow with gates; used by `push_pending` and `sync`.
 pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushReport> {
+    push_reporting(ctx, changed, &mut Vec::new())
+}
+
+/// [`push_in`], also collecting the foreign-key races a conflict resolution settled.
+pub(crate) fn push_reporting(
+    ctx: &Ctx,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<PushReport> {
     check_gates(ctx)?;
     let mut conflicts = 0u32;
     // The server reports one conflicting row per attempt, so a bundle with several
@@ -82,7 +92,7 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
     let mut last_seq = None;
     let mut row_count = 0;
     loop {
-        match push_once(ctx, changed)? {
+        match push_once(ctx, changed, settled)? {
             Step::NoChange => break,
             Step::Committed {
                 bundle_seq,
@@ -159,7 +169,11 @@ fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
     }
 }
 
-fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
+fn push_once(
+    ctx: &Ctx,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Step> {
     let outbox = match state::outbox(ctx.conn)?.state.as_str() {
         "none" => match freeze::freeze(ctx)? {
             Some(o) => {
@@ -185,7 +199,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
             Upload::Conflict(details) => {
                 // Resolution requeues the whole bundle: the one place that loads it all.
                 let full = freeze::load_full(ctx.conn)?;
-                apply_conflict(ctx, &full, &details, changed)?;
+                apply_conflict(ctx, &full, &details, changed, settled)?;
                 oversqlite_core::fault::point("push.after_conflict_applied");
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));

@@ -31,6 +31,8 @@
 //!   canonical UUID text ⇄ 16 bytes, standard base64 ⇄ bytes, INTEGER/REAL numbers, RFC 3339
 //!   instants (strict parse, Go `RFC3339Nano` formatting).
 
+#![forbid(unsafe_code)]
+
 pub mod canonical;
 pub mod codes;
 pub mod hash;

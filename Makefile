@@ -17,14 +17,14 @@ SERVER_RELEASE := target/release/oversqlite-server
 # python3-venv for the dist tools and the packaging test's fresh venv).
 APT_PACKAGES := libclang-dev sqlite3 python3 python3-venv make g++
 
-# Release artifacts (make dist): the binaries are built for an old glibc with
+# Release artifacts (make dist): the binaries are built for glibc DIST_GLIBC with
 # cargo-zigbuild and zig from the ziglang package; the wheel with hatchling, checked
 # with auditwheel. Their venv lives outside the repository on purpose: zig reports its
 # include directories relative to the working directory when they lie below it, and
 # bindgen (sqlite-loadable's build script) runs in another directory, where such paths
 # point nowhere.
 DIST_TOOLS ?= $(HOME)/.cache/oversqlite/dist-tools
-DIST_GLIBC ?= 2.17
+DIST_GLIBC := 2.17
 ZIGBUILD_VERSION := 0.24.1
 DIST_PY_PACKAGES := ziglang==0.17.1 hatchling==1.33.0 auditwheel==6.8.2
 export DIST_TOOLS DIST_GLIBC

@@ -1,9 +1,17 @@
-//! The busy-writer step (issue #16): device A starts with a backlog of dirty rows; one
-//! connection writes a row every few milliseconds (as an app's UI would) while the
-//! extension's connection calls `oversqlite_sync()` back to back, until the writer stops.
+//! The busy-writer step (issue #16): one connection writes a row every few milliseconds
+//! (as an app's UI would) while the extension's connection calls `oversqlite_sync()` back
+//! to back, until the writer stops. Two roles:
+//!
+//! * **pushing device** (the issue's run): device A starts with a backlog of dirty rows,
+//!   so its syncs freeze, upload and replay that backlog while the app writes;
+//! * **pulling device**: device B was attached before another device pushed the backlog
+//!   as one bundle, so its first sync applies that bundle while B's app writes.
+//!
 //! Measured: sync calls that returned normally out of all, rows the server committed
-//! during the phase per second, and the writer's statement latency and longest wait for
-//! the write lock. Afterwards a few syncs must drain everything (checked: no row lost).
+//! from the device during the phase per second, the writer's statement latency and
+//! longest wait for the write lock, and the sync's own write transactions (from the
+//! host, by tracing the extension's connection). Afterwards a few syncs must drain
+//! everything (checked: no row lost).
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -53,9 +61,30 @@ impl Journal {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Push,
+    Pull,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Push, Role::Pull];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Push => "pushing device",
+            Role::Pull => "pulling device",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusySpec {
     pub journal: Journal,
+    #[serde(default)]
+    pub role: Role,
     pub seconds: f64,
     pub gap_ms: u64,
     /// The server's store when the benchmark started the server: rows committed during
@@ -205,9 +234,10 @@ fn trace_sync(event: TraceEvent<'_>) {
     });
 }
 
-/// One write every `gap` until `deadline`: three inserts of new rows for each update of
-/// a backlog row, each statement in autocommit on its own plain connection (no extension
-/// loaded: the capture triggers are plain SQL).
+/// One write every `gap` until `deadline`: three inserts of new rows for each update (of
+/// a backlog row when `backlog` rows are local, else of one of its own rows), each
+/// statement in autocommit on its own plain connection (no extension loaded: the
+/// capture triggers are plain SQL).
 fn write_until(db: &Path, tag: &str, backlog: usize, gap: Duration, deadline: Instant) -> Writes {
     let mut w = Writes::default();
     let conn = match Connection::open(db).and_then(|c| c.busy_handler(Some(poll_busy)).map(|_| c)) {
@@ -223,15 +253,19 @@ fn write_until(db: &Path, tag: &str, backlog: usize, gap: Duration, deadline: In
         std::thread::sleep(gap);
         BUSY_SINCE.with(|s| s.set(None));
         let started = Instant::now();
-        let result = if i % 4 == 3 && backlog > 0 {
-            let target = workload::row(tag, (i * 7919) % backlog);
+        let result = if i % 4 == 3 && (backlog > 0 || w.inserts > 0) {
+            let target = if backlog > 0 {
+                workload::row(tag, (i * 7919) % backlog)
+            } else {
+                workload::row(&writer_tag, (i * 7919) % w.inserts)
+            };
             conn.execute(
                 "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1",
                 params![target.id, format!("Busy Update {i:07}"), target.updated_at],
             )
             .map(|n| (n, false))
         } else {
-            let r = workload::row(&writer_tag, i);
+            let r = workload::row(&writer_tag, w.inserts);
             conn.execute(
                 "INSERT INTO users(id, name, email, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![r.id, r.name, r.email, r.created_at, r.updated_at],
@@ -266,6 +300,30 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// A device of the busy step: the journal mode, a `busy_timeout` (as an app sets one),
+/// configured and attached.
+fn busy_device(
+    db: &Path,
+    spec: &crate::steps::Spec,
+    busy: &BusySpec,
+    token: &str,
+) -> Result<Device> {
+    let d = Device::open(db, &spec.extension)?;
+    d.conn
+        .execute_batch(busy.journal.pragmas())
+        .map_err(|e| format!("journal pragmas: {e}"))?;
+    d.conn
+        .busy_timeout(SYNC_BUSY_TIMEOUT)
+        .map_err(|e| format!("busy_timeout: {e}"))?;
+    d.configure(&spec.server_url, &spec.schema)?;
+    d.set_token(token)?;
+    let attach = d.call("oversqlite_attach(?1)", &[&spec.user])?;
+    if attach["status"] != "connected" {
+        return Err(format!("attach: {attach}"));
+    }
+    Ok(d)
+}
+
 /// `oversqlite_<fn>: <code>: <message>` → `<code>` (the message may be prefixed, e.g.
 /// by the statement text).
 fn error_code(message: &str) -> String {
@@ -295,41 +353,64 @@ pub fn run(
     busy: &BusySpec,
     token: &str,
 ) -> Result<(Value, Duration, Duration)> {
-    let d = Device::open(&spec.db, &spec.extension)?;
-    d.conn
-        .execute_batch(busy.journal.pragmas())
-        .map_err(|e| format!("journal pragmas: {e}"))?;
-    d.conn
-        .busy_timeout(SYNC_BUSY_TIMEOUT)
-        .map_err(|e| format!("busy_timeout: {e}"))?;
-    d.configure(&spec.server_url, &spec.schema)?;
-    d.set_token(token)?;
-    let attach = d.call("oversqlite_attach(?1)", &[&spec.user])?;
-    if attach["status"] != "connected" {
-        return Err(format!("attach: {attach}"));
-    }
-    workload::insert_all(&d.conn, &spec.tag, spec.n).map_err(|e| format!("backlog: {e}"))?;
+    let d = busy_device(&spec.db, spec, busy, token)?;
     let pending = |d: &Device| -> Result<i64> {
         d.conn
             .query_row("SELECT count(*) FROM oversqlite_pending", [], |r| r.get(0))
             .map_err(|e| format!("count oversqlite_pending: {e}"))
     };
-    let backlog = pending(&d)?;
-    if backlog != spec.n as i64 {
-        return Err(format!(
-            "{backlog} pending rows after a backlog of {}",
+    let bundle_rows = |what: &str| -> Result<Option<i64>> {
+        busy.server_store
+            .as_deref()
+            .map(|store| {
+                server_rows(
+                    store,
+                    "SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = ?1",
+                    &spec.user,
+                )
+                .map_err(|e| format!("{what}: {e}"))
+            })
+            .transpose()
+    };
+    // The backlog, on this device (push) or pushed by another one as one bundle (pull).
+    let local_backlog = match busy.role {
+        Role::Push => {
+            workload::insert_all(&d.conn, &spec.tag, spec.n)
+                .map_err(|e| format!("backlog: {e}"))?;
+            let backlog = pending(&d)?;
+            if backlog != spec.n as i64 {
+                return Err(format!(
+                    "{backlog} pending rows after a backlog of {}",
+                    spec.n
+                ));
+            }
             spec.n
-        ));
-    }
+        }
+        Role::Pull => {
+            let source = busy_device(
+                &spec.db.with_file_name("device-source.db"),
+                spec,
+                busy,
+                token,
+            )?;
+            workload::insert_all(&source.conn, &spec.tag, spec.n)
+                .map_err(|e| format!("backlog: {e}"))?;
+            let r = source.call("oversqlite_sync()", &[])?;
+            if r["push_outcome"] != "committed" || pending(&source)? != 0 {
+                return Err(format!("the source device did not push the backlog: {r}"));
+            }
+            0
+        }
+    };
+    let rows_before = bundle_rows("rows before the phase")?;
 
     let deadline = Instant::now() + Duration::from_secs_f64(busy.seconds);
-    let (db, tag, n, gap) = (
+    let (db, tag, gap) = (
         spec.db.clone(),
         spec.tag.clone(),
-        spec.n,
         Duration::from_millis(busy.gap_ms),
     );
-    let writer = std::thread::spawn(move || write_until(&db, &tag, n, gap, deadline));
+    let writer = std::thread::spawn(move || write_until(&db, &tag, local_backlog, gap, deadline));
     d.conn
         .trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(trace_sync));
     let started = Instant::now();
@@ -368,14 +449,9 @@ pub fn run(
         "SELECT count(*) FROM \"{}.users\" WHERE _sync_scope_id = ?1",
         spec.schema.replace('"', "\"\"")
     );
-    let rows_pushed = match &busy.server_store {
-        Some(store) => Some(server_rows(
-            store,
-            "SELECT count(*) FROM _oversync_bundle_rows WHERE user_id = ?1",
-            &spec.user,
-        )?),
-        None => None,
-    };
+    let rows_pushed = bundle_rows("rows after the phase")?
+        .zip(rows_before)
+        .map(|(after, before)| after - before);
 
     // The writer stopped: a few syncs must send the rest, losing nothing.
     let mut drain_syncs = 0;
@@ -405,6 +481,7 @@ pub fn run(
     let max_wait = w.waits_ms.iter().copied().fold(0.0, f64::max);
     let detail = json!({
         "journal": busy.journal,
+        "role": busy.role,
         "backlog": spec.n,
         "seconds": busy.seconds,
         "gap_ms": busy.gap_ms,
@@ -445,6 +522,7 @@ pub fn run(
 #[serde(default)]
 pub struct BusyFigures {
     pub journal: Option<Journal>,
+    pub role: Role,
     pub backlog: usize,
     pub seconds: f64,
     pub gap_ms: u64,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::busy::{BusySpec, Journal};
+use crate::busy::{BusySpec, Journal, Role};
 use crate::child::run_step;
 use crate::options::Options;
 use crate::proc_stats;
@@ -119,15 +119,18 @@ pub fn run_all(
     }
     let mut busy_runs = Vec::new();
     if o.busy_seconds > 0.0 {
-        for journal in Journal::ALL {
-            let name = format!("busy-{journal:?}").to_lowercase();
+        for (journal, role) in Journal::ALL
+            .into_iter()
+            .flat_map(|j| Role::ALL.map(|r| (j, r)))
+        {
+            let name = format!("busy-{journal:?}-{role:?}").to_lowercase();
             let dir = work.path.join(&name);
             std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
             let user = format!("bench-{run_id}-{name}");
             let token = server.token(&user)?;
             let spec = Spec {
                 step: Step::Busy,
-                db: dir.join("device-a.db"),
+                db: dir.join("device.db"),
                 extension: o.extension.clone(),
                 n: o.busy_backlog,
                 tag: format!("{:08x}", nanos() as u32),
@@ -136,6 +139,7 @@ pub fn run_all(
                 user,
                 busy: Some(BusySpec {
                     journal,
+                    role,
                     seconds: o.busy_seconds,
                     gap_ms: o.busy_gap_ms,
                     server_store: server.store().map(Path::to_path_buf),

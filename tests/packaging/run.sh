@@ -10,6 +10,7 @@ here=$root/tests/packaging
 dist=$root/dist
 version=$("$root/packaging/version.sh")
 : "${DIST_TOOLS:?set DIST_TOOLS to the dist tools venv (make dist-tools)}"
+policy="manylinux_${DIST_GLIBC:-2.17}_x86_64" && policy=${policy/./_}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/oversqlite-packaging.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -20,9 +21,9 @@ clean_env=(env -i "HOME=$HOME" "TMPDIR=$work" "LANG=C.UTF-8")
 echo "== artifacts"
 /usr/bin/python3 "$here/check_artifacts.py" "$dist" "$version"
 wheel=$(ls "$dist"/oversqlite-"$version"-py3-none-manylinux_*.whl)
-"$DIST_TOOLS/bin/auditwheel" show "$wheel" | tr -s ' \n' '  ' | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' \
-  || { echo "auditwheel does not confirm manylinux_2_17_x86_64 for $wheel" >&2; exit 1; }
-echo "auditwheel: $(basename "$wheel") is manylinux_2_17_x86_64"
+"$DIST_TOOLS/bin/auditwheel" show "$wheel" | tr -s ' \n' '  ' | grep -q "consistent with the following platform tag: \"$policy\"" \
+  || { echo "auditwheel does not confirm $policy for $wheel" >&2; exit 1; }
+echo "auditwheel: $(basename "$wheel") is $policy"
 
 echo "== Python: the wheel alone in a fresh venv"
 /usr/bin/python3 -m venv "$work/venv"

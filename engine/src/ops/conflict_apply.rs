@@ -10,11 +10,14 @@ use crate::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_payload_to_row,
 };
 use crate::conflict::{
-    plan, Authoritative, ConflictContext, ConflictPlan, RowAction, RowStateAction,
+    plan, Authoritative, ConflictContext, ConflictPlan, ForeignKeyContext, ForeignKeyRace,
+    Resolution, RowAction, RowStateAction,
 };
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::ops::freeze::Outbox;
+use crate::ops::pull::beside::{race, wire_key, RowId};
 use crate::report::ChangedTables;
+use crate::report::{ForeignKeyAction, ForeignKeyResolution};
 use crate::rows;
 use crate::state::{self, OutboxRow};
 use crate::tx::apply_tx;
@@ -97,6 +100,7 @@ pub(crate) fn apply_conflict(
     outbox: &Outbox,
     details: &PushConflictDetails,
     changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
 ) -> Result<()> {
     let index = outbox
         .push_rows
@@ -137,13 +141,36 @@ pub(crate) fn apply_conflict(
         details.server_row_version,
     );
     let columns: Vec<String> = table.columns.iter().map(|c| c.json_name.clone()).collect();
-    let planned = plan(
+    let mut planned = plan(
         &resolution,
         local_op,
         local_payload.as_ref(),
         &auth,
         &columns,
     );
+    // Accepting the server's deletion of a parent that unsent local children still
+    // reference is a foreign-key race (README, race A): each child's policy decides.
+    let mut children_give_way = Vec::new();
+    if let Ok(p) = &planned {
+        if p.row == RowAction::Delete {
+            let race = children_of_deleted_parent(ctx, table, conflicting, details)?;
+            match (race.keep_parent, local_payload.as_ref()) {
+                (Some(report), Some(local)) => {
+                    // Recreated from this device's values: an INSERT over the tombstone.
+                    planned = Ok(ConflictPlan {
+                        row: RowAction::UpsertLocal(local.clone()),
+                        row_state: RowStateAction::Set {
+                            version: details.server_row_version,
+                            deleted: true,
+                        },
+                        requeue: Some((Op::Insert, details.server_row_version)),
+                    });
+                    settled.extend(report);
+                }
+                _ => children_give_way = race.give_way,
+            }
+        }
+    }
 
     // Decode everything before writing so a bad server row changes nothing.
     let key = local_key_from_key_json(table, &conflicting.key_json)?;
@@ -161,14 +188,37 @@ pub(crate) fn apply_conflict(
         )?),
         _ => None,
     };
+    let values = match (&planned, values) {
+        (
+            Ok(ConflictPlan {
+                row: RowAction::UpsertLocal(p),
+                ..
+            }),
+            None,
+        ) => Some(wire_payload_to_row(
+            table,
+            &local_payload_to_wire(table, p)?,
+        )?),
+        (_, v) => v,
+    };
     let schema = ctx.config.schema.clone();
-    let writes_row = values.is_some();
-    without_fk_enforcement_if(ctx.conn, writes_row, || {
+    // Enforcement is off for deletions too: local rows may still reference a parent
+    // whose deletion is accepted here, either children this device has not yet seen
+    // the server delete (the sync's pull right after removes them), or unsent
+    // children the server has (settled by the next push's refusal sweep). With it on,
+    // a plain local reference failed the resolution with a bare SQLite error.
+    without_fk_enforcement_if(ctx.conn, true, || {
         apply_tx(ctx.conn, |conn| {
             for (i, r) in outbox.rows.iter().enumerate() {
                 if i != index || planned.is_err() {
                     requeue_unchanged(conn, r)?;
                 }
+            }
+            for c in children_give_way.iter().filter(|c| !c.on_server) {
+                let child_table = ctx.table(&c.id.0)?;
+                let key = local_key_from_key_json(child_table, &c.id.1)?;
+                rows::delete_row(conn, child_table, &key)?;
+                rows::delete_dirty(conn, &schema, &child_table.name, &c.id.1)?;
             }
             if let Ok(p) = &planned {
                 let key_json = &conflicting.key_json;
@@ -221,6 +271,10 @@ pub(crate) fn apply_conflict(
             state::clear_outbox(conn)
         })
     })?;
+    for c in children_give_way.iter().filter(|c| !c.on_server) {
+        changed.insert(c.id.0.clone());
+        settled.push(c.report.clone());
+    }
     match planned {
         Ok(_) => {
             changed.insert(table.name.clone());
@@ -267,4 +321,144 @@ mod fk_guard_tests {
         assert!(caught.is_err());
         assert_eq!(fk(&conn), 1);
     }
+}
+
+/// An unsent local child of a parent whose server deletion a resolution accepts.
+struct GiveWay {
+    id: RowId,
+    /// The server has the child: it is settled by the next push (its refusal's sweep
+    /// restores the server's row); otherwise it is dropped here.
+    on_server: bool,
+    report: ForeignKeyResolution,
+}
+
+struct ChildrenRace {
+    /// Set when a child's policy keeps the parent: the reports of those children.
+    keep_parent: Option<Vec<ForeignKeyResolution>>,
+    give_way: Vec<GiveWay>,
+}
+
+/// Asks the policy of every unsent local child that references the conflicting row
+/// whether the parent's deletion wins (`AcceptServer`) or the parent is kept.
+fn children_of_deleted_parent(
+    ctx: &Ctx,
+    table: &crate::schema::ManagedTable,
+    conflicting: &OutboxRow,
+    details: &PushConflictDetails,
+) -> Result<ChildrenRace> {
+    let mut out = ChildrenRace {
+        keep_parent: None,
+        give_way: Vec::new(),
+    };
+    let parent_id: RowId = (table.name.clone(), conflicting.key_json.clone());
+    let mut keep = Vec::new();
+    for (child, column, payload, base) in unsent_children(ctx, &parent_id)? {
+        let child_table = ctx.table(&child.0)?;
+        let on_server = ctx
+            .conn
+            .query_row(
+                "SELECT deleted = 0 FROM _sync_row_state WHERE schema_name = ?1 AND table_name = ?2 AND key_json = ?3",
+                rusqlite::params![ctx.config.schema, child.0, child.1],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap_or(false);
+        let child_key = wire_key(child_table, &child.1)?;
+        let question = ConflictContext {
+            schema: ctx.config.schema.clone(),
+            table: child_table.name.clone(),
+            key: child_key.clone(),
+            local_op: if on_server { Op::Update } else { Op::Insert },
+            local_payload: Some(parse_object(&payload, "local payload")?),
+            base_row_version: base,
+            server_row_version: 0,
+            server_row_deleted: false,
+            server_row: None,
+            foreign_key: Some(ForeignKeyContext {
+                race: ForeignKeyRace::ParentDeletedRemotely,
+                column,
+                other_table: table.name.clone(),
+                other_key: details.key.clone(),
+            }),
+        };
+        let parent = (table.name.as_str(), &details.key);
+        match ctx.resolver.resolve(&question) {
+            Resolution::KeepLocal => keep.push(race(
+                ctx,
+                (&child_table.name, &child_key),
+                ForeignKeyAction::ParentRecreated,
+                parent,
+                &child_table.name,
+            )),
+            // A merge cannot help a child whose parent is gone for good here: it gives
+            // way like AcceptServer (the merge is offered again if it is pushed).
+            Resolution::AcceptServer | Resolution::KeepMerged(_) => out.give_way.push(GiveWay {
+                id: child.clone(),
+                on_server,
+                report: race(
+                    ctx,
+                    (&child_table.name, &child_key),
+                    ForeignKeyAction::Dropped,
+                    parent,
+                    &child_table.name,
+                ),
+            }),
+        }
+    }
+    if !keep.is_empty() {
+        out.keep_parent = Some(keep);
+    }
+    Ok(out)
+}
+
+/// The unsent local INSERT/UPDATE rows that reference `parent`: the other rows of the
+/// refused bundle (about to go back among the local changes) and the dirty rows
+/// captured meanwhile. `(child, column, local payload, base version)`.
+fn unsent_children(ctx: &Ctx, parent: &RowId) -> Result<Vec<(RowId, String, String, i64)>> {
+    let mut out: Vec<(RowId, String, String, i64)> = Vec::new();
+    let Ok(parent_table) = ctx.table(&parent.0) else {
+        return Ok(out);
+    };
+    for table in &ctx.config.tables {
+        for fk in table
+            .foreign_keys
+            .iter()
+            .filter(|fk| fk.parent_table == parent.0)
+        {
+            let Some(column) = table.column(&fk.from_column) else {
+                continue;
+            };
+            let path = format!("$.{}", column.json_name);
+            for sql in [
+                "SELECT key_json, payload, base_row_version FROM _sync_dirty_rows
+                 WHERE schema_name = ?1 AND table_name = ?2 AND payload IS NOT NULL
+                   AND json_object(?4, json_extract(payload, ?3)) = ?5",
+                "SELECT key_json, local_payload, base_row_version FROM _sync_outbox_rows
+                 WHERE schema_name = ?1 AND table_name = ?2 AND local_payload IS NOT NULL
+                   AND json_object(?4, json_extract(local_payload, ?3)) = ?5",
+            ] {
+                let found: Vec<(String, String, i64)> = ctx
+                    .conn
+                    .prepare_cached(sql)?
+                    .query_map(
+                        rusqlite::params![
+                            ctx.config.schema,
+                            table.name,
+                            path,
+                            parent_table.key_json_name,
+                            parent.1
+                        ],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (key_json, payload, base) in found {
+                    let id: RowId = (table.name.clone(), key_json);
+                    // A dirty row captured after the freeze is the newer intent.
+                    if !out.iter().any(|(c, ..)| *c == id) {
+                        out.push((id, column.json_name.clone(), payload, base));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }

@@ -33,7 +33,9 @@ use crate::validate::{
 
 use crate::ops::server_row::{restore_from_server, Restored};
 use crate::report::ForeignKeyResolution;
-use beside::{apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, PendingRestore};
+use beside::{
+    apply_row_beside, superseded_by_parent_delete, Flow, LocalIntent, NewerChildren, PendingRestore,
+};
 use page::{read_page, BundleHead, PageSink};
 use spool::Spool;
 
@@ -175,6 +177,7 @@ fn pull_pages(
     let att = state::attachment(ctx.conn)?;
     let source = att.current_source_id.clone();
     let initial = att.last_bundle_seq_seen;
+    let newer = NewerChildren::load(ctx, initial)?;
     let mut after = initial;
     let mut target = 0i64;
     let mut applied = 0i64;
@@ -225,6 +228,7 @@ fn pull_pages(
                 applied: &mut applied,
                 beside: beside.is_some(),
                 careful,
+                newer: &newer,
                 intent: None,
                 settled: Vec::new(),
                 bundle_settled: Vec::new(),
@@ -434,6 +438,9 @@ struct Applier<'p, 'c, 'a> {
     beside: bool,
     /// Skip child rows that a later deletion of their parent superseded.
     careful: bool,
+    /// Parents this device's own newer commits reference (their older deletions are
+    /// superseded).
+    newer: &'p NewerChildren,
     /// The unsent local changes of the bundle being applied (beside mode, when any).
     intent: Option<LocalIntent>,
     /// Foreign-key races settled by the bundles committed so far.
@@ -499,7 +506,13 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             }
         }
         let Some(intent) = self.intent.as_mut() else {
-            return apply_row(self.ctx, &row, &self.updated_at, &mut self.touched);
+            return apply_row(
+                self.ctx,
+                &row,
+                &self.updated_at,
+                &mut self.touched,
+                self.newer,
+            );
         };
         let (table, key, values) = decode_row(self.ctx, &row)?;
         match apply_row_beside(
@@ -512,6 +525,7 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
             &self.updated_at,
             &mut self.touched,
             &mut self.bundle_settled,
+            self.newer,
         )? {
             Flow::Continue => Ok(()),
             Flow::Restore(pending) => {
@@ -593,6 +607,7 @@ fn apply_row(
     row: &BundleRow,
     updated_at: &str,
     touched: &mut ChangedTables,
+    newer: &NewerChildren,
 ) -> Result<()> {
     ctx.check_schema(&row.schema)?;
     let table = ctx.table(&row.table)?;
@@ -609,6 +624,21 @@ fn apply_row(
     };
     let conn = ctx.conn;
     let deleted = values.is_none();
+    if deleted && !newer.is_empty() {
+        let id = (table.name.clone(), rows::key_json(conn, table, &key)?);
+        if newer.supersedes_delete(&id, row.row_version) {
+            rows::advance_row_state(
+                conn,
+                &ctx.config.schema,
+                table,
+                &key,
+                row.row_version,
+                true,
+                updated_at,
+            )?;
+            return Ok(());
+        }
+    }
     if !rows::advance_row_state(
         conn,
         &ctx.config.schema,

@@ -19,7 +19,7 @@ use crate::ops::freeze;
 use crate::ops::recovery::enter_source_recovery;
 use crate::ops::refused::{self, Refusal};
 use crate::ops::replay::replay_committed;
-use crate::report::{ChangedTables, PushOutcome, PushReport};
+use crate::report::{ChangedTables, ForeignKeyResolution, PushOutcome, PushReport};
 use crate::state::{self, OutboxBundle, OutboxRow};
 use crate::tx::write_tx;
 use crate::validate::{validate_committed_page, CommittedMeta};
@@ -108,6 +108,15 @@ const MAX_CONFLICT_ROUNDS: u32 = 10_000;
 
 /// The push workflow with gates; used by `push_pending` and `sync`.
 pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushReport> {
+    push_reporting(ctx, changed, &mut Vec::new())
+}
+
+/// [`push_in`], also collecting the foreign-key races a conflict resolution settled.
+pub(crate) fn push_reporting(
+    ctx: &Ctx,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<PushReport> {
     check_gates(ctx)?;
     let mut conflicts = 0u32;
     // The server reports one conflicting row per attempt, so a bundle with several
@@ -119,7 +128,7 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
     let mut last_seq = None;
     let mut row_count = 0;
     loop {
-        match push_once(ctx, changed)? {
+        match push_once(ctx, changed, settled)? {
             Step::NoChange => break,
             Step::Committed {
                 bundle_seq,
@@ -196,7 +205,11 @@ fn finish_empty_seed(ctx: &Ctx) -> Result<()> {
     }
 }
 
-fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
+fn push_once(
+    ctx: &Ctx,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Step> {
     let outbox = match state::outbox(ctx.conn)?.state.as_str() {
         "none" => match freeze::freeze(ctx)? {
             Some(o) => {
@@ -222,7 +235,7 @@ fn push_once(ctx: &Ctx, changed: &mut ChangedTables) -> Result<Step> {
             Upload::Conflict(details) => {
                 // Resolution requeues the whole bundle: the one place that loads it all.
                 let full = freeze::load_full(ctx.conn)?;
-                apply_conflict(ctx, &full, &details, changed)?;
+                apply_conflict(ctx, &full, &details, changed, settled)?;
                 oversqlite_core::fault::point("push.after_conflict_applied");
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));

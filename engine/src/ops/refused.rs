@@ -50,7 +50,7 @@ pub(crate) fn unsettled(requeued: SyncError, unexplained: &[String]) -> SyncErro
         "the client found no foreign-key race or missing parent that explains it".to_string()
     } else {
         format!(
-            "local rows reference rows that exist neither on this device nor on the server: {}",
+            "local rows reference rows that this device does not have and the server never deleted: {}",
             unexplained.join("; ")
         )
     };

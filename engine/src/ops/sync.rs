@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use crate::client::{sync_status, Ctx, SyncClient};
 use crate::error::{ErrorKind, Result};
 use crate::ops::pull::{pull_in, PullMode};
-use crate::ops::push::push_in;
+use crate::ops::push::push_reporting;
 use crate::ops::refused::{probe_after_5xx, sweep_orphans, unsettled, Probe};
 use crate::report::{
     ChangedTables, ForeignKeyResolution, PullReport, PushOutcome, PushReport, RemoteOutcome,
@@ -170,7 +170,7 @@ pub(crate) fn push_settling(
 ) -> Result<PushReport> {
     let mut refusals = 0;
     loop {
-        let error = match push_in(ctx, changed) {
+        let error = match push_reporting(ctx, changed, settled) {
             Err(e) if e.kind == ErrorKind::PushCommitRefused => e,
             Err(e) if e.http_status.is_some_and(|s| s >= 500) && refusals < REFUSALS => {
                 refusals += 1;

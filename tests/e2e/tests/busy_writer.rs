@@ -300,9 +300,11 @@ fn busy_writers_while_syncing(journal: Journal) {
         }
         (b, calls)
     });
-    // A syncs back to back on its own connection, like a background sync loop.
+    // A syncs back to back on its own connection, like a background sync loop; at
+    // least twice even on a slow machine (the first call pushes the whole backlog and
+    // may take most of the phase), so a sync starts over rows written meanwhile.
     let mut calls = Vec::new();
-    while Instant::now() < deadline {
+    while Instant::now() < deadline || calls.len() < 2 {
         calls.push(call(&a, "A", "oversqlite_sync"));
     }
     let (b, b_calls) = b_loop.join().expect("B's sync loop panicked");
@@ -363,9 +365,7 @@ fn busy_writers_while_syncing(journal: Journal) {
             "sync_once report: {report}"
         );
     }
-    // The phase really overlapped: A synced repeatedly while all three writers wrote.
-    let a_syncs = calls.iter().filter(|c| c.device == "A").count();
-    assert!(a_syncs >= 2, "only {a_syncs} syncs of A ran\n{text}");
+    // The phase really overlapped: all three writers wrote while the devices synced.
     for (name, w) in &writers {
         assert!(w.inserts > 0, "writer {name} wrote nothing\n{text}");
     }

@@ -332,6 +332,69 @@ fn parent_deleted_remotely_custom_merge_keeps_merged_child() {
     }
 }
 
+/// The device also renamed the parent it wrote a child for: its UPDATE of u1 meets the
+/// server's deletion (an ordinary conflict) in the same push as the child's INSERT.
+/// (Found by `fk_random` seed 54: the conflict's acceptance of the deletion failed with a
+/// bare `sqlite_error: FOREIGN KEY constraint failed` under a plain local reference.)
+const RENAME_AND_POST: &str = "UPDATE users SET name = 'Ada B' WHERE id = 'u1';
+    INSERT INTO posts VALUES ('p1', 'u1', 'Hello');";
+
+#[test]
+fn parent_deleted_remotely_while_also_updated_locally_server_wins_drops_new_child() {
+    for mode in MODES {
+        for schema in [&LOCAL_CASCADE, &LOCAL_PLAIN] {
+            let tag = if std::ptr::eq(schema, &LOCAL_CASCADE) {
+                "a8c"
+            } else {
+                "a8p"
+            };
+            let race = Race::start(tag, mode, 2, schema, ONE_USER);
+            parent_deleted_remotely(&race, RENAME_AND_POST);
+            let r = race.racing_sync(1);
+            race.assert_resolutions(
+                &r,
+                &[res("posts", "p1", "dropped", "users", "u1", "server_wins")],
+            );
+            race.finish();
+            race.assert_rows("users", &[]);
+            race.assert_rows("posts", &[]);
+        }
+    }
+}
+
+/// As above with client_wins: the parent is recreated from this device's last values,
+/// which include its own rename.
+#[test]
+fn parent_deleted_remotely_while_also_updated_locally_client_wins_recreates_parent() {
+    for mode in MODES {
+        for schema in [&LOCAL_CASCADE, &LOCAL_PLAIN] {
+            let tag = if std::ptr::eq(schema, &LOCAL_CASCADE) {
+                "a9c"
+            } else {
+                "a9p"
+            };
+            let race = Race::start(tag, mode, 2, schema, ONE_USER);
+            client_wins(race.dev(1));
+            parent_deleted_remotely(&race, RENAME_AND_POST);
+            let r = race.racing_sync(1);
+            race.assert_resolutions(
+                &r,
+                &[res(
+                    "posts",
+                    "p1",
+                    "parent_recreated",
+                    "users",
+                    "u1",
+                    "client_wins",
+                )],
+            );
+            race.finish();
+            race.assert_rows("users", &["'u1'|'Ada B'"]);
+            race.assert_rows("posts", &["'p1'|'u1'|'Hello'"]);
+        }
+    }
+}
+
 /// Three devices: 0 deletes u1; 1 (server_wins) and 2 (client_wins) each wrote a post by
 /// u1. Device 1 drops its post; device 2 then recreates u1 and keeps its post.
 #[test]
@@ -500,6 +563,40 @@ fn child_added_remotely_custom_local_deletes_child() {
         race.finish();
         race.assert_rows("users", &[]);
         race.assert_rows("posts", &[]);
+    }
+}
+
+/// Device 0 adds post p1 by u1 and deletes it again, syncing each; device 1, which
+/// pulled neither, deletes u1. The server accepts that deletion (nothing references u1
+/// any more), and device 1 must then pull the bundle that inserted p1 under the user it
+/// already deleted, and the one that deleted p1. Not a race to settle: no resolution.
+/// (Found by `fk_random` seed 47: `foreign_key_violation: bundle N from the server cannot
+/// be applied: posts id='p1' ...`.)
+#[test]
+fn child_added_and_deleted_remotely_while_parent_deleted_locally_converges() {
+    for mode in MODES {
+        for schema in [&LOCAL_CASCADE, &LOCAL_PLAIN] {
+            let tag = if std::ptr::eq(schema, &LOCAL_CASCADE) {
+                "b6c"
+            } else {
+                "b6p"
+            };
+            let race = Race::start(tag, mode, 2, schema, ONE_USER);
+            for sql in [
+                "INSERT INTO posts VALUES ('p1', 'u1', 'Brief')",
+                "DELETE FROM posts WHERE id = 'p1'",
+            ] {
+                race.dev(0).exec(sql);
+                let r = race.dev(0).sync();
+                assert_eq!(r["push_outcome"], "committed", "{}: {r}", race.name);
+            }
+            race.dev(1).exec("DELETE FROM users WHERE id = 'u1'");
+            let r = race.racing_sync(1);
+            race.assert_resolutions(&r, &[]);
+            race.finish();
+            race.assert_rows("users", &[]);
+            race.assert_rows("posts", &[]);
+        }
     }
 }
 
@@ -699,6 +796,72 @@ fn member_deleted_by_server_cascade_client_wins_accepts_deletion() {
         race.finish();
         race.assert_rows("teams", &[]);
         race.assert_rows("team_members", &[]);
+    }
+}
+
+/// Device 0 deletes team t1 and creates it again, syncing each; device 1, which pulled
+/// neither, adds member m0 to t1 and syncs: the server has t1 (recreated), so m0 commits.
+/// Applying the older deletion of t1 afterwards must not take m0 with it through the local
+/// ON DELETE CASCADE: the server keeps m0. (Found by `fk_random` seed 124: device 2 ended
+/// without a member the server has, silently.)
+#[test]
+fn team_deleted_and_recreated_remotely_keeps_member_added_meanwhile() {
+    for mode in MODES {
+        let race = Race::start(
+            "c7",
+            mode,
+            2,
+            &LOCAL_CASCADE,
+            "INSERT INTO teams VALUES ('t1', 'Red');",
+        );
+        for sql in [
+            "DELETE FROM teams WHERE id = 't1'",
+            "INSERT INTO teams VALUES ('t1', 'Red 2')",
+        ] {
+            race.dev(0).exec(sql);
+            let r = race.dev(0).sync();
+            assert_eq!(r["push_outcome"], "committed", "{}: {r}", race.name);
+        }
+        race.dev(1)
+            .exec("INSERT INTO team_members VALUES ('m0', 't1', 'Ann')");
+        let r = race.racing_sync(1);
+        race.assert_resolutions(&r, &[]);
+        race.finish();
+        race.assert_rows("teams", &["'t1'|'Red 2'"]);
+        race.assert_rows("team_members", &["'m0'|'t1'|'Ann'"]);
+    }
+}
+
+/// The same with users/posts (NO ACTION on the server): device 0 deletes u1 and creates it
+/// again; device 1 adds post p1 by u1 and syncs. Applying the older deletion of u1 must
+/// keep p1: with a local cascade it vanished silently, with a plain reference the pull
+/// failed with `foreign_key_violation ... posts id='p1'` (`fk_random` seed 119).
+#[test]
+fn user_deleted_and_recreated_remotely_keeps_post_added_meanwhile() {
+    for mode in MODES {
+        for schema in [&LOCAL_CASCADE, &LOCAL_PLAIN] {
+            let tag = if std::ptr::eq(schema, &LOCAL_CASCADE) {
+                "c8c"
+            } else {
+                "c8p"
+            };
+            let race = Race::start(tag, mode, 2, schema, ONE_USER);
+            for sql in [
+                "DELETE FROM users WHERE id = 'u1'",
+                "INSERT INTO users VALUES ('u1', 'Ada 2')",
+            ] {
+                race.dev(0).exec(sql);
+                let r = race.dev(0).sync();
+                assert_eq!(r["push_outcome"], "committed", "{}: {r}", race.name);
+            }
+            race.dev(1)
+                .exec("INSERT INTO posts VALUES ('p1', 'u1', 'Hello')");
+            let r = race.racing_sync(1);
+            race.assert_resolutions(&r, &[]);
+            race.finish();
+            race.assert_rows("users", &["'u1'|'Ada 2'"]);
+            race.assert_rows("posts", &["'p1'|'u1'|'Hello'"]);
+        }
     }
 }
 

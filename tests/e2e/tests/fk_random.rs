@@ -12,7 +12,11 @@
 //! cascade, 2 ours + plain reference, 3 reference + plain reference), so every 4
 //! consecutive seeds cover all four. `OVERSQLITE_FK_SEEDS` (default 30) seeds run from
 //! `OVERSQLITE_FK_SEED_BASE` (default 1); every failing seed is reported with its step
-//! log and a replay command, after all seeds ran.
+//! log (the edits and syncs, then every device's pending rows and tables and the server's
+//! committed history) and a replay command, after all seeds ran. Long soak (failing seeds
+//! print as they come; about 7 minutes for 500 seeds in debug with the files on tmpfs):
+//! `TMPDIR=/dev/shm OVERSQLITE_FK_SEEDS=500 OVERSQLITE_FK_SEED_BASE=31 cargo test -p
+//! oversqlite-tests --test fk_random -- --nocapture`.
 //!
 //! Needs `cargo build -p oversqlite` and `cargo build -p oversqlite-server`.
 mod e2e_support;
@@ -129,8 +133,36 @@ impl Run {
                 Device::attached_with(&path, server, &user, schema).0
             })
             .collect();
+        for (i, d) in devices.iter().enumerate() {
+            let source = d.json("SELECT oversqlite_source_info()")["current_source_id"].clone();
+            self.log(format!("d{i} ({}) source {source}", POLICIES[i]));
+        }
         devices[1].json("SELECT oversqlite_set_conflict_resolver('client_wins')");
         install_keep_mine_resolver(&devices[2]);
+        let outcome = self.steps(&devices, plain, server, &user);
+        if outcome.is_err() {
+            for (i, d) in devices.iter().enumerate() {
+                self.log(format!("d{i} at the failure: {}", device_state(d)));
+            }
+        } else {
+            for d in devices {
+                let path = d.path.clone();
+                d.close();
+                remove_db(&path);
+            }
+        }
+        outcome
+    }
+
+    /// The random phase, the quiet phase and the final check.
+    fn steps(
+        &mut self,
+        devices: &[Device],
+        plain: bool,
+        server: &TestServer,
+        user: &str,
+    ) -> Result<(), String> {
+        let seed = self.seed;
         let mut rng = Rng::for_seed(seed);
         let mut n = 0;
         for round in 0..ROUNDS {
@@ -145,20 +177,53 @@ impl Run {
                 }
             }
             for _ in 0..=rng.below(2) {
-                self.sync(&devices, rng.below(3) as usize, round)?;
+                self.sync(devices, rng.below(3) as usize, round)?;
             }
         }
         let refs: Vec<&Device> = devices.iter().collect();
         let log = &mut self.log;
         settle(&refs, QUIET_ROUNDS, &mut |line| log.push(line))?;
-        check_final_state(server, &user, &refs, &format!("fkrandom-{seed}-fresh"))?;
-        for d in devices {
-            let path = d.path.clone();
-            d.close();
-            remove_db(&path);
-        }
-        Ok(())
+        check_final_state(server, user, &refs, &format!("fkrandom-{seed}-fresh"))
     }
+}
+
+/// A device's pending rows and tables, for the step log of a failed seed.
+fn device_state(d: &Device) -> String {
+    let mut stmt = d
+        .conn
+        .prepare("SELECT table_name, key_json, op, base_row_version, ifnull(payload, ''), state FROM oversqlite_pending")
+        .unwrap();
+    let pending: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok((0..6)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .join(" "))
+        })
+        .and_then(|rows| rows.collect())
+        .unwrap_or_else(|e| vec![format!("(pending unreadable: {e})")]);
+    format!("\n  pending: {pending:#?}\n  tables: {:?}", d.dump())
+}
+
+/// The user's committed bundles, row by row: what each device's step log must explain.
+fn server_history(server: &TestServer, user: &str) -> Vec<String> {
+    server
+        .query_store(&format!(
+            "SELECT r.bundle_seq, l.source_id, r.table_name, r.key, r.op, ifnull(r.payload, '')
+             FROM _oversync_bundle_rows r JOIN _oversync_bundle_log l USING (user_id, bundle_seq)
+             WHERE r.user_id = '{user}' ORDER BY r.bundle_seq, r.row_ordinal"
+        ))
+        .into_iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
 }
 
 /// Runs one seed; on failure the report: what failed, the last steps, where the whole
@@ -189,7 +254,15 @@ fn run_seed(servers: &[TestServer; 2], seed: u64) -> Result<(), String> {
         "local cascade"
     };
     let log_path = std::env::temp_dir().join(format!("oversqlite-fk-random-seed-{seed}.log"));
-    let _ = std::fs::write(&log_path, run.log.join("\n") + "\n");
+    let history = server_history(&servers[(seed % 2) as usize], &format!("fk{seed}"));
+    let _ = std::fs::write(
+        &log_path,
+        format!(
+            "{}\n\nserver history:\n{}\n",
+            run.log.join("\n"),
+            history.join("\n")
+        ),
+    );
     let tail = run.log[run.log.len().saturating_sub(12)..].join("\n    ");
     Err(format!(
         "seed {seed} (server {mode}, posts {local}; devices 0 server_wins, 1 client_wins, 2 custom): {error}\n  last steps:\n    {tail}\n  step log: {}\n  replay: OVERSQLITE_FK_SEED_BASE={seed} OVERSQLITE_FK_SEEDS=1 cargo test -p oversqlite-tests --test fk_random",

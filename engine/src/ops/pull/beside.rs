@@ -172,6 +172,7 @@ pub(crate) fn apply_row_beside(
     updated_at: &str,
     touched: &mut ChangedTables,
     settled: &mut Vec<ForeignKeyResolution>,
+    newer: &NewerChildren,
 ) -> Result<Flow> {
     let conn = ctx.conn;
     let schema = &ctx.config.schema;
@@ -200,6 +201,10 @@ pub(crate) fn apply_row_beside(
         }
         rows::upsert_row(conn, table, values.clone())?;
     } else {
+        if newer.supersedes_delete(&id, row.row_version) {
+            rows::advance_row_state(conn, schema, table, key, row.row_version, true, updated_at)?;
+            return Ok(Flow::Continue);
+        }
         if intent.children.contains_key(&id) {
             if let Some(flow) =
                 remote_delete_of_referenced_parent(ctx, intent, row, table, key, &id, settled)?
@@ -624,4 +629,82 @@ pub(crate) fn superseded_by_parent_delete(
         }
     }
     Ok(false)
+}
+
+/// Parents that rows this device already holds at a *newer* version reference: rows
+/// its own commits wrote after the checkpoint the pull starts from. A pulled DELETE
+/// of such a parent older than the child is superseded in the server's history: the
+/// server accepted the child later, so the parent existed again by then (a later
+/// bundle of this pull recreates it). Applying the deletion would make a local
+/// `ON DELETE CASCADE` silently remove the device's own committed child, or break a
+/// plain reference; the deletion is recorded in `_sync_row_state` only.
+#[derive(Default)]
+pub(crate) struct NewerChildren(HashMap<RowId, i64>);
+
+impl NewerChildren {
+    pub(crate) fn load(ctx: &Ctx, after: i64) -> Result<NewerChildren> {
+        let mut map: HashMap<RowId, i64> = HashMap::new();
+        let fk_tables: Vec<&ManagedTable> = ctx
+            .config
+            .tables
+            .iter()
+            .filter(|t| !t.foreign_keys.is_empty())
+            .collect();
+        if fk_tables.is_empty() {
+            return Ok(NewerChildren(map));
+        }
+        let conn = ctx.conn;
+        let newer: Vec<(String, String, i64)> = conn
+            .prepare_cached(
+                "SELECT table_name, key_json, row_version FROM _sync_row_state
+                 WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0",
+            )?
+            .query_map(params![ctx.config.schema, after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for (table_name, key_json, version) in newer {
+            let Some(table) = fk_tables.iter().find(|t| t.name == table_name) else {
+                continue;
+            };
+            let key = local_key_from_key_json(table, &key_json)?;
+            for fk in &table.foreign_keys {
+                let (Some(column), Ok(parent)) =
+                    (table.column(&fk.from_column), ctx.table(&fk.parent_table))
+                else {
+                    continue;
+                };
+                let value = match column.kind {
+                    ColumnKind::UuidBlob | ColumnKind::Blob => {
+                        format!("lower(hex({}))", rows::quote_ident(&column.name))
+                    }
+                    _ => rows::quote_ident(&column.name),
+                };
+                let sql = format!(
+                    "SELECT json_object(?1, {value}) FROM {} WHERE {} = ?2 AND {} IS NOT NULL",
+                    rows::quote_ident(&table.name),
+                    rows::quote_ident(&table.key_column),
+                    rows::quote_ident(&column.name)
+                );
+                let parent_key: Option<String> = conn
+                    .prepare_cached(&sql)?
+                    .query_row(params![parent.key_json_name, key.sql], |r| r.get(0))
+                    .optional()?;
+                if let Some(parent_key) = parent_key {
+                    let entry = map.entry((parent.name.clone(), parent_key)).or_insert(0);
+                    *entry = (*entry).max(version);
+                }
+            }
+        }
+        Ok(NewerChildren(map))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when a DELETE of `parent` at `version` is superseded (see the type docs).
+    pub(crate) fn supersedes_delete(&self, parent: &RowId, version: i64) -> bool {
+        self.0.get(parent).is_some_and(|v| *v > version)
+    }
 }

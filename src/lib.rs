@@ -6,47 +6,45 @@
 //! database access through `Connection::from_handle` on the caller's connection).
 use std::os::raw::{c_char, c_uint};
 
+use rusqlite::ffi;
 use sqlite_loadable::prelude::*;
-use sqlite_loadable::FunctionFlags;
 
 pub mod sql;
 
 use sql::function::register;
 use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, sync, version_fn};
 
+/// Registers every function and virtual table on `db`, all through `sql::function::register`
+/// and `sql::rows_vtab::register` (one panic guard, one error boundary: see `sql/error.rs`).
 fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
+    let raw: *mut ffi::sqlite3 = db.cast();
     // Functions that write are DIRECTONLY: a view or trigger cannot call them.
-    let writer = FunctionFlags::UTF8 | FunctionFlags::DIRECTONLY;
-    register(db, "oversqlite_init", config_fns::init, writer)?;
+    let writer = ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY;
+    register(raw, "oversqlite_init", writer, config_fns::init)?;
     register(
-        db,
+        raw,
         "oversqlite_enable_sync",
+        writer,
         config_fns::enable_sync,
-        writer,
     )?;
     register(
-        db,
+        raw,
         "oversqlite_disable_sync",
-        config_fns::disable_sync,
         writer,
+        config_fns::disable_sync,
     )?;
+    register(raw, "oversqlite_config", ffi::SQLITE_UTF8, config_fns::show)?;
+    register(raw, "oversqlite_open", writer, open_fn::open)?;
     register(
-        db,
-        "oversqlite_config",
-        config_fns::show,
-        FunctionFlags::UTF8,
-    )?;
-    register(db, "oversqlite_open", open_fn::open, writer)?;
-    register(
-        db,
+        raw,
         "oversqlite_version",
+        ffi::SQLITE_UTF8 | ffi::SQLITE_DETERMINISTIC,
         version_fn::version,
-        FunctionFlags::UTF8 | FunctionFlags::DETERMINISTIC,
     )?;
     rows_vtab::register::<runtime_vtabs::Pending>(db)?;
     rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
     // The sync functions share one per-connection state (engine client, token, policies).
-    sync::register_all(db.cast())?;
+    sync::register_all(raw)?;
     Ok(())
 }
 

@@ -42,6 +42,9 @@ impl ErrorCode {
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
+    /// The (extended) SQLite result code when the error came from SQLite, so the SQL layer
+    /// can hand it on to the host (BUSY, CONSTRAINT, ...).
+    pub sqlite_code: Option<i32>,
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            sqlite_code: None,
         }
     }
     pub fn config(message: impl Into<String>) -> Self {
@@ -69,10 +73,13 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::new(
-            ErrorCode::Sqlite,
-            format!("{e}; check the database is writable and not corrupted, then retry"),
-        )
+        Error {
+            sqlite_code: e.sqlite_error().map(|f| f.extended_code),
+            ..Error::new(
+                ErrorCode::Sqlite,
+                format!("{e}; check the database is writable and not corrupted, then retry"),
+            )
+        }
     }
 }
 

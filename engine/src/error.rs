@@ -120,6 +120,8 @@ pub struct SyncError {
     pub http_status: Option<u16>,
     /// The server's `error` member when the body was a JSON error envelope.
     pub server_code: Option<String>,
+    /// The (extended) SQLite result code when the failure came from SQLite.
+    pub sqlite_code: Option<i32>,
 }
 
 impl SyncError {
@@ -134,6 +136,7 @@ impl SyncError {
             message: message.into(),
             http_status: None,
             server_code: None,
+            sqlite_code: None,
         }
     }
 
@@ -170,7 +173,10 @@ impl std::error::Error for SyncError {}
 
 impl From<rusqlite::Error> for SyncError {
     fn from(e: rusqlite::Error) -> Self {
-        SyncError::new(ErrorKind::DatabaseError, e.to_string())
+        SyncError {
+            sqlite_code: e.sqlite_error().map(|f| f.extended_code),
+            ..SyncError::new(ErrorKind::DatabaseError, e.to_string())
+        }
     }
 }
 
@@ -187,7 +193,10 @@ impl From<oversqlite_core::Error> for SyncError {
             C::Sqlite => ErrorKind::DatabaseError,
             C::Internal => ErrorKind::Internal,
         };
-        SyncError::new(kind, e.message)
+        SyncError {
+            sqlite_code: e.sqlite_code,
+            ..SyncError::new(kind, e.message)
+        }
     }
 }
 

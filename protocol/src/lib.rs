@@ -27,11 +27,17 @@
 //!   rows (§8.1; `row_ordinal` is the 0-based position in the slice, DELETE payload hashed as
 //!   `null`), [`canonical_request_hash`] of outbox rows (§8.4), [`sha256_hex`]; the
 //!   streaming [`BundleHasher`] / [`RequestHasher`] hash row by row in constant memory.
+//! * [`values`] — the wire-value grammar (§1.4, §6) shared by the engine and the server:
+//!   canonical UUID text ⇄ 16 bytes, standard base64 ⇄ bytes, INTEGER/REAL numbers, RFC 3339
+//!   instants (strict parse, Go `RFC3339Nano` formatting).
+
+#![forbid(unsafe_code)]
 
 pub mod canonical;
 pub mod codes;
 pub mod hash;
 pub mod types;
+pub mod values;
 
 pub use canonical::{canonical_json, canonicalize_json_text, ecmascript_number_to_string};
 pub use hash::{

@@ -2,10 +2,12 @@
 //! normalisation. Everything the server sends is produced from what is stored, so a value
 //! read back is exactly what pull, snapshot and conflict bodies carry.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
+use oversqlite_protocol::values::{
+    decode_base64, encode_base64, integer_of, is_canonical_uuid, normalize_uuid, real_of,
+    real_value,
+};
 use rusqlite::types::Value as SqlValue;
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 use crate::config::{Column, ColumnType, TableSpec};
 
@@ -18,27 +20,20 @@ pub fn wire_to_sql(column: &Column, value: &Value) -> Result<SqlValue, String> {
         (ColumnType::Text | ColumnType::Timestamp, Value::String(s)) => {
             Ok(SqlValue::Text(s.clone()))
         }
-        (ColumnType::Uuid, Value::String(s)) => uuid::Uuid::parse_str(s)
-            .map(|u| SqlValue::Text(u.hyphenated().to_string()))
-            .map_err(|_| format!("column {name} must be a UUID string")),
-        (ColumnType::Integer, Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                    .map(|f| f as i64)
-            })
+        // Lenient on purpose (any form the `uuid` crate parses), stored canonically.
+        (ColumnType::Uuid, Value::String(s)) => normalize_uuid(s)
+            .map(SqlValue::Text)
+            .ok_or_else(|| format!("column {name} must be a UUID string")),
+        (ColumnType::Integer, Value::Number(n)) => integer_of(n)
             .map(SqlValue::Integer)
             .ok_or_else(|| format!("column {name} must be a 64-bit integer")),
         (ColumnType::Integer, Value::Bool(b)) => Ok(SqlValue::Integer(i64::from(*b))),
-        (ColumnType::Real, Value::Number(n)) => n
-            .as_f64()
+        (ColumnType::Real, Value::Number(n)) => real_of(n)
             .map(SqlValue::Real)
             .ok_or_else(|| format!("column {name} must be a number")),
-        (ColumnType::Blob, Value::String(s)) => BASE64
-            .decode(s)
+        (ColumnType::Blob, Value::String(s)) => decode_base64(s)
             .map(SqlValue::Blob)
-            .map_err(|_| format!("payload binary field {name} must be valid base64")),
+            .ok_or_else(|| format!("payload binary field {name} must be valid base64")),
         (ColumnType::Blob, _) => Err(format!(
             "payload binary field {name} must be a base64 string"
         )),
@@ -54,27 +49,12 @@ pub fn wire_to_sql(column: &Column, value: &Value) -> Result<SqlValue, String> {
 pub fn sql_to_wire(column: &Column, value: SqlValue) -> Value {
     match value {
         SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) if column.column_type == ColumnType::Real => float_value(i as f64),
+        SqlValue::Integer(i) if column.column_type == ColumnType::Real => real_value(i as f64),
         SqlValue::Integer(i) => Value::Number(i.into()),
-        SqlValue::Real(f) => float_value(f),
+        SqlValue::Real(f) => real_value(f),
         SqlValue::Text(s) => Value::String(s),
-        SqlValue::Blob(b) => Value::String(BASE64.encode(b)),
+        SqlValue::Blob(b) => Value::String(encode_base64(&b)),
     }
-}
-
-fn float_value(f: f64) -> Value {
-    Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
-}
-
-/// True for `8-4-4-4-12` lowercase hex text, the only UUID key form the reference accepts.
-pub fn is_canonical_uuid(text: &str) -> bool {
-    text.len() == 36
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
 }
 
 /// Extracts and validates the sync-key string from a wire key object.
@@ -90,6 +70,7 @@ pub fn key_from_wire(table: &TableSpec, key: &Value) -> Result<String, String> {
     let text = value
         .as_str()
         .ok_or_else(|| format!("row key {qualified}.{column} must be a string"))?;
+    // Strict for keys (`8-4-4-4-12` lowercase hex, the only UUID key form the reference accepts).
     if table.key_type() == ColumnType::Uuid && !is_canonical_uuid(text) {
         return Err(format!(
             "row key {qualified}.{column} must use canonical dashed lowercase UUID text"
@@ -170,12 +151,5 @@ mod tests {
             wire_to_sql(&column(ColumnType::Text, true), &Value::Null).unwrap(),
             SqlValue::Null
         );
-    }
-
-    #[test]
-    fn canonical_uuid_text() {
-        assert!(is_canonical_uuid("3f1c0b0e-8d52-4a7e-9a51-0c6c3f1b2a10"));
-        assert!(!is_canonical_uuid("3F1C0B0E-8D52-4A7E-9A51-0C6C3F1B2A10"));
-        assert!(!is_canonical_uuid("3f1c0b0e8d524a7e9a510c6c3f1b2a10"));
     }
 }

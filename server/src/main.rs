@@ -1,5 +1,6 @@
 //! oversqlite-server: a go-oversync-compatible sync server (protocol of go-oversync commit
 //! 1f1118f) storing everything in one SQLite file.
+#![forbid(unsafe_code)]
 
 mod auth;
 mod codec;

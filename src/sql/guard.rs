@@ -1,11 +1,13 @@
-//! Every SQL entry point runs inside `catch_unwind`: a Rust panic must never unwind into
-//! the host (that would abort it). Errors become `oversqlite_<fn>: <code>: <message>`.
+//! The one panic guard: every SQL entry point (function call, virtual-table callback) runs
+//! inside [`guarded`], so a Rust panic never unwinds into the host (that would abort it)
+//! and instead becomes an `internal_error`. Errors leave as [`SqlError`]s, see `error.rs`.
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use oversqlite_core::{Error, ErrorCode};
+use rusqlite::ffi::sqlite3;
 use rusqlite::Connection;
-use sqlite_loadable::prelude::{sqlite3, sqlite3_context};
+
+use super::error::SqlError;
 
 /// Test hook, see `oversqlite_core::fault`: `OVERSQLITE_TEST_FAULT=panic:<point>` makes the
 /// named entry point panic, so tests can prove the host gets an error instead of aborting.
@@ -21,36 +23,28 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Formats an error as the SQL error text of function/vtab `name`.
-pub fn format_error(name: &str, e: &Error) -> String {
-    format!("{name}: {e}")
-}
-
-/// Runs `f`, turning a panic into an `internal_error`.
-pub fn guarded<T>(point: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+/// Runs `f` (after the test fault point named `point`), turning its error into a
+/// [`SqlError`] and a panic into an `internal_error`.
+pub fn guarded<T, E: Into<SqlError>>(
+    point: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, SqlError> {
     match catch_unwind(AssertUnwindSafe(|| {
         fault_point(point);
-        f()
+        f().map_err(Into::into)
     })) {
         Ok(result) => result,
-        Err(payload) => Err(Error::new(
-            ErrorCode::Internal,
-            format!(
-                "unexpected panic ({}); any partial work was rolled back; please report this bug",
-                panic_text(payload.as_ref())
-            ),
-        )),
+        Err(payload) => Err(SqlError::internal(format!(
+            "unexpected panic ({}); any partial work was rolled back; please report this bug",
+            panic_text(payload.as_ref())
+        ))),
     }
 }
 
 /// A rusqlite view of the caller's connection (not closed on drop).
-pub fn connection(db: *mut sqlite3) -> Result<Connection, Error> {
-    // SAFETY: `db` is the live handle SQLite passed to this callback; rusqlite's API
-    // pointers were initialised by the entry point and the handle is not closed on drop.
-    unsafe { Connection::from_handle(db.cast()) }.map_err(Error::from)
-}
-
-pub fn context_db(ctx: *mut sqlite3_context) -> *mut sqlite3 {
-    // SAFETY: `ctx` is the live function context of the current call.
-    unsafe { rusqlite::ffi::sqlite3_context_db_handle(ctx.cast()) }.cast()
+pub(crate) fn connection(db: *mut sqlite3) -> Result<Connection, oversqlite_core::Error> {
+    // SAFETY: `db` is the live handle SQLite passed to this callback (or to the entry
+    // point); rusqlite's API pointers were initialised by the entry point and the handle is
+    // not closed on drop.
+    unsafe { Connection::from_handle(db) }.map_err(oversqlite_core::Error::from)
 }

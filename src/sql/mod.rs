@@ -1,8 +1,10 @@
-//! Thin SQL adapters over `oversqlite_core`: argument checks, result encoding, error
-//! formatting and the panic guard. No sync logic lives here: `sync/` only maps SQL calls
+//! Thin SQL adapters over `oversqlite_core`: argument checks (`args`), the one
+//! registration path of functions (`function`) and virtual tables (`rows_vtab`), the one
+//! panic guard (`guard`) and the one error boundary (`error`). No sync logic lives here: `sync/` only maps SQL calls
 //! onto `oversqlite_engine`.
 pub mod args;
 pub mod config_fns;
+pub mod error;
 pub mod function;
 pub mod guard;
 pub mod open_fn;

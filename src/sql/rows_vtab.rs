@@ -10,7 +10,8 @@ use sqlite_loadable::prelude::*;
 use sqlite_loadable::table::{BestIndexError, IndexInfo, VTab, VTabArguments, VTabCursor};
 use sqlite_loadable::{api, define_table_function};
 
-use super::guard::{connection, format_error, guarded};
+use super::error::SqlError;
+use super::guard::{connection, guarded};
 
 pub enum Cell {
     Null,
@@ -31,8 +32,11 @@ pub trait RowSource: 'static {
     fn rows(conn: &Connection) -> Result<Vec<Vec<Cell>>, Error>;
 }
 
-fn to_loadable(name: &str, e: Error) -> sqlite_loadable::Error {
-    sqlite_loadable::Error::new_message(&format_error(name, &e))
+/// sqlite-loadable 0.0.5 hands the message to SQLite but returns SQLITE_ERROR for every
+/// virtual-table error (`Error::code` is always 1): the `<code>` text is kept, the SQLite
+/// result code of a vtab error is not.
+fn to_loadable(name: &str, e: SqlError) -> sqlite_loadable::Error {
+    sqlite_loadable::Error::new_message(&e.text(name))
 }
 
 fn point<S: RowSource>(callback: &str) -> String {
@@ -41,8 +45,8 @@ fn point<S: RowSource>(callback: &str) -> String {
 
 /// Hands an error message to SQLite through `zErrMsg` (for callbacks where
 /// sqlite-loadable passes only a code: `xBestIndex`, `xOpen`).
-fn set_vtab_error(vtab: *mut sqlite3_vtab, name: &str, e: &Error) {
-    if let Ok(msg) = api::mprintf(&format_error(name, e)) {
+fn set_vtab_error(vtab: *mut sqlite3_vtab, name: &str, e: &SqlError) {
+    if let Ok(msg) = api::mprintf(&e.text(name)) {
         // SAFETY: `vtab` points at our live table; SQLite frees zErrMsg with sqlite3_free,
         // and mprintf allocates with sqlite3_mprintf.
         unsafe {
@@ -72,7 +76,7 @@ pub struct RowsCursor<S: RowSource> {
     pos: usize,
     /// An error caught in `eof`, which cannot report one: `eof` then answers "not at end"
     /// so SQLite calls `column`, which reports it.
-    deferred: RefCell<Option<Error>>,
+    deferred: RefCell<Option<SqlError>>,
     source: PhantomData<S>,
 }
 
@@ -88,7 +92,7 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
         guarded(&point::<S>("connect"), || {
             // SAFETY: an all-zero sqlite3_vtab is the documented initial state.
             let base: sqlite3_vtab = unsafe { std::mem::zeroed() };
-            Ok((
+            Ok::<_, SqlError>((
                 S::SCHEMA.to_string(),
                 RowsTable {
                     base: UnsafeCell::new(base),
@@ -105,7 +109,7 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
             // Full scan; SQLite applies any WHERE terms itself.
             info.set_estimated_cost(1000.0);
             info.set_estimated_rows(100);
-            Ok(())
+            Ok::<_, SqlError>(())
         })
         .map_err(|e| {
             set_vtab_error(self.base.get(), S::NAME, &e);
@@ -118,7 +122,7 @@ impl<'vtab, S: RowSource> VTab<'vtab> for RowsTable<S> {
         guarded(&point::<S>("open"), || {
             // SAFETY: as in `connect`.
             let base: sqlite3_vtab_cursor = unsafe { std::mem::zeroed() };
-            Ok(RowsCursor {
+            Ok::<_, SqlError>(RowsCursor {
                 base,
                 db,
                 rows: Vec::new(),
@@ -142,7 +146,7 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
         _values: &[*mut sqlite3_value],
     ) -> sqlite_loadable::Result<()> {
         let db = self.db;
-        let rows = guarded(&point::<S>("filter"), || S::rows(&connection(db)?))
+        let rows = guarded(&point::<S>("filter"), || S::rows(&connection(db.cast())?))
             .map_err(|e| to_loadable(S::NAME, e))?;
         self.rows = rows;
         self.pos = 0;
@@ -153,13 +157,16 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
         if let Some(e) = self.deferred.borrow_mut().take() {
             return Err(to_loadable(S::NAME, e));
         }
-        guarded(&point::<S>("next"), || Ok(())).map_err(|e| to_loadable(S::NAME, e))?;
+        guarded(&point::<S>("next"), || Ok::<_, SqlError>(()))
+            .map_err(|e| to_loadable(S::NAME, e))?;
         self.pos += 1;
         Ok(())
     }
 
     fn eof(&self) -> bool {
-        match guarded(&point::<S>("eof"), || Ok(self.pos >= self.rows.len())) {
+        match guarded(&point::<S>("eof"), || {
+            Ok::<_, SqlError>(self.pos >= self.rows.len())
+        }) {
             Ok(at_end) => at_end,
             Err(e) => {
                 self.deferred.replace(Some(e));
@@ -176,21 +183,20 @@ impl<S: RowSource> VTabCursor for RowsCursor<S> {
             match self.rows.get(self.pos).and_then(|r| r.get(i as usize)) {
                 Some(Cell::Int(v)) => api::result_int64(ctx, *v),
                 Some(Cell::Text(t)) => api::result_text(ctx, t).map_err(|_| {
-                    Error::new(
-                        oversqlite_core::ErrorCode::Internal,
-                        "text result contains NUL",
-                    )
+                    SqlError::internal(format!("text of {} bytes is too large", t.len()))
                 })?,
                 Some(Cell::Null) | None => api::result_null(ctx),
             }
-            Ok(())
+            Ok::<_, SqlError>(())
         })
         .map_err(|e| to_loadable(S::NAME, e))
     }
 
     fn rowid(&self) -> sqlite_loadable::Result<i64> {
-        guarded(&point::<S>("rowid"), || Ok(self.pos as i64 + 1))
-            .map_err(|e| to_loadable(S::NAME, e))
+        guarded(&point::<S>("rowid"), || {
+            Ok::<_, SqlError>(self.pos as i64 + 1)
+        })
+        .map_err(|e| to_loadable(S::NAME, e))
     }
 }
 

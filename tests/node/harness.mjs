@@ -2,7 +2,7 @@
 // oversqlite-server on a free loopback port, and devices (better-sqlite3 connections
 // with liboversqlite loaded).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -13,30 +13,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const EXTENSION = process.env.OVERSQLITE_EXTENSION ?? join(root, 'target', 'debug', 'liboversqlite.so');
 export const SERVER_BIN = process.env.OVERSQLITE_SERVER_BIN ?? join(root, 'target', 'debug', 'oversqlite-server');
 
-export const SERVER_CONFIG = `
-app_name = "node-sync-test"
-schema_version = 1
-
-[[tables]]
-schema = "main"
-table = "users"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "name", type = "text", nullable = false },
-]
-
-[[tables]]
-schema = "main"
-table = "files"
-key = "id"
-columns = [
-  { name = "id", type = "uuid", nullable = false },
-  { name = "owner_id", type = "text" },
-  { name = "data", type = "blob" },
-]
-foreign_keys = [{ column = "owner_id", references = "users" }]
-`;
+// The configuration shared with the e2e, Python and shell suites (users, files, ...).
+export const SERVER_CONFIG = readFileSync(join(root, 'tests', 'server-config.toml'), 'utf8');
 
 export const SCHEMA = `
 CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL);

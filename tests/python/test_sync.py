@@ -21,32 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXTENSION = os.environ.get("OVERSQLITE_EXTENSION", os.path.join(ROOT, "target", "debug", "liboversqlite.so"))
 SERVER_BIN = os.environ.get("OVERSQLITE_SERVER_BIN", os.path.join(ROOT, "target", "debug", "oversqlite-server"))
 
-SERVER_CONFIG = """
-app_name = "python-sync-test"
-schema_version = 1
-
-[[tables]]
-schema = "main"
-table = "users"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "name", type = "text", nullable = false },
-]
-
-[[tables]]
-schema = "main"
-table = "notes"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "user_id", type = "text", nullable = false },
-  { name = "body", type = "text" },
-  { name = "score", type = "real" },
-  { name = "data", type = "blob" },
-]
-foreign_keys = [{ column = "user_id", references = "users" }]
-"""
+# The configuration shared with the e2e, shell and Node suites (users, notes, ...).
+with open(os.path.join(ROOT, "tests", "server-config.toml"), encoding="utf-8") as f:
+    SERVER_CONFIG = f.read()
 
 SCHEMA = """
 CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL);

@@ -27,30 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$tmp/server.toml" <<'TOML'
-app_name = "shell-sync-test"
-schema_version = 1
-
-[[tables]]
-schema = "main"
-table = "users"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "name", type = "text", nullable = false },
-]
-
-[[tables]]
-schema = "main"
-table = "notes"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "user_id", type = "text", nullable = false },
-  { name = "body", type = "text" },
-]
-foreign_keys = [{ column = "user_id", references = "users" }]
-TOML
+# The configuration shared with the e2e, Python and Node suites (users, notes, ...).
+cp tests/server-config.toml "$tmp/server.toml"
 
 mkfifo "$tmp/banner"
 "$server_bin" serve --config "$tmp/server.toml" --listen 127.0.0.1:0 --data "$tmp/server.db" \
@@ -79,7 +57,7 @@ device() {
 .mode list
 .output /dev/null
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users(id), body TEXT);
+CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users(id), body TEXT, score REAL, data BLOB);
 SELECT oversqlite_init('$url', 'main');
 SELECT oversqlite_enable_sync('users');
 SELECT oversqlite_enable_sync('notes');
@@ -97,7 +75,7 @@ SELECT count(*) FROM users;" 2>&1)$(device b "SELECT count(*) FROM users;" 2>&1)
 if [[ "$out" == $'0\n00' ]]; then pass "both devices attach to an empty scope"; else fail "attach: $out"; fi
 
 out="$(device a "INSERT INTO users VALUES ('u1', 'Ada');
-INSERT INTO notes VALUES ('n1', 'u1', 'from the shell');
+INSERT INTO notes (id, user_id, body) VALUES ('n1', 'u1', 'from the shell');
 SELECT count(*) FROM oversqlite_pending;
 SELECT json_extract(oversqlite_sync(), '\$.push_outcome');
 SELECT count(*) FROM oversqlite_pending;" 2>&1)"

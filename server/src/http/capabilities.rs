@@ -1,48 +1,16 @@
 //! `GET /sync/capabilities` (§2.1) with the reference values of §10.10.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use oversqlite_protocol::{
     BundleLimits, CapabilitiesResponse, RegisteredTableSpec, PROTOCOL_VERSION,
 };
 
-use super::{authenticate, ok_json};
+use super::{ok_json, Actor};
+use crate::service::features::features;
 use crate::state::{
     AppState, SharedState, DEFAULT_ROWS_PER_CHUNK, MAX_BUNDLES_PER_PULL, MAX_ROWS_PER_CHUNK,
 };
-
-const ALWAYS_ON: [&str; 18] = [
-    "bundle_pull",
-    "push_session_chunking",
-    "committed_bundle_row_fetch",
-    "snapshot_chunking",
-    "status_endpoint",
-    "graceful_shutdown",
-    "capabilities_endpoint",
-    "history_pruned_errors",
-    "bundle_push",
-    "structured_sync_keys",
-    "registered_write_rejection_enforced",
-    "accepted_push_replay_visibility",
-    "committed_bundle_visibility",
-    "retained_floor_visibility",
-    "retained_window_visibility",
-    "history_pruned_visibility",
-    "connect_lifecycle",
-    "scope_initialization_leases",
-];
-
-/// All 20 feature flags.
-pub fn features(app: &AppState) -> BTreeMap<String, bool> {
-    let mut features: BTreeMap<String, bool> =
-        ALWAYS_ON.iter().map(|f| (f.to_string(), true)).collect();
-    features.insert("server_checkpoint_tracking".into(), false);
-    features.insert("bundle_change_watch".into(), app.settings.watch_enabled);
-    features
-}
 
 fn positive(value: i64) -> Option<i64> {
     (value > 0).then_some(value)
@@ -90,9 +58,6 @@ pub fn capabilities_response(app: &AppState) -> CapabilitiesResponse {
     }
 }
 
-pub async fn capabilities(State(app): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(response) = authenticate(&app, &headers) {
-        return response;
-    }
+pub async fn capabilities(State(app): State<SharedState>, _actor: Actor) -> Response {
     ok_json(&capabilities_response(&app))
 }

@@ -9,6 +9,8 @@ pub mod watch;
 
 use std::sync::atomic::Ordering;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -17,8 +19,8 @@ use oversqlite_protocol::{codes, SOURCE_ID_HEADER};
 use serde::Serialize;
 
 use crate::auth::verify_token;
-use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::error::{ApiError, Fail, ServiceResult};
+use crate::state::{AppState, SharedState};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -83,10 +85,62 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// The authenticated user and the request's source id.
+/// The authenticated user and the request's source id. As a handler argument it is the
+/// extractor of every authenticated route: [`authenticate`] runs before the handler body
+/// (after `State`/`Path`/`Query`, before the request body is read), and its rejection is
+/// the 401 / 400 / 503 response the handlers used to return themselves.
+#[derive(Clone)]
 pub struct Actor {
     pub user: String,
     pub source: String,
+}
+
+impl FromRequestParts<SharedState> for Actor {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers)
+    }
+}
+
+impl Actor {
+    /// Runs `work` for this user on the store, serialised with the user's other mutating
+    /// operations (`AppState::run_for_user`); `work` gets the actor back.
+    pub async fn run_for_user<R: Send + 'static>(
+        &self,
+        app: &SharedState,
+        work: impl FnOnce(&AppState, &mut rusqlite::Connection, &Actor) -> ServiceResult<R>
+            + Send
+            + 'static,
+    ) -> ServiceResult<R> {
+        let actor = self.clone();
+        app.run_for_user(&self.user, move |app, conn| work(app, conn, &actor))
+            .await
+    }
+
+    /// Runs read-only `work` for this user on the store (`AppState::run`, not serialised).
+    pub async fn run<R: Send + 'static>(
+        &self,
+        app: &SharedState,
+        work: impl FnOnce(&AppState, &mut rusqlite::Connection, &Actor) -> ServiceResult<R>
+            + Send
+            + 'static,
+    ) -> ServiceResult<R> {
+        let actor = self.clone();
+        app.run(move |app, conn| work(app, conn, &actor)).await
+    }
+}
+
+/// What a handler returns: the response, or an early error response (`?` on a rejection).
+pub type Reply = Result<Response, Response>;
+
+/// Maps a service failure to the route's error envelope (`Fail::into_api`: the carried
+/// `ApiError`, or 500 with the route's `*_failed` code and message).
+pub fn failed(code: &'static str, message: &'static str) -> impl FnOnce(Fail) -> Response {
+    move |f| f.into_api(code, message).into_response()
 }
 
 fn unauthorized(text: &str) -> Response {

@@ -6,14 +6,14 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use oversqlite_protocol::{codes, WatchEvent};
 use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, Interval};
 
-use super::{authenticate, query_i64};
+use super::{query_i64, Actor};
 use crate::error::ApiError;
 use crate::service::scope::{load_user, require_initialized};
 use crate::state::SharedState;
@@ -62,13 +62,9 @@ async fn next_frame(mut s: WatchStream) -> Option<(Result<String, Infallible>, W
 
 pub async fn watch(
     State(app): State<SharedState>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    actor: Actor,
 ) -> Response {
-    let actor = match authenticate(&app, &headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     if !app.settings.watch_enabled {
         return ApiError::new(
             503,

@@ -82,7 +82,7 @@ pub fn status(app: &AppState, conn: &mut Connection) -> ServiceResult<StatusResp
             .iter()
             .map(|t| t.qualified.clone())
             .collect(),
-        features: crate::http::capabilities::features(app),
+        features: super::features::features(app),
         user_state_retention_floor_ahead_count: ahead,
         latest_bundle_seq_max: latest_max,
         retained_bundle_floor_min: floor_min,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cascade;
 pub mod commit;
 pub mod connect;
+pub mod features;
 pub mod push;
 pub mod push_rows;
 pub mod raw_rows;

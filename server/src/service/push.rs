@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use oversqlite_protocol::values::normalize_uuid;
 use oversqlite_protocol::{codes, PushChunkResponse, PushSessionCreateResponse};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Deserialize;
@@ -238,7 +239,7 @@ pub fn load_session(
             format!("push session {push_id} not found"),
         )
     };
-    if uuid::Uuid::parse_str(push_id.trim()).is_err() {
+    if normalize_uuid(push_id.trim()).is_none() {
         return Err(not_found().into());
     }
     let row = conn

@@ -1,8 +1,7 @@
 //! Snapshot sessions (§2.9–§2.11, §10.8): a frozen copy of every live row of the user,
 //! optionally together with a source replacement (rotated rebuild).
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
+use oversqlite_protocol::values::{encode_base64, normalize_uuid};
 use oversqlite_protocol::{
     codes, SnapshotSessionCreateRequest, SnapshotSessionCreateResponse, SourceReplacement,
 };
@@ -286,7 +285,7 @@ fn payload_text(table: &TableSpec, r: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> 
             ValueRef::Integer(v) => serde_json::to_writer(&mut *out, &v)?,
             ValueRef::Real(v) => serde_json::to_writer(&mut *out, &v)?,
             ValueRef::Text(t) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(t))?,
-            ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &BASE64.encode(b))?,
+            ValueRef::Blob(b) => serde_json::to_writer(&mut *out, &encode_base64(b))?,
         }
     }
     out.push(b'}');
@@ -311,7 +310,7 @@ fn load_session(
             format!("snapshot session {snapshot_id} not found"),
         )
     };
-    if uuid::Uuid::parse_str(snapshot_id.trim()).is_err() {
+    if normalize_uuid(snapshot_id.trim()).is_none() {
         return Err(not_found().into());
     }
     let row = conn

@@ -4,7 +4,6 @@ pub mod control_fns;
 pub mod host_fn;
 pub mod one_shot;
 pub mod ops_fns;
-pub mod register;
 pub mod resolver;
 pub mod state;
 pub mod token;
@@ -14,8 +13,16 @@ use std::sync::Arc;
 
 use rusqlite::ffi;
 
-use register::{register_sync, SyncBody};
+use oversqlite_engine::SyncError;
+use rusqlite::Connection;
+
+use crate::sql::args::Args;
+use crate::sql::function::register;
 use state::ConnSync;
+
+/// A sync function body: the connection's sync state, the caller's connection, the
+/// arguments; returns the JSON text of the report.
+pub type SyncBody = fn(&ConnSync, &Connection, &Args) -> Result<String, SyncError>;
 
 /// Registers every sync function on `db` around one fresh per-connection state.
 pub fn register_all(db: *mut ffi::sqlite3) -> sqlite_loadable::Result<()> {
@@ -69,8 +76,11 @@ pub fn register_all(db: *mut ffi::sqlite3) -> sqlite_loadable::Result<()> {
             direct,
         ),
     ];
-    for (name, body, flags) in functions {
-        register_sync(db, name, *body, *flags, &state)?;
+    for &(name, body, flags) in functions {
+        // Every function holds one `Arc<ConnSync>`; SQLite drops it when the connection
+        // closes (or the function is replaced), so the state dies with the connection.
+        let state = Arc::clone(&state);
+        register(db, name, flags, move |conn, args| body(&state, conn, args))?;
     }
     Ok(())
 }

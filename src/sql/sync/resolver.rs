@@ -7,11 +7,11 @@ use std::sync::Mutex;
 
 use oversqlite_engine::{ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::host_fn::{call_host_function, HostCall};
+use crate::sql::guard::connection;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "policy", rename_all = "snake_case")]
@@ -77,10 +77,9 @@ impl ConnResolver {
     }
 
     fn custom(&self, function: &str, c: &ConflictContext) -> Resolution {
-        // SAFETY: the handle belongs to the connection that owns this state; conflicts are
-        // resolved during calls on that connection, on the calling thread.
-        let conn = match unsafe { Connection::from_handle(self.db as *mut rusqlite::ffi::sqlite3) }
-        {
+        // The handle belongs to the connection that owns this state; conflicts are resolved
+        // during calls on that connection, on the calling thread.
+        let conn = match connection(self.db as *mut rusqlite::ffi::sqlite3) {
             Ok(c) => c,
             Err(e) => return self.refuse(format!("cannot call the resolver {function}(): {e}")),
         };

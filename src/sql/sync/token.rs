@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use oversqlite_engine::remote::auth::{EnvToken, SharedToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
 use oversqlite_engine::{ErrorKind, Result, SyncError};
-use rusqlite::Connection;
 
 use super::host_fn::{call_host_function, HostCall};
+use crate::sql::guard::connection;
 
 /// The name of the optional host-registered token function.
 pub const AUTH_FUNCTION: &str = "oversqlite_auth_token";
@@ -54,9 +54,9 @@ impl ConnTokens {
 
     /// `SELECT oversqlite_auth_token()`; `None` when the host registered no such function.
     fn ask_host(&self) -> Result<Option<String>> {
-        // SAFETY: the handle belongs to the connection that owns this state; requests are
-        // only made from calls on that connection, on the calling thread.
-        let conn = unsafe { Connection::from_handle(self.db as *mut rusqlite::ffi::sqlite3) }?;
+        // The handle belongs to the connection that owns this state; requests are only made
+        // from calls on that connection, on the calling thread.
+        let conn = connection(self.db as *mut rusqlite::ffi::sqlite3)?;
         match call_host_function(&conn, AUTH_FUNCTION, &[])? {
             HostCall::NotRegistered => Ok(None),
             HostCall::Value(v) => match v {

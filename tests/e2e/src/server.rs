@@ -14,31 +14,10 @@ use serde_json::{json, Value};
 /// Server-side schema of [`DEFAULT_CONFIG`]; clients use it as `oversqlite_init(url, 'main')`.
 pub const SCHEMA: &str = "main";
 
-/// Two synced tables, `users(id, name)` and `posts(id, user_id → users, title)`.
-pub const DEFAULT_CONFIG: &str = r#"
-app_name = "oversqlite-e2e"
-schema_version = 1
-
-[[tables]]
-schema = "main"
-table = "users"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "name", type = "text", nullable = false },
-]
-
-[[tables]]
-schema = "main"
-table = "posts"
-key = "id"
-columns = [
-  { name = "id", type = "text", nullable = false },
-  { name = "user_id", type = "text", nullable = false },
-  { name = "title", type = "text", nullable = false },
-]
-foreign_keys = [{ column = "user_id", references = "users" }]
-"#;
+/// The configuration shared with the Python, shell and Node suites
+/// (`tests/server-config.toml`): `users(id, name)` and `posts(id, user_id → users, title)`
+/// (the tables these suites use), plus `notes` and `files` of the other suites.
+pub const DEFAULT_CONFIG: &str = include_str!("../../server-config.toml");
 
 /// The client-side tables matching [`DEFAULT_CONFIG`].
 pub const CLIENT_DDL: &str = "

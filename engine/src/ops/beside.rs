@@ -33,11 +33,12 @@ use crate::local::schema::{ColumnKind, ManagedTable};
 use crate::report::{ChangedTables, ForeignKeyAction, ForeignKeyResolution};
 use crate::sync_client::Ctx;
 use crate::values::codec::{
-    hex_encode, local_key_from_key_json, local_key_to_wire, local_payload_to_wire,
-    parse_canonical_uuid, parse_object, wire_payload_to_row, LocalKey,
+    local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
+    wire_payload_to_row, LocalKey,
 };
 use crate::values::rows;
 use oversqlite_core::store::{dirty_rows, row_state};
+use oversqlite_protocol::values::{hex_encode, parse_canonical_uuid};
 
 /// `(table, key_json)`.
 pub(crate) type RowId = (String, String);

@@ -8,7 +8,7 @@ use oversqlite_protocol::{
 };
 
 use crate::error::{Result, SyncError};
-use crate::values::rfc3339;
+use oversqlite_protocol::values::rfc3339;
 
 pub use oversqlite_protocol::HIDDEN_SCOPE_COLUMN;
 

@@ -6,76 +6,15 @@
 //! Wire decoding is strict (fail closed on anything the server should not send);
 //! local decoding is tolerant because it reads what this database itself wrote.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use oversqlite_protocol::values::{
+    canonical_real, decode_base64, encode_base64, hex_decode, hex_encode, integer_of,
+    parse_canonical_uuid, real_of, rfc3339, uuid_text,
+};
 use rusqlite::types::Value as SqlValue;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::error::{Result, SyncError};
 use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
-use crate::values::rfc3339;
-
-// ---------- hex / uuid helpers ----------
-
-pub fn hex_encode(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
-}
-
-pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
-}
-
-/// 16 bytes → canonical lowercase dashed UUID text.
-pub fn uuid_text(bytes: &[u8]) -> Option<String> {
-    if bytes.len() != 16 {
-        return None;
-    }
-    let h = hex_encode(bytes);
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
-/// Strict: exactly the canonical 36-character lowercase dashed form.
-pub fn parse_canonical_uuid(text: &str) -> Option<Vec<u8>> {
-    let b = text.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    for (i, c) in b.iter().enumerate() {
-        let dash = matches!(i, 8 | 13 | 18 | 23);
-        if dash != (*c == b'-') || (!dash && !matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-    }
-    hex_decode(&text.replace('-', ""))
-}
-
-/// Strict base64: must decode and re-encode to exactly the same text.
-fn parse_exact_base64(text: &str) -> Option<Vec<u8>> {
-    let bytes = BASE64.decode(text).ok()?;
-    (BASE64.encode(&bytes) == text).then_some(bytes)
-}
 
 fn column_error(table: &str, column: &str, what: impl std::fmt::Display) -> SyncError {
     SyncError::protocol(format!("column {table}.{column}: {what}"))
@@ -138,7 +77,7 @@ pub fn local_value_to_wire(
         ColumnKind::Blob => {
             let bytes = local_blob_bytes(v, false)
                 .ok_or_else(|| column_error(table, column, "local BLOB value is not hex"))?;
-            Ok(Value::String(BASE64.encode(bytes)))
+            Ok(Value::String(encode_base64(&bytes)))
         }
         ColumnKind::UuidBlob => {
             let bytes = local_blob_bytes(v, true)
@@ -148,29 +87,6 @@ pub fn local_value_to_wire(
             })?))
         }
     }
-}
-
-fn integer_of(n: &Number) -> Option<i64> {
-    if let Some(i) = n.as_i64() {
-        return Some(i);
-    }
-    let f = n.as_f64()?;
-    (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
-}
-
-/// A finite number in canonical form: integral values as integers (`1.0` → `1`).
-fn canonical_real(n: &Number) -> Option<Value> {
-    if n.is_i64() || n.is_u64() {
-        return Some(Value::Number(n.clone()));
-    }
-    let f = n.as_f64()?;
-    if !f.is_finite() {
-        return None;
-    }
-    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-        return Some(Value::from(f as i64));
-    }
-    Number::from_f64(f).map(Value::Number)
 }
 
 /// Tolerant local BLOB parsing: hex (optionally `\x`-prefixed); for UUID columns
@@ -185,10 +101,10 @@ fn local_blob_bytes(v: &Value, uuid: bool) -> Option<Vec<u8>> {
     }
     if uuid {
         if let Some(b) = parse_canonical_uuid(&s.to_ascii_lowercase()) {
-            return Some(b);
+            return Some(b.to_vec());
         }
     }
-    let b = parse_exact_base64(s)?;
+    let b = decode_base64(s)?;
     (!uuid || b.len() == 16).then_some(b)
 }
 
@@ -274,8 +190,7 @@ pub fn wire_value_to_sql(
             )),
         },
         ColumnKind::Real => match v {
-            Value::Number(n) => n
-                .as_f64()
+            Value::Number(n) => real_of(n)
                 .map(SqlValue::Real)
                 .ok_or_else(|| column_error(table, column, "wire number out of range")),
             other => Err(column_error(
@@ -286,13 +201,13 @@ pub fn wire_value_to_sql(
         },
         ColumnKind::Blob => v
             .as_str()
-            .and_then(parse_exact_base64)
+            .and_then(decode_base64)
             .map(SqlValue::Blob)
             .ok_or_else(|| column_error(table, column, "wire BLOB value is not canonical base64")),
         ColumnKind::UuidBlob => v
             .as_str()
             .and_then(parse_canonical_uuid)
-            .map(SqlValue::Blob)
+            .map(|b| SqlValue::Blob(b.to_vec()))
             .ok_or_else(|| {
                 column_error(
                     table,
@@ -379,7 +294,7 @@ pub fn wire_key_to_local(
             })?;
             Ok(LocalKey {
                 json_value: hex_encode(&bytes),
-                sql: SqlValue::Blob(bytes),
+                sql: SqlValue::Blob(bytes.to_vec()),
             })
         }
     }
@@ -542,7 +457,7 @@ mod tests {
             "00112233-4455-6677-8899-aabbccddeeff"
         );
         assert_eq!(
-            parse_canonical_uuid("00112233-4455-6677-8899-aabbccddeeff"),
+            parse_canonical_uuid("00112233-4455-6677-8899-aabbccddeeff").map(|b| b.to_vec()),
             Some(bytes)
         );
         assert_eq!(
@@ -606,5 +521,37 @@ mod tests {
             SqlValue::Text("1.25".into())
         );
         assert_eq!(d(ColumnKind::Real, json!(3)).unwrap(), SqlValue::Real(3.0));
+    }
+}
+
+/// The RFC 3339 rule of typed equivalence, as the engine uses it (the parser is
+/// protocol's).
+#[cfg(test)]
+mod rfc3339_tests {
+    use oversqlite_protocol::values::rfc3339::parse;
+
+    #[test]
+    fn offset_equivalent_instants_compare_equal() {
+        assert_eq!(
+            parse("2026-03-24T18:42:11Z"),
+            parse("2026-03-24T20:42:11+02:00")
+        );
+        assert_ne!(
+            parse("2026-03-24T18:42:11Z"),
+            parse("2026-03-24T20:42:12+02:00")
+        );
+        assert_eq!(
+            parse("2026-03-24T18:42:11.500Z"),
+            parse("2026-03-24T18:42:11.5Z")
+        );
+        assert_eq!(parse("1970-01-01T00:00:00Z").unwrap().epoch_seconds, 0);
+    }
+
+    #[test]
+    fn rejects_non_rfc3339_text() {
+        assert!(parse("2026-06-09 10:13:08").is_none());
+        assert!(parse("not-a-timestamp").is_none());
+        assert!(parse("2026-02-30T00:00:00Z").is_none());
+        assert!(parse("2026-03-24T18:42:11").is_none());
     }
 }

@@ -1,6 +1,6 @@
 -- oversqlite runtime schema: the _sync_* tables and index, byte-identical to the SQLiteNow
--- runtime. oversqlite_open() executes exactly these statements (core/src/ddl.rs);
--- core/tests/ddl_file.rs keeps this copy in step.
+-- runtime. oversqlite_open() executes exactly these statements: core/src/ddl.rs includes
+-- this file (include_str!); it is the only copy.
 CREATE TABLE IF NOT EXISTS _sync_apply_state (
   singleton_key INTEGER NOT NULL PRIMARY KEY CHECK (singleton_key = 1),
   apply_mode INTEGER NOT NULL DEFAULT 0

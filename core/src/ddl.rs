@@ -1,103 +1,49 @@
-//! The runtime's `_sync_*` DDL. The statement text is the SQLiteNow runtime's, kept
+//! The runtime's `_sync_*` DDL, read from `sql/runtime_schema.sql` at compile time. The statement text is the SQLiteNow runtime's, kept
 //! byte-identical because `sqlite_master.sql` is compared against the fixtures: SQLite
 //! removes `IF NOT EXISTS` and stores the rest verbatim.
+use std::sync::LazyLock;
+
 use rusqlite::Connection;
 
 use crate::error::Result;
 
-/// The ten runtime tables and the dirty-ordinal index, in creation order.
-pub const RUNTIME_DDL: [&str; 11] = [
-    "CREATE TABLE IF NOT EXISTS _sync_apply_state (
-  singleton_key INTEGER NOT NULL PRIMARY KEY CHECK (singleton_key = 1),
-  apply_mode INTEGER NOT NULL DEFAULT 0
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_row_state (
-  schema_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key_json TEXT NOT NULL,
-  row_version INTEGER NOT NULL DEFAULT 0,
-  deleted INTEGER NOT NULL DEFAULT 0,
-  updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-  PRIMARY KEY (schema_name, table_name, key_json)
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_dirty_rows (
-  schema_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key_json TEXT NOT NULL,
-  op TEXT NOT NULL CHECK (op IN ('INSERT','UPDATE','DELETE')),
-  base_row_version INTEGER NOT NULL DEFAULT 0,
-  payload TEXT,
-  dirty_ordinal INTEGER NOT NULL DEFAULT 0,
-  updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-  PRIMARY KEY (schema_name, table_name, key_json)
-)",
-    "CREATE INDEX IF NOT EXISTS idx_sync_dirty_rows_dirty_ordinal ON _sync_dirty_rows(dirty_ordinal)",
-    "CREATE TABLE IF NOT EXISTS _sync_snapshot_stage (
-  snapshot_id TEXT NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  schema_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key_json TEXT NOT NULL,
-  row_version INTEGER NOT NULL,
-  payload TEXT NOT NULL,
-  PRIMARY KEY (snapshot_id, row_ordinal)
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_source_state (
-  source_id TEXT NOT NULL PRIMARY KEY,
-  next_source_bundle_id INTEGER NOT NULL DEFAULT 1,
-  replaced_by_source_id TEXT NOT NULL DEFAULT '',
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_attachment_state (
-  singleton_key INTEGER NOT NULL PRIMARY KEY CHECK (singleton_key = 1),
-  current_source_id TEXT NOT NULL DEFAULT '',
-  binding_state TEXT NOT NULL DEFAULT 'anonymous' CHECK (binding_state IN ('anonymous', 'attached')),
-  attached_user_id TEXT NOT NULL DEFAULT '',
-  schema_name TEXT NOT NULL DEFAULT '',
-  last_bundle_seq_seen INTEGER NOT NULL DEFAULT 0,
-  rebuild_required INTEGER NOT NULL DEFAULT 0,
-  pending_initialization_id TEXT NOT NULL DEFAULT ''
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_operation_state (
-  singleton_key INTEGER NOT NULL PRIMARY KEY CHECK (singleton_key = 1),
-  kind TEXT NOT NULL DEFAULT 'none' CHECK (kind IN ('none', 'remote_replace', 'source_recovery')),
-  target_user_id TEXT NOT NULL DEFAULT '',
-  staged_snapshot_id TEXT NOT NULL DEFAULT '',
-  snapshot_bundle_seq INTEGER NOT NULL DEFAULT 0,
-  snapshot_row_count INTEGER NOT NULL DEFAULT 0,
-  reason TEXT NOT NULL DEFAULT '',
-  replacement_source_id TEXT NOT NULL DEFAULT ''
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_outbox_bundle (
-  singleton_key INTEGER NOT NULL PRIMARY KEY CHECK (singleton_key = 1),
-  state TEXT NOT NULL DEFAULT 'none' CHECK (state IN ('none', 'prepared', 'committed_remote')),
-  source_id TEXT NOT NULL DEFAULT '',
-  source_bundle_id INTEGER NOT NULL DEFAULT 0,
-  initialization_id TEXT NOT NULL DEFAULT '',
-  canonical_request_hash TEXT NOT NULL DEFAULT '',
-  row_count INTEGER NOT NULL DEFAULT 0,
-  remote_bundle_hash TEXT NOT NULL DEFAULT '',
-  remote_bundle_seq INTEGER NOT NULL DEFAULT 0
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_outbox_rows (
-  source_bundle_id INTEGER NOT NULL,
-  row_ordinal INTEGER NOT NULL,
-  schema_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  key_json TEXT NOT NULL,
-  wire_key_json TEXT NOT NULL,
-  op TEXT NOT NULL CHECK (op IN ('INSERT','UPDATE','DELETE')),
-  base_row_version INTEGER NOT NULL DEFAULT 0,
-  local_payload TEXT,
-  wire_payload TEXT,
-  PRIMARY KEY (source_bundle_id, row_ordinal)
-)",
-    "CREATE TABLE IF NOT EXISTS _sync_managed_tables (
-  schema_name TEXT NOT NULL,
-  table_name TEXT NOT NULL,
-  PRIMARY KEY (schema_name, table_name)
-)",
-];
+/// `sql/runtime_schema.sql`, the one copy of the runtime DDL (comment lines start
+/// with `--`; statements end with `;` at the end of a line).
+pub const RUNTIME_SCHEMA_SQL: &str = include_str!("../../sql/runtime_schema.sql");
+
+/// The ten runtime tables and the dirty-ordinal index, in creation order: the
+/// statements of [`RUNTIME_SCHEMA_SQL`], without their `;`.
+pub static RUNTIME_DDL: LazyLock<[&'static str; 11]> = LazyLock::new(|| {
+    let statements: Vec<&'static str> = split_statements(RUNTIME_SCHEMA_SQL);
+    statements.try_into().unwrap_or_else(|v: Vec<_>| {
+        panic!("sql/runtime_schema.sql has {} statements, not 11", v.len())
+    })
+});
+
+/// The statements of a schema file: `--` lines dropped, split at `;` line ends.
+fn split_statements(text: &'static str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            if start.is_none() {
+                offset += line.len();
+                continue;
+            }
+        } else if start.is_none() {
+            start = Some(offset);
+        }
+        offset += line.len();
+        if let (Some(s), true) = (start, trimmed.ends_with(';')) {
+            let end = offset - (line.len() - trimmed.len()) - 1;
+            out.push(&text[s..end]);
+            start = None;
+        }
+    }
+    out
+}
 
 /// Singleton rows every runtime needs; existing rows are left as they are.
 const SINGLETON_ROWS: [&str; 4] = [

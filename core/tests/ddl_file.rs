@@ -1,5 +1,5 @@
-//! `sql/runtime_schema.sql` is the human-readable copy of the runtime DDL; it must not
-//! drift from `ddl::RUNTIME_DDL`, which is what `open` executes.
+//! `sql/runtime_schema.sql` is the runtime DDL (`ddl::RUNTIME_DDL` is read from it); its
+//! statements, split the plain way, are exactly what `open` executes.
 use oversqlite_core::ddl::RUNTIME_DDL;
 
 #[test]

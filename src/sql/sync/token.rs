@@ -11,7 +11,9 @@
 //! `OVERSQLITE_TOKEN` cannot change by itself, so its 401 stands.
 use std::sync::Mutex;
 
-use oversqlite_engine::remote::auth::{EnvToken, SharedToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV};
+use oversqlite_engine::remote::auth::{
+    EnvToken, SharedToken, TokenProvider, TOKEN_ENV, TOKEN_FILE_ENV,
+};
 use oversqlite_engine::{ErrorKind, Result, SyncError};
 
 use super::host_fn::{call_host_function, HostCall};

@@ -283,42 +283,6 @@ pub(crate) fn apply_conflict(
     }
 }
 
-#[cfg(test)]
-mod fk_guard_tests {
-    use super::*;
-
-    fn fk(conn: &Connection) -> i64 {
-        conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    #[test]
-    fn enforcement_is_off_inside_and_back_on_after_an_error() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let err = without_fk_enforcement_if(&conn, true, || -> Result<()> {
-            assert_eq!(fk(&conn), 0);
-            Err(SyncError::state("resolution failed"))
-        })
-        .unwrap_err();
-        assert_eq!(err.code(), SyncError::state("x").code());
-        assert_eq!(fk(&conn), 1);
-    }
-
-    #[test]
-    fn enforcement_is_back_on_after_a_panic() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = without_fk_enforcement_if(&conn, true, || -> Result<()> {
-                panic!("resolver panicked")
-            });
-        }));
-        assert!(caught.is_err());
-        assert_eq!(fk(&conn), 1);
-    }
-}
-
 /// An unsent local child of a parent whose server deletion a resolution accepts.
 struct GiveWay {
     id: RowId,
@@ -437,4 +401,40 @@ fn unsent_children(ctx: &Ctx, parent: &RowId) -> Result<Vec<(RowId, String, Stri
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod fk_guard_tests {
+    use super::*;
+
+    fn fk(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn enforcement_is_off_inside_and_back_on_after_an_error() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let err = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+            assert_eq!(fk(&conn), 0);
+            Err(SyncError::state("resolution failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), SyncError::state("x").code());
+        assert_eq!(fk(&conn), 1);
+    }
+
+    #[test]
+    fn enforcement_is_back_on_after_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = without_fk_enforcement_if(&conn, true, || -> Result<()> {
+                panic!("resolver panicked")
+            });
+        }));
+        assert!(caught.is_err());
+        assert_eq!(fk(&conn), 1);
+    }
 }

@@ -179,16 +179,20 @@ pub fn upsert_from_snapshot_stage(
     Ok(())
 }
 
-/// `(table, key_json, row_version)` of every live row of `schema` written after `version`.
-pub fn live_after(
+/// `(table, key_json, row_version)` of every live row of `schema` written after `version`
+/// whose key has no unsent change (a key with one shows its local row, not the
+/// committed one the version belongs to).
+pub fn committed_live_after(
     conn: &Connection,
     schema: &str,
     version: i64,
 ) -> rusqlite::Result<Vec<(String, String, i64)>> {
     let rows = conn
         .prepare_cached(
-            "SELECT table_name, key_json, row_version FROM _sync_row_state
-             WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0",
+            "SELECT table_name, key_json, row_version FROM _sync_row_state rs
+             WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0
+               AND NOT EXISTS (SELECT 1 FROM _sync_dirty_rows d WHERE d.schema_name = rs.schema_name
+                               AND d.table_name = rs.table_name AND d.key_json = rs.key_json)",
         )?
         .query_map(params![schema, version], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))

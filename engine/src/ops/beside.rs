@@ -641,7 +641,7 @@ impl NewerChildren {
             return Ok(NewerChildren(map));
         }
         let conn = ctx.conn;
-        let newer = row_state::live_after(conn, &ctx.config.schema, after)?;
+        let newer = row_state::committed_live_after(conn, &ctx.config.schema, after)?;
         for (table_name, key_json, version) in newer {
             let Some(table) = fk_tables.iter().find(|t| t.name == table_name) else {
                 continue;
@@ -686,4 +686,26 @@ impl NewerChildren {
     pub(crate) fn supersedes_delete(&self, parent: &RowId, version: i64) -> bool {
         self.0.get(parent).is_some_and(|v| *v > version)
     }
+}
+
+/// The parent a row's foreign key names in a wire payload: `(parent table, parent
+/// key_json, referencing column)`, or `None` when the reference is NULL.
+pub(crate) fn parent_of<'t>(
+    ctx: &'t Ctx,
+    table: &ManagedTable,
+    fk: &crate::local::schema::ForeignKey,
+    payload: &Payload,
+) -> Result<Option<(&'t ManagedTable, String, String)>> {
+    let Some(column) = table.column(&fk.from_column) else {
+        return Ok(None);
+    };
+    let Some(value) = payload
+        .get(&column.json_name)
+        .and_then(|v| fk_local_value(column.kind, v))
+    else {
+        return Ok(None);
+    };
+    let parent = ctx.table(&fk.parent_table)?;
+    let key_json = key_json_of(ctx.conn, parent, &value)?;
+    Ok(Some((parent, key_json, column.json_name.clone())))
 }

@@ -162,7 +162,7 @@ pub enum RowAction {
     Delete,
 }
 
-/// What to do with `_sync_row_state`.
+/// What to do with the row state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowStateAction {
     Remove,

@@ -36,7 +36,7 @@ pub enum ErrorKind {
     SourceReplacementDiverged,
     /// The server rejected the source replacement, or the local replacement row is unusable.
     SourceReplacementInvalid,
-    /// `_sync_operation_state.reason` holds a value this runtime does not know.
+    /// the persisted operation `reason` holds a value this runtime does not know.
     InvalidSourceRecoveryReason,
     /// The conflict resolver returned a result that cannot be applied.
     InvalidConflictResolution,

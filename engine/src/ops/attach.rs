@@ -1,6 +1,6 @@
 //! `attach(user)` (§7.3): resume a persisted binding, or ask the server how to
 //! initialise this device (`connect`), including the remote-authoritative hydrate
-//! (§7.7.4) that survives crashes through `_sync_operation_state`.
+//! (§7.7.4) that survives crashes through the persisted operation state.
 
 use oversqlite_protocol::{ConnectResolution, FEATURE_CONNECT_LIFECYCLE};
 use rusqlite::Connection;

@@ -6,7 +6,7 @@
 //! applied next to the local changes instead:
 //!
 //! * **Shadowing.** A remote row for a key with an unsent local change does not touch
-//!   the application row; only `_sync_row_state` advances. The local change keeps its
+//!   the application row; only the row state advances. The local change keeps its
 //!   base version, so its push conflicts with the newer server row and the table's
 //!   resolver decides, exactly as if the pull had come after the push.
 //! * **Foreign-key races** (issue #15) appear when a remote row and an unsent local
@@ -624,7 +624,7 @@ pub(crate) fn superseded_by_parent_delete(
 /// server accepted the child later, so the parent existed again by then (a later
 /// bundle of this pull recreates it). Applying the deletion would make a local
 /// `ON DELETE CASCADE` silently remove the device's own committed child, or break a
-/// plain reference; the deletion is recorded in `_sync_row_state` only.
+/// plain reference; the deletion is recorded in the row state only.
 #[derive(Default)]
 pub(crate) struct NewerChildren(HashMap<RowId, i64>);
 

@@ -29,7 +29,7 @@ impl From<SyncError> for Fetch {
 
 /// What the verified committed bundle leaves for the replay: one `row_version` per
 /// row (bundle order), and the server's payload only where it is not exactly the
-/// uploaded one (every other row replays from `_sync_outbox_rows`).
+/// uploaded one (every other row replays from the outbox rows).
 pub(crate) struct CommittedRows {
     pub versions: Vec<i64>,
     /// Outbox `row_ordinal` → the committed payload as JSON text.

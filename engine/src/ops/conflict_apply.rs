@@ -26,7 +26,7 @@ use oversqlite_core::store::{dirty_rows, row_state, source};
 /// Puts an outbox row of the refused bundle back into the dirty set. A dirty row that
 /// already exists for the key was captured after the freeze (a local write made while
 /// the bundle was in flight): it is newer intent and is kept as it is. Its op and base
-/// were computed by the capture trigger from the same `_sync_row_state` the outbox row
+/// were computed by the capture trigger from the same the row state the outbox row
 /// was frozen against (the refused bundle changed no row state), so it stands on its
 /// own; overwriting it would push the stale frozen value first and need another round.
 fn requeue_unchanged(conn: &Connection, r: &OutboxRow) -> Result<()> {

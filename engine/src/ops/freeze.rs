@@ -2,7 +2,7 @@
 //! persisted outbox with its integrity checks, and reading it back page by page.
 //!
 //! Memory stays bounded by one row (freeze, verification) or one page (upload,
-//! committed-rows comparison, replay): the rows live in `_sync_outbox_rows` only and
+//! committed-rows comparison, replay): the rows live in the outbox rows only and
 //! are streamed from there, so a 100k-row bundle never exists in memory as a whole.
 
 use oversqlite_protocol::canonical::write_string;
@@ -45,7 +45,7 @@ pub(crate) fn outbox_page(
 
 /// Freezes the dirty rows into a `prepared` outbox in ONE `BEGIN IMMEDIATE`
 /// transaction (read and write together, so no capture can slip in between).
-/// Each row is converted, inserted into `_sync_outbox_rows` and fed to the request
+/// Each row is converted, inserted into the outbox rows and fed to the request
 /// hasher as it is read. Returns `None` when nothing is left to upload. If another
 /// connection froze an outbox first, that one is verified and returned instead.
 pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {

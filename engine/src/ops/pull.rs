@@ -584,7 +584,7 @@ fn decode_row<'t>(
 /// Applies one validated bundle row inside its bundle's transaction: two statements,
 /// the version-guarded row-state upsert (which also tells whether the row is already
 /// applied, e.g. our own pushed bundle coming back) and the application write.
-/// `_sync_dirty_rows` needs no cleanup: it was empty when the transaction began and
+/// the dirty-row set needs no cleanup: it was empty when the transaction began and
 /// capture is suppressed inside it.
 fn apply_row(
     ctx: &Ctx,

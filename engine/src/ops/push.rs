@@ -367,7 +367,7 @@ fn may_be_consumed_lease(f: &HttpFailure, request: &PushSessionCreateRequest) ->
         && f.code() == Some(codes::PUSH_SESSION_INVALID)
 }
 
-/// Uploads the outbox in chunks read back from `_sync_outbox_rows` one at a time, then
+/// Uploads the outbox in chunks read back from the outbox rows one at a time, then
 /// commits. While a chunk is in flight (sent by a helper thread: network only, see
 /// [`AheadSender`]), the next chunk's body is read and serialised here; it is sent only
 /// after the previous chunk was acknowledged, so the server still sees them strictly

@@ -3,7 +3,7 @@
 //!
 //! The rows are the device's own, just verified against the outbox, so for nearly
 //! every row the plan is "accept" with nothing captured since the freeze. The replay
-//! therefore runs in two streaming passes over `_sync_outbox_rows`:
+//! therefore runs in two streaming passes over the outbox rows:
 //! 1. plan: one set-based query per table finds the rows that are NOT that easy case
 //!    (a dirty row exists, the live row is gone, differs from the upload, or — for a
 //!    DELETE — came back); only those get the full per-row plan, and only they are kept
@@ -12,7 +12,7 @@
 //!    from the outbox, or the server's own payload where it was not exactly the
 //!    upload), preserved rows requeue their intent rebased on the committed version.
 //!
-//! `_sync_row_state` gets one set-based upsert when the bundle's rows share one
+//! the row state gets one set-based upsert when the bundle's rows share one
 //! `row_version` (the protocol says they all carry the bundle's seq), else one per row.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,7 +3,7 @@
 //! local change is reverted).
 //!
 //! The protocol has no "get one row" route, but it does not need one: the key's
-//! `_sync_row_state.row_version` is the `bundle_seq` of the bundle that last wrote it
+//! the row state's `row_version` is the `bundle_seq` of the bundle that last wrote it
 //! (every row of a bundle gets the bundle's seq, §10.4), and that bundle's rows can be
 //! read with `GET /sync/committed-bundles/{seq}/rows` (§2.7) from any source of the
 //! user. The pages are read until the key appears; nothing is held but one page.

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::Result;
 pub use crate::store::apply::{apply_mode, set_apply_mode};
 pub use crate::store::attachment::{
     read as read_attachment, write as write_attachment, AttachmentState,
@@ -34,12 +34,7 @@ pub struct SourceInfo {
     pub last_bundle_seq_seen: i64,
 }
 
-pub(crate) fn not_open() -> Error {
-    Error::new(
-        ErrorCode::NotOpen,
-        "the sync runtime is not installed in this database; call oversqlite_open() first",
-    )
-}
+pub(crate) use crate::store::not_open;
 
 /// Fails with `not_open` unless the runtime tables exist.
 pub fn require_runtime(conn: &Connection) -> Result<()> {

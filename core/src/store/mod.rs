@@ -17,3 +17,11 @@ pub mod snapshot_stage;
 pub mod source;
 
 pub use enums::{BindingState, OperationKind, OutboxState, RowOp};
+
+/// The error when the runtime's singleton rows are missing: `open` has not run.
+pub(crate) fn not_open() -> crate::Error {
+    crate::Error::new(
+        crate::ErrorCode::NotOpen,
+        "the sync runtime is not installed in this database; call oversqlite_open() first",
+    )
+}

@@ -3,9 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::not_open;
 use super::OperationKind;
 use crate::error::Result;
-use crate::state::not_open;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OperationState {

@@ -4,11 +4,11 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::not_open;
 use super::OutboxState;
 use crate::error::Result;
 use crate::model::ManagedTable;
 use crate::sql_text::{quote_ident, row_expr};
-use crate::state::not_open;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxBundle {

@@ -93,3 +93,52 @@ pub fn apply_tx<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     tx.commit()?;
     Ok(out)
 }
+
+/// Runs `f` with `PRAGMA foreign_keys` off when `off` and the host enabled it.
+///
+/// The row a resolution writes (the server's row, or a merge of it) may reference a
+/// parent that exists on the server but has not been pulled to this device yet; it
+/// arrives with the next pull (sync pulls right after the push). With enforcement on,
+/// the deferred check would fail the resolution at commit, the outbox would stay
+/// `prepared`, and every later push would conflict and fail the same way, with pull,
+/// rebuild and detach all refused over the pending changes. The pragma cannot change
+/// inside a transaction; every engine step starts in autocommit, so it is set around
+/// this one transaction and restored by a guard, whether `f` returns, fails or panics
+/// (a host connection must never be left with enforcement silently off).
+pub(crate) fn without_fk_enforcement_if<T>(
+    conn: &Connection,
+    off: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let enforced: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    if !off || enforced == 0 || !conn.is_autocommit() {
+        return f();
+    }
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let guard = ForeignKeysBackOn { conn };
+    let out = f();
+    let restored = guard.restore();
+    let out = out?;
+    restored?;
+    Ok(out)
+}
+
+/// Turns `PRAGMA foreign_keys` back on when dropped (also while unwinding a panic).
+struct ForeignKeysBackOn<'c> {
+    conn: &'c Connection,
+}
+
+impl ForeignKeysBackOn<'_> {
+    /// Restores now, reporting a failure (the drop then has nothing left to do).
+    fn restore(self) -> Result<()> {
+        let r = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+        std::mem::forget(self);
+        Ok(r?)
+    }
+}
+
+impl Drop for ForeignKeysBackOn<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}

@@ -127,18 +127,26 @@ pub(crate) fn pull_in(
                         "a restore was asked for outside a pull beside local changes",
                     ));
                 };
-                restores += 1;
-                if restores > MAX_RESTORES {
-                    return Err(SyncError::new(
-                        ErrorKind::Internal,
-                        format!(
-                            "a pull restored {MAX_RESTORES} rows without finishing; sync again"
-                        ),
-                    ));
+                let mut queue = vec![pending];
+                let mut handed = false;
+                while let Some(next) = queue.pop() {
+                    restores += 1;
+                    if restores > MAX_RESTORES {
+                        return Err(SyncError::new(
+                            ErrorKind::Internal,
+                            format!(
+                                "a pull restored {MAX_RESTORES} rows without finishing; sync again"
+                            ),
+                        ));
+                    }
+                    match restore_from_server(ctx, &next, changed, settled)? {
+                        Restored::Applied(more) => queue.extend(more),
+                        Restored::HandedToPush => handed = true,
+                    }
                 }
-                match restore_from_server(ctx, &pending, changed, settled)? {
-                    Restored::Applied => continue,
-                    Restored::HandedToPush => {
+                match handed {
+                    false => continue,
+                    true => {
                         // The next push settles the row (a structured conflict), then a
                         // pull continues from here.
                         return Ok(PullReport {

@@ -275,8 +275,13 @@ pub(crate) fn sweep_orphans(
             Ok(())
         })?;
         settled_rows += races.len() - restores.len();
-        for pending in &restores {
-            restore_from_server(ctx, pending, changed, settled)?;
+        let mut queue = restores;
+        while let Some(pending) = queue.pop() {
+            if let crate::ops::server_row::Restored::Applied(more) =
+                restore_from_server(ctx, &pending, changed, settled)?
+            {
+                queue.extend(more);
+            }
             settled_rows += 1;
         }
     }

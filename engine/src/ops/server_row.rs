@@ -23,12 +23,13 @@ use crate::ops::pull::beside::{PendingRestore, RowId};
 use crate::report::{ChangedTables, ForeignKeyResolution};
 use crate::rows;
 use crate::state;
-use crate::tx::apply_tx;
+use crate::tx::{apply_tx, without_fk_enforcement_if};
 
 /// How a restore ended.
 pub(crate) enum Restored {
-    /// The server's row is now the local row; the dirty row is gone.
-    Applied,
+    /// The server's row is now the local row; the dirty row is gone. Carries the
+    /// restores that follow: a parent whose local deletion the restored row meets.
+    Applied(Vec<PendingRestore>),
     /// The row was handed to the next push (base version 0); the pull must stop here.
     HandedToPush,
 }
@@ -64,11 +65,101 @@ pub(crate) fn restore_from_server(
         .as_ref()
         .map(|p| wire_payload_to_row(table, p))
         .transpose()?;
-    apply_tx(ctx.conn, |c| {
-        rows::apply_authoritative(c, schema, table, &key, key_json, version, values)
+    // The server's row may reference a parent this device deleted and has not sent
+    // yet; that race is settled right below, so the write must not trip on it.
+    let mut follow = Vec::new();
+    without_fk_enforcement_if(ctx.conn, true, || {
+        apply_tx(ctx.conn, |c| {
+            rows::apply_authoritative(c, schema, table, &key, key_json, version, values)?;
+            if let Some(payload) = &payload {
+                follow =
+                    meets_local_deletion(ctx, table, key_json, version, payload, changed, settled)?;
+            }
+            Ok(())
+        })
     })?;
     changed.insert(table.name.clone());
-    Ok(Restored::Applied)
+    Ok(Restored::Applied(follow))
+}
+
+/// The restored row references a parent whose local deletion is unsent (race B of the
+/// README, met by a restore rather than by a pulled row). The parent's policy decides:
+/// the parent is restored too (returned), or the deletion extends to this row.
+fn meets_local_deletion(
+    ctx: &Ctx,
+    table: &crate::schema::ManagedTable,
+    key_json: &str,
+    version: i64,
+    payload: &Payload,
+    changed: &mut ChangedTables,
+    settled: &mut Vec<ForeignKeyResolution>,
+) -> Result<Vec<PendingRestore>> {
+    use crate::conflict::{ConflictContext, ForeignKeyContext, ForeignKeyRace, Resolution};
+    use crate::ops::pull::beside::{parent_of, race, wire_key};
+    use crate::report::ForeignKeyAction;
+    let conn = ctx.conn;
+    let schema = &ctx.config.schema;
+    let mut follow = Vec::new();
+    for fk in &table.foreign_keys {
+        let Some((parent, parent_key_json, column)) = parent_of(ctx, table, fk, payload)? else {
+            continue;
+        };
+        let Some(dirty) = rows::dirty_row(conn, schema, &parent.name, &parent_key_json)? else {
+            continue;
+        };
+        if dirty.payload.is_some() {
+            continue;
+        }
+        let child_key = wire_key(table, key_json)?;
+        let parent_key = wire_key(parent, &parent_key_json)?;
+        let question = ConflictContext {
+            schema: schema.clone(),
+            table: parent.name.clone(),
+            key: parent_key.clone(),
+            local_op: Op::Delete,
+            local_payload: None,
+            base_row_version: dirty.base_row_version,
+            server_row_version: 0,
+            server_row_deleted: false,
+            server_row: None,
+            foreign_key: Some(ForeignKeyContext {
+                race: ForeignKeyRace::ChildAddedRemotely,
+                column,
+                other_table: table.name.clone(),
+                other_key: child_key.clone(),
+            }),
+        };
+        let child = (table.name.as_str(), &child_key);
+        let parent_ref = (parent.name.as_str(), &parent_key);
+        match ctx.resolver.resolve(&question) {
+            Resolution::KeepLocal => {
+                let key = local_key_from_key_json(table, key_json)?;
+                rows::delete_row(conn, table, &key)?;
+                rows::upsert_dirty(conn, schema, &table.name, key_json, "DELETE", version, None)?;
+                settled.push(race(
+                    ctx,
+                    child,
+                    ForeignKeyAction::ChildDeleted,
+                    parent_ref,
+                    &parent.name,
+                ));
+                changed.insert(table.name.clone());
+                return Ok(Vec::new());
+            }
+            // A merged row cannot answer a DELETE: the parent is restored as for 'server'.
+            Resolution::AcceptServer | Resolution::KeepMerged(_) => follow.push(PendingRestore {
+                id: (parent.name.clone(), parent_key_json),
+                report: race(
+                    ctx,
+                    child,
+                    ForeignKeyAction::ParentRestored,
+                    parent_ref,
+                    &parent.name,
+                ),
+            }),
+        }
+    }
+    Ok(follow)
 }
 
 /// The row of `id` in committed bundle `seq`: `(row_version, payload)` (`None`

@@ -656,8 +656,12 @@ impl NewerChildren {
         let conn = ctx.conn;
         let newer: Vec<(String, String, i64)> = conn
             .prepare_cached(
-                "SELECT table_name, key_json, row_version FROM _sync_row_state
-                 WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0",
+                // A key with an unsent change shows its local row, not the committed
+                // one the version belongs to: it proves nothing about the server.
+                "SELECT table_name, key_json, row_version FROM _sync_row_state rs
+                 WHERE schema_name = ?1 AND row_version > ?2 AND deleted = 0
+                   AND NOT EXISTS (SELECT 1 FROM _sync_dirty_rows d WHERE d.schema_name = rs.schema_name
+                                   AND d.table_name = rs.table_name AND d.key_json = rs.key_json)",
             )?
             .query_map(params![ctx.config.schema, after], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -707,4 +711,26 @@ impl NewerChildren {
     pub(crate) fn supersedes_delete(&self, parent: &RowId, version: i64) -> bool {
         self.0.get(parent).is_some_and(|v| *v > version)
     }
+}
+
+/// The parent a row's foreign key names in a wire payload: `(parent table, parent
+/// key_json, referencing column)`, or `None` when the reference is NULL.
+pub(crate) fn parent_of<'t>(
+    ctx: &'t Ctx,
+    table: &ManagedTable,
+    fk: &crate::schema::ForeignKey,
+    payload: &Payload,
+) -> Result<Option<(&'t ManagedTable, String, String)>> {
+    let Some(column) = table.column(&fk.from_column) else {
+        return Ok(None);
+    };
+    let Some(value) = payload
+        .get(&column.json_name)
+        .and_then(|v| fk_local_value(column.kind, v))
+    else {
+        return Ok(None);
+    };
+    let parent = ctx.table(&fk.parent_table)?;
+    let key_json = key_json_of(ctx.conn, parent, &value)?;
+    Ok(Some((parent, key_json, column.json_name.clone())))
 }

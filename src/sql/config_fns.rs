@@ -9,12 +9,7 @@ use super::args::Args;
 pub fn config_json(conn: &Connection) -> Result<String, Error> {
     let settings = config::read_settings(conn)?;
     let active: Value = if ddl::runtime_installed(conn)? {
-        let mut stmt =
-            conn.prepare("SELECT table_name FROM _sync_managed_tables ORDER BY table_name")?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        json!(names)
+        json!(oversqlite_core::store::registry::table_names(conn)?)
     } else {
         Value::Null
     };

@@ -117,6 +117,8 @@ fn sync_in(ctx: &Ctx, user: &str, rounds: u32) -> Result<SyncReport> {
     let mut settled = Vec::new();
     let mut push_outcome = PushOutcome::NoChange;
     let mut remote: Option<PullReport> = None;
+    // Also counts bundles a refused commit's settling pulled.
+    let seen_before = state::attachment(ctx.conn)?.last_bundle_seq_seen;
     let mut applied_any = false;
     for round in 0..rounds {
         let push = push_settling(ctx, user, &mut changed, &mut settled)?;
@@ -144,6 +146,7 @@ fn sync_in(ctx: &Ctx, user: &str, rounds: u32) -> Result<SyncReport> {
         }
     }
     let remote = remote.expect("at least one round ran");
+    applied_any |= state::attachment(ctx.conn)?.last_bundle_seq_seen != seen_before;
     let remote_outcome = match remote.outcome {
         RemoteOutcome::AlreadyAtTarget if applied_any => RemoteOutcome::AppliedIncremental,
         other => other,

@@ -67,8 +67,14 @@ impl SyncClient {
             let att = self.require_connected(&ctx)?;
             let mut changed = ChangedTables::new();
             let mut settled = Vec::new();
-            push_settling(&ctx, &att.attached_user_id, &mut changed, &mut settled)
-                .map(|push| (push, settled))
+            push_settling(
+                &ctx,
+                &att.attached_user_id,
+                &mut changed,
+                &mut settled,
+                &mut false,
+            )
+            .map(|push| (push, settled))
         };
         if let Err(e) = &result {
             self.forget_user_after(e);
@@ -117,11 +123,10 @@ fn sync_in(ctx: &Ctx, user: &str, rounds: u32) -> Result<SyncReport> {
     let mut settled = Vec::new();
     let mut push_outcome = PushOutcome::NoChange;
     let mut remote: Option<PullReport> = None;
-    // Also counts bundles a refused commit's settling pulled.
-    let seen_before = state::attachment(ctx.conn)?.last_bundle_seq_seen;
+    // Also set by the pulls that settle a refused commit.
     let mut applied_any = false;
     for round in 0..rounds {
-        let push = push_settling(ctx, user, &mut changed, &mut settled)?;
+        let push = push_settling(ctx, user, &mut changed, &mut settled, &mut applied_any)?;
         if push.outcome == PushOutcome::Committed {
             push_outcome = PushOutcome::Committed;
         }
@@ -146,7 +151,6 @@ fn sync_in(ctx: &Ctx, user: &str, rounds: u32) -> Result<SyncReport> {
         }
     }
     let remote = remote.expect("at least one round ran");
-    applied_any |= state::attachment(ctx.conn)?.last_bundle_seq_seen != seen_before;
     let remote_outcome = match remote.outcome {
         RemoteOutcome::AlreadyAtTarget if applied_any => RemoteOutcome::AppliedIncremental,
         other => other,
@@ -165,11 +169,13 @@ fn sync_in(ctx: &Ctx, user: &str, rounds: u32) -> Result<SyncReport> {
 }
 
 /// `push_in`, settling refused commits: see the module docs.
+/// `pulled` is set when a settling pull applied remote bundles.
 pub(crate) fn push_settling(
     ctx: &Ctx,
     user: &str,
     changed: &mut ChangedTables,
     settled: &mut Vec<ForeignKeyResolution>,
+    pulled: &mut bool,
 ) -> Result<PushReport> {
     let mut refusals = 0;
     loop {
@@ -180,7 +186,7 @@ pub(crate) fn push_settling(
                 if let Probe::Requeued = probe_after_5xx(ctx)? {
                     // Settled like a refusal; if nothing explains it, it stays what it
                     // was: a server error worth retrying later.
-                    if !settle(ctx, user, changed, settled)?.0 {
+                    if !settle(ctx, user, changed, settled, pulled)?.0 {
                         return Err(e);
                     }
                 }
@@ -189,7 +195,7 @@ pub(crate) fn push_settling(
             other => return other,
         };
         refusals += 1;
-        let (progress, unexplained) = settle(ctx, user, changed, settled)?;
+        let (progress, unexplained) = settle(ctx, user, changed, settled, pulled)?;
         if !progress || refusals >= REFUSALS {
             return Err(unsettled(error, &unexplained));
         }
@@ -205,12 +211,14 @@ fn settle(
     user: &str,
     changed: &mut ChangedTables,
     settled: &mut Vec<ForeignKeyResolution>,
+    pulled: &mut bool,
 ) -> Result<(bool, Vec<String>)> {
     let before = (
         settled.len(),
         state::attachment(ctx.conn)?.last_bundle_seq_seen,
     );
     let pull = pull_in(ctx, user, changed, PullMode::Beside { settled })?;
+    *pulled |= pull.bundles_applied > 0 || pull.outcome == RemoteOutcome::AppliedSnapshot;
     let (swept, unexplained) = sweep_orphans(ctx, changed, settled)?;
     let after = (
         settled.len(),

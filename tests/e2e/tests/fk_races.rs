@@ -74,6 +74,18 @@ impl Race {
             "{}: device {i}: {report}",
             self.name
         );
+        // A settled race met the other device's bundle, whether the push's settling
+        // pull applied it or the pull after it: the report must say remote data arrived.
+        if report["foreign_key_resolutions"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+        {
+            assert_eq!(
+                report["remote_outcome"], "applied_incremental",
+                "{}: device {i}: {report}",
+                self.name
+            );
+        }
         assert_eq!(
             report["pending_row_count"], 0,
             "{}: device {i}: {report}",

@@ -332,7 +332,10 @@ fn safe_ceiling(ctx: &Ctx, source: &str, until: i64, spool: &mut Spool) -> Resul
         }
         Reply::Failed(f) => return Err(f.into_error("pull request")),
     }
-    let next = check_page(spool, until)?;
+    // Checked as a page after 0, not after `until`: at or beyond the server's latest
+    // bundle the answer's stable bundle is below `until`, which is the case looked for,
+    // not a malformed page.
+    let next = check_page(spool, 0)?;
     if until >= next.stable_bundle_seq {
         return Ok(0);
     }

@@ -12,7 +12,7 @@ use sqlite_loadable::prelude::*;
 pub mod sql;
 
 use sql::function::register;
-use sql::{config_fns, open_fn, rows_vtab, runtime_vtabs, sync, version_fn};
+use sql::{config_fns, exec_fn, open_fn, rows_vtab, runtime_vtabs, sync, version_fn};
 
 /// Registers every function and virtual table on `db`, all through `sql::function::register`
 /// and `sql::rows_vtab::register` (one panic guard, one error boundary: see `sql/error.rs`).
@@ -35,6 +35,7 @@ fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     )?;
     register(raw, "oversqlite_config", ffi::SQLITE_UTF8, config_fns::show)?;
     register(raw, "oversqlite_open", writer, open_fn::open)?;
+    register(raw, "oversqlite_exec", writer, exec_fn::exec)?;
     register(
         raw,
         "oversqlite_version",

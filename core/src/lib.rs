@@ -47,6 +47,7 @@ pub mod keys;
 pub mod model;
 pub mod open;
 pub mod pending;
+pub mod script;
 pub mod sql_text;
 pub mod state;
 pub mod store;

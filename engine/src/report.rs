@@ -93,6 +93,20 @@ pub enum RemoteOutcome {
     AppliedSnapshot,
 }
 
+/// What a pull applied, in rows: every row of every bundle it committed (a row the
+/// pull only recorded, because a local change or a later deletion supersedes it, still
+/// counts: the change was applied to this device's view of the history), or the rows
+/// of the snapshot it restored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullCounts {
+    pub rows: i64,
+    /// Bundles (and their rows) this device's own source committed, met again because
+    /// another device's bundle came first and the push could not move the checkpoint
+    /// past them; applying them again writes the rows this device already has.
+    pub own_bundles: i64,
+    pub own_rows: i64,
+}
+
 /// `pullToStable()` and `rebuild()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PullReport {
@@ -100,6 +114,11 @@ pub struct PullReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<Restore>,
     pub bundles_applied: i64,
+    /// Rows behind `bundles_applied` (and this device's own share of them); not part of
+    /// the serialised report, which keeps the reference's shape. The one-shot calls
+    /// report changes, not bundles.
+    #[serde(skip)]
+    pub counts: PullCounts,
     /// The pull stopped before the stable bundle because a local row must first be
     /// settled by a push (a foreign-key race whose server row could not be fetched).
     #[serde(skip)]

@@ -53,6 +53,13 @@ pub const SOURCE_ID_HEADER: &str = "Oversync-Source-ID";
 /// Hidden server owner column; must never appear in a wire key or payload.
 pub const HIDDEN_SCOPE_COLUMN: &str = "_sync_scope_id";
 
+/// The source id of the bundles oversqlite-server commits for the rows an
+/// `ON DELETE CASCADE` removed, right after the bundle whose deletes caused them (the
+/// leading space keeps any client from ever using it). Clients read it to know that a
+/// checkpoint between the two bundles would show the parent's deletion without its
+/// cascade. (`server/src/service/cascade.rs` holds the server's copy.)
+pub const CASCADE_SOURCE_ID: &str = " server-cascade";
+
 #[cfg(test)]
 mod wire_shape_tests {
     use super::*;

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod config_fns;
 pub mod error;
+pub mod exec_fn;
 pub mod function;
 pub mod guard;
 pub mod open_fn;

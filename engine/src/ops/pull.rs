@@ -13,7 +13,7 @@
 mod page;
 mod spool;
 
-use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op};
+use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op, CASCADE_SOURCE_ID};
 use rusqlite::Connection;
 
 use crate::error::{ErrorKind, Result, SyncError};
@@ -25,7 +25,7 @@ use crate::remote::client::Reply;
 use crate::remote::validate::{
     validate_bundle_digest, validate_bundle_head, validate_bundle_row, validate_pull_head,
 };
-use crate::report::{ChangedTables, PullReport, RemoteOutcome};
+use crate::report::{ChangedTables, PullCounts, PullReport, RemoteOutcome};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
 use crate::values::rows;
@@ -43,6 +43,10 @@ use spool::Spool;
 pub(crate) enum PullMode<'s> {
     /// The reference contract (§7.6): refuse while any local change is unsent.
     Drained,
+    /// `Drained`, stopping at bundle `until` instead of the server's latest bundle when
+    /// that is lower (`oversqlite_download_once`'s `until`). Refused when `until` would
+    /// separate a bundle from the cascade bundle the server committed right after it.
+    Until(i64),
     /// Apply remote bundles beside unsent local changes (`pull/beside.rs`), settling
     /// foreign-key races by policy and reporting each in `settled`.
     Beside {
@@ -62,12 +66,32 @@ impl SyncClient {
         let mut changed = ChangedTables::new();
         pull_in(&ctx, &att.attached_user_id, &mut changed, PullMode::Drained)
     }
+
+    /// `pull_to_stable`, but with the ceiling at bundle `until` when that is below the
+    /// server's latest bundle (`until` <= 0: no ceiling). `invalid_argument` when
+    /// stopping after bundle `until` would apply a parent's deletion without the
+    /// cascade bundle right after it.
+    pub fn pull_until(&mut self, conn: &rusqlite::Connection, until: i64) -> Result<PullReport> {
+        let ctx = self.begin(conn)?;
+        let att = self.require_connected(&ctx)?;
+        let mut changed = ChangedTables::new();
+        let mode = if until > 0 {
+            PullMode::Until(until)
+        } else {
+            PullMode::Drained
+        };
+        pull_in(&ctx, &att.attached_user_id, &mut changed, mode)
+    }
 }
 
 fn snapshot_report(ctx: &Ctx, user: &str, changed: &mut ChangedTables) -> Result<PullReport> {
     let restore = rebuild_from_snapshot(ctx, user, None, OutboxMode::ClearAll, changed)?;
     Ok(PullReport {
         outcome: RemoteOutcome::AppliedSnapshot,
+        counts: PullCounts {
+            rows: restore.row_count,
+            ..PullCounts::default()
+        },
         restore: Some(restore),
         bundles_applied: 0,
         stopped_early: false,
@@ -86,11 +110,12 @@ pub(crate) fn pull_in(
     let mut restores = 0usize;
     let mut careful = false;
     loop {
-        let beside = match &mut mode {
-            PullMode::Drained => None,
-            PullMode::Beside { settled } => Some(&mut **settled),
+        let (beside, until) = match &mut mode {
+            PullMode::Drained => (None, 0),
+            PullMode::Until(until) => (None, *until),
+            PullMode::Beside { settled } => (Some(&mut **settled), 0),
         };
-        let paged = match pull_pages(ctx, user, changed, beside, careful) {
+        let paged = match pull_pages(ctx, user, changed, beside, careful, until) {
             // A bundle broke a local foreign key: rows the server's later history
             // already deleted (see `superseded_by_parent_delete`) are skipped on a
             // second, careful pass from the unchanged checkpoint.
@@ -138,6 +163,7 @@ pub(crate) fn pull_in(
                             outcome: RemoteOutcome::AppliedIncremental,
                             restore: None,
                             bundles_applied: 0,
+                            counts: PullCounts::default(),
                             stopped_early: true,
                             status: sync_status(ctx.conn)?,
                             changed_tables: changed.clone(),
@@ -161,6 +187,7 @@ fn pull_pages(
     changed: &mut ChangedTables,
     mut beside: Option<&mut Vec<ForeignKeyResolution>>,
     careful: bool,
+    until: i64,
 ) -> Result<Paged> {
     // Beside local changes, a bundle frozen for upload must still be sent first: its
     // rows' versions are decided by its commit, not by what the pull brings.
@@ -174,8 +201,25 @@ fn pull_pages(
     let mut after = initial;
     let mut target = 0i64;
     let mut applied = 0i64;
+    let mut counts = PullCounts::default();
     let max = ctx.pull_max_bundles();
     let mut spool = Spool::create(ctx.conn)?;
+    if until > 0 {
+        if until <= initial {
+            // Already past the ceiling: nothing to ask for (the server would answer a
+            // stable bundle below the checkpoint, which §2.8 validation refuses).
+            return Ok(Paged::Done(PullReport {
+                outcome: RemoteOutcome::AlreadyAtTarget,
+                restore: None,
+                bundles_applied: 0,
+                counts,
+                stopped_early: false,
+                status: sync_status(ctx.conn)?,
+                changed_tables: changed.clone(),
+            }));
+        }
+        target = safe_ceiling(ctx, &source, until, &mut spool)?;
+    }
     loop {
         match ctx
             .remote
@@ -221,6 +265,8 @@ fn pull_pages(
                 applied: &mut applied,
                 beside: beside.is_some(),
                 careful,
+                source: &source,
+                counts: &mut counts,
                 newer: &newer,
                 intent: None,
                 settled: Vec::new(),
@@ -247,6 +293,7 @@ fn pull_pages(
                 outcome,
                 restore: None,
                 bundles_applied: applied,
+                counts,
                 stopped_early: false,
                 status: sync_status(ctx.conn)?,
                 changed_tables: changed.clone(),
@@ -265,12 +312,54 @@ fn pull_pages(
     }
 }
 
+/// The first request's `target_bundle_seq` for a pull that stops at `until`: 0 (the
+/// server's latest bundle) when `until` is at or beyond it, else `until`, once one
+/// bundle read past it shows that `until` is a whole stopping point. Bundles are always
+/// applied whole, so the only unsafe ceiling is one between a bundle and the cascade
+/// bundle (`CASCADE_SOURCE_ID`) the server committed right after it: that checkpoint
+/// would show a parent's deletion with its children still present. One bundle of
+/// history is read for the check (a whole bundle, however large; the page is spooled).
+fn safe_ceiling(ctx: &Ctx, source: &str, until: i64, spool: &mut Spool) -> Result<i64> {
+    match ctx
+        .remote
+        .pull_to_file(source, until, 1, 0, spool.file_mut())?
+    {
+        Reply::Ok(()) => {}
+        // History up to `until` is gone: the pull itself meets the same answer and
+        // rebuilds from a snapshot (the whole current state; no ceiling applies).
+        Reply::Failed(f) if f.status == 409 && f.code() == Some(codes::HISTORY_PRUNED) => {
+            return Ok(until)
+        }
+        Reply::Failed(f) => return Err(f.into_error("pull request")),
+    }
+    // Checked as a page after 0, not after `until`: at or beyond the server's latest
+    // bundle the answer's stable bundle is below `until`, which is the case looked for,
+    // not a malformed page.
+    let next = check_page(spool, 0)?;
+    if until >= next.stable_bundle_seq {
+        return Ok(0);
+    }
+    if next.source_ids.first().map(String::as_str) == Some(CASCADE_SOURCE_ID) {
+        let cascade = next.bundle_seqs[0];
+        return Err(SyncError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "until {until} would stop between bundle {until} and bundle {cascade}, which holds the deletions its foreign keys cascaded to; use until = {cascade} (or {})",
+                until - 1
+            ),
+        ));
+    }
+    Ok(until)
+}
+
 /// What the check pass proved about a spooled page.
 struct CheckedPage {
     stable_bundle_seq: i64,
     has_more: bool,
     /// The page's bundles in order; the apply pass must meet exactly these.
     bundle_seqs: Vec<i64>,
+    /// Their source ids (`safe_ceiling` looks for a cascade bundle).
+    source_ids: Vec<String>,
     /// Each bundle's hash as the check pass computed it; the apply pass recomputes it
     /// from the rows it applies and commits only on a match.
     bundle_hashes: Vec<String>,
@@ -342,6 +431,7 @@ fn check_page_from(reader: impl std::io::Read, after: i64) -> Result<CheckedPage
     let mut previous = after;
     let mut bundle_seqs = Vec::with_capacity(checker.bundles.len());
     let mut bundle_hashes = Vec::with_capacity(checker.bundles.len());
+    let mut source_ids = Vec::with_capacity(checker.bundles.len());
     for b in checker.bundles {
         let h = &b.head;
         validate_bundle_head(
@@ -364,11 +454,13 @@ fn check_page_from(reader: impl std::io::Read, after: i64) -> Result<CheckedPage
         previous = h.bundle_seq;
         bundle_seqs.push(h.bundle_seq);
         bundle_hashes.push(b.hash);
+        source_ids.push(b.head.source_id);
     }
     Ok(CheckedPage {
         stable_bundle_seq: head.stable_bundle_seq,
         has_more: head.has_more,
         bundle_seqs,
+        source_ids,
         bundle_hashes,
     })
 }
@@ -425,6 +517,9 @@ struct Applier<'p, 'c, 'a> {
     beside: bool,
     /// Skip child rows that a later deletion of their parent superseded.
     careful: bool,
+    /// This device's source id (its own bundles are counted apart).
+    source: &'p str,
+    counts: &'p mut PullCounts,
     /// Parents this device's own newer commits reference (their older deletions are
     /// superseded).
     newer: &'p NewerChildren,
@@ -530,6 +625,7 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
         if self.bundle_seqs.get(index) != Some(&head.bundle_seq) {
             return Err(changed_underfoot());
         }
+        let rows = self.hasher.row_count();
         let applied = std::mem::take(&mut self.hasher).finish().bundle_hash;
         if self.bundle_hashes.get(index) != Some(&applied) {
             return Err(changed_underfoot());
@@ -543,6 +639,11 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
         self.settled.append(&mut self.bundle_settled);
         *self.after = head.bundle_seq;
         *self.applied += 1;
+        self.counts.rows += rows;
+        if head.source_id == self.source {
+            self.counts.own_bundles += 1;
+            self.counts.own_rows += rows;
+        }
         Ok(())
     }
 }

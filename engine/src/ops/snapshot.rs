@@ -19,7 +19,7 @@ use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
 use crate::remote::client::{send_prepared, Reply};
 use crate::remote::transport::HttpRequest;
 use crate::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
-use crate::report::{ChangedTables, PullReport, RemoteOutcome, Restore};
+use crate::report::{ChangedTables, PullCounts, PullReport, RemoteOutcome, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::values::codec::{
     local_key_from_key_json, local_payload_to_wire, parse_object, wire_key_to_local,
@@ -98,6 +98,10 @@ impl SyncClient {
         Ok(PullReport {
             stopped_early: false,
             outcome: RemoteOutcome::AppliedSnapshot,
+            counts: PullCounts {
+                rows: restore.row_count,
+                ..PullCounts::default()
+            },
             restore: Some(restore),
             bundles_applied: 0,
             status: sync_status(conn)?,

@@ -9,16 +9,21 @@
 //!   the pending rows kept locally, `invalid_reasons` = `{server_code: rows}`,
 //!   `first_error_message` = what was refused and why. `materialize_error` is always 0
 //!   (rows are applied in the same transaction that records them).
-//! * `oversqlite_download_once(limit [, include_self [, until]])` = one `pull_to_stable`
-//!   with at most `limit` bundles per pull request; `applied` = bundles applied,
-//!   `next_seq` = the bundle checkpoint the next download starts after.
-//!   `include_self` (0/1) has no effect: a device's own bundles are already applied when
-//!   they commit. `until` must be NULL: a download always stops at the server's stable
-//!   bundle, never between bundles.
-//! * `oversqlite_sync_once([limit])` = upload_once, then a download of at most `limit`
-//!   bundles per request applied beside any local change written meanwhile (as
-//!   `oversqlite_sync()` does), unless the upload left refused rows.
-use oversqlite_engine::report::PushOutcome;
+//! * `oversqlite_download_once([limit [, include_self [, until]]])` (defaults 1000, 0,
+//!   0 as documented by SQLiteNow) = one pull to the server's stable bundle (or to
+//!   bundle `until` when `until` > 0, refused where it would split a cascade) fetching
+//!   at most `limit` bundles per request. Bundles are atomic, so a call applies whole
+//!   bundles and `applied` (changes, i.e. rows) may exceed `limit`; because every call
+//!   goes to the stable bundle, the documented loop `more = applied == limit` still
+//!   ends with every change applied once. `include_self` decides only whether this
+//!   device's own bundles, met again when another device's bundle came first, count
+//!   in `applied`/`bundles_applied`: they are applied either way, writing the rows this
+//!   device already has (skipping them would leave the checkpoint behind them).
+//! * `oversqlite_sync_once([limit [, include_self]])` = upload_once, then a download of
+//!   at most `limit` bundles per request applied beside any local change written
+//!   meanwhile (as `oversqlite_sync()` does), unless the upload left refused rows;
+//!   `downloaded` counts changes as `download_once`'s `applied` does.
+use oversqlite_engine::report::{PullReport, PushOutcome};
 use oversqlite_engine::{ErrorKind, SyncError};
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -102,33 +107,83 @@ fn upload(s: &ConnSync, conn: &Connection) -> Result<Value, SyncError> {
     }
 }
 
-fn download(s: &ConnSync, conn: &Connection, limit: Option<i64>) -> Result<Value, SyncError> {
+/// SQLiteNow's default `limit` for both one-shot downloads.
+const DEFAULT_LIMIT: i64 = 1000;
+
+/// `(changes, bundles)` a pull applied, this device's own re-met bundles counted only
+/// with `include_self`.
+fn applied_counts(report: &PullReport, include_self: bool) -> (i64, i64) {
+    let c = report.counts;
+    if include_self {
+        (c.rows, report.bundles_applied)
+    } else {
+        (c.rows - c.own_rows, report.bundles_applied - c.own_bundles)
+    }
+}
+
+struct DownloadArgs {
+    limit: i64,
+    include_self: bool,
+    until: i64,
+}
+
+fn download(s: &ConnSync, conn: &Connection, a: &DownloadArgs) -> Result<Value, SyncError> {
     if s.downloads_paused() {
         let seen = s.with_client(|c| c.source_info(conn))?.last_bundle_seq_seen;
         return Ok(with_skipped(
-            json!({"applied": 0, "next_seq": seen}),
+            json!({"applied": 0, "bundles_applied": 0, "next_seq": seen}),
             DOWNLOADS_PAUSED,
         ));
     }
     let report = s.with_client(|c| {
         let saved = c.settings.download_max_bundles;
-        if let Some(limit) = limit {
-            c.settings.download_max_bundles = limit;
-        }
-        let result = c.pull_to_stable(conn);
+        c.settings.download_max_bundles = a.limit;
+        let result = c.pull_until(conn, a.until);
         c.settings.download_max_bundles = saved;
         result
     })?;
-    Ok(json!({"applied": report.bundles_applied, "next_seq": report.status.last_bundle_seq_seen}))
+    let (applied, bundles) = applied_counts(&report, a.include_self);
+    Ok(json!({
+        "applied": applied,
+        "bundles_applied": bundles,
+        "next_seq": report.status.last_bundle_seq_seen,
+    }))
 }
 
-fn positive_limit(args: &Args, i: usize) -> Result<Option<i64>, SyncError> {
+/// `limit`: NULL or absent = 1000; otherwise at least 1 (bundles per pull request).
+fn limit_arg(args: &Args, i: usize) -> Result<i64, SyncError> {
     match args.opt_integer(i, "limit")? {
+        None => Ok(DEFAULT_LIMIT),
         Some(n) if n < 1 => Err(SyncError::new(
             ErrorKind::InvalidArgument,
-            format!("limit must be at least 1 bundle, got {n}"),
+            format!("limit must be at least 1 (bundles per pull request), got {n}"),
         )),
-        other => Ok(other),
+        Some(n) => Ok(n),
+    }
+}
+
+/// `include_self`: NULL or absent = 0 (SQLiteNow's `false`); otherwise 0 or 1.
+fn include_self_arg(args: &Args, i: usize) -> Result<bool, SyncError> {
+    match args.opt_integer(i, "include_self")? {
+        None | Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        Some(n) => Err(SyncError::new(
+            ErrorKind::InvalidArgument,
+            format!("include_self must be 0 or 1, got {n}"),
+        )),
+    }
+}
+
+/// `until`: NULL, absent or 0 = no limit (SQLiteNow's "0 = no limit"); otherwise the
+/// bundle sequence to stop at.
+fn until_arg(args: &Args, i: usize) -> Result<i64, SyncError> {
+    match args.opt_integer(i, "until")? {
+        None => Ok(0),
+        Some(n) if n < 0 => Err(SyncError::new(
+            ErrorKind::InvalidArgument,
+            format!("until must be 0 (no limit) or a bundle sequence, got {n}"),
+        )),
+        Some(n) => Ok(n),
     }
 }
 
@@ -139,38 +194,24 @@ pub fn upload_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<Strin
 
 pub fn download_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
     args.expect_count(
-        1,
+        0,
         3,
-        "oversqlite_download_once(limit [, include_self [, until]])",
+        "oversqlite_download_once([limit [, include_self [, until]]])",
     )?;
-    let limit = positive_limit(args, 0)?.ok_or_else(|| {
-        SyncError::new(
-            ErrorKind::InvalidArgument,
-            "limit must be a positive INTEGER (bundles per pull request)",
-        )
-    })?;
-    if let Some(flag) = args.opt_integer(1, "include_self")? {
-        if flag != 0 && flag != 1 {
-            return Err(SyncError::new(
-                ErrorKind::InvalidArgument,
-                "include_self must be 0 or 1",
-            ));
-        }
-    }
-    if args.len() > 2 && !args.is_null(2) {
-        return Err(SyncError::new(
-            ErrorKind::InvalidArgument,
-            "until must be NULL: a download always applies whole bundles up to the server's stable bundle",
-        ));
-    }
-    text(download(s, conn, Some(limit))?)
+    let a = DownloadArgs {
+        limit: limit_arg(args, 0)?,
+        include_self: include_self_arg(args, 1)?,
+        until: until_arg(args, 2)?,
+    };
+    text(download(s, conn, &a)?)
 }
 
 pub fn sync_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
-    args.expect_count(0, 1, "oversqlite_sync_once([limit])")?;
-    let limit = positive_limit(args, 0)?;
+    args.expect_count(0, 2, "oversqlite_sync_once([limit [, include_self]])")?;
+    let limit = limit_arg(args, 0)?;
+    let include_self = include_self_arg(args, 1)?;
     let upload = upload(s, conn)?;
-    let mut out = json!({"upload": upload, "downloaded": 0});
+    let mut out = json!({"upload": upload, "downloaded": 0, "downloaded_bundles": 0});
     match (s.uploads_paused(), s.downloads_paused()) {
         (true, true) => out["skipped"] = json!(BOTH_PAUSED),
         (_, true) => out["skipped"] = json!(DOWNLOADS_PAUSED),
@@ -185,14 +226,14 @@ pub fn sync_once(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String,
                 // a busy app must not fail its sync_once for writing.
                 let (pull, settled) = s.with_client(|c| {
                     let saved = c.settings.download_max_bundles;
-                    if let Some(limit) = limit {
-                        c.settings.download_max_bundles = limit;
-                    }
+                    c.settings.download_max_bundles = limit;
                     let result = c.pull_beside(conn);
                     c.settings.download_max_bundles = saved;
                     result
                 })?;
-                out["downloaded"] = json!(pull.bundles_applied);
+                let (rows, bundles) = applied_counts(&pull, include_self);
+                out["downloaded"] = json!(rows);
+                out["downloaded_bundles"] = json!(bundles);
                 if let Some(list) = out["upload"]["foreign_key_resolutions"].as_array_mut() {
                     list.extend(settled.iter().filter_map(|r| serde_json::to_value(r).ok()));
                 }

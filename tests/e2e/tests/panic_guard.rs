@@ -102,6 +102,11 @@ fn panics_become_sql_errors() {
             "SELECT oversqlite_open()",
             "oversqlite_open: ",
         ),
+        (
+            "oversqlite_exec",
+            "SELECT oversqlite_exec('CREATE TABLE panicked (id TEXT PRIMARY KEY)')",
+            "oversqlite_exec: ",
+        ),
     ] {
         set_fault(Some(point));
         expect_internal(&conn, sql, prefix);

@@ -127,7 +127,7 @@ fn paused_downloads_fetch_nothing_and_say_so() {
     let down = d.ok("SELECT oversqlite_download_once(10)");
     assert_eq!(
         down,
-        json!({"applied": 0, "next_seq": 0, "skipped": "downloads_paused"})
+        json!({"applied": 0, "bundles_applied": 0, "next_seq": 0, "skipped": "downloads_paused"})
     );
     assert_eq!(
         d.ok("SELECT oversqlite_rebuild()")["skipped"],
@@ -198,11 +198,14 @@ fn one_shot_calls_report_counts() {
         server.upsert_user("carol", "INSERT", &format!("s{i}"), name);
     }
     let down = d.ok("SELECT oversqlite_download_once(1, 0, NULL)");
-    assert_eq!(down, json!({"applied": 3, "next_seq": 4}));
+    assert_eq!(
+        down,
+        json!({"applied": 3, "bundles_applied": 3, "next_seq": 4})
+    );
     assert_eq!(d.count("SELECT count(*) FROM users"), 5);
     assert_eq!(
         d.ok("SELECT oversqlite_download_once(5, 1)"),
-        json!({"applied": 0, "next_seq": 4})
+        json!({"applied": 0, "bundles_applied": 0, "next_seq": 4})
     );
 
     // Conflict counted by upload_once (server wins by default).

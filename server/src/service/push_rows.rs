@@ -194,7 +194,7 @@ fn validate_payload(table: &TableSpec, op: Op, key: &str, value: Value) -> Resul
         if let Some(missing) = table
             .columns
             .iter()
-            .find(|c| !c.nullable && !payload.contains_key(&c.name))
+            .find(|c| !c.nullable && c.default.is_none() && !payload.contains_key(&c.name))
         {
             return Err(format!(
                 "INSERT for {qualified} must include non-null column {:?}",

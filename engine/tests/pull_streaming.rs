@@ -176,7 +176,7 @@ fn a_row_that_fails_to_decode_rolls_back_only_its_own_bundle() {
     let err = d.client.pull_to_stable(&d.conn).unwrap_err();
 
     assert!(
-        err.to_string().contains("must contain every table column"),
+        err.to_string().contains("lacks NOT NULL column(s) name"),
         "{err}"
     );
     assert_eq!(users(&d.conn), vec![("a".to_string(), "A".to_string())]);

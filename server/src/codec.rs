@@ -99,6 +99,7 @@ mod tests {
             name: "c".into(),
             column_type,
             nullable,
+            default: None,
         }
     }
 

@@ -44,6 +44,10 @@ pub struct ColumnConfig {
     pub column_type: ColumnType,
     #[serde(default = "default_nullable")]
     pub nullable: bool,
+    /// Value a row gets when an INSERT does not name the column, and what existing rows
+    /// get when a migration adds it (a NOT NULL column can only be added with one).
+    #[serde(default)]
+    pub default: Option<toml::Value>,
 }
 
 fn default_nullable() -> bool {
@@ -110,6 +114,8 @@ pub struct Column {
     pub name: String,
     pub column_type: ColumnType,
     pub nullable: bool,
+    /// The column's `DEFAULT` as an SQL literal, exactly as the store declares it.
+    pub default: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -145,9 +151,9 @@ pub struct TableSql {
     pub select_row: String,
     /// Deletes one row: `?1` owner, `?2` key.
     pub delete_row: String,
-    /// Inserts one row with every column: `?1` owner, then `columns` in order from `?2`. The store declares no column defaults, so an absent
-    /// payload column is bound as NULL, which is what an INSERT naming only the present
-    /// columns would store.
+    /// Inserts one row with every column: `?1` owner, then `columns` in order from `?2`.
+    /// Used when the payload carries every column; a shorter payload names only its own
+    /// columns, so the others take their defaults.
     pub insert_row: String,
     /// Updates every non-key column: `?1` owner, `?2` key, then the non-key `columns` in
     /// order from `?3`. Used when the payload carries every
@@ -203,6 +209,25 @@ impl TableSql {
     }
 }
 
+impl Column {
+    /// The column's definition in `CREATE TABLE` and `ALTER TABLE ADD COLUMN`.
+    pub fn definition_sql(&self) -> String {
+        let mut sql = format!(
+            "{} {}",
+            quote_ident(&self.name),
+            self.column_type.sqlite_type()
+        );
+        if !self.nullable {
+            sql.push_str(" NOT NULL");
+        }
+        if let Some(default) = &self.default {
+            sql.push_str(" DEFAULT ");
+            sql.push_str(default);
+        }
+        sql
+    }
+}
+
 impl TableSpec {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
@@ -225,13 +250,7 @@ impl TableSpec {
             quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN)
         )];
         for column in &self.columns {
-            let not_null = if column.nullable { "" } else { " NOT NULL" };
-            parts.push(format!(
-                "{} {}{}",
-                quote_ident(&column.name),
-                column.column_type.sqlite_type(),
-                not_null
-            ));
+            parts.push(column.definition_sql());
         }
         parts.push(format!(
             "PRIMARY KEY ({}, {})",
@@ -337,10 +356,17 @@ impl Registry {
                 if !seen.insert(column_name.clone()) {
                     return Err(format!("{qualified}: duplicate column {column_name}"));
                 }
+                let default = column
+                    .default
+                    .as_ref()
+                    .map(|v| default_literal(column.column_type, v))
+                    .transpose()
+                    .map_err(|e| format!("{qualified}: default of column {column_name}: {e}"))?;
                 columns.push(Column {
                     name: column_name,
                     column_type: column.column_type,
                     nullable: column.nullable,
+                    default,
                 });
             }
             let key_column = normalise_name(&table.key);
@@ -436,6 +462,26 @@ impl Registry {
         schemas.sort();
         schemas.dedup();
         schemas
+    }
+}
+
+/// The SQL literal of a configured default, checked against the column type (a default
+/// is stored and sent like any value of the column, so it must be one).
+fn default_literal(column_type: ColumnType, value: &toml::Value) -> Result<String, String> {
+    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    match (column_type, value) {
+        (ColumnType::Integer, toml::Value::Integer(i)) => Ok(i.to_string()),
+        (ColumnType::Integer, toml::Value::Boolean(b)) => Ok(i64::from(*b).to_string()),
+        (ColumnType::Real, toml::Value::Float(f)) if f.is_finite() => Ok(format!("{f:?}")),
+        (ColumnType::Real, toml::Value::Integer(i)) => Ok(format!("{:?}", *i as f64)),
+        (ColumnType::Text | ColumnType::Timestamp, toml::Value::String(s)) => Ok(text(s)),
+        (ColumnType::Uuid, toml::Value::String(s)) => {
+            oversqlite_protocol::values::parse_canonical_uuid(s)
+                .map(|_| text(s))
+                .ok_or_else(|| format!("{s:?} is not a canonical lowercase dashed UUID"))
+        }
+        (ColumnType::Blob, _) => Err("blob columns take no default".into()),
+        (t, v) => Err(format!("{v:?} is not a value of type {t:?}")),
     }
 }
 

@@ -7,6 +7,7 @@ mod codec;
 mod config;
 mod error;
 mod http;
+mod migrate;
 mod service;
 mod state;
 mod store;
@@ -39,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
+    /// Bring a store to the config's shape (additive changes only) and say what changed.
+    Migrate(MigrateArgs),
     /// Print a bearer token (HS256 JWT, `sub` = user id) for the given user.
     Token(TokenArgs),
 }
@@ -105,6 +108,19 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct MigrateArgs {
+    /// Configuration file (TOML) registering the synced tables.
+    #[arg(long)]
+    config: PathBuf,
+    /// SQLite store file to migrate.
+    #[arg(long)]
+    data: PathBuf,
+    /// Print what would change (or what is refused) without changing the store.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
 struct TokenArgs {
     /// Configuration file (may hold `jwt_secret`).
     #[arg(long)]
@@ -131,12 +147,35 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Migrate(args) => migrate_command(args),
         Command::Token(args) => token(args),
     };
     if let Err(message) = result {
         eprintln!("oversqlite-server: {message}");
         std::process::exit(2);
     }
+}
+
+fn migrate_command(args: MigrateArgs) -> Result<(), String> {
+    let registry = Arc::new(Registry::load(&args.config)?);
+    if !args.data.exists() {
+        // `migrate` never creates a store: a mistyped path must not look like success.
+        return Err(format!("store {} does not exist", args.data.display()));
+    }
+    if args.dry_run {
+        let conn = rusqlite::Connection::open_with_flags(
+            &args.data,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .map_err(|e| format!("cannot open store {}: {e}", args.data.display()))?;
+        let plan = migrate::plan(&conn, &registry)
+            .map_err(|e| format!("store {}: {e}", args.data.display()))?;
+        println!("{}", plan.describe(false));
+        return Ok(());
+    }
+    let (_, plan) = Store::open(&args.data, registry)?;
+    println!("{}", plan.describe(true));
+    Ok(())
 }
 
 fn token(args: TokenArgs) -> Result<(), String> {
@@ -158,7 +197,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if args.retained_window < 0 || args.prune_batch <= 0 {
         return Err("--retained-window must be >= 0 and --prune-batch > 0".into());
     }
-    let store = Store::open(&args.data, registry.clone())?;
+    let (store, plan) = Store::open(&args.data, registry.clone())?;
+    if !plan.fresh && !plan.steps.is_empty() {
+        // stderr: the first stdout line stays the bound address, which harnesses read.
+        eprintln!("oversqlite-server: {}", plan.describe(true));
+    }
     let settings = Settings {
         retained_window: args.retained_window,
         prune_batch: args.prune_batch,

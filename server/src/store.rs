@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::config::{Registry, TableSpec};
+use crate::config::Registry;
 use crate::error::{Fail, ServiceResult};
+use crate::migrate::{self, Plan};
 
 const BOOKKEEPING_DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS _oversync_user_state (
@@ -157,7 +158,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path, registry: Arc<Registry>) -> Result<Store, String> {
+    /// Opens (or creates) the store and brings it to the config's shape in one
+    /// transaction (additive changes only, see `migrate`); returns what it did.
+    pub fn open(path: &Path, registry: Arc<Registry>) -> Result<(Store, Plan), String> {
         let store = Store {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
@@ -166,23 +169,10 @@ impl Store {
         let conn = store
             .connect()
             .map_err(|e| format!("cannot open store {}: {e}", path.display()))?;
-        let mut ddl = String::from(BOOKKEEPING_DDL);
-        for table in &store.registry.tables {
-            ddl.push_str(&table.create_table_sql());
-            ddl.push_str(";\n");
-            ddl.push_str(&table.write_guard_sql());
-        }
-        ddl.push_str(&retire_row_staging(&conn).map_err(|e| e.to_string())?);
-        ddl.push_str(&retire_snapshot_rows(&conn).map_err(|e| e.to_string())?);
-        ddl.push_str(PUSH_ROWS_VIEW);
-        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{ddl}COMMIT;"))
-            .map_err(|e| format!("cannot create tables in {}: {e}", path.display()))?;
-        for table in &store.registry.tables {
-            check_table_shape(&conn, table)
-                .map_err(|e| format!("store {}: {e}", path.display()))?;
-        }
+        let plan = migrate_store(&conn, &store.registry)
+            .map_err(|e| format!("store {}: {e}", path.display()))?;
         store.idle.lock().expect("store pool lock").push(conn);
-        Ok(store)
+        Ok((store, plan))
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
@@ -259,33 +249,35 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     )
 }
 
-/// A store created from an older configuration must not be served with a different table
-/// shape: clients require payloads with exactly the configured columns.
-fn check_table_shape(conn: &Connection, table: &TableSpec) -> Result<(), String> {
-    let mut stmt = conn
-        .prepare("SELECT name, type FROM pragma_table_info(?1)")
-        .map_err(|e| e.to_string())?;
-    let found: Vec<(String, String)> = stmt
-        .query_map([&table.qualified], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| e.to_string())?;
-    let mut expected = vec![(
-        oversqlite_protocol::HIDDEN_SCOPE_COLUMN.to_string(),
-        "TEXT".to_string(),
-    )];
-    expected.extend(
-        table
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.column_type.sqlite_type().to_string())),
-    );
-    if found != expected {
-        return Err(format!(
-            "table {} has columns {:?} but the config declares {:?}; use a new --data file or migrate the store",
-            table.qualified, found, expected
-        ));
+/// Plans the migration and applies it with the bookkeeping DDL, the write guards and the
+/// retirements of older layouts, all in one `BEGIN IMMEDIATE` transaction: a failure (or a
+/// crash) at any statement leaves the store exactly as it was.
+pub fn migrate_store(conn: &Connection, registry: &Registry) -> Result<Plan, String> {
+    // Planned inside the transaction, so no other process changes the store in between.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| format!("cannot start the schema transaction: {e}"))?;
+    let result = plan_and_apply(conn, registry).and_then(|plan| {
+        conn.execute_batch("COMMIT")
+            .map_err(|e| format!("cannot commit the schema transaction: {e}"))?;
+        Ok(plan)
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
     }
-    Ok(())
+    result
+}
+
+fn plan_and_apply(conn: &Connection, registry: &Registry) -> Result<Plan, String> {
+    let plan = migrate::plan(conn, registry)?;
+    let mut ddl = String::from(BOOKKEEPING_DDL);
+    ddl.push_str(&plan.ddl(registry));
+    for table in &registry.tables {
+        ddl.push_str(&table.write_guard_sql());
+    }
+    ddl.push_str(&retire_row_staging(conn).map_err(|e| e.to_string())?);
+    ddl.push_str(&retire_snapshot_rows(conn).map_err(|e| e.to_string())?);
+    ddl.push_str(PUSH_ROWS_VIEW);
+    conn.execute_batch(&ddl)
+        .map_err(|e| format!("migration failed, the store is unchanged: {e}"))?;
+    Ok(plan)
 }

@@ -914,10 +914,18 @@ fn test_endpoints_are_absent_unless_enabled() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no JWT secret"));
-    // A store created with another table shape is refused.
+    // A store whose tables differ from the config in a non-additive way is refused
+    // (additive changes migrate: tests/migration.rs).
     let changed = dir.0.join("changed.toml");
     let original = std::fs::read_to_string(config_path()).unwrap();
-    std::fs::write(&changed, original.replace(r#"{ name = "email", type = "text", nullable = false },"#, r#"{ name = "email", type = "text", nullable = false }, { name = "extra", type = "text" },"#)).unwrap();
+    std::fs::write(
+        &changed,
+        original.replace(
+            r#"{ name = "email", type = "text", nullable = false },"#,
+            r#"{ name = "email", type = "integer", nullable = false },"#,
+        ),
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .arg("serve")
         .arg("--config")
@@ -928,7 +936,8 @@ fn test_endpoints_are_absent_unless_enabled() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("table business.users has columns"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("column business.users.email changes type from TEXT to INTEGER"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -218,34 +218,63 @@ pub fn wire_value_to_sql(
     }
 }
 
-/// Decodes a full wire payload into SQLite values in table column order. The
-/// payload must name exactly the table's columns (case-insensitively).
+/// Decodes a wire payload into SQLite values in table column order.
+///
+/// Schema changes roll out one side at a time, so the two sides' columns may differ:
+/// * a payload column the local table lacks is refused (the server is ahead): applying the
+///   row without it would drop its data. The caller's transaction rolls back, so nothing
+///   is applied and no checkpoint moves; the message names the local migration to run.
+/// * a local column the payload lacks (this database is ahead, or the row was committed
+///   before the server added the column) is NULL when the local column allows it: that is
+///   what the server's row holds for a column it did not have. A NOT NULL one is refused.
 pub fn wire_payload_to_row(
     table: &ManagedTable,
     payload: &Map<String, Value>,
 ) -> Result<Vec<SqlValue>> {
-    let same_set = payload.len() == table.columns.len()
-        && payload.keys().all(|k| {
-            table
+    let unknown: Vec<&str> = payload
+        .keys()
+        .filter(|k| {
+            !table
                 .columns
                 .iter()
                 .any(|c| c.json_name.eq_ignore_ascii_case(k))
-        });
-    if !same_set {
+        })
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
         return Err(SyncError::protocol(format!(
-            "payload for {} must contain every table column",
-            table.name
+            "payload for {t} has column(s) {cols} that the local table {t} lacks: the server's schema is newer. \
+             Migrate this database: ALTER TABLE {t} ADD COLUMN <column> <type> for each, then SELECT oversqlite_open(); \
+             nothing was applied",
+            t = table.name,
+            cols = unknown.join(", ")
+        )));
+    }
+    let value_of = |col: &oversqlite_core::Column| {
+        payload
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&col.json_name))
+            .map(|(_, v)| v)
+    };
+    let required: Vec<&str> = table
+        .columns
+        .iter()
+        .filter(|c| (c.not_null || c.primary_key_position > 0) && value_of(c).is_none())
+        .map(|c| c.json_name.as_str())
+        .collect();
+    if !required.is_empty() {
+        return Err(SyncError::protocol(format!(
+            "payload for {t} lacks NOT NULL column(s) {cols}: the server's schema for {t} is older than this database's. \
+             Migrate the server (add the column(s) to its config, with a default); nothing was applied",
+            t = table.name,
+            cols = required.join(", ")
         )));
     }
     table
         .columns
         .iter()
         .map(|col| {
-            let v = payload
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&col.json_name))
-                .map(|(_, v)| v)
-                .unwrap_or(&Value::Null);
+            let v = value_of(col).unwrap_or(&Value::Null);
             wire_value_to_sql(&table.name, &col.json_name, col.kind, v)
         })
         .collect()

@@ -277,18 +277,37 @@ fn apply_row(
             }
             let mut args: Vec<SqlValue> = Vec::with_capacity(table.columns.len() + 1);
             args.push(SqlValue::Text(user.to_string()));
-            for column in &table.columns {
-                args.push(match payload.get(&column.name) {
-                    Some(value) => convert(&column.name, value)?,
-                    None => SqlValue::Null,
-                });
+            if payload.len() < table.columns.len() {
+                // A payload from a client that predates a column (or leaves it out): as
+                // the reference's INSERT, name only the payload's columns, so the others
+                // take their store default (NULL without one); the after-image is read back.
+                let mut names = vec![quote_ident(oversqlite_protocol::HIDDEN_SCOPE_COLUMN)];
+                for (name, value) in payload.iter() {
+                    args.push(convert(name, value)?);
+                    names.push(quote_ident(name));
+                }
+                let marks: Vec<String> = (1..=args.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT OR FAIL INTO {} ({}) VALUES ({})",
+                    table.sql_name(),
+                    names.join(", "),
+                    marks.join(", ")
+                );
+                (Cow::Owned(sql), args)
+            } else {
+                for column in &table.columns {
+                    let value = payload.get(&column.name).ok_or_else(|| {
+                        Fail::Internal(format!("staged column {} missing", column.name))
+                    })?;
+                    args.push(convert(&column.name, value)?);
+                }
+                let after = stored_image(table.columns.iter().zip(&args[1..]));
+                execute_one(conn, &table.sql.insert_row, args).map_err(|c| match c {
+                    Ok(changed) => changed_other(changed),
+                    Err(e) => e,
+                })?;
+                return Ok(Some(after));
             }
-            let after = stored_image(table.columns.iter().zip(&args[1..]));
-            execute_one(conn, &table.sql.insert_row, args).map_err(|c| match c {
-                Ok(changed) => changed_other(changed),
-                Err(e) => e,
-            })?;
-            return Ok(Some(after));
         }
         (Op::Update, Some(payload)) => {
             let mut args: Vec<SqlValue> = vec![
@@ -336,7 +355,8 @@ fn apply_row(
         }
         (op, None) => return Err(Fail::Internal(format!("{op} row without payload"))),
     };
-    // A partial UPDATE keeps the columns it does not name: read the row back.
+    // A partial UPDATE keeps the columns it does not name, a partial INSERT gives them
+    // their defaults: read the row back.
     execute_one(conn, &sql, args).map_err(|c| match c {
         Ok(changed) => changed_other(changed),
         Err(e) => e,

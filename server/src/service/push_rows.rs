@@ -172,7 +172,10 @@ fn validate_payload(table: &TableSpec, op: Op, key: &str, value: Value) -> Resul
         }
         let column = table
             .column(&lower)
-            .ok_or_else(|| format!("payload for {qualified} contains unknown column {name:?}"))?;
+            .ok_or_else(|| format!(
+                "payload for {qualified} contains unknown column {name:?}: the device's schema is newer than the server's; \
+                 add the column to the server's config (nullable or with a default) and restart it or run `oversqlite-server migrate`"
+            ))?;
         wire_to_sql(column, &column_value).map_err(|e| format!("payload for {qualified}: {e}"))?;
         if payload.insert(lower, column_value).is_some() {
             return Err(format!("payload for {qualified} repeats column {name:?}"));
@@ -194,7 +197,7 @@ fn validate_payload(table: &TableSpec, op: Op, key: &str, value: Value) -> Resul
         if let Some(missing) = table
             .columns
             .iter()
-            .find(|c| !c.nullable && !payload.contains_key(&c.name))
+            .find(|c| !c.nullable && c.default.is_none() && !payload.contains_key(&c.name))
         {
             return Err(format!(
                 "INSERT for {qualified} must include non-null column {:?}",

@@ -48,6 +48,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub data: PathBuf,
+    /// The config file it runs with; change it and restart to try another schema.
+    pub config: PathBuf,
     args: Vec<String>,
     _dir: Option<TempDir>,
 }
@@ -58,11 +60,13 @@ impl Server {
         let dir = TempDir::new();
         let data = dir.0.join("store.db");
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&data, &args);
+        let config = config_path();
+        let (child, base) = spawn(&config, &data, &args);
         Server {
             child,
             base,
             data,
+            config,
             args,
             _dir: Some(dir),
         }
@@ -82,7 +86,7 @@ impl Server {
 
     /// Starts a new process on the same store (after [`Server::kill`]).
     pub fn restart(&mut self) {
-        let (child, base) = spawn(&self.data, &self.args);
+        let (child, base) = spawn(&self.config, &self.data, &self.args);
         self.child = child;
         self.base = base;
     }
@@ -127,11 +131,24 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data: &Path, extra: &[String]) -> (Child, String) {
+/// Starts a server with `config` on the store `data` (kept by the caller).
+pub fn start_with_config(config: &Path, data: &Path) -> Server {
+    let (child, base) = spawn(config, data, &[]);
+    Server {
+        child,
+        base,
+        data: data.to_path_buf(),
+        config: config.to_path_buf(),
+        args: Vec::new(),
+        _dir: None,
+    }
+}
+
+fn spawn(config: &Path, data: &Path, extra: &[String]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .arg("--config")
-        .arg(config_path())
+        .arg(config)
         .args([
             "--listen",
             "127.0.0.1:0",

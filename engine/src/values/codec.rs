@@ -108,19 +108,27 @@ fn local_blob_bytes(v: &Value, uuid: bool) -> Option<Vec<u8>> {
     (!uuid || b.len() == 16).then_some(b)
 }
 
-/// Converts a whole local payload to the wire payload; every column must be present.
+/// Converts a local payload to the wire payload. The key column must be present; a
+/// column the payload lacks was added to the table after the change was captured (the
+/// capture triggers are rewritten by `oversqlite_open()` after `ALTER TABLE … ADD
+/// COLUMN`) and is left out: the server keeps its stored value on an UPDATE and gives
+/// it its default on an INSERT, so a change captured before a local migration never
+/// erases a value another device wrote into the new column.
 pub fn local_payload_to_wire(
     table: &ManagedTable,
     local: &Map<String, Value>,
 ) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for col in &table.columns {
-        let v = lookup(local, &col.json_name, &col.name).ok_or_else(|| {
-            SyncError::state(format!(
-                "local payload for {} is missing column {}",
-                table.name, col.json_name
-            ))
-        })?;
+        let Some(v) = lookup(local, &col.json_name, &col.name) else {
+            if col.primary_key_position > 0 {
+                return Err(SyncError::state(format!(
+                    "local payload for {} is missing column {}",
+                    table.name, col.json_name
+                )));
+            }
+            continue;
+        };
         out.insert(
             col.json_name.clone(),
             local_value_to_wire(&table.name, &col.json_name, col.kind, v)?,
@@ -432,9 +440,13 @@ fn same_value(a: &Typed, b: &Typed, rfc3339_rule: bool) -> bool {
     }
 }
 
-/// Typed equivalence of two payloads of `table`: both must hold exactly the table's
-/// columns and every column must decode to equal typed values. With `rfc3339_rule`
-/// two texts that are the same RFC 3339 instant also match.
+/// Typed equivalence of two payloads of `table`: every member of either must be a column
+/// of the table, the key column must be in both, and every column in both must decode to
+/// equal typed values. With `rfc3339_rule` two texts that are the same RFC 3339 instant
+/// also match. A column only one side carries is not compared: that side was captured
+/// or committed before the column was added (a local image captured before the local
+/// migration, or the server's after-image of a partial payload, which keeps the column's
+/// stored value), so the payloads do not disagree about it.
 pub fn payloads_equivalent(
     table: &ManagedTable,
     a: &Map<String, Value>,
@@ -443,22 +455,30 @@ pub fn payloads_equivalent(
     b_form: PayloadForm,
     rfc3339_rule: bool,
 ) -> bool {
-    if a.len() != table.columns.len() || b.len() != table.columns.len() {
+    let known = |m: &Map<String, Value>| {
+        m.len()
+            == table
+                .columns
+                .iter()
+                .filter(|c| lookup(m, &c.json_name, &c.name).is_some())
+                .count()
+    };
+    if !known(a) || !known(b) {
         return false;
     }
     table.columns.iter().all(|col| {
-        let (Some(va), Some(vb)) = (
+        match (
             lookup(a, &col.json_name, &col.name),
             lookup(b, &col.json_name, &col.name),
-        ) else {
-            return false;
-        };
-        match (
-            typed_value(table, col.kind, &col.json_name, va, a_form),
-            typed_value(table, col.kind, &col.json_name, vb, b_form),
         ) {
-            (Some(x), Some(y)) => same_value(&x, &y, rfc3339_rule),
-            _ => false,
+            (Some(va), Some(vb)) => match (
+                typed_value(table, col.kind, &col.json_name, va, a_form),
+                typed_value(table, col.kind, &col.json_name, vb, b_form),
+            ) {
+                (Some(x), Some(y)) => same_value(&x, &y, rfc3339_rule),
+                _ => false,
+            },
+            _ => col.primary_key_position == 0,
         }
     })
 }
@@ -550,6 +570,71 @@ mod tests {
             SqlValue::Text("1.25".into())
         );
         assert_eq!(d(ColumnKind::Real, json!(3)).unwrap(), SqlValue::Real(3.0));
+    }
+
+    /// `person(id TEXT PRIMARY KEY, name TEXT, email TEXT)`, `email` added by a migration.
+    fn person() -> ManagedTable {
+        let col = |name: &str, pk: i64| oversqlite_core::Column {
+            name: name.into(),
+            json_name: name.into(),
+            declared_type: "TEXT".into(),
+            kind: ColumnKind::Text,
+            not_null: pk > 0,
+            primary_key_position: pk,
+        };
+        ManagedTable {
+            name: "person".into(),
+            key_column: "id".into(),
+            key_json_name: "id".into(),
+            key_kind: oversqlite_core::KeyKind::Text,
+            columns: vec![col("id", 1), col("name", 0), col("email", 0)],
+            foreign_keys: vec![],
+        }
+    }
+
+    #[test]
+    fn a_payload_captured_before_a_column_was_added_leaves_it_out() {
+        let t = person();
+        let old = json!({"id": "p1", "name": "Ada"});
+        let wire = local_payload_to_wire(&t, old.as_object().unwrap()).unwrap();
+        assert_eq!(
+            Value::Object(wire),
+            old,
+            "no email: the server keeps its value"
+        );
+        let keyless = json!({"name": "Ada"});
+        let err = local_payload_to_wire(&t, keyless.as_object().unwrap()).unwrap_err();
+        assert!(err.message.contains("missing column id"), "{}", err.message);
+    }
+
+    #[test]
+    fn equivalence_compares_the_columns_both_payloads_carry() {
+        let t = person();
+        let eq = |a: Value, b: Value| {
+            payloads_equivalent(
+                &t,
+                a.as_object().unwrap(),
+                PayloadForm::Local,
+                b.as_object().unwrap(),
+                PayloadForm::Wire,
+                true,
+            )
+        };
+        let full = json!({"id": "p1", "name": "Ada", "email": "a@x"});
+        // The server's after-image of a pre-migration upload carries the kept email.
+        assert!(eq(json!({"id": "p1", "name": "Ada"}), full.clone()));
+        assert!(eq(full.clone(), full.clone()));
+        assert!(!eq(json!({"id": "p1", "name": "Ada L."}), full.clone()));
+        assert!(!eq(
+            json!({"id": "p1", "name": "Ada", "email": "b@x"}),
+            full.clone()
+        ));
+        // A member the table lacks, or no key, is never equivalent.
+        assert!(!eq(
+            json!({"id": "p1", "name": "Ada", "rank": 1}),
+            json!({"id": "p1", "name": "Ada", "rank": 1})
+        ));
+        assert!(!eq(json!({"name": "Ada"}), json!({"name": "Ada"})));
     }
 }
 

@@ -272,7 +272,7 @@ pub fn wire_payload_to_row(
         .collect();
     if !required.is_empty() {
         return Err(SyncError::protocol(format!(
-            "payload for {t} lacks NOT NULL column(s) {cols}: the server's schema for {t} is older than this database's. \
+            "payload for {t} must contain every table column: it lacks NOT NULL column(s) {cols}; the server's schema for {t} is older than this database's. \
              Migrate the server (add the column(s) to its config, with a default); nothing was applied",
             t = table.name,
             cols = required.join(", ")
@@ -443,10 +443,11 @@ fn same_value(a: &Typed, b: &Typed, rfc3339_rule: bool) -> bool {
 /// Typed equivalence of two payloads of `table`: every member of either must be a column
 /// of the table, the key column must be in both, and every column in both must decode to
 /// equal typed values. With `rfc3339_rule` two texts that are the same RFC 3339 instant
-/// also match. A column only one side carries is not compared: that side was captured
-/// or committed before the column was added (a local image captured before the local
-/// migration, or the server's after-image of a partial payload, which keeps the column's
-/// stored value), so the payloads do not disagree about it.
+/// also match. A column that only one side carries is not compared when the other side
+/// is a local image: it was captured before the column was added (`ALTER TABLE … ADD
+/// COLUMN` then `oversqlite_open()`), and the server's after-image of such an upload
+/// holds the value the server kept. A wire payload lacking a column the other side
+/// carries differs.
 pub fn payloads_equivalent(
     table: &ManagedTable,
     a: &Map<String, Value>,
@@ -478,7 +479,11 @@ pub fn payloads_equivalent(
                 (Some(x), Some(y)) => same_value(&x, &y, rfc3339_rule),
                 _ => false,
             },
-            _ => col.primary_key_position == 0,
+            // A local image may predate the column; a wire image (the server's
+            // after-image holds every server column) lacking it is a real difference.
+            (None, Some(_)) => col.primary_key_position == 0 && a_form == PayloadForm::Local,
+            (Some(_), None) => col.primary_key_position == 0 && b_form == PayloadForm::Local,
+            (None, None) => col.primary_key_position == 0,
         }
     })
 }

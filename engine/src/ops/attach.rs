@@ -14,6 +14,9 @@ use crate::remote::client::Reply;
 use crate::report::{AttachOutcome, AttachReport, ChangedTables, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 
+/// Longest accepted `user_id`, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 256;
+
 impl SyncClient {
     pub fn attach(&mut self, conn: &Connection, user_id: &str) -> Result<AttachReport> {
         let user = user_id.trim().to_string();
@@ -21,6 +24,21 @@ impl SyncClient {
             return Err(SyncError::new(
                 ErrorKind::InvalidArgument,
                 "user_id must be a non-empty string",
+            ));
+        }
+        if user.len() > MAX_USER_ID_BYTES {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "user_id is {} bytes long; at most {MAX_USER_ID_BYTES} bytes are accepted",
+                    user.len()
+                ),
+            ));
+        }
+        if user.contains('\0') {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "user_id must not contain NUL bytes",
             ));
         }
         let report = {

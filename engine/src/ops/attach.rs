@@ -10,6 +10,7 @@ use crate::local::state::OperationKind;
 use crate::local::state::{self, Operation};
 use crate::local::tx::write_tx;
 use crate::ops::snapshot::{final_apply, stage_snapshot, staged_count, OutboxMode};
+use crate::remote::auth::{check_token_user, PrefetchedToken};
 use crate::remote::client::Reply;
 use crate::report::{AttachOutcome, AttachReport, ChangedTables, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
@@ -42,7 +43,13 @@ impl SyncClient {
             ));
         }
         let report = {
-            let ctx = self.begin(conn)?;
+            let mut ctx = self.begin(conn)?;
+            // Before any request: a JWT for another user would bind that user's
+            // server data to this database under `user`. The token read here is the
+            // one the first request sends.
+            let tokens = PrefetchedToken::fetch(ctx.remote.tokens)?;
+            check_token_user(tokens.peek().as_deref(), &user)?;
+            ctx.remote.tokens = &tokens;
             attach_in(&ctx, &user)?
         };
         if report.outcome != AttachOutcome::RetryLater {

@@ -117,10 +117,7 @@ pub fn validate_server_url(url: &str) -> Result<()> {
         return Err(Error::config("server_url must not contain NUL bytes"));
     }
     let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("");
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
         return Err(Error::config(
             "server_url must not contain credentials (user:password@host); pass the bearer token with oversqlite_set_token(token) or an oversqlite_auth_token() function instead",

@@ -232,7 +232,10 @@ mod tests {
 
     #[test]
     fn token_user_mismatch_reads_the_sub_claim_only() {
-        assert_eq!(jwt_subject(&jwt(r#"{"sub":"alice"}"#)).as_deref(), Some("alice"));
+        assert_eq!(
+            jwt_subject(&jwt(r#"{"sub":"alice"}"#)).as_deref(),
+            Some("alice")
+        );
         assert_eq!(jwt_subject("opaque-token"), None);
         assert_eq!(jwt_subject("a.b.c.d"), None);
         assert_eq!(jwt_subject(&jwt(r#"{"sub":7}"#)), None);

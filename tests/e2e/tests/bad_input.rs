@@ -231,8 +231,13 @@ fn init_refuses_url_credentials_nul_bytes_and_oversized_ids() {
     );
     // The limits themselves are accepted, and nothing above changed the stored config.
     let conn = host::file(&path);
-    let cfg = host::call(&conn, "SELECT oversqlite_config()", &[]).unwrap().unwrap();
-    assert!(cfg.contains("\"server_url\":\"https://sync.test\""), "{cfg}");
+    let cfg = host::call(&conn, "SELECT oversqlite_config()", &[])
+        .unwrap()
+        .unwrap();
+    assert!(
+        cfg.contains("\"server_url\":\"https://sync.test\""),
+        "{cfg}"
+    );
     let shown = host::call(
         &conn,
         &format!("SELECT oversqlite_init('{ok_url}', '{}')", "s".repeat(256)),

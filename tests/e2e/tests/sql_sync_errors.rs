@@ -310,7 +310,10 @@ fn attach_refuses_a_jwt_for_another_user_before_any_request() {
         err.starts_with("oversqlite_attach: token_user_mismatch: "),
         "{err}"
     );
-    assert!(err.contains("\"alice\"") && err.contains("\"bob\""), "{err}");
+    assert!(
+        err.contains("\"alice\"") && err.contains("\"bob\""),
+        "{err}"
+    );
     for part in alice_token.split('.') {
         assert!(!err.contains(part), "token part leaked into {err}");
     }
@@ -342,7 +345,10 @@ fn attach_refuses_a_jwt_for_another_user_before_any_request() {
     // Opaque (non-JWT) tokens are still sent; the server decides (here: 401).
     let opaque = bare_device(&server, "token-opaque");
     opaque
-        .sql("SELECT oversqlite_set_token('opaque-token-0123456789')", &[])
+        .sql(
+            "SELECT oversqlite_set_token('opaque-token-0123456789')",
+            &[],
+        )
         .unwrap();
     let err = opaque.err("SELECT oversqlite_attach('bob')");
     assert!(

@@ -246,7 +246,11 @@ fn detach_never_deletes_unsent_changes_without_discard() {
     let discarded = a.ok("SELECT oversqlite_detach('discard_local_changes')");
     assert_eq!(discarded["outcome"], json!("detached"), "{discarded}");
     assert_eq!(discarded["pending_row_count"], json!(0), "{discarded}");
-    assert_eq!(discarded["changed_tables"], json!(["posts", "users"]), "{discarded}");
+    assert_eq!(
+        discarded["changed_tables"],
+        json!(["posts", "users"]),
+        "{discarded}"
+    );
     assert!(a.users().is_empty());
     assert_eq!(a.count("SELECT count(*) FROM oversqlite_pending"), 0);
     // Nothing reached the server.

@@ -47,7 +47,7 @@ impl SyncClient {
             // Before any request: a JWT for another user would bind that user's
             // server data to this database under `user`. The token read here is the
             // one the first request sends.
-            let tokens = PrefetchedToken::fetch(ctx.remote.tokens)?;
+            let tokens = PrefetchedToken::fetch(ctx.remote.tokens);
             check_token_user(tokens.peek().as_deref(), &user)?;
             ctx.remote.tokens = &tokens;
             attach_in(&ctx, &user)?

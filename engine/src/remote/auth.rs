@@ -177,28 +177,28 @@ pub fn check_token_user(token: Option<&str>, user: &str) -> Result<()> {
 
 /// A provider whose first `token()` answer was fetched ahead (to inspect it before
 /// any request) and is handed out once; later calls ask the inner provider as usual,
-/// so a host token function is not asked one extra time.
+/// so a host token function is not asked one extra time. A failure to get a token is
+/// kept for the first request too: a step that sends nothing (a resumed attach) needs
+/// no token.
 pub struct PrefetchedToken<'a> {
     inner: &'a dyn TokenProvider,
-    first: Mutex<Option<Option<String>>>,
+    first: Mutex<Option<Result<Option<String>>>>,
 }
 
 impl<'a> PrefetchedToken<'a> {
-    pub fn fetch(inner: &'a dyn TokenProvider) -> Result<Self> {
-        let first = inner.token()?;
-        Ok(PrefetchedToken {
+    pub fn fetch(inner: &'a dyn TokenProvider) -> Self {
+        PrefetchedToken {
             inner,
-            first: Mutex::new(Some(first)),
-        })
+            first: Mutex::new(Some(inner.token())),
+        }
     }
 
-    /// The prefetched token, if it has not been handed out yet.
+    /// The prefetched token, if there is one and it has not been handed out yet.
     pub fn peek(&self) -> Option<String> {
-        self.first
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .flatten()
+        match &*self.first.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(t)) => t.clone(),
+            _ => None,
+        }
     }
 }
 
@@ -206,7 +206,7 @@ impl TokenProvider for PrefetchedToken<'_> {
     fn token(&self) -> Result<Option<String>> {
         let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
         match first {
-            Some(t) => Ok(t),
+            Some(t) => t,
             None => self.inner.token(),
         }
     }

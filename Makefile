@@ -29,7 +29,7 @@ ZIGBUILD_VERSION := 0.24.1
 DIST_PY_PACKAGES := ziglang==0.17.1 hatchling==1.33.0 auditwheel==6.8.2
 export DIST_TOOLS DIST_GLIBC
 
-.PHONY: lint all deps build release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
+.PHONY: lint all deps build build-test release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
 
 all: build
 
@@ -47,6 +47,12 @@ deps:
 ## build: the extension, debug profile (target/debug/liboversqlite.so).
 build: deps
 	$(CARGO) build -p oversqlite
+
+## build-test: the debug extension with fault injection (cargo feature `test-faults`),
+## which the test suites load: OVERSQLITE_TEST_FAULT drives the crash and panic-guard
+## tests. Every other build (build, release, dist) ignores the variable.
+build-test: deps
+	$(CARGO) build -p oversqlite --features test-faults
 
 ## release: the optimised extension and server (used by the demo and the benchmark).
 release: deps
@@ -84,7 +90,7 @@ dist: dist-tools
 	bash scripts/dist.sh
 
 ## test: everything CI runs.
-test: deps lint build server test-rust test-python test-shell test-node test-tools test-packaging
+test: deps lint build-test server test-rust test-python test-shell test-node test-tools test-packaging
 	@echo "make test: all suites passed"
 
 # lint: formatting and clippy (warnings are errors), one package at a time like the
@@ -101,13 +107,14 @@ test-rust:
 	$(CARGO) test -p oversqlite-engine -- --include-ignored
 	$(CARGO) test -p oversqlite
 	$(CARGO) test -p oversqlite-server
+	$(CARGO) build -p oversqlite --features test-faults
 	$(CARGO) test -p oversqlite-tests
 
-test-python: build server
+test-python: build-test server
 	$(PYTHON) tests/python/test_local.py
 	$(PYTHON) tests/python/test_sync.py
 
-test-shell: build server
+test-shell: build-test server
 	bash tests/shell/run.sh
 	bash tests/shell/sync.sh
 
@@ -115,12 +122,12 @@ node-deps: deps
 	@if [ ! -f tests/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then \
 	  cd tests/node && npm_config_nodedir=/usr npm install --no-audit --no-fund --omit-lockfile-registry-resolved; fi
 
-test-node: build server node-deps
+test-node: build-test server node-deps
 	cd tests/node && node --test
 
 # The demo script and the benchmark program, run small with the debug binaries so a
 # broken demo or benchmark fails CI (the real figures come from `make bench`).
-test-tools: build server
+test-tools: build-test server
 	$(CARGO) test -p oversqlite-bench
 	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --busy-backlog 300 --busy-seconds 1 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
 	OVERSQLITE_EXTENSION=$(EXT_DEBUG) OVERSQLITE_SERVER_BIN=$(SERVER_DEBUG) bash scripts/demo.sh

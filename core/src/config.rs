@@ -100,8 +100,29 @@ pub fn read_settings(conn: &Connection) -> Result<Settings> {
     })
 }
 
-/// Accepts `http://host…` or `https://host…` without whitespace.
+/// Longest accepted `server_url`, in bytes.
+pub const MAX_SERVER_URL_BYTES: usize = 2048;
+
+/// Accepts `http://host…` or `https://host…` without whitespace, NUL bytes or
+/// credentials (`user:password@host`), at most [`MAX_SERVER_URL_BYTES`] long. The
+/// rejections that could carry a secret or a huge value never echo the URL.
 pub fn validate_server_url(url: &str) -> Result<()> {
+    if url.len() > MAX_SERVER_URL_BYTES {
+        return Err(Error::config(format!(
+            "server_url is {} bytes long; at most {MAX_SERVER_URL_BYTES} bytes are accepted",
+            url.len()
+        )));
+    }
+    if url.contains('\0') {
+        return Err(Error::config("server_url must not contain NUL bytes"));
+    }
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(Error::config(
+            "server_url must not contain credentials (user:password@host); pass the bearer token with oversqlite_set_token(token) or an oversqlite_auth_token() function instead",
+        ));
+    }
     let lower = url.to_ascii_lowercase();
     let rest = lower
         .strip_prefix("https://")

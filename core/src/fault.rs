@@ -12,14 +12,26 @@
 //! power cut of the device process. Entry points of the extension are points
 //! (`oversqlite_open`, `oversqlite_pending.filter`), and so is every durable step of the
 //! sync engine (`push.after_freeze`, `pull.after_bundle_applied`, ...).
+//!
+//! Only builds with the cargo feature `test-faults` read the variable (the test builds:
+//! `make build-test`, the engine's tests); without it [`point`] does nothing, so a
+//! release library ignores `OVERSQLITE_TEST_FAULT`.
+#[cfg(feature = "test-faults")]
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Exit status of the `exit` mode, so a test can tell an injected exit from a crash.
 pub const EXIT_STATUS: i32 = 86;
 
 /// Times the targeted point has been reached in this process (a spec names one point).
+#[cfg(feature = "test-faults")]
 static HITS: AtomicU32 = AtomicU32::new(0);
 
+/// Without the `test-faults` feature: nothing, whatever `OVERSQLITE_TEST_FAULT` says.
+#[cfg(not(feature = "test-faults"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
+
+#[cfg(feature = "test-faults")]
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("OVERSQLITE_TEST_FAULT") else {
         return;
@@ -51,7 +63,7 @@ pub fn point(name: &str) {
     }
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "test-faults"))]
 #[allow(unsafe_code)]
 fn hard_exit() -> ! {
     extern "C" {
@@ -62,8 +74,28 @@ fn hard_exit() -> ! {
     unsafe { _exit(EXIT_STATUS) }
 }
 
-#[cfg(not(unix))]
-#[allow(unsafe_code)]
+#[cfg(all(not(unix), feature = "test-faults"))]
 fn hard_exit() -> ! {
     std::process::abort()
+}
+
+#[cfg(all(test, not(feature = "test-faults")))]
+mod tests {
+    /// A build without `test-faults` (as released) ignores the variable: no exit, no
+    /// abort, no panic at any point.
+    #[test]
+    fn build_without_test_faults_feature_ignores_oversqlite_test_fault() {
+        for spec in [
+            "exit:*",
+            "abort:*",
+            "panic:*",
+            "exit:oversqlite_init",
+            "exit:*#1",
+        ] {
+            std::env::set_var("OVERSQLITE_TEST_FAULT", spec);
+            super::point("oversqlite_init");
+            super::point("push.after_freeze");
+        }
+        std::env::remove_var("OVERSQLITE_TEST_FAULT");
+    }
 }

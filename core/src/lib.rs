@@ -32,7 +32,8 @@
 //! * Transactions ([`tx`]): [`tx::write_tx`] — `BEGIN IMMEDIATE` or a savepoint when the caller
 //!   is already in a transaction; rolls back on error and on panic.
 //! * Test hook ([`fault`]): [`fault::point`] panics, aborts or `_exit`s the process when
-//!   `OVERSQLITE_TEST_FAULT=panic:<point>` / `abort:<point>` / `exit:<point>` (optionally `#n`).
+//!   `OVERSQLITE_TEST_FAULT=panic:<point>` / `abort:<point>` / `exit:<point>` (optionally `#n`),
+//!   only in builds with the `test-faults` feature (otherwise a no-op).
 //! * Errors ([`error`]): [`Error`] `{code: ErrorCode, message}`, displayed as `<code>: <message>`.
 
 // One `unsafe` block exists (`fault::hard_exit`, the test hook calling `_exit`), allowed

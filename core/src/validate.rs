@@ -29,8 +29,20 @@ pub fn validate_schema_name(schema: &str) -> Result<()> {
     if schema.trim().is_empty() {
         return Err(Error::config("config.schema must be provided: pass the server schema name (e.g. 'main') to oversqlite_init"));
     }
+    if schema.len() > MAX_SCHEMA_NAME_BYTES {
+        return Err(Error::config(format!(
+            "config.schema is {} bytes long; at most {MAX_SCHEMA_NAME_BYTES} bytes are accepted",
+            schema.len()
+        )));
+    }
+    if schema.contains('\0') {
+        return Err(Error::config("config.schema must not contain NUL bytes"));
+    }
     Ok(())
 }
+
+/// Longest accepted remote schema name, in bytes.
+pub const MAX_SCHEMA_NAME_BYTES: usize = 256;
 
 /// Trimmed, lowercased table name; rejects schema qualifiers and non-identifiers
 /// (the name is embedded in trigger names).

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     AttachRequired,
     /// Attached to another user (or a pending remote_replace belongs to another user).
     AttachedToOtherUser,
+    /// The bearer token is a JWT whose `sub` names another user than `attach(user)`.
+    TokenUserMismatch,
     /// The server does not offer the connect lifecycle (capabilities check failed).
     UnsupportedServer,
     /// The server answered with a non-success HTTP status that is not a lifecycle signal.
@@ -80,6 +82,7 @@ impl ErrorKind {
             ErrorKind::SyncInProgress => "sync_in_progress",
             ErrorKind::AttachRequired => "attach_required",
             ErrorKind::AttachedToOtherUser => "attached_to_other_user",
+            ErrorKind::TokenUserMismatch => "token_user_mismatch",
             ErrorKind::UnsupportedServer => "unsupported_server",
             ErrorKind::HttpError => "http_error",
             ErrorKind::NetworkError => "network_error",

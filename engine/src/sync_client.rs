@@ -298,7 +298,7 @@ pub fn sync_status(conn: &Connection) -> Result<SyncStatus> {
         pending: PendingStatus {
             has_pending_sync_data: pending > 0,
             pending_row_count: pending,
-            blocks_detach: state::is_attached(&att) && pending > 0,
+            blocks_detach: pending > 0,
         },
         last_bundle_seq_seen: att.last_bundle_seq_seen,
     })

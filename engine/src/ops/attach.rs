@@ -10,9 +10,13 @@ use crate::local::state::OperationKind;
 use crate::local::state::{self, Operation};
 use crate::local::tx::write_tx;
 use crate::ops::snapshot::{final_apply, stage_snapshot, staged_count, OutboxMode};
+use crate::remote::auth::{check_token_user, PrefetchedToken};
 use crate::remote::client::Reply;
 use crate::report::{AttachOutcome, AttachReport, ChangedTables, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
+
+/// Longest accepted `user_id`, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 256;
 
 impl SyncClient {
     pub fn attach(&mut self, conn: &Connection, user_id: &str) -> Result<AttachReport> {
@@ -23,8 +27,29 @@ impl SyncClient {
                 "user_id must be a non-empty string",
             ));
         }
+        if user.len() > MAX_USER_ID_BYTES {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "user_id is {} bytes long; at most {MAX_USER_ID_BYTES} bytes are accepted",
+                    user.len()
+                ),
+            ));
+        }
+        if user.contains('\0') {
+            return Err(SyncError::new(
+                ErrorKind::InvalidArgument,
+                "user_id must not contain NUL bytes",
+            ));
+        }
         let report = {
-            let ctx = self.begin(conn)?;
+            let mut ctx = self.begin(conn)?;
+            // Before any request: a JWT for another user would bind that user's
+            // server data to this database under `user`. The token read here is the
+            // one the first request sends.
+            let tokens = PrefetchedToken::fetch(ctx.remote.tokens);
+            check_token_user(tokens.peek().as_deref(), &user)?;
+            ctx.remote.tokens = &tokens;
             attach_in(&ctx, &user)?
         };
         if report.outcome != AttachOutcome::RetryLater {

@@ -18,6 +18,10 @@ use crate::values::codec::{parse_object, payloads_equivalent, PayloadForm};
 
 pub(crate) enum Fetch {
     Pruned,
+    /// The committed bundle's rows (or its pages' metadata) disagree with the
+    /// `bundle_hash` the commit answer advertised: a protocol error whose message shows
+    /// both hashes. The push decides whether this sets the rebuild gate (§7.4).
+    HashMismatch(SyncError),
     Failed(SyncError),
 }
 
@@ -147,6 +151,12 @@ fn verify_pages(
     let mut complete = false;
     for (after, page) in pages {
         let page = page?;
+        if page.bundle_hash != meta.bundle_hash {
+            return Err(Fetch::HashMismatch(SyncError::protocol(format!(
+                "committed bundle {} bundle hash mismatch: the commit answer advertised {}, its committed rows page says {}",
+                meta.bundle_seq, meta.bundle_hash, page.bundle_hash
+            ))));
+        }
         validate_committed_page(&page, meta, after)?;
         // A server that keeps paging past the advertised count is broken; stop now
         // rather than reading without bound.
@@ -214,7 +224,7 @@ fn verify_pages(
     }
     let hash = hasher.finish().bundle_hash;
     if hash != meta.bundle_hash {
-        return Err(Fetch::Failed(SyncError::protocol(format!(
+        return Err(Fetch::HashMismatch(SyncError::protocol(format!(
             "committed bundle {} bundle hash mismatch: rows hash to {hash}, server advertised {}",
             meta.bundle_seq, meta.bundle_hash
         ))));

@@ -86,7 +86,10 @@ fn detach_in(ctx: &Ctx, discard: bool) -> Result<DetachReport> {
     }
     let att = state::attachment(conn)?;
     let pending = state::pending_row_count(conn)?;
-    if state::is_attached(&att) && pending > 0 && !discard {
+    // Unsent local changes block a detach whether or not the database was ever
+    // attached (the reference only checks attached databases and deletes a
+    // never-attached database's rows); only an explicit discard drops them.
+    if pending > 0 && !discard {
         return Ok(DetachReport {
             outcome: DetachOutcome::BlockedUnsyncedData,
             pending_row_count: pending,

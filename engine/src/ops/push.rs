@@ -225,6 +225,25 @@ fn push_once(
                 format!("committed bundle {} is no longer retained by the server; call oversqlite_rebuild()", meta.bundle_seq),
             ));
         }
+        Err(Fetch::HashMismatch(e)) => {
+            // First time (the commit answer was just recorded as `committed_remote`):
+            // a protocol error that keeps the outbox, so the fetch can be retried
+            // (fixture `committed-replay-bad-bundle-hash-preserves-committed-outbox`).
+            // Again on a resumed `committed_remote` outbox: the recorded hash can never
+            // be verified, so set the rebuild gate (§7.4, as for a committed_remote
+            // mismatch) instead of failing every later sync the same way.
+            if outbox.state == OutboxState::CommittedRemote {
+                write_tx(ctx.conn, state::set_rebuild_required)?;
+                return Err(SyncError::new(
+                    ErrorKind::RebuildRequired,
+                    format!(
+                        "{}; the committed outbox cannot be verified, call oversqlite_rebuild()",
+                        e.message
+                    ),
+                ));
+            }
+            return Err(e);
+        }
         Err(Fetch::Failed(e)) => return Err(e),
     };
     if let Some(why) = &committed.mismatch {

@@ -179,17 +179,14 @@ impl SyncClient {
             changed_tables: ChangedTables::new(),
         };
         let stream = match opened {
-            Ok(s) if s.status == 200 => s,
-            Ok(mut s) => {
+            Ok((s, _)) if s.status == 200 => s,
+            Ok((mut s, sent)) => {
                 let mut body = Vec::new();
                 let _ = std::io::Read::read_to_end(
                     &mut std::io::Read::take(s.body.as_mut(), 64 * 1024),
                     &mut body,
                 );
-                let failure = HttpFailure {
-                    status: s.status,
-                    body: serde_json::from_slice(&body).ok(),
-                };
+                let failure = HttpFailure::from_body(s.status, &body, &sent);
                 drop(s); // close before the fallback pull
                 report.outcome = WatchOutcome::SetupFailed;
                 report.error_code = Some(

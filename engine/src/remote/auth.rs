@@ -142,3 +142,110 @@ impl TokenProvider for FirstToken {
         Ok(None)
     }
 }
+
+/// The `sub` claim of a JWT-shaped token (`header.payload.signature`, base64url), read
+/// without checking the signature; `None` for opaque tokens or a payload without a
+/// string `sub`. Only the claim is returned, never any part of the token.
+pub fn jwt_subject(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let mut parts = token.trim().split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_string)
+}
+
+/// Refuses `attach(user)` when `token` is a JWT for another user: the server binds
+/// data to the token's subject, so the device would hold that user's data as `user`.
+/// The message names both users, never the token.
+pub fn check_token_user(token: Option<&str>, user: &str) -> Result<()> {
+    match token.and_then(jwt_subject) {
+        Some(sub) if sub != user => Err(SyncError::new(
+            ErrorKind::TokenUserMismatch,
+            format!(
+                "the bearer token belongs to user {sub:?} (its sub claim), not {user:?}; attach as {sub:?} or set a token for {user:?}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A provider whose first `token()` answer was fetched ahead (to inspect it before
+/// any request) and is handed out once; later calls ask the inner provider as usual,
+/// so a host token function is not asked one extra time. A failure to get a token is
+/// kept for the first request too: a step that sends nothing (a resumed attach) needs
+/// no token.
+pub struct PrefetchedToken<'a> {
+    inner: &'a dyn TokenProvider,
+    first: Mutex<Option<Result<Option<String>>>>,
+}
+
+impl<'a> PrefetchedToken<'a> {
+    pub fn fetch(inner: &'a dyn TokenProvider) -> Self {
+        PrefetchedToken {
+            inner,
+            first: Mutex::new(Some(inner.token())),
+        }
+    }
+
+    /// The prefetched token, if there is one and it has not been handed out yet.
+    pub fn peek(&self) -> Option<String> {
+        match &*self.first.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok(t)) => t.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl TokenProvider for PrefetchedToken<'_> {
+    fn token(&self) -> Result<Option<String>> {
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match first {
+            Some(t) => t,
+            None => self.inner.token(),
+        }
+    }
+
+    fn token_after_unauthorized(&self) -> Result<Option<String>> {
+        self.inner.token_after_unauthorized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn jwt(claims: &str) -> String {
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            b.encode(r#"{"alg":"HS256"}"#),
+            b.encode(claims)
+        )
+    }
+
+    #[test]
+    fn token_user_mismatch_reads_the_sub_claim_only() {
+        assert_eq!(
+            jwt_subject(&jwt(r#"{"sub":"alice"}"#)).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(jwt_subject("opaque-token"), None);
+        assert_eq!(jwt_subject("a.b.c.d"), None);
+        assert_eq!(jwt_subject(&jwt(r#"{"sub":7}"#)), None);
+        let token = jwt(r#"{"sub":"alice"}"#);
+        let e = check_token_user(Some(&token), "bob").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TokenUserMismatch);
+        assert!(e.message.contains("\"alice\"") && e.message.contains("\"bob\""));
+        assert!(!e.message.contains(&token));
+        assert!(check_token_user(Some(&token), "alice").is_ok());
+        assert!(check_token_user(Some("opaque"), "bob").is_ok());
+        assert!(check_token_user(None, "bob").is_ok());
+    }
+}

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::remote::auth::TokenProvider;
+use crate::remote::redact;
 use crate::remote::requests::Requests;
 use crate::remote::transport::{
     send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead, RetryPolicy,
@@ -76,12 +77,36 @@ pub struct Remote<'a> {
     pub retry: &'a RetryPolicy,
 }
 
-fn decode_failure(resp: &HttpResponse) -> HttpFailure {
-    let body = serde_json::from_slice::<ErrorBody>(&resp.body).ok();
-    HttpFailure {
-        status: resp.status,
-        body,
+impl HttpFailure {
+    /// Decodes a non-2xx body. The server's `error` and `message` are response-derived
+    /// text: every token in `sent` (the bearer tokens the request carried) is redacted
+    /// from them and they are cut to `redact::MAX_SERVER_TEXT_CHARS`.
+    pub fn from_body(status: u16, body: &[u8], sent: &[String]) -> HttpFailure {
+        let body = serde_json::from_slice::<ErrorBody>(body).ok().map(|mut b| {
+            b.error = redact::server_text(&b.error, sent);
+            b.message = redact::server_text(&b.message, sent);
+            b
+        });
+        HttpFailure { status, body }
     }
+}
+
+fn decode_failure(resp: &HttpResponse, sent: &[String]) -> HttpFailure {
+    HttpFailure::from_body(resp.status, &resp.body, sent)
+}
+
+/// A transport failure as an engine error; its text may quote the answer, so it is
+/// redacted like a server message.
+fn network_error(what: &str, message: &str, sent: &[String]) -> SyncError {
+    SyncError::new(
+        ErrorKind::NetworkError,
+        redact::server_text(&format!("{what}: {message}"), sent),
+    )
+}
+
+/// The bearer tokens a request carried (one, or none).
+fn tokens_of(req: &HttpRequest) -> Vec<String> {
+    redact::bearer_of(&req.headers).into_iter().collect()
 }
 
 /// The start of a spooled error body: error envelopes are small, so a huge non-2xx
@@ -127,20 +152,35 @@ impl<'a> Remote<'a> {
 
     /// Sends with the current token; after a 401 asks the provider once for a fresh one.
     pub fn send_raw(&self, req: HttpRequest, what: &str) -> Result<HttpResponse> {
-        let first = self.authorized(req)?;
-        let resp = self.send_once(&first, what)?;
-        self.after_unauthorized(first, resp, |r| r.status, |r| self.send_once(r, what))
+        self.send_tracked(req, what).map(|(resp, _)| resp)
     }
 
-    fn send_once(&self, req: &HttpRequest, what: &str) -> Result<HttpResponse> {
+    /// `send_raw`, also returning every token sent (for redacting the answer).
+    fn send_tracked(&self, req: HttpRequest, what: &str) -> Result<(HttpResponse, Vec<String>)> {
+        let first = self.authorized(req)?;
+        let mut sent = tokens_of(&first);
+        let resp = self.send_once(&first, what, &sent)?;
+        let resp = self.after_unauthorized(
+            first,
+            resp,
+            |r| r.status,
+            |r| {
+                sent.extend(tokens_of(r));
+                self.send_once(r, what, &sent)
+            },
+        )?;
+        Ok((resp, sent))
+    }
+
+    fn send_once(&self, req: &HttpRequest, what: &str, sent: &[String]) -> Result<HttpResponse> {
         send_with_retry(self.transport, self.retry, req)
-            .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+            .map_err(|e| network_error(what, &e.message, sent))
     }
 
     /// Sends and decodes a 2xx JSON body into `T`; other statuses become `Reply::Failed`.
     pub fn call<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<Reply<T>> {
-        let resp = self.send_raw(req, what)?;
-        decode_reply(&resp, what)
+        let (resp, sent) = self.send_tracked(req, what)?;
+        decode_reply(&resp, what, &sent)
     }
 
     /// Best-effort DELETE (session cleanup): failures are ignored by design (§2.6, §2.11).
@@ -148,16 +188,32 @@ impl<'a> Remote<'a> {
         let _ = self.send_raw(req, "session cleanup");
     }
 
-    /// Opens a streaming response (the watch), with the same 401 rule as every call.
-    pub fn open_stream(&self, req: HttpRequest, what: &str) -> Result<StreamResponse> {
-        let open = |r: &HttpRequest| {
-            self.transport.open_stream(r).map_err(|e| {
-                SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
-            })
-        };
+    /// Opens a streaming response (the watch), with the same 401 rule as every call;
+    /// also returns the tokens sent, for redacting a refusal's body
+    /// ([`HttpFailure::from_body`]).
+    pub fn open_stream(
+        &self,
+        req: HttpRequest,
+        what: &str,
+    ) -> Result<(StreamResponse, Vec<String>)> {
         let first = self.authorized(req)?;
-        let stream = open(&first)?;
-        self.after_unauthorized(first, stream, |s| s.status, open)
+        let mut sent = tokens_of(&first);
+        let stream = self
+            .transport
+            .open_stream(&first)
+            .map_err(|e| network_error(what, &e.message, &sent))?;
+        let stream = self.after_unauthorized(
+            first,
+            stream,
+            |s| s.status,
+            |r| {
+                sent.extend(tokens_of(r));
+                self.transport
+                    .open_stream(r)
+                    .map_err(|e| network_error(what, &e.message, &sent))
+            },
+        )?;
+        Ok((stream, sent))
     }
 
     pub fn capabilities(&self, source: &str) -> Result<Reply<CapabilitiesResponse>> {
@@ -182,21 +238,28 @@ impl<'a> Remote<'a> {
         let what = "pull request";
         let req = self.requests.pull(source, after, max, target);
         let first = self.authorized(req)?;
-        let head = self.send_to_file_once(&first, what, file)?;
+        let mut sent = tokens_of(&first);
+        let head = self.send_to_file_once(&first, what, file, &sent)?;
         let head = self.after_unauthorized(
             first,
             head,
             |h| h.status,
-            |r| self.send_to_file_once(r, what, file),
+            |r| {
+                sent.extend(tokens_of(r));
+                self.send_to_file_once(r, what, file, &sent)
+            },
         )?;
         if (200..300).contains(&head.status) {
             return Ok(Reply::Ok(()));
         }
-        Ok(Reply::Failed(decode_failure(&HttpResponse {
-            status: head.status,
-            headers: head.headers,
-            body: read_error_body(file),
-        })))
+        Ok(Reply::Failed(decode_failure(
+            &HttpResponse {
+                status: head.status,
+                headers: head.headers,
+                body: read_error_body(file),
+            },
+            &sent,
+        )))
     }
 
     fn send_to_file_once(
@@ -204,9 +267,10 @@ impl<'a> Remote<'a> {
         req: &HttpRequest,
         what: &str,
         file: &mut std::fs::File,
+        sent: &[String],
     ) -> Result<ResponseHead> {
         send_to_with_retry(self.transport, self.retry, req, file)
-            .map_err(|e| SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message)))
+            .map_err(|e| network_error(what, &e.message, sent))
     }
 
     pub fn create_push(
@@ -291,11 +355,18 @@ impl<'a> Remote<'a> {
         sent: std::result::Result<HttpResponse, TransportError>,
         what: &str,
     ) -> Result<Reply<T>> {
-        let resp = sent.map_err(|e| {
-            SyncError::new(ErrorKind::NetworkError, format!("{what}: {}", e.message))
-        })?;
-        let resp = self.after_unauthorized(req, resp, |r| r.status, |r| self.send_once(r, what))?;
-        decode_reply(&resp, what)
+        let mut tokens = tokens_of(&req);
+        let resp = sent.map_err(|e| network_error(what, &e.message, &tokens))?;
+        let resp = self.after_unauthorized(
+            req,
+            resp,
+            |r| r.status,
+            |r| {
+                tokens.extend(tokens_of(r));
+                self.send_once(r, what, &tokens)
+            },
+        )?;
+        decode_reply(&resp, what, &tokens)
     }
 
     /// The answer to a [`Remote::snapshot_chunk_request`] sent with [`send_prepared`],
@@ -321,11 +392,21 @@ pub fn send_prepared(
 
 /// A 2xx JSON body decoded into `T`; other statuses become `Reply::Failed` (the
 /// decoding half of [`Remote::call`]).
-fn decode_reply<T: DeserializeOwned>(resp: &HttpResponse, what: &str) -> Result<Reply<T>> {
+fn decode_reply<T: DeserializeOwned>(
+    resp: &HttpResponse,
+    what: &str,
+    sent: &[String],
+) -> Result<Reply<T>> {
     if !(200..300).contains(&resp.status) {
-        return Ok(Reply::Failed(decode_failure(resp)));
+        return Ok(Reply::Failed(decode_failure(resp, sent)));
     }
+    // serde quotes offending values from the body: redact them too.
     serde_json::from_slice::<T>(&resp.body)
         .map(Reply::Ok)
-        .map_err(|e| SyncError::protocol(format!("{what}: malformed response body: {e}")))
+        .map_err(|e| {
+            SyncError::protocol(redact::server_text(
+                &format!("{what}: malformed response body: {e}"),
+                sent,
+            ))
+        })
 }

@@ -6,6 +6,7 @@
 pub(crate) mod ahead;
 pub mod auth;
 pub mod client;
+pub mod redact;
 pub mod requests;
 pub mod sse;
 pub mod transport;

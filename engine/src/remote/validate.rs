@@ -273,8 +273,9 @@ pub fn validate_committed_page(
         || p.bundle_hash != meta.bundle_hash
     {
         return fail(format!(
-            "committed bundle page metadata (seq {}, source bundle {}, rows {}) does not match committed bundle (seq {}, source bundle {}, rows {})",
-            p.bundle_seq, p.source_bundle_id, p.row_count, meta.bundle_seq, meta.source_bundle_id, meta.row_count
+            "committed bundle page metadata (seq {}, source {}, source bundle {}, rows {}, bundle_hash {}) does not match committed bundle (seq {}, source {}, source bundle {}, rows {}, bundle_hash {})",
+            p.bundle_seq, p.source_id, p.source_bundle_id, p.row_count, p.bundle_hash,
+            meta.bundle_seq, meta.source_id, meta.source_bundle_id, meta.row_count, meta.bundle_hash
         ));
     }
     let base = after.unwrap_or(-1);

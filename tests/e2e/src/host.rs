@@ -15,7 +15,7 @@ pub fn extension_path() -> PathBuf {
     };
     assert!(
         path.is_file(),
-        "extension not found at {}: build it first with `cargo build -p oversqlite` (or set OVERSQLITE_EXTENSION)",
+        "extension not found at {}: build it first with `cargo build -p oversqlite --features test-faults` (or set OVERSQLITE_EXTENSION)",
         path.display()
     );
     path

@@ -151,6 +151,104 @@ fn rejected_configuration_calls_change_nothing() {
 }
 
 #[test]
+fn init_refuses_url_credentials_nul_bytes_and_oversized_ids() {
+    let path = setup("bad-init-values", "");
+    {
+        let conn = host::file(&path);
+        host::call(
+            &conn,
+            "SELECT oversqlite_init('https://sync.test', 'main')",
+            &[],
+        )
+        .unwrap();
+    }
+    let init = "oversqlite_init: invalid_config: ";
+    for url in [
+        "http://bob:secret@sync.test/api",
+        "https://bob:secret@sync.test",
+        "https://secret@sync.test",
+        "bob:secret@sync.test",
+    ] {
+        let sql = format!("SELECT oversqlite_init('{url}', 'main')");
+        rejects(&path, &sql, init, "must not contain credentials");
+        rejects(&path, &sql, init, "oversqlite_set_token");
+        let conn = host::file(&path);
+        let err = host::call(&conn, &sql, &[]).unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+    // An '@' after the host (path, query) is not a credential.
+    let at_in_path = setup("bad-init-at-path", "");
+    let conn = host::file(&at_in_path);
+    let shown = host::call(
+        &conn,
+        "SELECT oversqlite_init('https://sync.test/u/@me?x=a@b', 'main')",
+        &[],
+    )
+    .unwrap()
+    .unwrap();
+    assert!(shown.contains("https://sync.test/u/@me?x=a@b"), "{shown}");
+    drop(conn);
+
+    rejects(
+        &path,
+        "SELECT oversqlite_init('https://sync.test' || char(0) || 'evil', 'main')",
+        init,
+        "server_url must not contain NUL bytes",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_init('https://sync.test', 'main' || char(0) || 'x')",
+        init,
+        "config.schema must not contain NUL bytes",
+    );
+    let long_url = format!("https://sync.test/{}", "a".repeat(2048));
+    rejects(
+        &path,
+        &format!("SELECT oversqlite_init('{long_url}', 'main')"),
+        init,
+        "at most 2048 bytes are accepted",
+    );
+    let ok_url = format!("https://sync.test/{}", "a".repeat(2048 - 18));
+    assert_eq!(ok_url.len(), 2048);
+    rejects(
+        &path,
+        &format!("SELECT oversqlite_init('{ok_url}', '{}')", "s".repeat(257)),
+        init,
+        "config.schema is 257 bytes long; at most 256 bytes are accepted",
+    );
+    let attach = "oversqlite_attach: invalid_argument: ";
+    rejects(
+        &path,
+        &format!("SELECT oversqlite_attach('{}')", "u".repeat(257)),
+        attach,
+        "user_id is 257 bytes long; at most 256 bytes are accepted",
+    );
+    rejects(
+        &path,
+        "SELECT oversqlite_attach('bob' || char(0) || 'alice')",
+        attach,
+        "user_id must not contain NUL bytes",
+    );
+    // The limits themselves are accepted, and nothing above changed the stored config.
+    let conn = host::file(&path);
+    let cfg = host::call(&conn, "SELECT oversqlite_config()", &[])
+        .unwrap()
+        .unwrap();
+    assert!(
+        cfg.contains("\"server_url\":\"https://sync.test\""),
+        "{cfg}"
+    );
+    let shown = host::call(
+        &conn,
+        &format!("SELECT oversqlite_init('{ok_url}', '{}')", "s".repeat(256)),
+        &[],
+    )
+    .unwrap()
+    .unwrap();
+    assert!(shown.contains(&ok_url), "limit-length URL refused: {shown}");
+}
+
+#[test]
 fn wrong_argument_counts_and_types_change_nothing() {
     let path = setup("bad-args", "");
     let cases = [

@@ -296,3 +296,64 @@ fn set_token_wins_over_the_host_function() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(server.bundle_count("ivan"), 1);
 }
+
+#[test]
+fn attach_refuses_a_jwt_for_another_user_before_any_request() {
+    let server = TestServer::start();
+    let d = device(&server, "token-mismatch", "alice");
+    let alice_token = server.token("alice");
+    server.upsert_user("alice", "INSERT", "a1", "Alice's row");
+    d.exec("INSERT INTO users VALUES ('b1', 'Local')");
+
+    let err = d.err("SELECT oversqlite_attach('bob')");
+    assert!(
+        err.starts_with("oversqlite_attach: token_user_mismatch: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"alice\"") && err.contains("\"bob\""),
+        "{err}"
+    );
+    for part in alice_token.split('.') {
+        assert!(!err.contains(part), "token part leaked into {err}");
+    }
+    assert!(!user_known(&server, "bob"), "no request reached the server");
+    assert_eq!(
+        d.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
+    // alice's server data was not bound locally as bob's.
+    assert_eq!(d.users(), ["b1=Local"]);
+    assert_eq!(d.count("SELECT count(*) FROM oversqlite_pending"), 1);
+
+    // Refused before any request: a server that is gone does not change the answer.
+    let offline = bare_device(&server, "token-mismatch-offline");
+    offline.exec("UPDATE _oversqlite_config SET server_url = 'http://127.0.0.1:9'");
+    offline
+        .sql("SELECT oversqlite_set_token(?1)", &[&alice_token])
+        .unwrap();
+    let err = offline.err("SELECT oversqlite_attach('bob')");
+    assert!(
+        err.starts_with("oversqlite_attach: token_user_mismatch: "),
+        "{err}"
+    );
+
+    // The matching user attaches with the same token.
+    let attach = d.ok("SELECT oversqlite_attach('alice')");
+    assert_eq!(attach["status"], json!("connected"), "{attach}");
+
+    // Opaque (non-JWT) tokens are still sent; the server decides (here: 401).
+    let opaque = bare_device(&server, "token-opaque");
+    opaque
+        .sql(
+            "SELECT oversqlite_set_token('opaque-token-0123456789')",
+            &[],
+        )
+        .unwrap();
+    let err = opaque.err("SELECT oversqlite_attach('bob')");
+    assert!(
+        err.starts_with("oversqlite_attach: authentication_failed: "),
+        "{err}"
+    );
+    assert!(!err.contains("opaque-token-0123456789"), "{err}");
+}

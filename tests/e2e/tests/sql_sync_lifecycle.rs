@@ -221,6 +221,43 @@ fn detach_blocked_then_sync_then_detach() {
 }
 
 #[test]
+fn detach_never_deletes_unsent_changes_without_discard() {
+    // A database that was never attached: its local rows are still unsent changes.
+    let server = TestServer::start();
+    let a = device(&server, "detach-never-attached", "frank");
+    a.exec("INSERT INTO users VALUES ('u1', 'Local only')");
+    assert_eq!(a.count("SELECT count(*) FROM oversqlite_pending"), 1);
+
+    let blocked = a.ok("SELECT oversqlite_detach()");
+    assert_eq!(
+        blocked["outcome"],
+        json!("blocked_unsynced_data"),
+        "{blocked}"
+    );
+    assert_eq!(blocked["pending_row_count"], json!(1), "{blocked}");
+    assert_eq!(blocked["changed_tables"], json!([]), "{blocked}");
+    assert_eq!(a.users(), ["u1=Local only"]);
+    assert_eq!(a.count("SELECT count(*) FROM oversqlite_pending"), 1);
+    assert_eq!(
+        a.ok("SELECT oversqlite_source_info()")["binding_state"],
+        json!("anonymous")
+    );
+
+    let discarded = a.ok("SELECT oversqlite_detach('discard_local_changes')");
+    assert_eq!(discarded["outcome"], json!("detached"), "{discarded}");
+    assert_eq!(discarded["pending_row_count"], json!(0), "{discarded}");
+    assert_eq!(
+        discarded["changed_tables"],
+        json!(["posts", "users"]),
+        "{discarded}"
+    );
+    assert!(a.users().is_empty());
+    assert_eq!(a.count("SELECT count(*) FROM oversqlite_pending"), 0);
+    // Nothing reached the server.
+    assert!(server.rows("users", "frank", "id").is_empty());
+}
+
+#[test]
 fn watch_once_is_bounded_and_pulls_new_bundles() {
     let server = TestServer::start();
     let a = device(&server, "watch-a", "erin");

@@ -265,17 +265,10 @@ fn remote_child_of_deleted_parent(
         return Ok(None);
     };
     for fk in &table.foreign_keys {
-        let Some(column) = table.column(&fk.from_column) else {
+        let Some((parent, parent_key_json, column)) = parent_of(ctx, table, fk, payload)? else {
             continue;
         };
-        let Some(value) = payload
-            .get(&column.json_name)
-            .and_then(|v| fk_local_value(column.kind, v))
-        else {
-            continue;
-        };
-        let parent = ctx.table(&fk.parent_table)?;
-        let parent_id: RowId = (parent.name.clone(), key_json_of(ctx.conn, parent, &value)?);
+        let parent_id: RowId = (parent.name.clone(), parent_key_json);
         if !intent.deleted.contains(&parent_id) {
             continue;
         }
@@ -292,7 +285,7 @@ fn remote_child_of_deleted_parent(
             server_row: None,
             foreign_key: Some(ForeignKeyContext {
                 race: ForeignKeyRace::ChildAddedRemotely,
-                column: column.json_name.clone(),
+                column,
                 other_table: table.name.clone(),
                 other_key: row.key.clone(),
             }),
@@ -590,17 +583,9 @@ pub(crate) fn superseded_by_parent_delete(
         return Ok(false);
     };
     for fk in &table.foreign_keys {
-        let Some(column) = table.column(&fk.from_column) else {
+        let Some((parent, key_json, _)) = parent_of(ctx, table, fk, payload)? else {
             continue;
         };
-        let Some(value) = payload
-            .get(&column.json_name)
-            .and_then(|v| fk_local_value(column.kind, v))
-        else {
-            continue;
-        };
-        let parent = ctx.table(&fk.parent_table)?;
-        let key_json = key_json_of(ctx.conn, parent, &value)?;
         let later_delete = row_state::deleted_after(
             ctx.conn,
             &ctx.config.schema,

@@ -694,19 +694,7 @@ fn apply_row(
     touched: &mut ChangedTables,
     newer: &NewerChildren,
 ) -> Result<()> {
-    ctx.check_schema(&row.schema)?;
-    let table = ctx.table(&row.table)?;
-    let key = wire_key_to_local(table, &row.key)?;
-    let values = match (&row.op, &row.payload) {
-        (Op::Delete, _) => None,
-        (_, Some(p)) => Some(wire_payload_to_row(table, p)?),
-        (op, None) => {
-            return Err(SyncError::protocol(format!(
-                "bundle row {op} for {} has no payload",
-                row.table
-            )))
-        }
-    };
+    let (table, key, values) = decode_row(ctx, row)?;
     let conn = ctx.conn;
     let deleted = values.is_none();
     if deleted && !newer.is_empty() {

@@ -1015,3 +1015,97 @@ fn sigterm_drains_with_service_unavailable_then_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The member names of a JSON object, sorted.
+fn members(value: &Value) -> Vec<String> {
+    let mut names: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// Each test endpoint answers with the members (and fixed values) of go-oversync 1f1118f's
+/// example server (examples/nethttp_server/server/setup.go), which clients' test suites read.
+#[test]
+fn test_endpoints_answer_the_reference_shapes() {
+    let server = Server::start(&[]);
+    // POST /dummy-signin: {"token","expires_in","user"}.
+    let (status, signin) =
+        server.post_test("/dummy-signin", json!({"user": "alice", "password": "p"}));
+    assert_eq!(status, 200);
+    assert_eq!(members(&signin), ["expires_in", "token", "user"]);
+    assert_eq!(
+        (signin["expires_in"].clone(), signin["user"].clone()),
+        (json!(300), json!("alice"))
+    );
+    assert_error(
+        server.post_test("/dummy-signin", json!({"user": ""})),
+        400,
+        "invalid_request",
+    );
+
+    // GET /test/watch-subscribers: {"process_local_only":true,"subscriber_count":N,"user_id"}.
+    let alice = server.client("alice", "dev-a");
+    alice.connect(false);
+    let watch = |user: &str| {
+        let (status, text) = request(
+            &server.url(&format!("/test/watch-subscribers?user_id={user}")),
+            "GET",
+            &[],
+            None,
+        );
+        (status, parse(&text))
+    };
+    let (status, none) = watch("alice");
+    assert_eq!(status, 200);
+    assert_eq!(
+        none,
+        json!({"process_local_only": true, "subscriber_count": 0, "user_id": "alice"})
+    );
+    let mut stream = WatchStream::open(&alice, 0);
+    assert!(
+        stream.wait_for(": heartbeat", 1, Duration::from_secs(5)),
+        "{}",
+        stream.buffer
+    );
+    assert_eq!(
+        watch("alice").1,
+        json!({"process_local_only": true, "subscriber_count": 1, "user_id": "alice"})
+    );
+    let (status, missing) = watch("");
+    assert_eq!(
+        (status, missing["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert_eq!(missing["message"], "user_id required");
+    drop(stream);
+
+    // POST /test/retention-floor: {"retained_bundle_floor","status":"ok","user_id"}.
+    alice.push_ok(1, &[user_row("INSERT", "u1", "x", 0)]);
+    let (status, floor) = server.post_test(
+        "/test/retention-floor",
+        json!({"user_id": "alice", "retained_bundle_floor": 0}),
+    );
+    assert_eq!(status, 200, "{floor}");
+    assert_eq!(
+        floor,
+        json!({"retained_bundle_floor": 0, "status": "ok", "user_id": "alice"})
+    );
+    assert_error(
+        server.post_test(
+            "/test/retention-floor",
+            json!({"user_id": "nobody", "retained_bundle_floor": 1}),
+        ),
+        404,
+        "user_state_not_found",
+    );
+
+    // POST /test/reset: {"schema":"business","status":"ok"}.
+    let (status, reset) = server.post_test("/test/reset", json!({}));
+    assert_eq!(status, 200);
+    assert_eq!(reset, json!({"schema": "business", "status": "ok"}));
+}

@@ -589,7 +589,7 @@ fn watch_stream_wakes_on_commits() {
         &[],
         None,
     );
-    assert_eq!(parse(&subscribers)["subscribers"], 1);
+    assert_eq!(parse(&subscribers)["subscriber_count"], 1);
     let other = alice.with_source("dev-b");
     other.push_ok(1, &[user_row("INSERT", "u2", "y", 0)]);
     let expected = "event: bundle\ndata: {\"bundle_seq\":2,\"source_id\":\"dev-b\",\"source_bundle_id\":1}\n\n";

@@ -126,5 +126,10 @@ pub async fn watch_subscribers(
     if user.is_empty() {
         return bad("user_id required");
     }
-    ok_json(&json!({"user_id": user, "subscribers": app.watch.subscriber_count(&user)}))
+    // The reference's shape: the count covers this process only (no cross-process fan-out).
+    ok_json(&json!({
+        "process_local_only": true,
+        "subscriber_count": app.watch.subscriber_count(&user),
+        "user_id": user,
+    }))
 }

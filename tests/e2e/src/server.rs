@@ -251,7 +251,7 @@ impl TestServer {
     pub fn watch_subscribers(&self, user: &str) -> i64 {
         let (status, body) = self.get(&format!("/test/watch-subscribers?user_id={user}"), None);
         assert_eq!(status, 200, "watch-subscribers failed: {body}");
-        body["subscribers"].as_i64().unwrap()
+        body["subscriber_count"].as_i64().unwrap()
     }
 
     /// Runs a read-only query on the store; each row as a JSON array.

@@ -105,9 +105,67 @@ mod wire_shape_tests {
         assert!(
             serde_json::from_str::<PushSessionCreateResponse>(r#"{"status":"other"}"#).is_err()
         );
+        // Go `omitempty`: a zero `next_expected_row_ordinal` is left out, a non-zero one sent.
         assert_eq!(
             serde_json::to_value(&staging).unwrap(),
-            json!({"status":"staging","push_id":"p","planned_row_count":3,"next_expected_row_ordinal":0})
+            json!({"status":"staging","push_id":"p","planned_row_count":3})
+        );
+        let resumed = PushSessionCreateResponse::Staging {
+            push_id: "p".into(),
+            planned_row_count: 3,
+            next_expected_row_ordinal: 2,
+        };
+        assert_eq!(
+            serde_json::to_value(&resumed).unwrap(),
+            json!({"status":"staging","push_id":"p","planned_row_count":3,"next_expected_row_ordinal":2})
+        );
+    }
+
+    #[test]
+    fn omitempty_members_are_left_out_when_zero_and_decode_as_zero_when_absent() {
+        let snapshot: SnapshotSessionCreateResponse = serde_json::from_str(
+            r#"{"snapshot_id":"s","snapshot_bundle_seq":0,"row_count":0,"expires_at":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(snapshot.byte_count, 0);
+        assert_eq!(
+            serde_json::to_value(&snapshot).unwrap(),
+            json!({"snapshot_id":"s","snapshot_bundle_seq":0,"row_count":0,"expires_at":"t"})
+        );
+        let connect = ConnectResponse {
+            resolution: ConnectResolution::RetryLater,
+            initialization_id: Some(String::new()),
+            lease_expires_at: Some("t".into()),
+            retry_after_seconds: Some(0),
+        };
+        assert_eq!(
+            serde_json::to_value(&connect).unwrap(),
+            json!({"resolution":"retry_later","lease_expires_at":"t"})
+        );
+        let limits = BundleLimits {
+            max_rows_per_bundle: Some(0),
+            max_bundles_per_pull: Some(1000),
+            ..BundleLimits::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&limits).unwrap(),
+            json!({"max_bundles_per_pull":1000})
+        );
+        let replay: PushSessionCreateResponse =
+            serde_json::from_str(r#"{"status":"already_committed"}"#).unwrap();
+        assert_eq!(
+            replay,
+            PushSessionCreateResponse::AlreadyCommitted {
+                bundle_seq: 0,
+                source_id: String::new(),
+                source_bundle_id: 0,
+                row_count: 0,
+                bundle_hash: String::new(),
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&replay).unwrap(),
+            json!({"status":"already_committed"})
         );
     }
 

@@ -1,10 +1,11 @@
 //! Wire types of the go-oversync bundle protocol (PROTOCOL.md §1.2, §1.5, §2.1–§2.12).
 //!
 //! Conventions:
-//! * members the reference server may omit are `Option` (or `#[serde(default)]` where
-//!   the reference omits a zero value with Go's `omitempty`);
-//! * `Option` members are omitted when serialising, except where the protocol requires an
-//!   explicit `null` (`PushConflictDetails::server_row`);
+//! * members follow go-oversync 1f1118f's `oversync/rest_models.go` one by one: where the Go
+//!   field is `omitempty`, a zero or empty value (0, "", empty list, `None`) is omitted when
+//!   serialising and an absent member decodes as that zero value (`Option` or
+//!   `#[serde(default)]`); the other members are always sent;
+//! * `PushConflictDetails::server_row` is always sent, as `null` when there is no row;
 //! * unknown members are ignored when deserialising, except in
 //!   [`SnapshotSessionCreateRequest`], which the reference server decodes strictly.
 
@@ -13,6 +14,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+// Go's `omitempty` test for the member types used below.
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_absent_or_zero(value: &Option<i64>) -> bool {
+    matches!(value, None | Some(0))
+}
+
+fn is_absent_or_empty(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(str::is_empty)
+}
 
 /// Structured sync key: exactly one entry `{"<key column>": "<string>"}` on the wire.
 pub type SyncKey = BTreeMap<String, String>;
@@ -68,7 +82,7 @@ pub struct ErrorBody {
     pub conflict: Option<PushConflictDetails>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_empty")]
     pub replaced_by_source_id: Option<String>,
 }
 
@@ -104,9 +118,9 @@ pub struct Bundle {
     pub bundle_seq: i64,
     pub source_id: String,
     pub source_bundle_id: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub row_count: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_empty")]
     pub bundle_hash: Option<String>,
     pub rows: Vec<BundleRow>,
 }
@@ -161,33 +175,33 @@ pub struct RegisteredTableSpec {
 /// `bundle_limits` of capabilities; the reference omits members whose value is 0.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BundleLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_rows_per_bundle: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_bytes_per_bundle: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_bundles_per_pull: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub default_rows_per_push_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_rows_per_push_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub push_session_ttl_seconds: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub default_rows_per_committed_bundle_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_rows_per_committed_bundle_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub default_rows_per_snapshot_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_rows_per_snapshot_chunk: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub snapshot_session_ttl_seconds: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_rows_per_snapshot_session: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub max_bytes_per_snapshot_session: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub initialization_lease_ttl_seconds: Option<i64>,
 }
 
@@ -197,7 +211,7 @@ pub struct BundleLimits {
 pub struct CapabilitiesResponse {
     pub protocol_version: String,
     pub schema_version: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_empty")]
     pub app_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registered_tables: Vec<String>,
@@ -238,12 +252,12 @@ pub enum ConnectResolution {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ConnectResponse {
     pub resolution: ConnectResolution,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_empty")]
     pub initialization_id: Option<String>,
     /// RFC3339 instant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_empty")]
     pub lease_expires_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_absent_or_zero")]
     pub retry_after_seconds: Option<i64>,
 }
 
@@ -256,24 +270,32 @@ pub struct PushSessionCreateRequest {
     pub initialization_id: Option<String>,
 }
 
-/// `POST /sync/push-sessions` response, discriminated by `status`.
+/// `POST /sync/push-sessions` response, discriminated by `status`. Every member but
+/// `status` is `omitempty` in the reference (one Go struct serves both variants), so each
+/// is left out when zero or empty and decodes as zero when absent.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "status")]
 pub enum PushSessionCreateResponse {
     #[serde(rename = "staging")]
     Staging {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         push_id: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
         planned_row_count: i64,
-        /// The reference server omits this member when it is 0 (Go `omitempty`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         next_expected_row_ordinal: i64,
     },
     #[serde(rename = "already_committed")]
     AlreadyCommitted {
+        #[serde(default, skip_serializing_if = "is_zero")]
         bundle_seq: i64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         source_id: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
         source_bundle_id: i64,
+        #[serde(default, skip_serializing_if = "is_zero")]
         row_count: i64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         bundle_hash: String,
     },
 }
@@ -351,7 +373,7 @@ pub struct SnapshotSessionCreateResponse {
     pub snapshot_bundle_seq: i64,
     pub row_count: i64,
     /// Sum of the stored payload byte lengths; the reference omits it when 0.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub byte_count: i64,
     /// RFC3339 instant.
     pub expires_at: String,

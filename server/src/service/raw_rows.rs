@@ -17,6 +17,10 @@ use serde_json::value::RawValue;
 
 use crate::error::{Fail, ServiceResult};
 
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
 /// An encoded JSON response body. The row-carrying responses borrow the registry, so they
 /// are encoded where they are built (on the blocking pool, not the async runtime).
 pub struct JsonBody(pub Vec<u8>);
@@ -66,13 +70,16 @@ pub struct RawBundleRow<'a> {
     pub payload: Option<Box<RawValue>>,
 }
 
-/// `Bundle` on the wire (pull pages always carry `row_count` and `bundle_hash`).
+/// `Bundle` on the wire (`row_count`/`bundle_hash` are `omitempty` in the reference; a
+/// committed bundle always has both).
 #[derive(Serialize)]
 pub struct RawBundle<'a> {
     pub bundle_seq: i64,
     pub source_id: String,
     pub source_bundle_id: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub row_count: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub bundle_hash: String,
     pub rows: Vec<RawBundleRow<'a>>,
 }

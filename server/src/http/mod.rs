@@ -2,6 +2,7 @@
 // Handlers return ready `Response`s as their early-exit error type on purpose.
 #![allow(clippy::result_large_err)]
 
+pub mod body;
 pub mod capabilities;
 pub mod sync_routes;
 pub mod test_routes;
@@ -21,9 +22,6 @@ use serde::Serialize;
 use crate::auth::verify_token;
 use crate::error::{ApiError, Fail, ServiceResult};
 use crate::state::{AppState, SharedState};
-
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn router(state: SharedState) -> Router {
     let mut router = Router::new()
@@ -73,8 +71,7 @@ pub fn router(state: SharedState) -> Router {
             );
     }
     router
-        // Push chunks of up to 5000 full rows (with base64 blobs) exceed axum's 2 MB default.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Bodies are read by `body::LimitedBody` with each route's own limit.
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 405,

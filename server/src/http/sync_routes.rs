@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use oversqlite_protocol::{codes, SnapshotSessionCreateRequest};
 use serde::Deserialize;
 
+use super::body::{LimitedBody, RowsBody, SmallBody};
 use super::{failed, json_response, ok_json, ok_json_body, query_i64, Actor, Reply};
 use crate::error::ApiError;
 use crate::service::{admin, commit, connect as connect_service, push, reads, snapshot};
@@ -21,7 +21,7 @@ use crate::state::{
 
 type Params = Query<HashMap<String, String>>;
 
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes, what: &str) -> Result<T, Response> {
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|_| {
         ApiError::bad_request(
             codes::INVALID_REQUEST,
@@ -37,8 +37,8 @@ struct RawConnectRequest {
     has_local_pending_rows: bool,
 }
 
-pub async fn connect(State(app): State<SharedState>, actor: Actor, body: Bytes) -> Reply {
-    let req: RawConnectRequest = parse_body(&body, "connect")?;
+pub async fn connect(State(app): State<SharedState>, actor: Actor, body: SmallBody) -> Reply {
+    let req: RawConnectRequest = parse_body(&body.0, "connect")?;
     let resp = actor
         .run_for_user(&app, move |app, conn, a| {
             connect_service::connect(app, conn, &a.user, &a.source, req.has_local_pending_rows)
@@ -54,9 +54,9 @@ pub async fn connect(State(app): State<SharedState>, actor: Actor, body: Bytes) 
 pub async fn create_push_session(
     State(app): State<SharedState>,
     actor: Actor,
-    body: Bytes,
+    body: SmallBody,
 ) -> Reply {
-    let req: push::RawCreateRequest = parse_body(&body, "push session")?;
+    let req: push::RawCreateRequest = parse_body(&body.0, "push session")?;
     let resp = actor
         .run_for_user(&app, move |app, conn, a| {
             push::create(app, conn, &a.user, &a.source, req)
@@ -73,9 +73,9 @@ pub async fn push_chunk(
     State(app): State<SharedState>,
     Path(push_id): Path<String>,
     actor: Actor,
-    body: Bytes,
+    body: RowsBody,
 ) -> Reply {
-    let req: push::RawChunkRequest = parse_body(&body, "push chunk")?;
+    let req: push::RawChunkRequest = parse_body(&body.0, "push chunk")?;
     let resp = actor
         .run_for_user(&app, move |app, conn, a| {
             push::upload_chunk(app, conn, &a.user, &push_id, req)
@@ -189,7 +189,7 @@ pub async fn pull(State(app): State<SharedState>, Query(query): Params, actor: A
 pub async fn create_snapshot_session(
     State(app): State<SharedState>,
     actor: Actor,
-    body: Bytes,
+    LimitedBody(body): SmallBody,
 ) -> Reply {
     // Empty body = keep-source rebuild; otherwise decoded strictly (unknown members rejected).
     let request = if body.iter().all(|b| b.is_ascii_whitespace()) {

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use oversqlite_protocol::codes;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::body::{LimitedBody, RowsBody, SmallBody};
 use super::ok_json;
 use crate::auth::issue_token;
 use crate::error::ApiError;
@@ -31,7 +31,10 @@ struct SigninRequest {
 }
 
 /// Any password is accepted; the token is valid for 300 s.
-pub async fn dummy_signin(State(app): State<SharedState>, body: Bytes) -> Response {
+pub async fn dummy_signin(
+    State(app): State<SharedState>,
+    LimitedBody(body): SmallBody,
+) -> Response {
     let Ok(req) = serde_json::from_slice::<SigninRequest>(&body) else {
         return bad("invalid JSON");
     };
@@ -61,7 +64,10 @@ struct RetentionFloorRequest {
     retained_bundle_floor: i64,
 }
 
-pub async fn retention_floor(State(app): State<SharedState>, body: Bytes) -> Response {
+pub async fn retention_floor(
+    State(app): State<SharedState>,
+    LimitedBody(body): SmallBody,
+) -> Response {
     let Ok(req) = serde_json::from_slice::<RetentionFloorRequest>(&body) else {
         return bad("invalid JSON");
     };
@@ -92,7 +98,10 @@ pub async fn retention_floor(State(app): State<SharedState>, body: Bytes) -> Res
     }
 }
 
-pub async fn server_bundle(State(app): State<SharedState>, body: Bytes) -> Response {
+pub async fn server_bundle(
+    State(app): State<SharedState>,
+    LimitedBody(body): RowsBody,
+) -> Response {
     let req: ServerBundleRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return bad(&format!("invalid server bundle request: {e}")),

@@ -39,6 +39,10 @@ impl Server {
                 "127.0.0.1:0",
                 "--shutdown-grace-ms",
                 "0",
+                // Refusals and failures only: a line per request would cost time and flood
+                // the benchmark's output.
+                "--log-level",
+                "warn",
             ])
             .arg("--config")
             .arg(config)

@@ -110,6 +110,8 @@ impl Server {
             .arg("--data")
             .arg(dir.dir.join("server.db"))
             .args(extra)
+            // Warnings and failures only (no line per request) on the inherited stderr.
+            .env("OVERSQLITE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

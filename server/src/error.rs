@@ -69,7 +69,7 @@ impl Fail {
         match self {
             Fail::Api(error) => *error,
             Fail::Internal(detail) => {
-                eprintln!("oversqlite-server: {failed_code}: {detail}");
+                tracing::error!(code = failed_code, detail = %detail, "internal failure");
                 ApiError::new(500, failed_code, failed_message)
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod capabilities;
+pub mod request_log;
 pub mod sync_routes;
 pub mod test_routes;
 pub mod watch;
@@ -72,6 +73,7 @@ pub fn router(state: SharedState) -> Router {
     }
     router
         // Bodies are read by `body::LimitedBody` with each route's own limit.
+        .layer(axum::middleware::from_fn(request_log::log_request))
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 405,
@@ -99,7 +101,14 @@ impl FromRequestParts<SharedState> for Actor {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers)
+        let actor = authenticate(state, &parts.headers)?;
+        if let Some(slot) = parts
+            .extensions
+            .get::<std::sync::Arc<request_log::RequestUser>>()
+        {
+            slot.set(&actor.user);
+        }
+        Ok(actor)
     }
 }
 
@@ -159,14 +168,24 @@ pub fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<Actor, R
         .unwrap_or("")
         .trim();
     if authorization.is_empty() {
+        tracing::warn!(reason = "missing Authorization header", "request refused");
         return Err(unauthorized("Authorization header required"));
     }
     let parts: Vec<&str> = authorization.split(' ').collect();
     if parts.len() != 2 || parts[0] != "Bearer" {
+        tracing::warn!(
+            reason = "Authorization is not `Bearer <token>`",
+            "request refused"
+        );
         return Err(unauthorized("Invalid authorization header format"));
     }
-    let Some(user) = verify_token(&state.settings.jwt_secret, parts[1]) else {
-        return Err(unauthorized("Invalid token"));
+    let user = match verify_token(&state.settings.jwt_secret, parts[1]) {
+        Ok(user) => user,
+        Err(refusal) => {
+            // The reason only: the token is never logged.
+            tracing::warn!(reason = refusal.reason(), "bearer token refused");
+            return Err(unauthorized("Invalid token"));
+        }
     };
     let source = headers
         .get(SOURCE_ID_HEADER)

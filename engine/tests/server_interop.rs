@@ -641,7 +641,8 @@ fn business_dump(conn: &Connection) -> String {
 }
 
 /// The 8-table `business` schema (TEXT and UUID-BLOB keys, cyclic and cascading FKs,
-/// typed columns) against the server's `business.toml`.
+/// typed columns) against the server's `business.toml`, whose keys and foreign-key columns
+/// are uuids as in the reference example server: TEXT keys hold UUID text.
 #[test]
 #[ignore = "needs the oversqlite-server binary (see the file header)"]
 fn business_rich_schema_round_trips() {
@@ -658,16 +659,16 @@ fn business_rich_schema_round_trips() {
     a.conn
         .execute_batch(
             "BEGIN;
-             INSERT INTO users(id, name, email, created_at, updated_at) VALUES ('u1', 'Ada', 'ada@example.com', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
-             INSERT INTO posts(id, title, content, author_id, created_at, updated_at) VALUES ('p1', 'Hello', 'R&D <ops> \"quoted\"', 'u1', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
-             INSERT INTO categories VALUES ('c1', 'Root', NULL), ('c2', 'Child', 'c1'), ('c3', 'Grandchild', 'c2');
-             INSERT INTO teams VALUES ('t1', 'Team', 'm1');
-             INSERT INTO team_members VALUES ('m1', 'Captain', 't1'), ('m2', 'Member', 't1');
+             INSERT INTO users(id, name, email, created_at, updated_at) VALUES ('10000000-0000-4000-8000-000000000001', 'Ada', 'ada@example.com', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
+             INSERT INTO posts(id, title, content, author_id, created_at, updated_at) VALUES ('20000000-0000-4000-8000-000000000001', 'Hello', 'R&D <ops> \"quoted\"', '10000000-0000-4000-8000-000000000001', '2026-03-24T18:42:11Z', '2026-03-24T18:42:11Z');
+             INSERT INTO categories VALUES ('30000000-0000-4000-8000-000000000001', 'Root', NULL), ('30000000-0000-4000-8000-000000000002', 'Child', '30000000-0000-4000-8000-000000000001'), ('30000000-0000-4000-8000-000000000003', 'Grandchild', '30000000-0000-4000-8000-000000000002');
+             INSERT INTO teams VALUES ('40000000-0000-4000-8000-000000000001', 'Team', '50000000-0000-4000-8000-000000000001');
+             INSERT INTO team_members VALUES ('50000000-0000-4000-8000-000000000001', 'Captain', '40000000-0000-4000-8000-000000000001'), ('50000000-0000-4000-8000-000000000002', 'Member', '40000000-0000-4000-8000-000000000001');
              INSERT INTO files VALUES (x'00112233445566778899aabbccddeeff', 'a.bin', x'deadbeef00');
              INSERT INTO file_reviews VALUES (x'ffeeddccbbaa99887766554433221100', 'ok', x'00112233445566778899aabbccddeeff');
-             INSERT INTO typed_rows VALUES ('r1', 'Typed', NULL, 42, 1, 1.25, x'cafebabe', '2026-03-24T18:42:11Z'),
-                                           ('r2', 'Nulls', 'note', NULL, 0, NULL, NULL, NULL),
-                                           ('r3', 'Whole', '', -7, 1, 3.0, x'', NULL);
+             INSERT INTO typed_rows VALUES ('60000000-0000-4000-8000-000000000001', 'Typed', NULL, 42, 1, 1.25, x'cafebabe', '2026-03-24T18:42:11Z'),
+                                           ('60000000-0000-4000-8000-000000000002', 'Nulls', 'note', NULL, 0, NULL, NULL, NULL),
+                                           ('60000000-0000-4000-8000-000000000003', 'Whole', '', -7, 1, 3.0, x'', NULL);
              COMMIT;",
         )
         .unwrap();
@@ -689,9 +690,9 @@ fn business_rich_schema_round_trips() {
     a.conn
         .execute_batch(
             "PRAGMA foreign_keys = ON;
-             DELETE FROM categories WHERE id = 'c1';
+             DELETE FROM categories WHERE id = '30000000-0000-4000-8000-000000000001';
              DELETE FROM files WHERE name = 'a.bin';
-             UPDATE typed_rows SET rating = 0.1, count_value = 9007199254740993, data = x'00' WHERE id = 'r1';",
+             UPDATE typed_rows SET rating = 0.1, count_value = 9007199254740993, data = x'00' WHERE id = '60000000-0000-4000-8000-000000000001';",
         )
         .unwrap();
     assert_eq!(

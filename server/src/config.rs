@@ -114,9 +114,15 @@ pub struct Column {
     pub name: String,
     pub column_type: ColumnType,
     pub nullable: bool,
-    /// The column's `DEFAULT` as an SQL literal, exactly as the store declares it.
+    /// The column's `DEFAULT` as the store declares it (`pragma_table_info.dflt_value`): an
+    /// SQL literal, or [`NOW_DEFAULT_SQL`] for a timestamp column's `default = "now()"`.
     pub default: Option<String>,
 }
+
+/// `default = "now()"` of a timestamp column (PostgreSQL's `DEFAULT now()` in the reference
+/// example): the insert time as RFC 3339 text in UTC, like PostgreSQL's `to_jsonb` of a
+/// `timestamptz` (`2026-03-24T18:42:11.123+00:00`, millisecond precision).
+pub const NOW_DEFAULT_SQL: &str = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')";
 
 #[derive(Clone, Debug)]
 pub struct ForeignKey {
@@ -221,8 +227,13 @@ impl Column {
             sql.push_str(" NOT NULL");
         }
         if let Some(default) = &self.default {
-            sql.push_str(" DEFAULT ");
-            sql.push_str(default);
+            // An expression default takes parentheses; SQLite reports it without them.
+            if default == NOW_DEFAULT_SQL {
+                sql.push_str(&format!(" DEFAULT ({default})"));
+            } else {
+                sql.push_str(" DEFAULT ");
+                sql.push_str(default);
+            }
         }
         sql
     }
@@ -474,6 +485,9 @@ fn default_literal(column_type: ColumnType, value: &toml::Value) -> Result<Strin
         (ColumnType::Integer, toml::Value::Boolean(b)) => Ok(i64::from(*b).to_string()),
         (ColumnType::Real, toml::Value::Float(f)) if f.is_finite() => Ok(format!("{f:?}")),
         (ColumnType::Real, toml::Value::Integer(i)) => Ok(format!("{:?}", *i as f64)),
+        (ColumnType::Timestamp, toml::Value::String(s)) if s == "now()" => {
+            Ok(NOW_DEFAULT_SQL.to_string())
+        }
         (ColumnType::Text | ColumnType::Timestamp, toml::Value::String(s)) => Ok(text(s)),
         (ColumnType::Uuid, toml::Value::String(s)) => {
             oversqlite_protocol::values::parse_canonical_uuid(s)
@@ -535,6 +549,19 @@ mod tests {
                 "business.typed_rows",
                 "business.users"
             ]
+        );
+        // The reference example's types: uuid keys everywhere, timestamps defaulting to now().
+        assert!(registry
+            .tables
+            .iter()
+            .all(|t| t.key_type() == ColumnType::Uuid));
+        let users = registry.table("business", "users").unwrap();
+        let created_at = users.column("created_at").unwrap();
+        assert!(created_at.nullable);
+        assert_eq!(created_at.default.as_deref(), Some(NOW_DEFAULT_SQL));
+        assert_eq!(
+            created_at.definition_sql(),
+            format!("\"created_at\" TEXT DEFAULT ({NOW_DEFAULT_SQL})")
         );
         let reviews = registry.table("business", "file_reviews").unwrap();
         assert_eq!(reviews.key_type(), ColumnType::Uuid);

@@ -160,6 +160,11 @@ fn compare_table(
                     "column {table}.{} is added NOT NULL without a default: existing rows would have no value (give it a default or make it nullable)",
                     column.name
                 ));
+            } else if column.default.as_deref() == Some(crate::config::NOW_DEFAULT_SQL) {
+                refusals.push(format!(
+                    "column {table}.{} is added with default now(): SQLite cannot add a column whose default is not a constant to an existing table (add it nullable without a default)",
+                    column.name
+                ));
             } else {
                 steps.push(Step::AddColumn {
                     table: table.clone(),

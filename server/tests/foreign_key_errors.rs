@@ -32,7 +32,7 @@ fn assert_violations_answer(flags: &[&str], status: u16, code: &str) -> Vec<Valu
         status,
         code,
     );
-    // posts.author_id is NO ACTION (business.toml): u1 cannot go while p1 references it.
+    // posts.author_id is NO ACTION (business-text-keys.toml): u1 cannot go while p1 references it.
     let referenced = assert_error(
         alice.push(2, &[user_row("DELETE", "u1", "", 1)]),
         status,

@@ -1,6 +1,10 @@
 //! Drives `rich-schema/business-rich-v0.json` from the server side: the shipped
-//! `config/business.toml` must register exactly the fixture's tables, columns, nullability,
-//! keys and foreign keys (uuid on the server where the client uses 16-byte BLOB keys).
+//! `config/business.toml` must register exactly the fixture's tables, columns, keys and
+//! foreign keys, with the reference example server's PostgreSQL types (go-oversync 1f1118f,
+//! examples/nethttp_server/server/handlers.go): every key and foreign-key column uuid (the
+//! fixture's `text`/`blob` is the local SQLite type), `created_at`/`updated_at` nullable with
+//! default now() where the local schema has them NOT NULL with a default, other
+//! nullability as in the fixture.
 
 mod common;
 
@@ -28,7 +32,7 @@ fn business_config_matches_the_rich_schema_fixture() {
     )
     .unwrap();
     let config: toml::Value =
-        toml::from_str(&std::fs::read_to_string(common::config_path()).unwrap()).unwrap();
+        toml::from_str(&std::fs::read_to_string(common::example_config_path()).unwrap()).unwrap();
     let tables = config["tables"].as_array().unwrap();
     let fixture_tables = fixture["tables"].as_array().unwrap();
     assert_eq!(tables.len(), fixture_tables.len());
@@ -77,22 +81,33 @@ fn business_config_matches_the_rich_schema_fixture() {
                 Some(column_name),
                 "{name}: column order"
             );
-            assert_eq!(
-                column
-                    .get("nullable")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true),
-                want["nullable"].as_bool().unwrap(),
-                "{name}.{column_name}"
-            );
-            let references_blob_key = fks.iter().any(|fk| {
-                fk["from"] == column_name && blob_keyed.contains(&fk["toTable"].as_str().unwrap())
-            });
-            let is_blob_key =
-                blob_keyed.contains(&name) && expected["syncKeyColumnName"] == column_name;
+            let nullable = column
+                .get("nullable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true);
+            let default = column.get("default").and_then(|v| v.as_str());
+            if ["created_at", "updated_at"].contains(&column_name)
+                && !want["nullable"].as_bool().unwrap()
+            {
+                // PostgreSQL `TIMESTAMPTZ DEFAULT now()` in the reference example.
+                assert_eq!(
+                    (nullable, default, column["type"].as_str()),
+                    (true, Some("now()"), Some("timestamp")),
+                    "{name}.{column_name}"
+                );
+            } else {
+                assert_eq!(
+                    nullable,
+                    want["nullable"].as_bool().unwrap(),
+                    "{name}.{column_name}"
+                );
+                assert_eq!(default, None, "{name}.{column_name}");
+            }
+            let is_foreign_key = fks.iter().any(|fk| fk["from"] == column_name);
+            let is_key = expected["syncKeyColumnName"] == column_name;
             let server_type = column["type"].as_str().unwrap();
             let allowed: &[&str] = match want["logicalType"].as_str().unwrap() {
-                "blob" if is_blob_key || references_blob_key => &["uuid"],
+                _ if is_key || is_foreign_key => &["uuid"],
                 "blob" => &["blob"],
                 "text" => &["text", "timestamp"],
                 "integer" => &["integer"],

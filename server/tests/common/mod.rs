@@ -14,7 +14,13 @@ use serde_json::{json, Value};
 pub const SECRET: &str = "test-secret";
 pub const BIN: &str = env!("CARGO_BIN_EXE_oversqlite-server");
 
+/// The suites' configuration: the business tables with text keys (readable ids like "u1").
 pub fn config_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/business-text-keys.toml")
+}
+
+/// The shipped example configuration (uuid keys, as the reference example server).
+pub fn example_config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/business.toml")
 }
 

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::e2e_support::*;
 
-/// posts.author_id → users is NO ACTION on the server (as in server/config/business.toml):
+/// posts.author_id → users is NO ACTION on the server (as in server/config/business.toml and
+/// the reference example):
 /// deleting a referenced user fails the commit. team_members.team_id → teams cascades.
 pub const FK_CONFIG: &str = r#"
 app_name = "oversqlite-fk-races"

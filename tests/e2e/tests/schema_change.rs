@@ -586,11 +586,9 @@ fn devices_first_then_server() {
 }
 
 /// A change captured before the local migration, kept by `client_wins` over another
-/// device's email: the kept change should not erase the email it never saw (the server's
-/// partial UPDATE would keep it). Known bug: the conflict path writes the pre-migration
-/// image with the new column NULL and re-captures the whole row, so email NULL is pushed.
+/// device's email: the kept change does not erase the email it never saw. The kept
+/// image names no `email`, so the server's value fills it (ops/conflict_apply.rs).
 #[test]
-#[ignore = "engine bug: client_wins on a pre-migration image erases the new column (ops/conflict_apply.rs)"]
 fn client_wins_over_a_pre_migration_change_keeps_the_new_column() {
     let mut server = TestServer::start_with(SERVER_V1, &[]);
     let (mut d, _) = Device::attached_with(&db_path("cw-d"), &server, USER, &V1);
@@ -614,4 +612,48 @@ fn client_wins_over_a_pre_migration_change_keeps_the_new_column() {
     );
     sync_ok(&other);
     assert_converged(&server, USER, &[&d, &other]);
+}
+
+/// A device that added the column but not the new table pulls a bundle with a `pet` row:
+/// refused, naming the table and the local migration, with nothing applied and the
+/// checkpoint where it was; after the migration the same sync applies it.
+#[test]
+fn a_remote_table_the_device_lacks_is_refused_naming_the_table() {
+    let mut server = TestServer::start_with(SERVER_V1, &[]);
+    migrate_server(&mut server);
+    let writer = fresh_v2(&server, "rt-writer");
+    let (mut d, _) = Device::attached_with(&db_path("rt-d"), &server, USER, &V1);
+    add_email(&mut d);
+    writer.exec(
+        "INSERT INTO person VALUES ('p1', 'Ada', NULL); INSERT INTO pet VALUES ('k1', 'p1');",
+    );
+    sync_ok(&writer);
+
+    let seq = checkpoint(&d);
+    let before = d.dump();
+    let err = d.try_sql("SELECT oversqlite_sync()").unwrap_err();
+    assert!(err.starts_with("oversqlite_sync: protocol_error: the server sent rows of table \"pet\", which this database does not sync (its synced tables: person)"), "{err}");
+    assert!(err.contains("the server's schema is newer"), "{err}");
+    assert!(
+        err.contains("SELECT oversqlite_enable_sync('pet')"),
+        "{err}"
+    );
+    assert!(err.contains("SELECT oversqlite_open()"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+    assert_eq!(checkpoint(&d), seq);
+    assert_eq!(d.dump(), before);
+    migrate_pet(&mut d);
+    sync_ok(&d);
+    assert_converged(&server, USER, &[&writer, &d]);
+}
+
+/// The new table only (the column is already there).
+fn migrate_pet(d: &mut Device) {
+    d.exec(
+        "CREATE TABLE pet (id TEXT PRIMARY KEY NOT NULL,
+             owner TEXT REFERENCES person(id) ON DELETE CASCADE);",
+    );
+    d.sql("SELECT oversqlite_enable_sync('pet')");
+    d.sql("SELECT oversqlite_open()");
+    d.schema = &V2;
 }

@@ -26,6 +26,11 @@ use crate::report::{Authority, PendingStatus, SyncStatus};
 pub struct EngineSettings {
     /// Rows per push chunk (never above the server's `max_rows_per_push_chunk`).
     pub upload_chunk_rows: usize,
+    /// Rows frozen into one bundle before the freeze looks for a place to cut it (0 =
+    /// no cap, one bundle for everything, as the reference clients do). Bounds how long
+    /// the freeze and the replay hold the write lock; never above the server's
+    /// advertised `max_rows_per_bundle`.
+    pub max_bundle_rows: usize,
     /// `max_bundles` per pull page (1..=5000).
     pub download_max_bundles: i64,
     /// `max_rows` per snapshot chunk (servers cap it silently at their maximum, 5000
@@ -51,6 +56,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             upload_chunk_rows: 200,
+            max_bundle_rows: 5000,
             download_max_bundles: 1000,
             snapshot_chunk_rows: 5000,
             committed_rows_page: 1000,
@@ -224,6 +230,24 @@ impl Ctx<'_> {
         match self.server_limits().max_rows_per_push_chunk {
             Some(max) if max > 0 => wanted.min(max as usize),
             _ => wanted,
+        }
+    }
+
+    /// Rows per frozen bundle (`None`: no cap): the setting, never above the server's
+    /// `max_rows_per_bundle` when its limits are already known (no request is made
+    /// for them here: the freeze runs before any request).
+    pub fn bundle_rows_cap(&self) -> Option<i64> {
+        let wanted = oversqlite_core::fault::max_bundle_rows_override()
+            .unwrap_or(self.settings.max_bundle_rows) as i64;
+        let advertised = self
+            .limits
+            .get()
+            .and_then(|l| l.max_rows_per_bundle)
+            .filter(|m| *m > 0);
+        match (wanted > 0, advertised) {
+            (true, Some(max)) => Some(wanted.min(max)),
+            (true, None) => Some(wanted),
+            (false, max) => max,
         }
     }
 

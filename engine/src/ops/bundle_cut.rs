@@ -34,12 +34,11 @@ impl CutPoints {
             }
         }
         for k in 0..n {
-            for a in 0..n {
-                if reaches[a][k] {
-                    for b in 0..n {
-                        if reaches[k][b] {
-                            reaches[a][b] = true;
-                        }
+            let via = reaches[k].clone();
+            for row in reaches.iter_mut() {
+                if row[k] {
+                    for (b, &r) in via.iter().enumerate() {
+                        row[b] |= r;
                     }
                 }
             }

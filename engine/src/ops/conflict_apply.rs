@@ -343,6 +343,29 @@ fn unsent_children(ctx: &Ctx, parent: &RowId) -> Result<Vec<(RowId, String, Stri
     Ok(out)
 }
 
+/// The row a kept local image (or a resolver's merged payload) writes: the image's own
+/// columns, and the server's values for the columns it does not name. An image captured
+/// before a local migration lacks the new columns; writing them as NULL and pushing the
+/// whole row would erase values other devices gave those columns, which the kept change
+/// never touched (the server's own partial update keeps them). Server columns this
+/// table lacks are left out, as a pulled row's would be refused.
+fn kept_over_server_row(
+    table: &ManagedTable,
+    mut kept: Payload,
+    server_row: Option<&Payload>,
+) -> Payload {
+    for (column, value) in server_row.into_iter().flatten() {
+        let local = table
+            .columns
+            .iter()
+            .any(|c| c.json_name.eq_ignore_ascii_case(column));
+        if local && !kept.keys().any(|k| k.eq_ignore_ascii_case(column)) {
+            kept.insert(column.clone(), value.clone());
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod fk_guard_tests {
     use super::*;
@@ -377,27 +400,4 @@ mod fk_guard_tests {
         assert!(caught.is_err());
         assert_eq!(fk(&conn), 1);
     }
-}
-
-/// The row a kept local image (or a resolver's merged payload) writes: the image's own
-/// columns, and the server's values for the columns it does not name. An image captured
-/// before a local migration lacks the new columns; writing them as NULL and pushing the
-/// whole row would erase values other devices gave those columns, which the kept change
-/// never touched (the server's own partial update keeps them). Server columns this
-/// table lacks are left out, as a pulled row's would be refused.
-fn kept_over_server_row(
-    table: &ManagedTable,
-    mut kept: Payload,
-    server_row: Option<&Payload>,
-) -> Payload {
-    for (column, value) in server_row.into_iter().flatten() {
-        let local = table
-            .columns
-            .iter()
-            .any(|c| c.json_name.eq_ignore_ascii_case(column));
-        if local && !kept.keys().any(|k| k.eq_ignore_ascii_case(column)) {
-            kept.insert(column.clone(), value.clone());
-        }
-    }
-    kept
 }

@@ -657,3 +657,75 @@ fn migrate_pet(d: &mut Device) {
     d.sql("SELECT oversqlite_open()");
     d.schema = &V2;
 }
+
+const SERVER_RANK: &str = r#"
+app_name = "oversqlite-e2e-schema-change"
+schema_version = 2
+
+[[tables]]
+schema = "main"
+table = "person"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "name", type = "text" },
+  { name = "rank", type = "integer", nullable = false, default = 0 },
+]
+"#;
+
+const V_RANK: Schema = Schema {
+    ddl: "CREATE TABLE IF NOT EXISTS person (id TEXT PRIMARY KEY NOT NULL, name TEXT, rank INTEGER NOT NULL DEFAULT 0);",
+    tables: &[(
+        "person",
+        &[Col::Plain("id"), Col::Plain("name"), Col::Plain("rank")],
+    )],
+};
+
+/// Devices first with a NOT NULL column (SQLite requires it to have a default): rows
+/// from the server, which lacks the column, keep syncing — a new row takes the local
+/// default, an existing row keeps its value — and once the server has the column, the
+/// device's own value goes up. The bundles committed before the server's migration
+/// never carry the column, so a device migrated later (or never pulling them before)
+/// depends on this too: refusing such rows would leave it stuck for good.
+#[test]
+fn a_not_null_column_added_on_the_device_first_keeps_syncing() {
+    let mut server = TestServer::start_with(SERVER_V1, &[]);
+    let (mut d_new, _) = Device::attached_with(&db_path("nn-new"), &server, USER, &V1);
+    let (d_old, _) = Device::attached_with(&db_path("nn-old"), &server, USER, &V1);
+    d_old.exec("INSERT INTO person VALUES ('p1', 'Ada')");
+    sync_ok(&d_old);
+    sync_ok(&d_new);
+    d_new.exec("ALTER TABLE person ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;");
+    d_new.sql("SELECT oversqlite_open()");
+    d_new.schema = &V_RANK;
+    // Rows without the column: the existing one keeps its value, a new one takes the
+    // default (NOT NULL holds).
+    d_old.exec(
+        "UPDATE person SET name = 'Ada L.' WHERE id = 'p1';
+         INSERT INTO person VALUES ('p2', 'Grace');",
+    );
+    sync_ok(&d_old);
+    sync_ok(&d_new);
+    assert_eq!(
+        person_rows(&d_new),
+        vec!["'p1'|'Ada L.'|0".to_string(), "'p2'|'Grace'|0".to_string()]
+    );
+
+    std::fs::write(server.config_path(), SERVER_RANK).unwrap();
+    server.restart();
+    d_new.exec("UPDATE person SET rank = 3 WHERE id = 'p2'");
+    sync_ok(&d_new);
+    assert_eq!(
+        server.rows("person", USER, "id, name, rank"),
+        vec![
+            vec![Value::from("p1"), Value::from("Ada L."), Value::from(0)],
+            vec![Value::from("p2"), Value::from("Grace"), Value::from(3)],
+        ]
+    );
+    // A device created on the new schema hydrates the server's rows.
+    let (fresh, _) = Device::attached_with(&db_path("nn-fresh"), &server, USER, &V_RANK);
+    assert_eq!(
+        person_rows(&fresh),
+        vec!["'p1'|'Ada L.'|0".to_string(), "'p2'|'Grace'|3".to_string()]
+    );
+}

@@ -99,3 +99,21 @@ mod tests {
         std::env::remove_var("OVERSQLITE_TEST_FAULT");
     }
 }
+
+/// Test builds only: `OVERSQLITE_TEST_MAX_BUNDLE_ROWS=<n>` caps every frozen bundle at
+/// about `n` rows, so the randomised suites, whose backlogs are small, cut bundles the
+/// way a large backlog is cut (engine `ops/bundle_cut.rs`).
+#[cfg(feature = "test-faults")]
+pub fn max_bundle_rows_override() -> Option<usize> {
+    std::env::var("OVERSQLITE_TEST_MAX_BUNDLE_ROWS")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Without the `test-faults` feature: no override.
+#[cfg(not(feature = "test-faults"))]
+#[inline(always)]
+pub fn max_bundle_rows_override() -> Option<usize> {
+    None
+}

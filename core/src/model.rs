@@ -33,6 +33,10 @@ pub struct Column {
     pub not_null: bool,
     /// 1-based position in the primary key, 0 when not part of it.
     pub primary_key_position: i64,
+    /// The column has a `DEFAULT` (every column added NOT NULL by `ALTER TABLE` has
+    /// one): a pulled row that does not name it leaves it to the table.
+    #[serde(skip)]
+    pub has_default: bool,
 }
 
 /// A single-column foreign key of a managed table (composite ones are rejected).

@@ -10,6 +10,7 @@ pub struct RawColumn {
     pub declared_type: String,
     pub not_null: bool,
     pub pk: i64,
+    pub has_default: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ pub fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
 
 pub fn columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>> {
     let mut stmt = conn.prepare(
-        "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, 'main') ORDER BY cid",
+        "SELECT name, type, \"notnull\", pk, dflt_value IS NOT NULL FROM pragma_table_info(?1, 'main') ORDER BY cid",
     )?;
     let rows = stmt.query_map([table], |r| {
         Ok(RawColumn {
@@ -41,6 +42,7 @@ pub fn columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>> {
             declared_type: r.get(1)?,
             not_null: r.get::<_, i64>(2)? != 0,
             pk: r.get(3)?,
+            has_default: r.get::<_, i64>(4)? != 0,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -155,6 +155,7 @@ pub fn validate_table(conn: &Connection, reg: &TableRegistration) -> Result<Mana
             ),
             not_null: c.not_null,
             primary_key_position: c.pk,
+            has_default: c.has_default,
         })
         .collect();
     let foreign_keys = raw_fks

@@ -26,6 +26,11 @@ use crate::report::{Authority, PendingStatus, SyncStatus};
 pub struct EngineSettings {
     /// Rows per push chunk (never above the server's `max_rows_per_push_chunk`).
     pub upload_chunk_rows: usize,
+    /// Rows frozen into one bundle before the freeze looks for a place to cut it (0 =
+    /// no cap, one bundle for everything, as the reference clients do). Bounds how long
+    /// the freeze and the replay hold the write lock; never above the server's
+    /// advertised `max_rows_per_bundle`.
+    pub max_bundle_rows: usize,
     /// `max_bundles` per pull page (1..=5000).
     pub download_max_bundles: i64,
     /// `max_rows` per snapshot chunk (servers cap it silently at their maximum, 5000
@@ -51,6 +56,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             upload_chunk_rows: 200,
+            max_bundle_rows: 5000,
             download_max_bundles: 1000,
             snapshot_chunk_rows: 5000,
             committed_rows_page: 1000,
@@ -227,6 +233,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// Rows per frozen bundle (`None`: no cap): the setting, never above the server's
+    /// `max_rows_per_bundle` when its limits are already known (no request is made
+    /// for them here: the freeze runs before any request).
+    pub fn bundle_rows_cap(&self) -> Option<i64> {
+        let wanted = oversqlite_core::fault::max_bundle_rows_override()
+            .unwrap_or(self.settings.max_bundle_rows) as i64;
+        let advertised = self
+            .limits
+            .get()
+            .and_then(|l| l.max_rows_per_bundle)
+            .filter(|m| *m > 0);
+        match (wanted > 0, advertised) {
+            (true, Some(max)) => Some(wanted.min(max)),
+            (true, None) => Some(wanted),
+            (false, max) => max,
+        }
+    }
+
     /// `max_bundles` per pull: the setting, within 1..=5000 and `max_bundles_per_pull`.
     pub fn pull_max_bundles(&self) -> i64 {
         let wanted = self.settings.download_max_bundles.clamp(1, 5000);
@@ -255,8 +279,14 @@ impl Ctx<'_> {
 
     pub fn table(&self, name: &str) -> Result<&crate::local::schema::ManagedTable> {
         self.config.table(name).ok_or_else(|| {
+            let managed: Vec<&str> = self.config.tables.iter().map(|t| t.name.as_str()).collect();
             SyncError::protocol(format!(
-                "table {name:?} is not a managed table of this database"
+                "the server sent rows of table {name:?}, which this database does not sync \
+                 (its synced tables: {}): the server's schema is newer. Migrate this database: \
+                 CREATE TABLE {name} (…) as the app's new schema has it, \
+                 SELECT oversqlite_enable_sync('{name}'), then SELECT oversqlite_open(); \
+                 nothing was applied",
+                managed.join(", ")
             ))
         })
     }

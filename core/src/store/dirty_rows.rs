@@ -225,11 +225,12 @@ pub struct FreezeRead {
 /// Streams every dirty row with its row state into `f`, sorted by SQLite into bundle
 /// order: upserts parents-first, then deletes children-first; ties keep capture order
 /// (`dirty_ordinal`, then table and key). `table_order` gives each table's FK position
-/// (parents first); an unlisted table sorts last.
+/// (parents first); an unlisted table sorts last. `f` returns whether to go on: a
+/// freeze that cuts a bundle short stops there.
 pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     conn: &Connection,
     table_order: &[(String, usize)],
-    mut f: impl FnMut(FreezeRead) -> std::result::Result<(), E>,
+    mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
 ) -> std::result::Result<(), E> {
     let mut order = String::from("SELECT NULL AS name, NULL AS pos WHERE 0");
     let mut binds = Vec::new();
@@ -257,7 +258,7 @@ pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     let mut stmt = conn.prepare(&sql)?;
     let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
     while let Some(r) = read.next()? {
-        f(FreezeRead {
+        let go_on = f(FreezeRead {
             schema: r.get(0)?,
             table: r.get(1)?,
             key_json: r.get(2)?,
@@ -265,6 +266,9 @@ pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
             payload: r.get(4)?,
             live_state: r.get::<_, i64>(5)? != 0,
         })?;
+        if !go_on {
+            break;
+        }
     }
     Ok(())
 }

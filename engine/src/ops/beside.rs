@@ -23,7 +23,6 @@
 use std::collections::{HashMap, HashSet};
 
 use oversqlite_protocol::{BundleRow, Op, Payload, SyncKey};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
@@ -164,7 +163,7 @@ pub(crate) fn apply_row_beside(
     row: &BundleRow,
     table: &ManagedTable,
     key: &LocalKey,
-    values: Option<Vec<SqlValue>>,
+    values: Option<crate::values::codec::RowValues>,
     updated_at: &str,
     touched: &mut ChangedTables,
     settled: &mut Vec<ForeignKeyResolution>,

@@ -2,7 +2,7 @@
 //! the conflicting row follows the plan, every other outbox row goes back to the
 //! dirty set unchanged, and the outbox is cleared.
 
-use oversqlite_protocol::{Op, PushConflictDetails};
+use oversqlite_protocol::{Op, Payload, PushConflictDetails};
 use rusqlite::Connection;
 
 use crate::conflict::{
@@ -10,6 +10,7 @@ use crate::conflict::{
     Resolution, RowAction, RowStateAction,
 };
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::local::schema::ManagedTable;
 use crate::local::state::{self, OutboxRow};
 use crate::local::tx::{apply_tx, without_fk_enforcement_if};
 use crate::ops::beside::{race, wire_key, RowId};
@@ -128,24 +129,12 @@ pub(crate) fn apply_conflict(
         Ok(ConflictPlan {
             row: RowAction::UpsertLocal(p),
             ..
-        }) => Some(wire_payload_to_row(
-            table,
-            &local_payload_to_wire(table, p)?,
-        )?),
+        }) => {
+            let kept = local_payload_to_wire(table, p)?;
+            let merged = kept_over_server_row(table, kept, details.server_row.as_ref());
+            Some(wire_payload_to_row(table, &merged)?)
+        }
         _ => None,
-    };
-    let values = match (&planned, values) {
-        (
-            Ok(ConflictPlan {
-                row: RowAction::UpsertLocal(p),
-                ..
-            }),
-            None,
-        ) => Some(wire_payload_to_row(
-            table,
-            &local_payload_to_wire(table, p)?,
-        )?),
-        (_, v) => v,
     };
     let schema = ctx.config.schema.clone();
     // Enforcement is off for deletions too: local rows may still reference a parent
@@ -352,6 +341,29 @@ fn unsent_children(ctx: &Ctx, parent: &RowId) -> Result<Vec<(RowId, String, Stri
         }
     }
     Ok(out)
+}
+
+/// The row a kept local image (or a resolver's merged payload) writes: the image's own
+/// columns, and the server's values for the columns it does not name. An image captured
+/// before a local migration lacks the new columns; writing them as NULL and pushing the
+/// whole row would erase values other devices gave those columns, which the kept change
+/// never touched (the server's own partial update keeps them). Server columns this
+/// table lacks are left out, as a pulled row's would be refused.
+fn kept_over_server_row(
+    table: &ManagedTable,
+    mut kept: Payload,
+    server_row: Option<&Payload>,
+) -> Payload {
+    for (column, value) in server_row.into_iter().flatten() {
+        let local = table
+            .columns
+            .iter()
+            .any(|c| c.json_name.eq_ignore_ascii_case(column));
+        if local && !kept.keys().any(|k| k.eq_ignore_ascii_case(column)) {
+            kept.insert(column.clone(), value.clone());
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

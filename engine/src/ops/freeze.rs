@@ -15,6 +15,7 @@ use crate::local::schema::ManagedTable;
 use crate::local::state::OutboxState;
 use crate::local::state::{self, OutboxBundle, OutboxRow};
 use crate::local::tx::write_tx;
+use crate::ops::bundle_cut::CutPoints;
 use crate::sync_client::Ctx;
 use crate::values::codec::{
     local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
@@ -43,12 +44,19 @@ pub(crate) fn outbox_page(
     Ok(outbox::page(conn, source_bundle_id, after_ordinal, limit)?)
 }
 
-/// Freezes the dirty rows into a `prepared` outbox in ONE `BEGIN IMMEDIATE`
-/// transaction (read and write together, so no capture can slip in between).
-/// Each row is converted, inserted into the outbox rows and fed to the request
-/// hasher as it is read. Returns `None` when nothing is left to upload. If another
-/// connection froze an outbox first, that one is verified and returned instead.
+/// Freezes dirty rows into a `prepared` outbox in ONE `BEGIN IMMEDIATE` transaction
+/// (read and write together, so no capture can slip in between). Each row is
+/// converted, inserted into the outbox rows and fed to the request hasher as it is
+/// read. Returns `None` when nothing is left to upload. If another connection froze an
+/// outbox first, that one is verified and returned instead.
+///
+/// At most about [`Ctx::bundle_rows_cap`] rows go into one bundle: the rest stay dirty
+/// for the next bundle, so the write lock is held for a bounded time however large the
+/// backlog (issue #16). The bundle ends at the first row past the cap where
+/// [`CutPoints`] allows it; inside a foreign-key cycle it runs on.
 pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
+    let cap = ctx.bundle_rows_cap();
+    let cuts = CutPoints::new(&ctx.config.tables);
     write_tx(ctx.conn, |conn| {
         let existing = state::outbox(conn)?;
         if existing.state != OutboxState::None {
@@ -68,9 +76,20 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
         let mut hasher = RequestHasher::new();
         let mut batch = RowWriter::default();
         let mut count = 0i64;
-        dirty_rows::for_each_in_bundle_order(conn, &order, |d| -> Result<()> {
+        // The dirty rows read so far, deleted below when the bundle is cut short.
+        let mut consumed: Vec<(String, String, String)> = Vec::new();
+        let mut last_table = String::new();
+        let mut cut_short = false;
+        dirty_rows::for_each_in_bundle_order(conn, &order, |d| -> Result<bool> {
+            if cap.is_some_and(|cap| count >= cap) && cuts.may_cut_between(&last_table, &d.table) {
+                cut_short = true;
+                return Ok(false);
+            }
+            if cap.is_some() {
+                consumed.push((d.schema.clone(), d.table.clone(), d.key_json.clone()));
+            }
             let op = match (&d.payload, d.live_state) {
-                (None, false) => return Ok(()), // deleting something the server never had: no-op
+                (None, false) => return Ok(true), // deleting something the server never had: no-op
                 (None, true) => Op::Delete,
                 (Some(_), true) => Op::Update,
                 (Some(_), false) => Op::Insert,
@@ -79,15 +98,22 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
                 // Left-overs of an earlier bundle go only when a new one replaces them.
                 outbox::delete_rows(conn)?;
             }
+            last_table.clone_from(&d.table);
             let row = freeze_row(ctx, &mut hasher, source_bundle_id, count, op, d)?;
             batch.push(conn, row)?;
             count += 1;
-            Ok(())
+            Ok(true)
         })?;
         batch.flush(conn)?;
-        // Every dirty row was read above inside this write transaction, so all of them
-        // are consumed (uploaded or dropped as no-op deletes).
-        dirty_rows::delete_all(conn)?;
+        if cut_short {
+            for (schema, table, key_json) in &consumed {
+                dirty_rows::delete(conn, schema, table, key_json)?;
+            }
+        } else {
+            // Every dirty row was read above inside this write transaction, so all of
+            // them are consumed (uploaded or dropped as no-op deletes).
+            dirty_rows::delete_all(conn)?;
+        }
         if count == 0 {
             return Ok(None);
         }

@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub(crate) mod beside;
+pub(crate) mod bundle_cut;
 pub(crate) mod committed;
 pub mod conflict_apply;
 pub mod detach;

@@ -664,7 +664,7 @@ fn decode_row<'t>(
 ) -> Result<(
     &'t crate::local::schema::ManagedTable,
     crate::values::codec::LocalKey,
-    Option<Vec<rusqlite::types::Value>>,
+    Option<crate::values::codec::RowValues>,
 )> {
     ctx.check_schema(&row.schema)?;
     let table = ctx.table(&row.table)?;

@@ -75,6 +75,15 @@ pub(crate) fn push_in(ctx: &Ctx, changed: &mut ChangedTables) -> Result<PushRepo
     push_reporting(ctx, changed, &mut Vec::new())
 }
 
+/// How many bundles a push of `pending` rows may take: one per cap of rows, and one
+/// more for a bundle that ran on past its cap inside a foreign-key cycle.
+fn bundles_for(ctx: &Ctx, pending: i64) -> i64 {
+    match ctx.bundle_rows_cap() {
+        Some(cap) => pending / cap + 1,
+        None => 1,
+    }
+}
+
 /// [`push_in`], also collecting the foreign-key races a conflict resolution settled.
 pub(crate) fn push_reporting(
     ctx: &Ctx,
@@ -91,6 +100,10 @@ pub(crate) fn push_reporting(
     let mut outcome = PushOutcome::NoChange;
     let mut last_seq = None;
     let mut row_count = 0;
+    // A backlog larger than one bundle goes up as several (see `freeze`); the bundles
+    // are counted from what is pending now, so rows written meanwhile may ride along
+    // but cannot keep one push going for ever.
+    let mut bundles_left = bundles_for(ctx, state::pending_row_count(ctx.conn)?);
     loop {
         match push_once(ctx, changed, settled)? {
             Step::NoChange => break,
@@ -101,7 +114,10 @@ pub(crate) fn push_reporting(
                 outcome = PushOutcome::Committed;
                 last_seq = Some(bundle_seq);
                 row_count += n;
-                break;
+                bundles_left = bundles_left.saturating_sub(1);
+                if bundles_left == 0 || state::dirty_count(ctx.conn)? == 0 {
+                    break;
+                }
             }
             Step::Refused(refusal) => return Err(refusal.requeued_error()),
             Step::ConflictResolved(table, key) => {

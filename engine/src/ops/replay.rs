@@ -252,10 +252,7 @@ fn accept(conn: &Connection, table: &ManagedTable, key: &LocalKey, src: &Source)
     };
     let payload = serde_json::from_str(text)
         .map_err(|e| SyncError::protocol(format!("committed payload is not an object: {e}")))?;
-    let values = wire_payload_to_row(table, &payload)?;
-    conn.prepare_cached(&sql.upsert)?
-        .execute(rusqlite::params_from_iter(values))?;
-    Ok(())
+    rows::upsert_row(conn, table, wire_payload_to_row(table, &payload)?)
 }
 
 /// Writes one row according to its plan.

@@ -226,19 +226,32 @@ pub fn wire_value_to_sql(
     }
 }
 
+/// A row decoded from a wire payload: its values in table column order, and which
+/// columns the payload did not name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowValues {
+    /// One value per table column (`NULL` where the payload named none).
+    pub values: Vec<SqlValue>,
+    /// Indexes of the columns the payload did not name; empty for a full row (the
+    /// usual case, written by the prepared full-row upsert).
+    pub absent: Vec<usize>,
+}
+
 /// Decodes a wire payload into SQLite values in table column order.
 ///
 /// Schema changes roll out one side at a time, so the two sides' columns may differ:
 /// * a payload column the local table lacks is refused (the server is ahead): applying the
 ///   row without it would drop its data. The caller's transaction rolls back, so nothing
 ///   is applied and no checkpoint moves; the message names the local migration to run.
-/// * a local column the payload lacks (this database is ahead, or the row was committed
-///   before the server added the column) is NULL when the local column allows it: that is
-///   what the server's row holds for a column it did not have. A NOT NULL one is refused.
+/// * a local column the payload lacks (this database is ahead of the server, or the row
+///   was committed before the server added the column, so every older bundle lacks it)
+///   is left to the table, as the server's own partial INSERT and UPDATE do: a new row
+///   takes the column's default (NULL without one), an existing row keeps its value. A
+///   NOT NULL column without a default cannot be left out of a new row and is refused.
 pub fn wire_payload_to_row(
     table: &ManagedTable,
     payload: &Map<String, Value>,
-) -> Result<Vec<SqlValue>> {
+) -> Result<RowValues> {
     let unknown: Vec<&str> = payload
         .keys()
         .filter(|k| {
@@ -267,25 +280,33 @@ pub fn wire_payload_to_row(
     let required: Vec<&str> = table
         .columns
         .iter()
-        .filter(|c| (c.not_null || c.primary_key_position > 0) && value_of(c).is_none())
+        .filter(|c| {
+            ((c.not_null && !c.has_default) || c.primary_key_position > 0) && value_of(c).is_none()
+        })
         .map(|c| c.json_name.as_str())
         .collect();
     if !required.is_empty() {
         return Err(SyncError::protocol(format!(
-            "payload for {t} must contain every table column: it lacks NOT NULL column(s) {cols}; the server's schema for {t} is older than this database's. \
-             Migrate the server (add the column(s) to its config, with a default); nothing was applied",
+            "payload for {t} must contain every table column: it lacks NOT NULL column(s) {cols} without a default; the server's schema for {t} is older than this database's. \
+             Migrate the server (add the column(s) to its config, with a default), or give the local column(s) a DEFAULT; nothing was applied",
             t = table.name,
             cols = required.join(", ")
         )));
     }
-    table
+    let mut absent = Vec::new();
+    let values = table
         .columns
         .iter()
-        .map(|col| {
-            let v = value_of(col).unwrap_or(&Value::Null);
-            wire_value_to_sql(&table.name, &col.json_name, col.kind, v)
+        .enumerate()
+        .map(|(i, col)| match value_of(col) {
+            Some(v) => wire_value_to_sql(&table.name, &col.json_name, col.kind, v),
+            None => {
+                absent.push(i);
+                Ok(SqlValue::Null)
+            }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RowValues { values, absent })
 }
 
 /// A row key in its local forms.
@@ -586,6 +607,7 @@ mod tests {
             kind: ColumnKind::Text,
             not_null: pk > 0,
             primary_key_position: pk,
+            has_default: false,
         };
         ManagedTable {
             name: "person".into(),
@@ -610,6 +632,49 @@ mod tests {
         let keyless = json!({"name": "Ada"});
         let err = local_payload_to_wire(&t, keyless.as_object().unwrap()).unwrap_err();
         assert!(err.message.contains("missing column id"), "{}", err.message);
+    }
+
+    /// A pulled row without `email` (committed before the column existed): a new row
+    /// takes the local default, an existing row keeps its value; a NOT NULL column
+    /// without a default cannot be left out.
+    #[test]
+    fn a_row_without_a_local_column_leaves_it_to_the_table() {
+        let mut t = person();
+        t.columns[2].not_null = true;
+        t.columns[2].has_default = true;
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE person (id TEXT PRIMARY KEY NOT NULL, name TEXT, email TEXT NOT NULL DEFAULT 'none');
+             INSERT INTO person VALUES ('p1', 'Ada', 'ada@x');",
+        )
+        .unwrap();
+        for (id, name) in [("p1", "Ada L."), ("p2", "Grace")] {
+            let payload = json!({"id": id, "name": name});
+            let row = wire_payload_to_row(&t, payload.as_object().unwrap()).unwrap();
+            assert_eq!(row.absent, vec![2]);
+            crate::values::rows::upsert_row(&conn, &t, row).unwrap();
+        }
+        let rows: Vec<String> = conn
+            .prepare("SELECT id || '|' || name || '|' || email FROM person ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, vec!["p1|Ada L.|ada@x", "p2|Grace|none"]);
+        let full = json!({"id": "p3", "name": "Linus", "email": "l@x"});
+        assert!(wire_payload_to_row(&t, full.as_object().unwrap())
+            .unwrap()
+            .absent
+            .is_empty());
+        t.columns[2].has_default = false;
+        let err = wire_payload_to_row(&t, json!({"id": "p4"}).as_object().unwrap()).unwrap_err();
+        assert!(
+            err.message
+                .contains("lacks NOT NULL column(s) email without a default"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use oversqlite_core::store::{dirty_rows, row_state};
 
 use crate::error::Result;
 use crate::local::schema::ManagedTable;
-use crate::values::codec::LocalKey;
+use crate::values::codec::{LocalKey, RowValues};
 
 /// `key_json` exactly as the capture triggers build it: SQLite's own
 /// `json_object(<key>, <value>)`, so lookups are byte-identical (§5.4).
@@ -106,10 +106,44 @@ pub fn live_row_json(
         .optional()?)
 }
 
-/// Upserts a full row (values in column order) by primary key.
-pub fn upsert_row(conn: &Connection, table: &ManagedTable, values: Vec<SqlValue>) -> Result<()> {
-    conn.prepare_cached(&table_sql(table).upsert)?
-        .execute(params_from_iter(values))?;
+/// Upserts a decoded row by primary key: a full row with the prepared statement; a row
+/// whose payload left columns out names only the others, so a new row takes those
+/// columns' defaults and an existing row keeps their values (see `wire_payload_to_row`).
+pub fn upsert_row(conn: &Connection, table: &ManagedTable, row: RowValues) -> Result<()> {
+    if row.absent.is_empty() {
+        conn.prepare_cached(&table_sql(table).upsert)?
+            .execute(params_from_iter(row.values))?;
+        return Ok(());
+    }
+    let named: Vec<(&oversqlite_core::Column, SqlValue)> = table
+        .columns
+        .iter()
+        .zip(row.values)
+        .enumerate()
+        .filter(|(i, _)| !row.absent.contains(i))
+        .map(|(_, pair)| pair)
+        .collect();
+    let cols: Vec<String> = named.iter().map(|(c, _)| quote_ident(&c.name)).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = named
+        .iter()
+        .filter(|(c, _)| !c.name.eq_ignore_ascii_case(&table.key_column))
+        .map(|(c, _)| format!("{0} = excluded.{0}", quote_ident(&c.name)))
+        .collect();
+    let conflict = if updates.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) {conflict}",
+        quote_ident(&table.name),
+        cols.join(", "),
+        marks.join(", "),
+        quote_ident(&table.key_column),
+    );
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(named.into_iter().map(|(_, v)| v)))?;
     Ok(())
 }
 
@@ -230,7 +264,7 @@ pub fn apply_authoritative(
     key: &LocalKey,
     key_json: &str,
     row_version: i64,
-    values: Option<Vec<SqlValue>>,
+    values: Option<RowValues>,
 ) -> Result<()> {
     match values {
         Some(v) => {

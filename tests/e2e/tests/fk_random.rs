@@ -10,7 +10,10 @@
 //! Seeds are split between the two `--foreign-key-errors` modes and the two local
 //! declarations of posts.author_id (seed % 4: 0 ours + local cascade, 1 reference + local
 //! cascade, 2 ours + plain reference, 3 reference + plain reference), so every 4
-//! consecutive seeds cover all four. `OVERSQLITE_FK_SEEDS` (default 30) seeds run from
+//! consecutive seeds cover all four. Seeds with `seed % 8 >= 4` also cap every frozen
+//! bundle at [`CUT_BUNDLE_ROWS`] rows (the test build's `OVERSQLITE_TEST_MAX_BUNDLE_ROWS`),
+//! so backlogs go up in several bundles cut outside the foreign-key cycles the way a large
+//! backlog is (issue #16); every 8 consecutive seeds cover both. `OVERSQLITE_FK_SEEDS` (default 30) seeds run from
 //! `OVERSQLITE_FK_SEED_BASE` (default 1); every failing seed is reported with its step
 //! log (the edits and syncs, then every device's pending rows and tables and the server's
 //! committed history) and a replay command, after all seeds ran. Long soak (failing seeds
@@ -33,6 +36,13 @@ const ROUNDS: usize = 24;
 /// Bound of the quiet phase: a round in which no sync changes anything ends it.
 const QUIET_ROUNDS: usize = 10;
 const POLICIES: [&str; 3] = ["server_wins", "client_wins", "custom"];
+/// Rows per bundle for the seeds that cut bundles (see the module docs).
+const CUT_BUNDLE_ROWS: usize = 1;
+
+/// Whether `seed` runs with bundles cut at [`CUT_BUNDLE_ROWS`].
+fn cuts_bundles(seed: u64) -> bool {
+    seed % 8 >= 4
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -233,6 +243,16 @@ fn run_seed(servers: &[TestServer; 2], seed: u64) -> Result<(), String> {
         seed,
         log: Vec::new(),
     };
+    // The extension runs in this process and this file has one test, so the variable
+    // is read by this seed's syncs only.
+    if cuts_bundles(seed) {
+        std::env::set_var(
+            "OVERSQLITE_TEST_MAX_BUNDLE_ROWS",
+            CUT_BUNDLE_ROWS.to_string(),
+        );
+    } else {
+        std::env::remove_var("OVERSQLITE_TEST_MAX_BUNDLE_ROWS");
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| run.run(servers))).unwrap_or_else(|panic| {
         let text = panic
             .downcast_ref::<String>()
@@ -253,6 +273,11 @@ fn run_seed(servers: &[TestServer; 2], seed: u64) -> Result<(), String> {
     } else {
         "local cascade"
     };
+    let cut = if cuts_bundles(seed) {
+        format!("cut at {CUT_BUNDLE_ROWS} rows")
+    } else {
+        "uncut".to_string()
+    };
     let log_path = std::env::temp_dir().join(format!("oversqlite-fk-random-seed-{seed}.log"));
     let history = server_history(&servers[(seed % 2) as usize], &format!("fk{seed}"));
     let _ = std::fs::write(
@@ -265,7 +290,7 @@ fn run_seed(servers: &[TestServer; 2], seed: u64) -> Result<(), String> {
     );
     let tail = run.log[run.log.len().saturating_sub(12)..].join("\n    ");
     Err(format!(
-        "seed {seed} (server {mode}, posts {local}; devices 0 server_wins, 1 client_wins, 2 custom): {error}\n  last steps:\n    {tail}\n  step log: {}\n  replay: OVERSQLITE_FK_SEED_BASE={seed} OVERSQLITE_FK_SEEDS=1 cargo test -p oversqlite-tests --test fk_random",
+        "seed {seed} (server {mode}, posts {local}, bundles {cut}; devices 0 server_wins, 1 client_wins, 2 custom): {error}\n  last steps:\n    {tail}\n  step log: {}\n  replay: OVERSQLITE_FK_SEED_BASE={seed} OVERSQLITE_FK_SEEDS=1 cargo test -p oversqlite-tests --test fk_random",
         log_path.display()
     ))
 }

@@ -586,11 +586,9 @@ fn devices_first_then_server() {
 }
 
 /// A change captured before the local migration, kept by `client_wins` over another
-/// device's email: the kept change should not erase the email it never saw (the server's
-/// partial UPDATE would keep it). Known bug: the conflict path writes the pre-migration
-/// image with the new column NULL and re-captures the whole row, so email NULL is pushed.
+/// device's email: the kept change does not erase the email it never saw. The kept
+/// image names no `email`, so the server's value fills it (ops/conflict_apply.rs).
 #[test]
-#[ignore = "engine bug: client_wins on a pre-migration image erases the new column (ops/conflict_apply.rs)"]
 fn client_wins_over_a_pre_migration_change_keeps_the_new_column() {
     let mut server = TestServer::start_with(SERVER_V1, &[]);
     let (mut d, _) = Device::attached_with(&db_path("cw-d"), &server, USER, &V1);
@@ -614,4 +612,120 @@ fn client_wins_over_a_pre_migration_change_keeps_the_new_column() {
     );
     sync_ok(&other);
     assert_converged(&server, USER, &[&d, &other]);
+}
+
+/// A device that added the column but not the new table pulls a bundle with a `pet` row:
+/// refused, naming the table and the local migration, with nothing applied and the
+/// checkpoint where it was; after the migration the same sync applies it.
+#[test]
+fn a_remote_table_the_device_lacks_is_refused_naming_the_table() {
+    let mut server = TestServer::start_with(SERVER_V1, &[]);
+    migrate_server(&mut server);
+    let writer = fresh_v2(&server, "rt-writer");
+    let (mut d, _) = Device::attached_with(&db_path("rt-d"), &server, USER, &V1);
+    add_email(&mut d);
+    writer.exec(
+        "INSERT INTO person VALUES ('p1', 'Ada', NULL); INSERT INTO pet VALUES ('k1', 'p1');",
+    );
+    sync_ok(&writer);
+
+    let seq = checkpoint(&d);
+    let before = d.dump();
+    let err = d.try_sql("SELECT oversqlite_sync()").unwrap_err();
+    assert!(err.starts_with("oversqlite_sync: protocol_error: the server sent rows of table \"pet\", which this database does not sync (its synced tables: person)"), "{err}");
+    assert!(err.contains("the server's schema is newer"), "{err}");
+    assert!(
+        err.contains("SELECT oversqlite_enable_sync('pet')"),
+        "{err}"
+    );
+    assert!(err.contains("SELECT oversqlite_open()"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+    assert_eq!(checkpoint(&d), seq);
+    assert_eq!(d.dump(), before);
+    migrate_pet(&mut d);
+    sync_ok(&d);
+    assert_converged(&server, USER, &[&writer, &d]);
+}
+
+/// The new table only (the column is already there).
+fn migrate_pet(d: &mut Device) {
+    d.exec(
+        "CREATE TABLE pet (id TEXT PRIMARY KEY NOT NULL,
+             owner TEXT REFERENCES person(id) ON DELETE CASCADE);",
+    );
+    d.sql("SELECT oversqlite_enable_sync('pet')");
+    d.sql("SELECT oversqlite_open()");
+    d.schema = &V2;
+}
+
+const SERVER_RANK: &str = r#"
+app_name = "oversqlite-e2e-schema-change"
+schema_version = 2
+
+[[tables]]
+schema = "main"
+table = "person"
+key = "id"
+columns = [
+  { name = "id", type = "text", nullable = false },
+  { name = "name", type = "text" },
+  { name = "rank", type = "integer", nullable = false, default = 0 },
+]
+"#;
+
+const V_RANK: Schema = Schema {
+    ddl: "CREATE TABLE IF NOT EXISTS person (id TEXT PRIMARY KEY NOT NULL, name TEXT, rank INTEGER NOT NULL DEFAULT 0);",
+    tables: &[(
+        "person",
+        &[Col::Plain("id"), Col::Plain("name"), Col::Plain("rank")],
+    )],
+};
+
+/// Devices first with a NOT NULL column (SQLite requires it to have a default): rows
+/// from the server, which lacks the column, keep syncing — a new row takes the local
+/// default, an existing row keeps its value — and once the server has the column, the
+/// device's own value goes up. The bundles committed before the server's migration
+/// never carry the column, so a device migrated later (or never pulling them before)
+/// depends on this too: refusing such rows would leave it stuck for good.
+#[test]
+fn a_not_null_column_added_on_the_device_first_keeps_syncing() {
+    let mut server = TestServer::start_with(SERVER_V1, &[]);
+    let (mut d_new, _) = Device::attached_with(&db_path("nn-new"), &server, USER, &V1);
+    let (d_old, _) = Device::attached_with(&db_path("nn-old"), &server, USER, &V1);
+    d_old.exec("INSERT INTO person VALUES ('p1', 'Ada')");
+    sync_ok(&d_old);
+    sync_ok(&d_new);
+    d_new.exec("ALTER TABLE person ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;");
+    d_new.sql("SELECT oversqlite_open()");
+    d_new.schema = &V_RANK;
+    // Rows without the column: the existing one keeps its value, a new one takes the
+    // default (NOT NULL holds).
+    d_old.exec(
+        "UPDATE person SET name = 'Ada L.' WHERE id = 'p1';
+         INSERT INTO person VALUES ('p2', 'Grace');",
+    );
+    sync_ok(&d_old);
+    sync_ok(&d_new);
+    assert_eq!(
+        person_rows(&d_new),
+        vec!["'p1'|'Ada L.'|0".to_string(), "'p2'|'Grace'|0".to_string()]
+    );
+
+    std::fs::write(server.config_path(), SERVER_RANK).unwrap();
+    server.restart();
+    d_new.exec("UPDATE person SET rank = 3 WHERE id = 'p2'");
+    sync_ok(&d_new);
+    assert_eq!(
+        server.rows("person", USER, "id, name, rank"),
+        vec![
+            vec![Value::from("p1"), Value::from("Ada L."), Value::from(0)],
+            vec![Value::from("p2"), Value::from("Grace"), Value::from(3)],
+        ]
+    );
+    // A device created on the new schema hydrates the server's rows.
+    let (fresh, _) = Device::attached_with(&db_path("nn-fresh"), &server, USER, &V_RANK);
+    assert_eq!(
+        person_rows(&fresh),
+        vec!["'p1'|'Ada L.'|0".to_string(), "'p2'|'Grace'|3".to_string()]
+    );
 }

@@ -227,9 +227,15 @@ pub struct FreezeRead {
 /// (`dirty_ordinal`, then table and key). `table_order` gives each table's FK position
 /// (parents first); an unlisted table sorts last. `f` returns whether to go on: a
 /// freeze that cuts a bundle short stops there.
+///
+/// With `page`, rows are read `page` at a time (`LIMIT`/`OFFSET` over the same total
+/// order, so pages neither overlap nor skip while the caller's transaction holds the
+/// set still): a freeze that takes a few thousand rows of a large backlog lets SQLite
+/// keep only those in its sorter instead of sorting every dirty row.
 pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     conn: &Connection,
     table_order: &[(String, usize)],
+    page: Option<usize>,
     mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
 ) -> std::result::Result<(), E> {
     let mut order = String::from("SELECT NULL AS name, NULL AS pos WHERE 0");
@@ -252,25 +258,40 @@ pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
            LEFT JOIN ord AS o ON o.name = d.table_name)
          SELECT schema_name, table_name, key_json, base_row_version, payload, live_state FROM d
          ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -pos ELSE pos END,
-                  dirty_ordinal, table_name, key_json",
-        max = i64::MAX / 2
+                  dirty_ordinal, schema_name, table_name, key_json
+         LIMIT ?{limit} OFFSET ?{offset}",
+        max = i64::MAX / 2,
+        limit = binds.len() + 1,
+        offset = binds.len() + 2,
     );
     let mut stmt = conn.prepare(&sql)?;
-    let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
-    while let Some(r) = read.next()? {
-        let go_on = f(FreezeRead {
-            schema: r.get(0)?,
-            table: r.get(1)?,
-            key_json: r.get(2)?,
-            base_row_version: r.get(3)?,
-            payload: r.get(4)?,
-            live_state: r.get::<_, i64>(5)? != 0,
-        })?;
-        if !go_on {
-            break;
+    let limit = page.map_or(-1, |p| p.max(1) as i64);
+    let mut offset = 0i64;
+    loop {
+        let mut params = binds.clone();
+        params.push(Value::Integer(limit));
+        params.push(Value::Integer(offset));
+        let mut read = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut rows = 0i64;
+        while let Some(r) = read.next()? {
+            rows += 1;
+            let go_on = f(FreezeRead {
+                schema: r.get(0)?,
+                table: r.get(1)?,
+                key_json: r.get(2)?,
+                base_row_version: r.get(3)?,
+                payload: r.get(4)?,
+                live_state: r.get::<_, i64>(5)? != 0,
+            })?;
+            if !go_on {
+                return Ok(());
+            }
         }
+        if limit < 0 || rows < limit {
+            return Ok(());
+        }
+        offset += rows;
     }
-    Ok(())
 }
 
 /// `(key_json, payload, base_row_version)` of every unsent INSERT/UPDATE of `table` whose

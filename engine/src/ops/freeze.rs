@@ -80,7 +80,10 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
         let mut consumed: Vec<(String, String, String)> = Vec::new();
         let mut last_table = String::new();
         let mut cut_short = false;
-        dirty_rows::for_each_in_bundle_order(conn, &order, |d| -> Result<bool> {
+        // One page of the cap and the row after it usually ends the bundle; a cycle
+        // running on past the cap reads further pages.
+        let page = cap.map(|c| c as usize + 1);
+        dirty_rows::for_each_in_bundle_order(conn, &order, page, |d| -> Result<bool> {
             if cap.is_some_and(|cap| count >= cap) && cuts.may_cut_between(&last_table, &d.table) {
                 cut_short = true;
                 return Ok(false);

@@ -213,6 +213,8 @@ pub fn parent_refs_with_state(
 
 /// One dirty row as the freeze reads it, already in bundle order.
 pub struct FreezeRead {
+    /// The dirty row's rowid, for [`delete_rowids`].
+    pub rowid: i64,
     pub schema: String,
     pub table: String,
     pub key_json: String,
@@ -222,53 +224,88 @@ pub struct FreezeRead {
     pub live_state: bool,
 }
 
-/// Streams every dirty row with its row state into `f`, sorted by SQLite into bundle
-/// order: upserts parents-first, then deletes children-first; ties keep capture order
-/// (`dirty_ordinal`, then table and key). `table_order` gives each table's FK position
-/// (parents first); an unlisted table sorts last. `f` returns whether to go on: a
-/// freeze that cuts a bundle short stops there.
+/// Streams every dirty row with its row state into `f`, in bundle order: upserts
+/// parents-first, then deletes children-first; ties keep capture order (`dirty_ordinal`,
+/// then schema, table and key). `table_order` gives each table's FK position (parents
+/// first); an unlisted table sorts last. `f` returns whether to go on: a freeze that
+/// cuts a bundle short stops there.
+///
+/// Rows are read `page` at a time (`None`: all at once) in two steps: SQLite sorts only
+/// rowids and sort keys (`LIMIT`/`OFFSET` over one total order, so pages neither overlap
+/// nor skip while the caller's transaction holds the set still), then each row of the
+/// page is read with its row state. A freeze that takes a few thousand rows of a large
+/// backlog so costs a light pass over the backlog rather than a full read and sort of it,
+/// which matters because a capped push freezes many times.
 pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     conn: &Connection,
     table_order: &[(String, usize)],
+    page: Option<usize>,
     mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
 ) -> std::result::Result<(), E> {
-    let mut order = String::from("SELECT NULL AS name, NULL AS pos WHERE 0");
+    let mut pos = String::from("CASE table_name");
     let mut binds = Vec::new();
-    for (name, pos) in table_order {
-        order.push_str(&format!(" UNION ALL SELECT ?{}, {pos}", binds.len() + 1));
+    for (name, p) in table_order {
+        pos.push_str(&format!(" WHEN ?{} THEN {p}", binds.len() + 1));
         binds.push(Value::Text(name.clone()));
     }
+    pos.push_str(&format!(" ELSE {} END", i64::MAX / 2));
     // A payload-less row whose server state is not live is a no-op delete: it is read
     // (and consumed) but never uploaded, so its sort position does not matter.
-    let sql = format!(
-        "WITH ord(name, pos) AS ({order}),
-         d AS (
-           SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload, d.dirty_ordinal,
-                  (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0) AS live_state,
-                  COALESCE(o.pos, {max}) AS pos
-           FROM _sync_dirty_rows AS d
-           LEFT JOIN _sync_row_state AS rs
-             ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
-           LEFT JOIN ord AS o ON o.name = d.table_name)
-         SELECT schema_name, table_name, key_json, base_row_version, payload, live_state FROM d
-         ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -pos ELSE pos END,
-                  dirty_ordinal, table_name, key_json",
-        max = i64::MAX / 2
+    let order_sql = format!(
+        "SELECT rowid FROM _sync_dirty_rows
+         ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -({pos}) ELSE {pos} END,
+                  dirty_ordinal, schema_name, table_name, key_json
+         LIMIT ?{limit} OFFSET ?{offset}",
+        limit = binds.len() + 1,
+        offset = binds.len() + 2,
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut read = stmt.query(rusqlite::params_from_iter(binds))?;
-    while let Some(r) = read.next()? {
-        let go_on = f(FreezeRead {
-            schema: r.get(0)?,
-            table: r.get(1)?,
-            key_json: r.get(2)?,
-            base_row_version: r.get(3)?,
-            payload: r.get(4)?,
-            live_state: r.get::<_, i64>(5)? != 0,
-        })?;
-        if !go_on {
-            break;
+    let mut order = conn.prepare(&order_sql)?;
+    let mut row = conn.prepare_cached(
+        "SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload,
+                (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0)
+         FROM _sync_dirty_rows AS d
+         LEFT JOIN _sync_row_state AS rs
+           ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
+         WHERE d.rowid = ?1",
+    )?;
+    let limit = page.map_or(-1, |p| p.max(1) as i64);
+    let mut offset = 0i64;
+    loop {
+        let mut params = binds.clone();
+        params.push(Value::Integer(limit));
+        params.push(Value::Integer(offset));
+        let rowids = order
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        for &rowid in &rowids {
+            let read = row.query_row([rowid], |r| {
+                Ok(FreezeRead {
+                    rowid,
+                    schema: r.get(0)?,
+                    table: r.get(1)?,
+                    key_json: r.get(2)?,
+                    base_row_version: r.get(3)?,
+                    payload: r.get(4)?,
+                    live_state: r.get::<_, i64>(5)? != 0,
+                })
+            })?;
+            if !f(read)? {
+                return Ok(());
+            }
         }
+        if limit < 0 || (rowids.len() as i64) < limit {
+            return Ok(());
+        }
+        offset += rowids.len() as i64;
+    }
+}
+
+/// Deletes the dirty rows of `rowids` (those a freeze consumed when it cut its bundle
+/// short).
+pub fn delete_rowids(conn: &Connection, rowids: &[i64]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("DELETE FROM _sync_dirty_rows WHERE rowid = ?1")?;
+    for rowid in rowids {
+        stmt.execute([rowid])?;
     }
     Ok(())
 }

@@ -77,16 +77,19 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
         let mut batch = RowWriter::default();
         let mut count = 0i64;
         // The dirty rows read so far, deleted below when the bundle is cut short.
-        let mut consumed: Vec<(String, String, String)> = Vec::new();
+        let mut consumed: Vec<i64> = Vec::new();
         let mut last_table = String::new();
         let mut cut_short = false;
-        dirty_rows::for_each_in_bundle_order(conn, &order, |d| -> Result<bool> {
+        // One page of the cap and the row after it usually ends the bundle; a cycle
+        // running on past the cap reads further pages.
+        let page = cap.map(|c| c as usize + 1);
+        dirty_rows::for_each_in_bundle_order(conn, &order, page, |d| -> Result<bool> {
             if cap.is_some_and(|cap| count >= cap) && cuts.may_cut_between(&last_table, &d.table) {
                 cut_short = true;
                 return Ok(false);
             }
             if cap.is_some() {
-                consumed.push((d.schema.clone(), d.table.clone(), d.key_json.clone()));
+                consumed.push(d.rowid);
             }
             let op = match (&d.payload, d.live_state) {
                 (None, false) => return Ok(true), // deleting something the server never had: no-op
@@ -106,9 +109,7 @@ pub(crate) fn freeze(ctx: &Ctx) -> Result<Option<OutboxBundle>> {
         })?;
         batch.flush(conn)?;
         if cut_short {
-            for (schema, table, key_json) in &consumed {
-                dirty_rows::delete(conn, schema, table, key_json)?;
-            }
+            dirty_rows::delete_rowids(conn, &consumed)?;
         } else {
             // Every dirty row was read above inside this write transaction, so all of
             // them are consumed (uploaded or dropped as no-op deletes).

@@ -173,10 +173,18 @@ impl SyncClient {
         let connected = state::is_attached(&att)
             && self.connected_user.as_deref() == Some(att.attached_user_id.as_str());
         if !connected || state::source_row(ctx.conn, &att.current_source_id)?.is_none() {
-            return Err(SyncError::new(
-                ErrorKind::AttachRequired,
-                "not attached; call oversqlite_attach(user_id) first",
-            ));
+            // Attachment is per connection: the database may well be attached (by an
+            // earlier connection or process) while this connection never said so.
+            let message = if state::is_attached(&att) && !connected {
+                format!(
+                    "this connection has not attached (the database is attached to user {:?}, but each connection must attach itself); call oversqlite_attach('{}') on this connection first",
+                    att.attached_user_id,
+                    att.attached_user_id.replace('\'', "''")
+                )
+            } else {
+                "this connection has not attached (and the database is not attached to any user); call oversqlite_attach(user_id) on this connection first".to_string()
+            };
+            return Err(SyncError::new(ErrorKind::AttachRequired, message));
         }
         Ok(att)
     }

@@ -30,6 +30,9 @@ use std::os::raw::c_int;
 
 use rusqlite::ffi;
 
+/// Appended to every error SQLite reported as SQLITE_BUSY (the code itself is kept).
+pub const BUSY_ADVICE: &str = "; another connection or process is writing to this database: set a busy timeout on this connection (e.g. PRAGMA busy_timeout = 5000) so SQLite waits for it, then retry";
+
 /// A failure on its way to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
@@ -56,9 +59,15 @@ pub fn result_code(code: &str, sqlite_code: Option<c_int>) -> c_int {
 
 impl SqlError {
     pub fn new(code: &'static str, message: impl Into<String>, sqlite_code: Option<c_int>) -> Self {
+        let mut message = message.into();
+        // "database is locked": another connection or process (the host's own writers)
+        // held the write lock, and this connection does not wait for it by default.
+        if sqlite_code.is_some_and(|c| c & 0xff == ffi::SQLITE_BUSY) {
+            message.push_str(BUSY_ADVICE);
+        }
         SqlError {
             code,
-            message: message.into(),
+            message,
             result_code: result_code(code, sqlite_code),
         }
     }

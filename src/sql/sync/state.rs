@@ -75,6 +75,13 @@ impl ConnSync {
                 }
                 Err(e)
             }
+            // The engine's advice for unsent changes is "sync first", which sends
+            // nothing while uploads are paused on this connection: name the way out.
+            Err(mut e) if e.kind == ErrorKind::PendingLocalChanges && self.uploads_paused() => {
+                let what = e.message.split("; call").next().unwrap_or("").to_string();
+                e.message = format!("{what}; uploads are paused on this connection, so no call sends them: call oversqlite_resume_uploads(), then oversqlite_sync()");
+                Err(e)
+            }
             other => other,
         }
     }

@@ -16,6 +16,7 @@ use crate::local::lock::OperationLock;
 use crate::local::schema::Config;
 use crate::local::state;
 use crate::remote::auth::{NoToken, TokenProvider};
+use crate::remote::cancel::{CallStop, Limits};
 use crate::remote::client::Remote;
 use crate::remote::requests::Requests;
 use crate::remote::transport::{RetryPolicy, Transport, UreqTransport};
@@ -75,6 +76,9 @@ pub struct SyncClient {
     connected_user: Option<String>,
     /// The server's `bundle_limits`, learned once per client (§7.13).
     limits: OnceLock<BundleLimits>,
+    /// The stop state of the call in progress, set by [`SyncClient::start_call`];
+    /// without one each operation gets a fresh one (interrupts only, no deadline).
+    call: Option<Arc<CallStop>>,
 }
 
 impl SyncClient {
@@ -91,7 +95,29 @@ impl SyncClient {
             resolver: Arc::new(ServerWins),
             connected_user: None,
             limits: OnceLock::new(),
+            call: None,
         }
+    }
+
+    /// Starts one host call: everything until [`SyncClient::end_call`] shares one
+    /// deadline, `timeout` from now (None: no deadline, interrupts only). A sync that
+    /// runs several operations (rounds, a pull per watch event) is bounded as a whole.
+    pub fn start_call(&mut self, timeout: Option<Duration>) {
+        self.call = Some(CallStop::new(timeout));
+    }
+
+    /// Ends the call started by [`SyncClient::start_call`].
+    pub fn end_call(&mut self) {
+        self.call = None;
+    }
+
+    /// The stop state operations of the current call share.
+    pub(crate) fn call_stop(&self) -> Arc<CallStop> {
+        self.call.clone().unwrap_or_else(|| CallStop::new(None))
+    }
+
+    pub(crate) fn transport_arc(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
     }
 
     pub fn set_token_provider(&mut self, tokens: Arc<dyn TokenProvider>) {
@@ -110,10 +136,6 @@ impl SyncClient {
     /// The user connected by `attach` in this client, if any.
     pub fn connected_user(&self) -> Option<&str> {
         self.connected_user.as_deref()
-    }
-
-    pub(crate) fn transport_ref(&self) -> &dyn Transport {
-        self.transport.as_ref()
     }
 
     pub(crate) fn tokens_ref(&self) -> &dyn TokenProvider {
@@ -154,9 +176,10 @@ impl SyncClient {
             conn,
             remote: Remote {
                 requests: Requests::new(&config.server_url),
-                transport: self.transport.as_ref(),
+                transport: self.transport.clone(),
                 tokens: self.tokens.as_ref(),
                 retry: &self.settings.retry,
+                limits: Limits::new(conn, self.call_stop()),
             },
             config,
             settings: &self.settings,

@@ -11,6 +11,8 @@
 //! | `sync_in_progress` | `SQLITE_BUSY` |
 //! | `invalid_argument` | `SQLITE_MISUSE` |
 //! | `transaction_open` | `SQLITE_MISUSE` |
+//! | `interrupted` | `SQLITE_INTERRUPT` (also when SQLite stopped a statement) |
+//! | `timeout` | `SQLITE_ERROR` |
 //! | everything else | `SQLITE_ERROR` |
 //!
 //! Why: `sync_in_progress` is "another operation holds the lock, try again later", which is
@@ -19,9 +21,11 @@
 //! MISUSE too (CONSTRAINT is reserved here for what SQLite itself reports, so a host never
 //! mistakes a wrong call for a rejected row). `transaction_open` is the same class: the
 //! caller invoked a network operation in a state where the API forbids it, and retrying
-//! without changing the call can never succeed, so it is MISUSE rather than BUSY. The
-//! engine has no interrupt of its own; an `sqlite3_interrupt` that stops one of its
-//! statements arrives as a SQLite error and keeps `SQLITE_INTERRUPT`.
+//! without changing the call can never succeed, so it is MISUSE rather than BUSY. An
+//! `sqlite3_interrupt` is `interrupted` with `SQLITE_INTERRUPT` whether it stopped a wait
+//! on the server (the engine watches for it, `engine/src/remote/cancel.rs`) or one of
+//! the engine's statements. A `timeout` (the per-call deadline) is ERROR: the host
+//! chose the bound, and retrying later is its decision.
 //!
 //! Note on kept codes: for SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM (and SQLITE_INTERRUPT in
 //! a writing statement) SQLite rolls back the host's open transaction when the function
@@ -53,6 +57,7 @@ pub fn result_code(code: &str, sqlite_code: Option<c_int>) -> c_int {
     match code {
         "sync_in_progress" => ffi::SQLITE_BUSY,
         "invalid_argument" | "transaction_open" => ffi::SQLITE_MISUSE,
+        "interrupted" => ffi::SQLITE_INTERRUPT,
         _ => ffi::SQLITE_ERROR,
     }
 }
@@ -114,6 +119,8 @@ mod tests {
         assert_eq!(result_code("transaction_open", None), ffi::SQLITE_MISUSE);
         assert_eq!(result_code("sqlite_error", None), ffi::SQLITE_ERROR);
         assert_eq!(result_code("internal_error", None), ffi::SQLITE_ERROR);
+        assert_eq!(result_code("interrupted", None), ffi::SQLITE_INTERRUPT);
+        assert_eq!(result_code("timeout", None), ffi::SQLITE_ERROR);
         assert_eq!(result_code("protocol_error", None), ffi::SQLITE_ERROR);
         assert_eq!(
             result_code("sqlite_error", Some(ffi::SQLITE_CONSTRAINT_UNIQUE)),

@@ -81,7 +81,7 @@ const COMMITTED_FETCH: &str = "committed bundle fetch";
 struct CommittedPages<'c> {
     ctx: &'c Ctx<'c>,
     meta: &'c CommittedMeta,
-    sender: AheadSender,
+    sender: AheadSender<'c>,
     /// `after_row_ordinal` of the request in flight.
     in_flight: Option<Option<i64>>,
     seen: i64,

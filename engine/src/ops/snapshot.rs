@@ -16,7 +16,7 @@ use crate::local::state::{OperationKind, OutboxState};
 use crate::local::tx::{apply_tx, write_tx};
 use crate::ops::gates::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
-use crate::remote::client::{send_prepared, Reply};
+use crate::remote::client::{send_prepared_detached, Reply};
 use crate::remote::transport::HttpRequest;
 use crate::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
 use crate::report::{ChangedTables, PullCounts, PullReport, RemoteOutcome, Restore};
@@ -226,18 +226,26 @@ struct StagedChunk<'t> {
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
     let max_rows = ctx.snapshot_chunk_rows();
     let remote = &ctx.remote;
-    let (transport, retry) = (remote.transport, remote.retry);
+    let (transport, retry, stop) = (&remote.transport, remote.retry, &remote.limits.stop);
     let id = session.snapshot_id.as_str();
     std::thread::scope(|scope| {
         let send = |req: HttpRequest| {
             scope.spawn(move || {
-                let sent = send_prepared(transport, retry, &req);
+                let sent =
+                    send_prepared_detached(transport, retry, &req, stop, "snapshot chunk fetch");
                 (req, sent)
             })
         };
         let mut after = 0i64;
         let mut in_flight = send(remote.snapshot_chunk_request(source, id, after, max_rows)?);
         loop {
+            // Wait for the chunk while watching for an interrupt or the deadline: the
+            // helper sees the same stop and ends within a poll, so the scope's join
+            // does not wait out a stalled server.
+            while !in_flight.is_finished() {
+                remote.limits.check("snapshot chunk fetch")?;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             let (req, sent) = in_flight
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

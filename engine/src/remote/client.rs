@@ -10,13 +10,16 @@ use oversqlite_protocol::{
 };
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::remote::auth::TokenProvider;
+use crate::remote::cancel::{CallStop, Limits};
 use crate::remote::redact;
 use crate::remote::requests::Requests;
 use crate::remote::transport::{
-    send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead, RetryPolicy,
-    StreamResponse, Transport, TransportError,
+    send_to_with_retry_until, send_with_retry, send_with_retry_until, HttpRequest, HttpResponse,
+    ResponseHead, RetryPolicy, StreamResponse, Transport, TransportError,
 };
 
 /// A non-success HTTP answer, with the decoded error envelope when there was one.
@@ -79,12 +82,15 @@ impl<T> Reply<T> {
     }
 }
 
-/// Sends requests for one source, with authentication and transient retry.
+/// Sends requests for one source, with authentication and transient retry. Every
+/// exchange waits through `limits`, so the host's `sqlite3_interrupt` and the call's
+/// deadline stop it (see [`crate::remote::cancel`]).
 pub struct Remote<'a> {
     pub requests: Requests,
-    pub transport: &'a dyn Transport,
+    pub transport: Arc<dyn Transport>,
     pub tokens: &'a dyn TokenProvider,
     pub retry: &'a RetryPolicy,
+    pub limits: Limits<'a>,
 }
 
 impl HttpFailure {
@@ -218,8 +224,18 @@ impl<'a> Remote<'a> {
     }
 
     fn send_once(&self, req: &HttpRequest, what: &str, sent: &[String]) -> Result<HttpResponse> {
-        send_with_retry(self.transport, self.retry, req)
+        let (transport, retry, owned) = self.owned(req);
+        let stop = self.limits.stop.clone();
+        self.limits
+            .wait(what, move || {
+                send_prepared_until(&*transport, &retry, &owned, &stop)
+            })?
             .map_err(|e| network_error(what, &e.message, sent))
+    }
+
+    /// What a detached exchange thread needs, owned.
+    fn owned(&self, req: &HttpRequest) -> (Arc<dyn Transport>, RetryPolicy, HttpRequest) {
+        (self.transport.clone(), self.retry.clone(), req.clone())
     }
 
     /// Sends and decodes a 2xx JSON body into `T`; other statuses become `Reply::Failed`.
@@ -244,19 +260,20 @@ impl<'a> Remote<'a> {
     ) -> Result<(StreamResponse, Vec<String>)> {
         let first = self.authorized(req)?;
         let mut sent = tokens_of(&first);
-        let stream = self
-            .transport
-            .open_stream(&first)
-            .map_err(|e| network_error(what, &e.message, &sent))?;
+        let open = |r: &HttpRequest, sent: &[String]| {
+            let (transport, _, owned) = self.owned(r);
+            self.limits
+                .wait(what, move || transport.open_stream(&owned))?
+                .map_err(|e| network_error(what, &e.message, sent))
+        };
+        let stream = open(&first, &sent)?;
         let stream = self.after_unauthorized(
             first,
             stream,
             |s| s.status,
             |r| {
                 sent.extend(tokens_of(r));
-                self.transport
-                    .open_stream(r)
-                    .map_err(|e| network_error(what, &e.message, &sent))
+                open(r, &sent)
             },
         )?;
         Ok((stream, sent))
@@ -317,7 +334,22 @@ impl<'a> Remote<'a> {
         file: &mut std::fs::File,
         sent: &[String],
     ) -> Result<ResponseHead> {
-        send_to_with_retry(self.transport, self.retry, req, file)
+        // The exchange writes through its own handle of the spool file; an abandoned
+        // one keeps writing into a file this call no longer reads.
+        let mut spool = file.try_clone().map_err(|e| {
+            SyncError::new(
+                ErrorKind::NetworkError,
+                format!("{what}: reopening the response spool file failed: {e}"),
+            )
+        })?;
+        let (transport, retry, owned) = self.owned(req);
+        let stop = self.limits.stop.clone();
+        self.limits
+            .wait(what, move || {
+                send_to_with_retry_until(&*transport, &retry, &owned, &mut spool, &|| {
+                    stop.check("").is_err()
+                })
+            })?
             .map_err(|e| network_error(what, &e.message, sent))
     }
 
@@ -437,6 +469,37 @@ pub fn send_prepared(
     req: &HttpRequest,
 ) -> std::result::Result<HttpResponse, TransportError> {
     send_with_retry(transport, retry, req)
+}
+
+/// [`send_prepared`] that makes no further attempt once `stop` says the call is over.
+pub fn send_prepared_until(
+    transport: &dyn Transport,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+    stop: &CallStop,
+) -> std::result::Result<HttpResponse, TransportError> {
+    send_with_retry_until(transport, retry, req, &|| stop.check("").is_err())
+}
+
+/// [`send_prepared_until`] on a helper thread (send-ahead): the exchange itself runs
+/// detached, and the helper gives up on it as soon as the caller's thread has stopped
+/// the call, so the helper (a scoped thread the caller joins) ends within [`POLL`].
+///
+/// [`POLL`]: crate::remote::cancel::POLL
+pub fn send_prepared_detached(
+    transport: &Arc<dyn Transport>,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+    stop: &Arc<CallStop>,
+    what: &str,
+) -> std::result::Result<HttpResponse, TransportError> {
+    let (transport, retry, owned, inner) =
+        (transport.clone(), retry.clone(), req.clone(), stop.clone());
+    crate::remote::cancel::detached(
+        move || send_prepared_until(&*transport, &retry, &owned, &inner),
+        || stop.check(what),
+    )
+    .unwrap_or_else(|e| Err(TransportError { message: e.message }))
 }
 
 /// A 2xx JSON body decoded into `T`; other statuses become `Reply::Failed` (the

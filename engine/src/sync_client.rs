@@ -46,6 +46,11 @@ pub struct EngineSettings {
     /// How long an operation waits for another one on the same database to finish
     /// before failing with `sync_in_progress` (0 = fail at once, the reference rule).
     pub lock_wait: Duration,
+    /// Recover a copied database file (`ops/copied.rs`): when the server committed our
+    /// next bundle id with another copy's rows, move to a source of our own and push
+    /// again. Off by default, where the contract fixtures pin the reference clients'
+    /// `source_sequence_mismatch`; the SQL layer turns it on.
+    pub recover_copied_database: bool,
 }
 
 impl Default for EngineSettings {
@@ -63,6 +68,7 @@ impl Default for EngineSettings {
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
             lock_wait: Duration::ZERO,
+            recover_copied_database: false,
         }
     }
 }

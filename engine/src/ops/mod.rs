@@ -4,6 +4,7 @@ pub mod attach;
 pub(crate) mod beside;
 pub(crate) mod committed;
 pub mod conflict_apply;
+pub(crate) mod copied;
 pub mod detach;
 pub mod freeze;
 pub(crate) mod gates;

@@ -32,6 +32,9 @@ impl ConnSync {
         // operation that is just finishing in another connection or process; a real
         // concurrent operation still fails fast with `sync_in_progress`.
         client.settings.lock_wait = LOCK_WAIT;
+        // A copied or restored database file keeps syncing (issue #10 item 1; beyond
+        // the reference clients and their fixtures, see engine/DECISIONS.md).
+        client.settings.recover_copied_database = true;
         client.set_token_provider(tokens.clone());
         client.set_resolver(resolver.clone());
         ConnSync {

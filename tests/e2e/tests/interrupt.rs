@@ -130,7 +130,11 @@ fn sqlite3_interrupt_stops_sync_push_pull_rebuild_and_watch_against_a_stalled_se
         assert_interrupted(sql, interrupted_after(&d, sql, Duration::from_millis(400)));
     }
 
+    // A watch on a healthy, idle stream (heartbeats only) stops on the interrupt too.
     point_at(&d, &server.url);
+    let sql = "SELECT oversqlite_watch_once()";
+    assert_interrupted(sql, interrupted_after(&d, sql, Duration::from_millis(600)));
+
     d.exec("INSERT INTO users VALUES ('u2', 'Grace')");
     let r = d.ok("SELECT oversqlite_sync()");
     assert_eq!(r["push_outcome"], json!("committed"), "{r}");

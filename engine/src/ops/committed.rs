@@ -261,7 +261,11 @@ fn finish_page(
                     && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
                     && attempt < backoff.len() =>
             {
-                std::thread::sleep(backoff[attempt]);
+                // Waited like a request: an interrupt or the deadline ends it.
+                let pause = backoff[attempt];
+                remote
+                    .limits
+                    .wait(COMMITTED_FETCH, move || std::thread::sleep(pause))?;
                 attempt += 1;
                 reply = remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)?;
             }

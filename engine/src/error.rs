@@ -71,6 +71,11 @@ pub enum ErrorKind {
     /// 5xx the client could not tell from a refusal) for a reason the client could not
     /// settle; the message names the bundle, its rows and the way out.
     PushCommitRefused,
+    /// The host called `sqlite3_interrupt` on the connection while the call ran (a
+    /// wait on the server, or a local statement SQLite stopped).
+    Interrupted,
+    /// The call's overall deadline (the per-connection call timeout) passed.
+    Timeout,
     /// A bug (caught panic, impossible state).
     Internal,
 }
@@ -108,6 +113,8 @@ impl ErrorKind {
             ErrorKind::StateConflict => "state_conflict",
             ErrorKind::ForeignKeyViolation => "foreign_key_violation",
             ErrorKind::PushCommitRefused => "push_commit_refused",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal_error",
         }
     }
@@ -176,9 +183,16 @@ impl std::error::Error for SyncError {}
 
 impl From<rusqlite::Error> for SyncError {
     fn from(e: rusqlite::Error) -> Self {
+        let sqlite_code = e.sqlite_error().map(|f| f.extended_code);
+        // A statement SQLite stopped because the host called sqlite3_interrupt.
+        let kind = if sqlite_code == Some(rusqlite::ffi::SQLITE_INTERRUPT) {
+            ErrorKind::Interrupted
+        } else {
+            ErrorKind::DatabaseError
+        };
         SyncError {
-            sqlite_code: e.sqlite_error().map(|f| f.extended_code),
-            ..SyncError::new(ErrorKind::DatabaseError, e.to_string())
+            sqlite_code,
+            ..SyncError::new(kind, e.to_string())
         }
     }
 }
@@ -187,6 +201,9 @@ impl From<oversqlite_core::Error> for SyncError {
     fn from(e: oversqlite_core::Error) -> Self {
         use oversqlite_core::ErrorCode as C;
         let kind = match e.code {
+            C::Sqlite if e.sqlite_code == Some(rusqlite::ffi::SQLITE_INTERRUPT) => {
+                ErrorKind::Interrupted
+            }
             C::InvalidConfig => ErrorKind::InvalidConfig,
             C::InvalidArgument => ErrorKind::InvalidArgument,
             C::NotConfigured => ErrorKind::NotConfigured,

@@ -16,6 +16,7 @@ use crate::local::lock::OperationLock;
 use crate::local::schema::Config;
 use crate::local::state;
 use crate::remote::auth::{NoToken, TokenProvider};
+use crate::remote::cancel::{CallStop, Limits};
 use crate::remote::client::Remote;
 use crate::remote::requests::Requests;
 use crate::remote::transport::{RetryPolicy, Transport, UreqTransport};
@@ -50,6 +51,11 @@ pub struct EngineSettings {
     /// How long an operation waits for another one on the same database to finish
     /// before failing with `sync_in_progress` (0 = fail at once, the reference rule).
     pub lock_wait: Duration,
+    /// Recover a copied database file (`ops/copied.rs`): when the server committed our
+    /// next bundle id with another copy's rows, move to a source of our own and push
+    /// again. Off by default, where the contract fixtures pin the reference clients'
+    /// `source_sequence_mismatch`; the SQL layer turns it on.
+    pub recover_copied_database: bool,
 }
 
 impl Default for EngineSettings {
@@ -68,6 +74,7 @@ impl Default for EngineSettings {
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
             lock_wait: Duration::ZERO,
+            recover_copied_database: false,
         }
     }
 }
@@ -81,6 +88,9 @@ pub struct SyncClient {
     connected_user: Option<String>,
     /// The server's `bundle_limits`, learned once per client (§7.13).
     limits: OnceLock<BundleLimits>,
+    /// The stop state of the call in progress, set by [`SyncClient::start_call`];
+    /// without one each operation gets a fresh one (interrupts only, no deadline).
+    call: Option<Arc<CallStop>>,
 }
 
 impl SyncClient {
@@ -97,7 +107,29 @@ impl SyncClient {
             resolver: Arc::new(ServerWins),
             connected_user: None,
             limits: OnceLock::new(),
+            call: None,
         }
+    }
+
+    /// Starts one host call: everything until [`SyncClient::end_call`] shares one
+    /// deadline, `timeout` from now (None: no deadline, interrupts only). A sync that
+    /// runs several operations (rounds, a pull per watch event) is bounded as a whole.
+    pub fn start_call(&mut self, timeout: Option<Duration>) {
+        self.call = Some(CallStop::new(timeout));
+    }
+
+    /// Ends the call started by [`SyncClient::start_call`].
+    pub fn end_call(&mut self) {
+        self.call = None;
+    }
+
+    /// The stop state operations of the current call share.
+    pub(crate) fn call_stop(&self) -> Arc<CallStop> {
+        self.call.clone().unwrap_or_else(|| CallStop::new(None))
+    }
+
+    pub(crate) fn transport_arc(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
     }
 
     pub fn set_token_provider(&mut self, tokens: Arc<dyn TokenProvider>) {
@@ -116,10 +148,6 @@ impl SyncClient {
     /// The user connected by `attach` in this client, if any.
     pub fn connected_user(&self) -> Option<&str> {
         self.connected_user.as_deref()
-    }
-
-    pub(crate) fn transport_ref(&self) -> &dyn Transport {
-        self.transport.as_ref()
     }
 
     pub(crate) fn tokens_ref(&self) -> &dyn TokenProvider {
@@ -160,9 +188,10 @@ impl SyncClient {
             conn,
             remote: Remote {
                 requests: Requests::new(&config.server_url),
-                transport: self.transport.as_ref(),
+                transport: self.transport.clone(),
                 tokens: self.tokens.as_ref(),
                 retry: &self.settings.retry,
+                limits: Limits::new(conn, self.call_stop()),
             },
             config,
             settings: &self.settings,
@@ -179,10 +208,18 @@ impl SyncClient {
         let connected = state::is_attached(&att)
             && self.connected_user.as_deref() == Some(att.attached_user_id.as_str());
         if !connected || state::source_row(ctx.conn, &att.current_source_id)?.is_none() {
-            return Err(SyncError::new(
-                ErrorKind::AttachRequired,
-                "not attached; call oversqlite_attach(user_id) first",
-            ));
+            // Attachment is per connection: the database may well be attached (by an
+            // earlier connection or process) while this connection never said so.
+            let message = if state::is_attached(&att) && !connected {
+                format!(
+                    "this connection has not attached (the database is attached to user {:?}, but each connection must attach itself); call oversqlite_attach('{}') on this connection first",
+                    att.attached_user_id,
+                    att.attached_user_id.replace('\'', "''")
+                )
+            } else {
+                "this connection has not attached (and the database is not attached to any user); call oversqlite_attach(user_id) on this connection first".to_string()
+            };
+            return Err(SyncError::new(ErrorKind::AttachRequired, message));
         }
         Ok(att)
     }

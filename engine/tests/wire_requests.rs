@@ -99,9 +99,10 @@ fn protocol_http_requests_fixture() {
     let retry = RetryPolicy::no_retry();
     let remote = Remote {
         requests: requests.clone(),
-        transport: &transport,
+        transport: std::sync::Arc::new(transport.clone()),
         tokens: &token,
         retry: &retry,
+        limits: oversqlite_engine::remote::cancel::Limits::none(),
     };
     let cases = fx["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 11);
@@ -188,9 +189,10 @@ fn token_is_refreshed_once_after_401_and_never_in_errors() {
     let retry = RetryPolicy::no_retry();
     let remote = Remote {
         requests: Requests::new("https://h"),
-        transport: &transport,
+        transport: std::sync::Arc::new(transport.clone()),
         tokens: &provider,
         retry: &retry,
+        limits: oversqlite_engine::remote::cancel::Limits::none(),
     };
     let resp = remote
         .send_raw(remote.requests.capabilities("s"), "caps")
@@ -204,9 +206,10 @@ fn token_is_refreshed_once_after_401_and_never_in_errors() {
     let token = SharedToken::new(Some("very-secret".into()));
     let remote = Remote {
         requests: Requests::new("https://h"),
-        transport: &denied,
+        transport: std::sync::Arc::new(denied.clone()),
         tokens: &token,
         retry: &retry,
+        limits: oversqlite_engine::remote::cancel::Limits::none(),
     };
     let err = remote
         .capabilities("s")
@@ -242,9 +245,10 @@ fn transient_failures_are_retried_with_backoff_and_protocol_errors_are_not() {
     let token = SharedToken::new(None);
     let remote = Remote {
         requests: Requests::new("https://h"),
-        transport: &transport,
+        transport: std::sync::Arc::new(transport.clone()),
         tokens: &token,
         retry: &retry,
+        limits: oversqlite_engine::remote::cancel::Limits::none(),
     };
     assert_eq!(
         remote
@@ -261,9 +265,10 @@ fn transient_failures_are_retried_with_backoff_and_protocol_errors_are_not() {
     }));
     let remote = Remote {
         requests: Requests::new("https://h"),
-        transport: conflict.as_ref(),
+        transport: conflict.clone(),
         tokens: &token,
         retry: &retry,
+        limits: oversqlite_engine::remote::cancel::Limits::none(),
     };
     assert_eq!(
         remote

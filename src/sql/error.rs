@@ -11,6 +11,8 @@
 //! | `sync_in_progress` | `SQLITE_BUSY` |
 //! | `invalid_argument` | `SQLITE_MISUSE` |
 //! | `transaction_open` | `SQLITE_MISUSE` |
+//! | `interrupted` | `SQLITE_INTERRUPT` (also when SQLite stopped a statement) |
+//! | `timeout` | `SQLITE_ERROR` |
 //! | everything else | `SQLITE_ERROR` |
 //!
 //! Why: `sync_in_progress` is "another operation holds the lock, try again later", which is
@@ -19,9 +21,11 @@
 //! MISUSE too (CONSTRAINT is reserved here for what SQLite itself reports, so a host never
 //! mistakes a wrong call for a rejected row). `transaction_open` is the same class: the
 //! caller invoked a network operation in a state where the API forbids it, and retrying
-//! without changing the call can never succeed, so it is MISUSE rather than BUSY. The
-//! engine has no interrupt of its own; an `sqlite3_interrupt` that stops one of its
-//! statements arrives as a SQLite error and keeps `SQLITE_INTERRUPT`.
+//! without changing the call can never succeed, so it is MISUSE rather than BUSY. An
+//! `sqlite3_interrupt` is `interrupted` with `SQLITE_INTERRUPT` whether it stopped a wait
+//! on the server (the engine watches for it, `engine/src/remote/cancel.rs`) or one of
+//! the engine's statements. A `timeout` (the per-call deadline) is ERROR: the host
+//! chose the bound, and retrying later is its decision.
 //!
 //! Note on kept codes: for SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM (and SQLITE_INTERRUPT in
 //! a writing statement) SQLite rolls back the host's open transaction when the function
@@ -29,6 +33,9 @@
 use std::os::raw::c_int;
 
 use rusqlite::ffi;
+
+/// Appended to every error SQLite reported as SQLITE_BUSY (the code itself is kept).
+pub const BUSY_ADVICE: &str = "; another connection or process is writing to this database: set a busy timeout on this connection (e.g. PRAGMA busy_timeout = 5000) so SQLite waits for it, then retry";
 
 /// A failure on its way to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +57,22 @@ pub fn result_code(code: &str, sqlite_code: Option<c_int>) -> c_int {
     match code {
         "sync_in_progress" => ffi::SQLITE_BUSY,
         "invalid_argument" | "transaction_open" => ffi::SQLITE_MISUSE,
+        "interrupted" => ffi::SQLITE_INTERRUPT,
         _ => ffi::SQLITE_ERROR,
     }
 }
 
 impl SqlError {
     pub fn new(code: &'static str, message: impl Into<String>, sqlite_code: Option<c_int>) -> Self {
+        let mut message = message.into();
+        // "database is locked": another connection or process (the host's own writers)
+        // held the write lock, and this connection does not wait for it by default.
+        if sqlite_code.is_some_and(|c| c & 0xff == ffi::SQLITE_BUSY) {
+            message.push_str(BUSY_ADVICE);
+        }
         SqlError {
             code,
-            message: message.into(),
+            message,
             result_code: result_code(code, sqlite_code),
         }
     }
@@ -105,6 +119,8 @@ mod tests {
         assert_eq!(result_code("transaction_open", None), ffi::SQLITE_MISUSE);
         assert_eq!(result_code("sqlite_error", None), ffi::SQLITE_ERROR);
         assert_eq!(result_code("internal_error", None), ffi::SQLITE_ERROR);
+        assert_eq!(result_code("interrupted", None), ffi::SQLITE_INTERRUPT);
+        assert_eq!(result_code("timeout", None), ffi::SQLITE_ERROR);
         assert_eq!(result_code("protocol_error", None), ffi::SQLITE_ERROR);
         assert_eq!(
             result_code("sqlite_error", Some(ffi::SQLITE_CONSTRAINT_UNIQUE)),

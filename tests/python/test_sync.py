@@ -236,6 +236,42 @@ def run_checks(server, workdir):
         assert scalar(d, "SELECT count(*) FROM _sync_dirty_rows") == 0
         d.close()
 
+    @check("conn.interrupt() from another thread stops a sync against a stalled server (interrupted, SQLITE_INTERRUPT)")
+    def _():
+        # A server that accepts and never answers; the host interrupts after 0.4 s.
+        import socket
+        import threading
+        import time
+        stalled = socket.socket()
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        held = []
+        threading.Thread(target=lambda: [held.append(stalled.accept()) for _ in range(8)], daemon=True).start()
+        e = device(server, workdir, "device_e", user="erin")
+        e.execute("INSERT INTO users VALUES ('e1', 'Erin')")
+        stalled_url = "http://127.0.0.1:%d" % stalled.getsockname()[1]
+        scalar(e, "SELECT oversqlite_init(?, 'main')", stalled_url)
+        timer = threading.Timer(0.4, e.interrupt)
+        timer.start()
+        started = time.monotonic()
+        try:
+            e.execute("SELECT oversqlite_sync()").fetchall()
+            raise AssertionError("the sync against a stalled server returned")
+        except sqlite3.Error as err:
+            elapsed = time.monotonic() - started
+            assert str(err).startswith("oversqlite_sync: interrupted: "), str(err)
+            code = getattr(err, "sqlite_errorcode", sqlite3.SQLITE_INTERRUPT)
+            assert code == sqlite3.SQLITE_INTERRUPT, code
+        timer.join()
+        assert elapsed < 5, f"the interrupt took {elapsed:.1f} s"
+        # Back on the real server the row goes up once.
+        scalar(e, "SELECT oversqlite_init(?, 'main')", server.url)
+        r = report(e, "SELECT oversqlite_sync()")
+        assert r["push_outcome"] == "committed", r
+        assert rows(e, "users") == [("e1", "Erin")]
+        e.close()
+        stalled.close()
+
     a.close()
     b.close()
 

@@ -81,7 +81,7 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
         if op.target_user_id != user {
             return Err(SyncError::new(
                 ErrorKind::AttachedToOtherUser,
-                format!("a pending remote_replace belongs to another scope ({:?}); attach that user or detach first", op.target_user_id),
+                format!("a pending remote_replace belongs to another scope ({:?}); attach that user, or switch users with oversqlite_sync_then_detach() or oversqlite_detach() first", op.target_user_id),
             ));
         }
         let mut changed = ChangedTables::new();
@@ -100,7 +100,7 @@ fn attach_in(ctx: &Ctx, user: &str) -> Result<AttachReport> {
         return Err(SyncError::new(
             ErrorKind::AttachedToOtherUser,
             format!(
-                "this database is attached to another user ({:?}); call oversqlite_detach() first",
+                "this database is attached to another user ({:?}); to switch users, call oversqlite_sync_then_detach() (sends that user's unsent changes, then detaches) or oversqlite_detach(), then oversqlite_attach() the new user",
                 att.attached_user_id
             ),
         ));

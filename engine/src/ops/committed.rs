@@ -81,7 +81,7 @@ const COMMITTED_FETCH: &str = "committed bundle fetch";
 struct CommittedPages<'c> {
     ctx: &'c Ctx<'c>,
     meta: &'c CommittedMeta,
-    sender: AheadSender,
+    sender: AheadSender<'c>,
     /// `after_row_ordinal` of the request in flight.
     in_flight: Option<Option<i64>>,
     seen: i64,
@@ -261,7 +261,11 @@ fn finish_page(
                     && f.code() == Some(codes::COMMITTED_BUNDLE_NOT_FOUND)
                     && attempt < backoff.len() =>
             {
-                std::thread::sleep(backoff[attempt]);
+                // Waited like a request: an interrupt or the deadline ends it.
+                let pause = backoff[attempt];
+                remote
+                    .limits
+                    .wait(COMMITTED_FETCH, move || std::thread::sleep(pause))?;
                 attempt += 1;
                 reply = remote.committed_rows(&meta.source_id, meta.bundle_seq, after, max_rows)?;
             }

@@ -5,6 +5,7 @@ pub(crate) mod beside;
 pub(crate) mod bundle_cut;
 pub(crate) mod committed;
 pub mod conflict_apply;
+pub(crate) mod copied;
 pub mod detach;
 pub mod freeze;
 pub(crate) mod gates;

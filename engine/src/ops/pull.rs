@@ -11,6 +11,8 @@
 //! malformed row changes nothing of its bundle.
 
 mod page;
+#[cfg(test)]
+mod page_fuzz;
 mod spool;
 
 use oversqlite_protocol::{codes, BundleHasher, BundleRow, Op, CASCADE_SOURCE_ID};

@@ -35,6 +35,9 @@ enum Step {
     ConflictResolved(String, String),
     /// The server refused to commit; the bundle is back among the local changes.
     Refused(Refusal),
+    /// Another copy of this database file committed our next bundle id with its own
+    /// rows; this copy moved to a source of its own (`copied.rs`): push again.
+    MovedToOwnSource,
 }
 
 enum Upload {
@@ -104,9 +107,18 @@ pub(crate) fn push_reporting(
     // are counted from what is pending now, so rows written meanwhile may ride along
     // but cannot keep one push going for ever.
     let mut bundles_left = bundles_for(ctx, state::pending_row_count(ctx.conn)?);
+    let mut moved = false;
     loop {
         match push_once(ctx, changed, settled)? {
             Step::NoChange => break,
+            // A fresh source cannot meet another copy's bundle: once per push at most.
+            Step::MovedToOwnSource if moved => {
+                return Err(SyncError::new(
+                    ErrorKind::SourceSequenceMismatch,
+                    "the server already committed this bundle id of a source just created for this database; call oversqlite_rebuild()",
+                ))
+            }
+            Step::MovedToOwnSource => moved = true,
             Step::Committed {
                 bundle_seq,
                 row_count: n,
@@ -271,13 +283,19 @@ fn push_once(
                 format!("committed bundle {} does not match the uploaded outbox ({why}); call oversqlite_rebuild()", meta.bundle_seq),
             ));
         }
-        return Err(SyncError::new(
+        let mismatch = SyncError::new(
             ErrorKind::SourceSequenceMismatch,
             format!(
                 "the server already committed source bundle {} with different rows ({why})",
                 meta.source_bundle_id
             ),
-        ));
+        );
+        // Only the tuple's owner can have committed it: another copy of this file.
+        if !ctx.settings.recover_copied_database {
+            return Err(mismatch);
+        }
+        crate::ops::copied::move_to_own_source(ctx, mismatch)?;
+        return Ok(Step::MovedToOwnSource);
     }
     write_tx(ctx.conn, |c| mark_committed_remote(c, &meta))?;
     oversqlite_core::fault::point("push.before_replay");

@@ -16,8 +16,8 @@ use crate::local::state::{OperationKind, OutboxState};
 use crate::local::tx::{apply_tx, write_tx};
 use crate::ops::gates::require_drained;
 use crate::ops::recovery::{enter_source_recovery, require_fresh_replacement};
-use crate::remote::client::{send_prepared, Reply};
-use crate::remote::transport::HttpRequest;
+use crate::remote::ahead::AheadSender;
+use crate::remote::client::Reply;
 use crate::remote::validate::{validate_snapshot_chunk, validate_snapshot_session};
 use crate::report::{ChangedTables, PullCounts, PullReport, RemoteOutcome, Restore};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
@@ -226,21 +226,20 @@ struct StagedChunk<'t> {
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
     let max_rows = ctx.snapshot_chunk_rows();
     let remote = &ctx.remote;
-    let (transport, retry) = (remote.transport, remote.retry);
     let id = session.snapshot_id.as_str();
+    const WHAT: &str = "snapshot chunk fetch";
     std::thread::scope(|scope| {
-        let send = |req: HttpRequest| {
-            scope.spawn(move || {
-                let sent = send_prepared(transport, retry, &req);
-                (req, sent)
-            })
-        };
+        // The helper sends one request at a time; waiting for its answer watches for
+        // an interrupt and the deadline, and the helper gives up on a stalled exchange
+        // as soon as the call stopped, so the scope's join never waits out the server.
+        let sender = AheadSender::spawn(scope, remote);
         let mut after = 0i64;
-        let mut in_flight = send(remote.snapshot_chunk_request(source, id, after, max_rows)?);
+        sender.send(
+            remote.snapshot_chunk_request(source, id, after, max_rows)?,
+            WHAT,
+        )?;
         loop {
-            let (req, sent) = in_flight
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let (req, sent) = sender.recv(WHAT)?;
             let chunk = remote
                 .snapshot_chunk_reply(req, sent)?
                 .ok_or_error("snapshot chunk fetch")?;
@@ -253,7 +252,10 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
                 oversqlite_core::fault::point("snapshot.after_stage_chunk");
                 return Ok(());
             }
-            in_flight = send(remote.snapshot_chunk_request(source, id, next, max_rows)?);
+            sender.send(
+                remote.snapshot_chunk_request(source, id, next, max_rows)?,
+                WHAT,
+            )?;
             write_chunk(ctx, id, &staged)?;
             oversqlite_core::fault::point("snapshot.after_stage_chunk");
             after = next;

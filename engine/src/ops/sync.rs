@@ -104,11 +104,12 @@ impl SyncClient {
         Ok((report, settled))
     }
 
-    /// `syncStatus()`: needs an attached, connected client.
+    /// `syncStatus()`: local reads only, so it needs no attach on this connection, no
+    /// operation lock (it works while a sync runs) and may run inside the caller's
+    /// transaction (it reads what that transaction sees). It reports what the database
+    /// knows locally; it does not ask the server.
     pub fn status(&mut self, conn: &Connection) -> Result<SyncStatus> {
-        // Local reads only: no operation lock, so status works while a sync runs.
-        let ctx = self.begin_read_only(conn)?;
-        self.require_connected(&ctx)?;
+        oversqlite_core::state::require_runtime(conn)?;
         sync_status(conn)
     }
 

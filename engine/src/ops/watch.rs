@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::{ErrorKind, Result, SyncError};
+use crate::remote::cancel::Limits;
 use crate::remote::client::{HttpFailure, Remote};
 use crate::remote::requests::Requests;
 use crate::remote::sse::SseParser;
@@ -160,12 +161,21 @@ impl SyncClient {
                 ctx.config.server_url.clone(),
             )
         };
+        // One stop state for the whole round: the host's interrupt ends it with
+        // `interrupted`; the call's deadline ends it like `deadline` (outcome `stopped`).
+        let call = self.call_stop();
+        let limits = Limits::new(conn, call.clone());
+        let deadline = match (deadline, call.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let opened = {
             let remote = Remote {
                 requests: Requests::new(&url),
-                transport: self.transport_ref(),
+                transport: self.transport_arc(),
                 tokens: self.tokens_ref(),
                 retry: &self.settings.retry,
+                limits: limits.clone(),
             };
             remote.open_stream(remote.requests.watch(&source, after), "watch request")
         };
@@ -198,6 +208,7 @@ impl SyncClient {
                 self.counted_pull(conn, &mut report);
                 return Ok(report);
             }
+            Err(e) if e.kind == ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 report.outcome = WatchOutcome::SetupFailed;
                 report.error_code = Some(e.code().to_string());
@@ -212,6 +223,11 @@ impl SyncClient {
             if stop.is_stopped() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 report.outcome = WatchOutcome::Stopped;
                 return Ok(report);
+            }
+            if let Err(e) = limits.check("watch") {
+                if e.kind == ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
             match lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(Line::Text(text)) => match parser.push_line(&text) {

@@ -11,11 +11,12 @@
 //! [`Remote::authorized`]: crate::remote::client::Remote::authorized
 //! [`Remote::finish`]: crate::remote::client::Remote::finish
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::Scope;
 
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::remote::client::{send_prepared, Remote};
+use crate::remote::cancel::{Limits, POLL};
+use crate::remote::client::{send_prepared_detached, Remote};
 use crate::remote::transport::{HttpRequest, HttpResponse, TransportError};
 
 /// A request and what sending it produced.
@@ -24,30 +25,40 @@ pub(crate) type Sent = (
     std::result::Result<HttpResponse, TransportError>,
 );
 
-pub(crate) struct AheadSender {
+pub(crate) struct AheadSender<'env> {
     requests: SyncSender<HttpRequest>,
     answers: Receiver<Sent>,
+    limits: Limits<'env>,
 }
 
-impl AheadSender {
+impl<'env> AheadSender<'env> {
     /// Starts the helper in `scope`; it ends when this sender is dropped (after
-    /// finishing the request it may be sending).
-    pub fn spawn<'scope, 'env: 'scope>(
+    /// finishing the request it may be sending, or giving up on it at once when the
+    /// call was interrupted or timed out).
+    pub fn spawn<'scope>(
         scope: &'scope Scope<'scope, 'env>,
         remote: &'env Remote<'env>,
-    ) -> AheadSender {
+    ) -> AheadSender<'env> {
         let (requests, to_send) = sync_channel::<HttpRequest>(1);
         let (answered, answers) = sync_channel::<Sent>(1);
-        let (transport, retry) = (remote.transport, remote.retry);
+        let (transport, retry, stop) = (
+            remote.transport.clone(),
+            remote.retry,
+            remote.limits.stop.clone(),
+        );
         scope.spawn(move || {
             for req in to_send {
-                let sent = send_prepared(transport, retry, &req);
+                let sent = send_prepared_detached(&transport, retry, &req, &stop, "request");
                 if answered.send((req, sent)).is_err() {
                     return;
                 }
             }
         });
-        AheadSender { requests, answers }
+        AheadSender {
+            requests,
+            answers,
+            limits: remote.limits.clone(),
+        }
     }
 
     /// Queues an authorised request (sent after the previous one was answered).
@@ -55,9 +66,16 @@ impl AheadSender {
         self.requests.send(req).map_err(|_| stopped(what))
     }
 
-    /// The answer to the oldest request sent and not yet received.
+    /// The answer to the oldest request sent and not yet received; fails with
+    /// `interrupted` / `timeout` while waiting, as every wait on the server does.
     pub fn recv(&self, what: &str) -> Result<Sent> {
-        self.answers.recv().map_err(|_| stopped(what))
+        loop {
+            match self.answers.recv_timeout(POLL) {
+                Ok(sent) => return Ok(sent),
+                Err(RecvTimeoutError::Timeout) => self.limits.check(what)?,
+                Err(RecvTimeoutError::Disconnected) => return Err(stopped(what)),
+            }
+        }
     }
 }
 

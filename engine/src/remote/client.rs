@@ -10,13 +10,16 @@ use oversqlite_protocol::{
 };
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
 use crate::error::{ErrorKind, Result, SyncError};
 use crate::remote::auth::TokenProvider;
+use crate::remote::cancel::{CallStop, Limits};
 use crate::remote::redact;
 use crate::remote::requests::Requests;
 use crate::remote::transport::{
-    send_to_with_retry, send_with_retry, HttpRequest, HttpResponse, ResponseHead, RetryPolicy,
-    StreamResponse, Transport, TransportError,
+    send_to_with_retry_until, send_with_retry, send_with_retry_until, HttpRequest, HttpResponse,
+    ResponseHead, RetryPolicy, StreamResponse, Transport, TransportError,
 };
 
 /// A non-success HTTP answer, with the decoded error envelope when there was one.
@@ -24,6 +27,11 @@ use crate::remote::transport::{
 pub struct HttpFailure {
     pub status: u16,
     pub body: Option<ErrorBody>,
+    /// The body as text when it was not a JSON error envelope (a 401 from an auth
+    /// middleware is plain text): redacted and capped like every server text.
+    pub text: Option<String>,
+    /// The request's URL (no userinfo, no query), for advice that names it.
+    pub url: Option<String>,
 }
 
 impl HttpFailure {
@@ -37,14 +45,19 @@ impl HttpFailure {
         } else {
             ErrorKind::HttpError
         };
-        let detail = match &self.body {
-            Some(b) if b.message.is_empty() => format!(" ({})", b.error),
-            Some(b) => format!(" ({}: {})", b.error, b.message),
-            None => String::new(),
+        let detail = match (&self.body, &self.text) {
+            (Some(b), _) if b.message.is_empty() => format!(" ({})", b.error),
+            (Some(b), _) => format!(" ({}: {})", b.error, b.message),
+            (None, Some(t)) => format!(" ({t})"),
+            (None, None) => String::new(),
         };
         let mut e = SyncError::new(
             kind,
-            format!("{what} failed with HTTP {}{detail}", self.status),
+            format!(
+                "{what} failed with HTTP {}{detail}{}",
+                self.status,
+                self.advice()
+            ),
         );
         e.http_status = Some(self.status);
         e.server_code = self.body.map(|b| b.error);
@@ -69,30 +82,68 @@ impl<T> Reply<T> {
     }
 }
 
-/// Sends requests for one source, with authentication and transient retry.
+/// Sends requests for one source, with authentication and transient retry. Every
+/// exchange waits through `limits`, so the host's `sqlite3_interrupt` and the call's
+/// deadline stop it (see [`crate::remote::cancel`]).
 pub struct Remote<'a> {
     pub requests: Requests,
-    pub transport: &'a dyn Transport,
+    pub transport: Arc<dyn Transport>,
     pub tokens: &'a dyn TokenProvider,
     pub retry: &'a RetryPolicy,
+    pub limits: Limits<'a>,
 }
 
 impl HttpFailure {
     /// Decodes a non-2xx body. The server's `error` and `message` are response-derived
     /// text: every token in `sent` (the bearer tokens the request carried) is redacted
-    /// from them and they are cut to `redact::MAX_SERVER_TEXT_CHARS`.
+    /// from them and they are cut to `redact::MAX_SERVER_TEXT_CHARS`. A body that is not
+    /// an error envelope is kept as (redacted, capped, trimmed) text when it is UTF-8.
     pub fn from_body(status: u16, body: &[u8], sent: &[String]) -> HttpFailure {
-        let body = serde_json::from_slice::<ErrorBody>(body).ok().map(|mut b| {
+        let envelope = serde_json::from_slice::<ErrorBody>(body).ok().map(|mut b| {
             b.error = redact::server_text(&b.error, sent);
             b.message = redact::server_text(&b.message, sent);
             b
         });
-        HttpFailure { status, body }
+        let text = match envelope {
+            Some(_) => None,
+            None => std::str::from_utf8(body)
+                .ok()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| redact::server_text(t, sent)),
+        };
+        HttpFailure {
+            status,
+            body: envelope,
+            text,
+            url: None,
+        }
+    }
+
+    /// The same failure, naming the URL it came from (redacted).
+    pub fn at(mut self, url: &str) -> HttpFailure {
+        self.url = Some(crate::remote::transport::redact_url(url));
+        self
+    }
+
+    /// What to do about this status, when the status alone tells: a 401 is a token the
+    /// server refused; a 404 without an error envelope is a route that does not exist,
+    /// which means the configured URL is not the sync API root (every real route's 404
+    /// carries an envelope).
+    fn advice(&self) -> String {
+        match (self.status, &self.body) {
+            (401, _) => "; the server refused the bearer token: check the token's expiry and that it was signed with the server's secret (oversqlite_set_token or the token provider)".to_string(),
+            (404, None) => format!(
+                "; no sync route at {}: the server URL given to oversqlite_init must be the sync API root (e.g. http://host:port, where /sync/... lives), without an extra path",
+                self.url.as_deref().unwrap_or("the configured URL")
+            ),
+            _ => String::new(),
+        }
     }
 }
 
-fn decode_failure(resp: &HttpResponse, sent: &[String]) -> HttpFailure {
-    HttpFailure::from_body(resp.status, &resp.body, sent)
+fn decode_failure(resp: &HttpResponse, url: &str, sent: &[String]) -> HttpFailure {
+    HttpFailure::from_body(resp.status, &resp.body, sent).at(url)
 }
 
 /// A transport failure as an engine error; its text may quote the answer, so it is
@@ -173,14 +224,25 @@ impl<'a> Remote<'a> {
     }
 
     fn send_once(&self, req: &HttpRequest, what: &str, sent: &[String]) -> Result<HttpResponse> {
-        send_with_retry(self.transport, self.retry, req)
+        let (transport, retry, owned) = self.owned(req);
+        let stop = self.limits.stop.clone();
+        self.limits
+            .wait(what, move || {
+                send_prepared_until(&*transport, &retry, &owned, &stop)
+            })?
             .map_err(|e| network_error(what, &e.message, sent))
+    }
+
+    /// What a detached exchange thread needs, owned.
+    fn owned(&self, req: &HttpRequest) -> (Arc<dyn Transport>, RetryPolicy, HttpRequest) {
+        (self.transport.clone(), self.retry.clone(), req.clone())
     }
 
     /// Sends and decodes a 2xx JSON body into `T`; other statuses become `Reply::Failed`.
     pub fn call<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<Reply<T>> {
+        let url = req.url.clone();
         let (resp, sent) = self.send_tracked(req, what)?;
-        decode_reply(&resp, what, &sent)
+        decode_reply(&resp, &url, what, &sent)
     }
 
     /// Best-effort DELETE (session cleanup): failures are ignored by design (§2.6, §2.11).
@@ -198,19 +260,20 @@ impl<'a> Remote<'a> {
     ) -> Result<(StreamResponse, Vec<String>)> {
         let first = self.authorized(req)?;
         let mut sent = tokens_of(&first);
-        let stream = self
-            .transport
-            .open_stream(&first)
-            .map_err(|e| network_error(what, &e.message, &sent))?;
+        let open = |r: &HttpRequest, sent: &[String]| {
+            let (transport, _, owned) = self.owned(r);
+            self.limits
+                .wait(what, move || transport.open_stream(&owned))?
+                .map_err(|e| network_error(what, &e.message, sent))
+        };
+        let stream = open(&first, &sent)?;
         let stream = self.after_unauthorized(
             first,
             stream,
             |s| s.status,
             |r| {
                 sent.extend(tokens_of(r));
-                self.transport
-                    .open_stream(r)
-                    .map_err(|e| network_error(what, &e.message, &sent))
+                open(r, &sent)
             },
         )?;
         Ok((stream, sent))
@@ -237,6 +300,7 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<()>> {
         let what = "pull request";
         let req = self.requests.pull(source, after, max, target);
+        let url = req.url.clone();
         let first = self.authorized(req)?;
         let mut sent = tokens_of(&first);
         let head = self.send_to_file_once(&first, what, file, &sent)?;
@@ -258,6 +322,7 @@ impl<'a> Remote<'a> {
                 headers: head.headers,
                 body: read_error_body(file),
             },
+            &url,
             &sent,
         )))
     }
@@ -269,7 +334,22 @@ impl<'a> Remote<'a> {
         file: &mut std::fs::File,
         sent: &[String],
     ) -> Result<ResponseHead> {
-        send_to_with_retry(self.transport, self.retry, req, file)
+        // The exchange writes through its own handle of the spool file; an abandoned
+        // one keeps writing into a file this call no longer reads.
+        let mut spool = file.try_clone().map_err(|e| {
+            SyncError::new(
+                ErrorKind::NetworkError,
+                format!("{what}: reopening the response spool file failed: {e}"),
+            )
+        })?;
+        let (transport, retry, owned) = self.owned(req);
+        let stop = self.limits.stop.clone();
+        self.limits
+            .wait(what, move || {
+                send_to_with_retry_until(&*transport, &retry, &owned, &mut spool, &|| {
+                    stop.check("").is_err()
+                })
+            })?
             .map_err(|e| network_error(what, &e.message, sent))
     }
 
@@ -356,6 +436,7 @@ impl<'a> Remote<'a> {
         what: &str,
     ) -> Result<Reply<T>> {
         let mut tokens = tokens_of(&req);
+        let url = req.url.clone();
         let resp = sent.map_err(|e| network_error(what, &e.message, &tokens))?;
         let resp = self.after_unauthorized(
             req,
@@ -366,7 +447,7 @@ impl<'a> Remote<'a> {
                 self.send_once(r, what, &tokens)
             },
         )?;
-        decode_reply(&resp, what, &tokens)
+        decode_reply(&resp, &url, what, &tokens)
     }
 
     /// The answer to a [`Remote::snapshot_chunk_request`] sent with [`send_prepared`],
@@ -390,15 +471,47 @@ pub fn send_prepared(
     send_with_retry(transport, retry, req)
 }
 
+/// [`send_prepared`] that makes no further attempt once `stop` says the call is over.
+pub fn send_prepared_until(
+    transport: &dyn Transport,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+    stop: &CallStop,
+) -> std::result::Result<HttpResponse, TransportError> {
+    send_with_retry_until(transport, retry, req, &|| stop.check("").is_err())
+}
+
+/// [`send_prepared_until`] on a helper thread (send-ahead): the exchange itself runs
+/// detached, and the helper gives up on it as soon as the caller's thread has stopped
+/// the call, so the helper (a scoped thread the caller joins) ends within [`POLL`].
+///
+/// [`POLL`]: crate::remote::cancel::POLL
+pub fn send_prepared_detached(
+    transport: &Arc<dyn Transport>,
+    retry: &RetryPolicy,
+    req: &HttpRequest,
+    stop: &Arc<CallStop>,
+    what: &str,
+) -> std::result::Result<HttpResponse, TransportError> {
+    let (transport, retry, owned, inner) =
+        (transport.clone(), retry.clone(), req.clone(), stop.clone());
+    crate::remote::cancel::detached(
+        move || send_prepared_until(&*transport, &retry, &owned, &inner),
+        || stop.check(what),
+    )
+    .unwrap_or_else(|e| Err(TransportError { message: e.message }))
+}
+
 /// A 2xx JSON body decoded into `T`; other statuses become `Reply::Failed` (the
 /// decoding half of [`Remote::call`]).
 fn decode_reply<T: DeserializeOwned>(
     resp: &HttpResponse,
+    url: &str,
     what: &str,
     sent: &[String],
 ) -> Result<Reply<T>> {
     if !(200..300).contains(&resp.status) {
-        return Ok(Reply::Failed(decode_failure(resp, sent)));
+        return Ok(Reply::Failed(decode_failure(resp, url, sent)));
     }
     // serde quotes offending values from the body: redact them too.
     serde_json::from_slice::<T>(&resp.body)

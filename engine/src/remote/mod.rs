@@ -5,6 +5,7 @@
 
 pub(crate) mod ahead;
 pub mod auth;
+pub mod cancel;
 pub mod client;
 pub mod redact;
 pub mod requests;

@@ -20,6 +20,30 @@ pub fn set_token(s: &ConnSync, _conn: &Connection, args: &Args) -> Result<String
     text(json!({"token_set": s.tokens.explicit.get().is_some()}))
 }
 
+/// Longest call timeout accepted: a day (a larger value is a unit mistake).
+const MAX_CALL_TIMEOUT_MS: i64 = 86_400_000;
+
+/// `oversqlite_set_call_timeout(ms)`: every later network call on this connection fails
+/// with `timeout` once it has run `ms` milliseconds; NULL or 0 removes the bound.
+pub fn set_call_timeout(
+    s: &ConnSync,
+    _conn: &Connection,
+    args: &Args,
+) -> Result<String, SyncError> {
+    args.expect_count(1, 1, "oversqlite_set_call_timeout(ms)")?;
+    let ms = args.opt_integer(0, "ms")?.unwrap_or(0);
+    if !(0..=MAX_CALL_TIMEOUT_MS).contains(&ms) {
+        return Err(SyncError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "ms must be between 0 (no timeout) and {MAX_CALL_TIMEOUT_MS} (a day), got {ms}"
+            ),
+        ));
+    }
+    s.call_timeout_ms.store(ms as u64, Ordering::SeqCst);
+    text(json!({"call_timeout_ms": if ms == 0 { None } else { Some(ms) }}))
+}
+
 /// `oversqlite_set_conflict_resolver(policy [, table [, function_name]])`; table NULL sets
 /// the client default, policy NULL removes a table's override. Answers the policies in force.
 pub fn set_conflict_resolver(

@@ -51,6 +51,11 @@ pub fn register_all(db: *mut ffi::sqlite3) -> sqlite_loadable::Result<()> {
         ("oversqlite_sync_once", one_shot::sync_once, direct),
         ("oversqlite_set_token", control_fns::set_token, direct),
         (
+            "oversqlite_set_call_timeout",
+            control_fns::set_call_timeout,
+            direct,
+        ),
+        (
             "oversqlite_set_conflict_resolver",
             control_fns::set_conflict_resolver,
             direct,

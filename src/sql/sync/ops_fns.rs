@@ -85,15 +85,9 @@ pub fn pull_to_stable(s: &ConnSync, conn: &Connection, args: &Args) -> Result<St
     if s.downloads_paused() {
         return text(skipped_pull());
     }
-    match s.with_client(|c| c.pull_to_stable(conn)) {
-        Err(e) if e.kind == ErrorKind::PendingLocalChanges && s.uploads_paused() => {
-            Err(SyncError::new(
-                ErrorKind::PendingLocalChanges,
-                format!("{}; uploads are paused on this connection: oversqlite_sync() downloads beside the unsent changes now, and oversqlite_resume_uploads() lets it send them", e.message.split("; call").next().unwrap_or(&e.message)),
-            ))
-        }
-        other => text(to_json(&other?)?),
-    }
+    // With uploads paused, `with_client` rewrites a `pending_local_changes` refusal's
+    // advice to "resume uploads, then sync".
+    text(to_json(&s.with_client(|c| c.pull_to_stable(conn))?)?)
 }
 
 /// `oversqlite_sync()`: push then pull; with one direction paused only the other runs
@@ -182,7 +176,24 @@ pub fn sync_then_detach(s: &ConnSync, conn: &Connection, args: &Args) -> Result<
 
 pub fn status(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
     args.expect_count(0, 0, "oversqlite_status()")?;
-    let mut out = object(to_json(&s.with_client(|c| c.status(conn))?)?);
+    // Local only: works inside the caller's transaction and without an attach on this
+    // connection; `connection_attached` says whether this connection has attached.
+    let (status, info, connected) = s.with_client(|c| {
+        let status = c.status(conn)?;
+        let info = c.source_info(conn)?;
+        let connected = info.binding_state == "attached"
+            && c.connected_user() == Some(info.attached_user_id.as_str());
+        Ok((status, info, connected))
+    })?;
+    let mut out = object(to_json(&status)?);
+    out.insert(
+        "attached_user_id".into(),
+        match info.binding_state.as_str() {
+            "attached" => json!(info.attached_user_id),
+            _ => Value::Null,
+        },
+    );
+    out.insert("connection_attached".into(), json!(connected));
     out.insert("uploads_paused".into(), json!(s.uploads_paused()));
     out.insert("downloads_paused".into(), json!(s.downloads_paused()));
     text(Value::Object(out))

@@ -2,7 +2,7 @@
 //! and the pause flags. Created when the extension is loaded on a connection and handed to
 //! every sync function as auxiliary data; dropped when the connection closes. Nothing of
 //! it is persisted: pause flags and tokens last as long as the connection.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use oversqlite_engine::{ErrorKind, Result, SyncClient, SyncError};
@@ -18,6 +18,8 @@ pub struct ConnSync {
     pub resolver: Arc<ConnResolver>,
     pub uploads_paused: AtomicBool,
     pub downloads_paused: AtomicBool,
+    /// `oversqlite_set_call_timeout`: the overall bound of each call, 0 = none.
+    pub call_timeout_ms: AtomicU64,
 }
 
 impl ConnSync {
@@ -30,6 +32,9 @@ impl ConnSync {
         // operation that is just finishing in another connection or process; a real
         // concurrent operation still fails fast with `sync_in_progress`.
         client.settings.lock_wait = LOCK_WAIT;
+        // A copied or restored database file keeps syncing (issue #10 item 1; beyond
+        // the reference clients and their fixtures, see engine/DECISIONS.md).
+        client.settings.recover_copied_database = true;
         client.set_token_provider(tokens.clone());
         client.set_resolver(resolver.clone());
         ConnSync {
@@ -38,6 +43,7 @@ impl ConnSync {
             resolver,
             uploads_paused: AtomicBool::new(false),
             downloads_paused: AtomicBool::new(false),
+            call_timeout_ms: AtomicU64::new(0),
         }
     }
 
@@ -63,7 +69,14 @@ impl ConnSync {
                 ))
             }
         };
+        // One call, one deadline (and one interrupt state) for everything it runs.
+        let timeout = match self.call_timeout_ms.load(Ordering::SeqCst) {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        };
+        client.start_call(timeout);
         let result = f(&mut client);
+        client.end_call();
         let reason = self.resolver.take_invalid_reason();
         match result {
             Err(mut e) if e.kind == ErrorKind::InvalidConflictResolution => {
@@ -73,6 +86,13 @@ impl ConnSync {
                         e.message
                     );
                 }
+                Err(e)
+            }
+            // The engine's advice for unsent changes is "sync first", which sends
+            // nothing while uploads are paused on this connection: name the way out.
+            Err(mut e) if e.kind == ErrorKind::PendingLocalChanges && self.uploads_paused() => {
+                let what = e.message.split("; call").next().unwrap_or("").to_string();
+                e.message = format!("{what}; uploads are paused on this connection, so no call sends them: call oversqlite_resume_uploads(), then oversqlite_sync()");
                 Err(e)
             }
             other => other,

@@ -24,6 +24,7 @@ const SYNC_FUNCTIONS: &[&str] = &[
     "oversqlite_download_once(1)",
     "oversqlite_sync_once()",
     "oversqlite_set_token(NULL)",
+    "oversqlite_set_call_timeout(NULL)",
     "oversqlite_set_conflict_resolver('server_wins')",
     "oversqlite_pause_uploads()",
     "oversqlite_resume_uploads()",

@@ -7,6 +7,9 @@ mod scripted;
 mod ureq_transport;
 
 pub use http::*;
-pub use retry::{send_to_with_retry, send_with_retry, RetryPolicy};
+pub use retry::{
+    send_to_with_retry, send_to_with_retry_until, send_with_retry, send_with_retry_until,
+    RetryPolicy,
+};
 pub use scripted::{RecordedRequest, ScriptedResponse, ScriptedTransport};
 pub use ureq_transport::{UreqTransport, UreqTransportConfig};

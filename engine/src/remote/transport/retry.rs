@@ -78,7 +78,18 @@ pub fn send_with_retry(
     policy: &RetryPolicy,
     request: &HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
-    retry_loop(policy, || transport.send(request))
+    retry_loop(policy, || transport.send(request), &|| false)
+}
+
+/// [`send_with_retry`] that makes no further attempt (and sleeps no further) once
+/// `stopped` is true: the call it belongs to was interrupted or timed out.
+pub fn send_with_retry_until(
+    transport: &dyn Transport,
+    policy: &RetryPolicy,
+    request: &HttpRequest,
+    stopped: &dyn Fn() -> bool,
+) -> Result<HttpResponse, TransportError> {
+    retry_loop(policy, || transport.send(request), stopped)
 }
 
 /// What the retry rule needs to see of an answer.
@@ -110,6 +121,7 @@ impl Answer for ResponseHead {
 fn retry_loop<T: Answer>(
     policy: &RetryPolicy,
     mut attempt_once: impl FnMut() -> Result<T, TransportError>,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<T, TransportError> {
     let attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
@@ -122,10 +134,17 @@ fn retry_loop<T: Answer>(
             Ok(_) => return outcome,
             Err(_) => policy.backoff(attempt, None),
         };
-        if attempt >= attempts {
+        if attempt >= attempts || stopped() {
             return outcome;
         }
-        std::thread::sleep(delay);
+        // Sleep in short steps so a stopped call does not wait out a long Retry-After.
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until {
+            if stopped() {
+                return outcome;
+            }
+            std::thread::sleep((until - std::time::Instant::now()).min(Duration::from_millis(50)));
+        }
         attempt += 1;
     }
 }
@@ -148,8 +167,23 @@ pub fn send_to_with_retry(
     request: &HttpRequest,
     file: &mut File,
 ) -> Result<ResponseHead, TransportError> {
-    retry_loop(policy, || {
-        reset_spool(file)?;
-        transport.send_to(request, file)
-    })
+    send_to_with_retry_until(transport, policy, request, file, &|| false)
+}
+
+/// [`send_to_with_retry`] that stops retrying once `stopped` is true.
+pub fn send_to_with_retry_until(
+    transport: &dyn Transport,
+    policy: &RetryPolicy,
+    request: &HttpRequest,
+    file: &mut File,
+    stopped: &dyn Fn() -> bool,
+) -> Result<ResponseHead, TransportError> {
+    retry_loop(
+        policy,
+        || {
+            reset_spool(file)?;
+            transport.send_to(request, file)
+        },
+        stopped,
+    )
 }

@@ -99,9 +99,42 @@ fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
 }
 
 fn transport_error(url: &str, e: ureq::Error) -> TransportError {
+    let shown = super::http::redact_url(url);
+    let text = e.to_string();
     TransportError {
-        message: format!("request to {} failed: {e}", super::http::redact_url(url)),
+        message: match scheme_mismatch(url, &text) {
+            Some(advice) => format!("request to {shown} failed: {advice}"),
+            None => format!("request to {shown} failed: {text}"),
+        },
     }
+}
+
+/// Advice for the classic scheme mix-ups, recognised from the TLS library's and the
+/// HTTP parser's error text: an `https://` URL pointing at a plain-HTTP server makes
+/// rustls read an HTTP answer as a TLS record ("received corrupt message of type
+/// InvalidContentType"); an `http://` URL pointing at a TLS port gets TLS bytes where an
+/// HTTP status line belongs.
+fn scheme_mismatch(url: &str, error: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://")
+        && (error.contains("InvalidContentType") || error.contains("corrupt message"))
+    {
+        let plain = format!("http://{}", &url["https://".len()..]);
+        return Some(format!(
+            "the server does not speak TLS at that URL (it answered in plain HTTP); use {} instead ({error})",
+            super::http::redact_url(&plain)
+        ));
+    }
+    if lower.starts_with("http://")
+        && (error.contains("http parse fail") || error.contains("unsupported http version"))
+    {
+        let tls = format!("https://{}", &url["http://".len()..]);
+        return Some(format!(
+            "the server did not answer in plain HTTP (it may expect TLS); if so, use {} instead ({error})",
+            super::http::redact_url(&tls)
+        ));
+    }
+    None
 }
 
 impl UreqTransport {
@@ -174,5 +207,26 @@ impl Transport for UreqTransport {
             headers,
             body: Box::new(BufReader::new(reader)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scheme_mismatch;
+
+    #[test]
+    fn scheme_mixups_get_advice_naming_the_other_scheme() {
+        let tls = scheme_mismatch(
+            "https://h:8080/sync/capabilities?x=1",
+            "rustls: received corrupt message of type InvalidContentType",
+        )
+        .unwrap();
+        assert!(tls.contains("does not speak TLS"), "{tls}");
+        assert!(tls.contains("http://h:8080/sync/capabilities"), "{tls}");
+        assert!(!tls.contains("x=1"), "the query is not shown: {tls}");
+        let plain = scheme_mismatch("http://h/sync/x", "http parse fail: invalid version").unwrap();
+        assert!(plain.contains("https://h/sync/x"), "{plain}");
+        assert_eq!(scheme_mismatch("https://h/", "connection refused"), None);
+        assert_eq!(scheme_mismatch("http://h/", "connection refused"), None);
     }
 }

@@ -45,6 +45,9 @@ pub struct EngineSettings {
     /// How long an operation waits for another one on the same database to finish
     /// before failing with `sync_in_progress` (0 = fail at once, the reference rule).
     pub lock_wait: Duration,
+    /// Talk to this server instead of the one configured in the database (the CLI's
+    /// `--server`); the file's configuration is left unchanged. `None`: the configured URL.
+    pub server_url: Option<String>,
 }
 
 impl Default for EngineSettings {
@@ -62,6 +65,7 @@ impl Default for EngineSettings {
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
             lock_wait: Duration::ZERO,
+            server_url: None,
         }
     }
 }
@@ -149,7 +153,11 @@ impl SyncClient {
         } else {
             OperationLock::none()
         };
-        let config = oversqlite_core::config::load(conn)?;
+        let mut config = oversqlite_core::config::load(conn)?;
+        if let Some(url) = &self.settings.server_url {
+            oversqlite_core::config::validate_server_url(url)?;
+            config.server_url = url.clone();
+        }
         Ok(Ctx {
             conn,
             remote: Remote {

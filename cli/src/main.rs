@@ -1,6 +1,8 @@
 //! `oversqlite`: the command-line tool. Parses the command line (clap), runs one
 //! subcommand (`commands/`), prints its result (text, or JSON with `--json`) and exits
 //! with a code that tells "retry later" (75) from "fix something" (see `exit.rs`).
+#![forbid(unsafe_code)]
+
 mod args;
 mod commands;
 mod db;

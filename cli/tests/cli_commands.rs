@@ -108,6 +108,8 @@ fn attach_push_pull_sync_status_pending_detach() {
         "{}",
         r.stdout
     );
+    // No progress drawing when stderr is not a terminal.
+    assert!(r.stderr.is_empty(), "{:?}", r.stderr);
     assert!(r.stdout.contains("pending rows 0"), "{}", r.stdout);
 
     // status: local state in both forms.

@@ -6,6 +6,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use oversqlite_tests::server::TestServer;
 use support::{cli, cli_as, db_path, device, insert_user, plain, users};
@@ -18,12 +20,18 @@ fn attached(server: &TestServer, tag: &str) -> std::path::PathBuf {
 
 /// A loopback HTTP server answering every request with `503`.
 fn unavailable_server() -> String {
+    slow_unavailable_server(Duration::ZERO)
+}
+
+/// [`unavailable_server`], answering each request only after `delay`.
+fn slow_unavailable_server(delay: Duration) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
             read_request(&mut s);
+            std::thread::sleep(delay);
             let _ = s.write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 56\r\nConnection: close\r\n\r\n{\"error\":\"unavailable\",\"message\":\"down for maintenance\"}",
             );
@@ -321,4 +329,42 @@ fn a_locked_database_is_retry_later() {
     cli_as(&server, "alice", &db, &["sync"]).ok();
     assert_eq!(users(&db).len(), 1);
     assert_eq!(server.rows("users", "alice", "id").len(), 1);
+}
+
+#[test]
+fn no_write_lock_is_held_while_a_request_is_in_flight() {
+    let server = TestServer::start();
+    let db = attached(&server, "in-flight");
+    insert_user(&db, "u1", "Ada");
+    let slow = slow_unavailable_server(Duration::from_millis(700));
+    let token = server.token("alice");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oversqlite"))
+        .args(["--db", db.to_str().unwrap(), "--server", &slow, "push"])
+        .env("OVERSQLITE_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the CLI waits for the server, the app writes without waiting at all.
+    std::thread::sleep(Duration::from_millis(400));
+    let app = rusqlite::Connection::open(&db).unwrap();
+    app.busy_timeout(Duration::ZERO).unwrap();
+    let mut writes = 0;
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+        app.execute(
+            "INSERT INTO users(id, name) VALUES (?1, 'w')",
+            [format!("w{writes}")],
+        )
+        .expect("a write while the CLI's request is in flight");
+        writes += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(75));
+    assert!(writes >= 5, "only {writes} writes happened during the run");
+    // Everything written meanwhile is pending, nothing lost; the real server takes it all.
+    drop(app);
+    cli_as(&server, "alice", &db, &["sync"]).ok();
+    assert_eq!(server.rows("users", "alice", "id").len(), 1 + writes);
 }

@@ -99,16 +99,17 @@ function device(path, url, token) {
   };
 }
 
-// `npx oversqlite --db FILE --json COMMAND` with the token in OVERSQLITE_TOKEN.
+// `npx -- oversqlite --db FILE --json COMMAND` with the token in OVERSQLITE_TOKEN (after `--`, so
+// npm keeps none of the tool's options, such as --json or --version, for itself).
 function cli(db, command, token) {
-  return spawnSync('npx', ['--no', 'oversqlite', '--db', db, '--json', command],
+  return spawnSync('npx', ['--no', '--', 'oversqlite', '--db', db, '--json', command],
     { env: { ...process.env, OVERSQLITE_TOKEN: token }, encoding: 'utf8' });
 }
 
 // The laptop's next change goes up with `npx oversqlite sync`, the phone pulls it with
 // `npx oversqlite pull`: files the extension synced continue with the CLI.
 function syncWithCli(work, token) {
-  const shown = spawnSync('npx', ['--no', 'oversqlite', '--version'], { encoding: 'utf8' });
+  const shown = spawnSync('npx', ['--no', '--', 'oversqlite', '--version'], { encoding: 'utf8' });
   check(shown.status === 0 && shown.stdout.trim() === `oversqlite ${version}`, `npx oversqlite --version: ${shown.stdout}${shown.stderr}`);
   const laptop = new Database(join(work, 'laptop.db'));
   laptop.exec("INSERT INTO person VALUES ('p3', 'Grace Hopper')");

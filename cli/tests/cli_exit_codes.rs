@@ -368,3 +368,36 @@ fn no_write_lock_is_held_while_a_request_is_in_flight() {
     cli_as(&server, "alice", &db, &["sync"]).ok();
     assert_eq!(server.rows("users", "alice", "id").len(), 1 + writes);
 }
+
+#[test]
+fn a_table_the_server_does_not_know_is_fix_something() {
+    let server = TestServer::start();
+    let db = device(&server, "schema-mismatch");
+    // The app enables a table the server's schema lacks.
+    let conn = oversqlite_tests::host::file(&db);
+    conn.execute_batch("CREATE TABLE gadgets (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL)")
+        .unwrap();
+    oversqlite_tests::host::call(&conn, "SELECT oversqlite_enable_sync('gadgets')", &[]).unwrap();
+    drop(conn);
+    cli_as(&server, "alice", &db, &["attach", "--user", "alice"]).ok();
+    plain(&db)
+        .execute("INSERT INTO gadgets(id, name) VALUES ('g1', 'x')", [])
+        .unwrap();
+    let r = cli_as(&server, "alice", &db, &["--json", "sync"]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    let e = r.error_json();
+    assert_eq!(e["error"]["code"], "http_error", "{e}");
+    assert_eq!(e["error"]["http_status"], 400);
+    assert_eq!(e["error"]["server_code"], "push_chunk_invalid");
+    assert_eq!(e["error"]["retry_later"], false);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("gadgets"),
+        "{e}"
+    );
+    // The refused row stays pending locally.
+    let j = cli(&["--db", db.to_str().unwrap(), "--json", "pending"], &[])
+        .ok()
+        .json();
+    assert_eq!(j["pending_row_count"], 1);
+    assert_eq!(j["changes"][0]["table"], "gadgets");
+}

@@ -401,3 +401,33 @@ fn a_table_the_server_does_not_know_is_fix_something() {
     assert_eq!(j["pending_row_count"], 1);
     assert_eq!(j["changes"][0]["table"], "gadgets");
 }
+
+#[test]
+fn a_second_sync_of_the_same_file_is_retry_later() {
+    let server = TestServer::start();
+    let db = attached(&server, "concurrent");
+    insert_user(&db, "u1", "Ada");
+    let slow = slow_unavailable_server(Duration::from_millis(700));
+    let token = server.token("alice");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_oversqlite"))
+        .args(["--db", db.to_str().unwrap(), "--server", &slow, "push"])
+        .env("OVERSQLITE_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let r = cli_as(&server, "alice", &db, &["--json", "sync"]);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run ended too early for the test"
+    );
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    let e = r.error_json();
+    assert_eq!(e["error"]["code"], "sync_in_progress", "{e}");
+    assert_eq!(e["error"]["retry_later"], true);
+    assert_eq!(first.wait().unwrap().code(), Some(75));
+    // Once the first run is over, the retry goes through.
+    cli_as(&server, "alice", &db, &["sync"]).ok();
+    assert_eq!(server.rows("users", "alice", "id").len(), 1);
+}

@@ -29,7 +29,7 @@ ZIGBUILD_VERSION := 0.24.1
 DIST_PY_PACKAGES := ziglang==0.17.1 hatchling==1.33.0 auditwheel==6.8.2
 export DIST_TOOLS DIST_GLIBC
 
-.PHONY: lint all deps build build-test release server example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
+.PHONY: lint all deps build build-test release server cli example demo bench test test-rust test-python test-shell test-node test-tools test-packaging node-deps dist dist-tools clean
 
 all: build
 
@@ -63,6 +63,10 @@ release: deps
 server: deps
 	$(CARGO) build -p oversqlite-server
 
+## cli: the debug `oversqlite` command-line tool (target/debug/oversqlite).
+cli: deps
+	$(CARGO) build -p oversqlite-cli
+
 ## example: a first run — local changes captured by the extension, from the sqlite3 shell.
 example: build
 	@rm -f target/example.db
@@ -95,7 +99,7 @@ test: deps lint build-test server test-rust test-python test-shell test-node tes
 
 # lint: formatting and clippy (warnings are errors), one package at a time like the
 # builds (the extension's rusqlite features must not unify with the bundled ones).
-LINT_PACKAGES := oversqlite-protocol oversqlite-core oversqlite-engine oversqlite oversqlite-server oversqlite-tests oversqlite-bench
+LINT_PACKAGES := oversqlite-protocol oversqlite-core oversqlite-engine oversqlite oversqlite-server oversqlite-cli oversqlite-tests oversqlite-bench
 lint:
 	$(CARGO) fmt --all --check
 	@for p in $(LINT_PACKAGES); do \
@@ -109,6 +113,7 @@ test-rust:
 	$(CARGO) test -p oversqlite-server
 	$(CARGO) build -p oversqlite --features test-faults
 	$(CARGO) test -p oversqlite-tests
+	$(CARGO) test -p oversqlite-cli
 
 test-python: build-test server
 	$(PYTHON) tests/python/test_local.py

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the two shipped binaries, liboversqlite.so and oversqlite-server, for an old
+# Builds the three shipped binaries, liboversqlite.so, oversqlite-server and the
+# `oversqlite` command-line tool, for an old
 # glibc with cargo-zigbuild (zig links against glibc $DIST_GLIBC's symbol versions), in
 # the `dist` profile, and prints the directory that holds them.
 #   DIST_TOOLS  venv with the ziglang package (make dist-tools)
@@ -19,4 +20,5 @@ cd "$root"
 # does not search the system's library directories) and the extension must not need.
 SQLITE3_NO_PKG_CONFIG=1 cargo zigbuild --profile dist -p oversqlite --target "$triple.$glibc" >&2
 cargo zigbuild --profile dist -p oversqlite-server --target "$triple.$glibc" >&2
+cargo zigbuild --profile dist -p oversqlite-cli --target "$triple.$glibc" >&2
 echo "$root/target/$triple/dist"

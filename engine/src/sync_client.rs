@@ -56,6 +56,9 @@ pub struct EngineSettings {
     /// again. Off by default, where the contract fixtures pin the reference clients'
     /// `source_sequence_mismatch`; the SQL layer turns it on.
     pub recover_copied_database: bool,
+    /// Talk to this server instead of the one configured in the database (the CLI's
+    /// `--server`); the file's configuration is left unchanged. `None`: the configured URL.
+    pub server_url: Option<String>,
 }
 
 impl Default for EngineSettings {
@@ -75,6 +78,7 @@ impl Default for EngineSettings {
             sync_then_detach_rounds: 3,
             lock_wait: Duration::ZERO,
             recover_copied_database: false,
+            server_url: None,
         }
     }
 }
@@ -183,7 +187,11 @@ impl SyncClient {
         } else {
             OperationLock::none()
         };
-        let config = oversqlite_core::config::load(conn)?;
+        let mut config = oversqlite_core::config::load(conn)?;
+        if let Some(url) = &self.settings.server_url {
+            oversqlite_core::config::validate_server_url(url)?;
+            config.server_url = url.clone();
+        }
         Ok(Ctx {
             conn,
             remote: Remote {

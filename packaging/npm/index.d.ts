@@ -20,6 +20,9 @@ export function getLoadablePath(): string;
 /** Absolute path of the oversqlite-server binary for this platform (also `npx oversqlite-server`). */
 export function getServerPath(): string;
 
+/** Absolute path of the `oversqlite` command-line tool for this platform (also `npx -- oversqlite ...`). */
+export function getCliPath(): string;
+
 /** Loads the extension into a better-sqlite3 Database or a node:sqlite DatabaseSync. */
 export function load(db: ExtensionLoader | ExtensionToggle): void;
 

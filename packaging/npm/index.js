@@ -8,6 +8,8 @@ const { join } = require('node:path');
 // (sqlite3_oversqlite_init) from it.
 const LIBRARY = { darwin: 'liboversqlite.dylib', win32: 'oversqlite.dll' };
 const SERVER = { win32: 'oversqlite-server.exe' };
+const CLI = { win32: 'oversqlite.exe' };
+const DEFAULT_FILES = { library: 'liboversqlite.so', server: 'oversqlite-server', 'command-line tool': 'oversqlite' };
 
 function platformKey() {
   return `${process.platform}-${process.arch}`;
@@ -22,7 +24,7 @@ function shippedPlatforms() {
 }
 
 function prebuilt(names, what) {
-  const file = names[process.platform] ?? (what === 'library' ? 'liboversqlite.so' : 'oversqlite-server');
+  const file = names[process.platform] ?? DEFAULT_FILES[what];
   const path = join(__dirname, 'prebuilds', platformKey(), file);
   if (!existsSync(path)) {
     throw new Error(
@@ -42,6 +44,11 @@ function getLoadablePath() {
 /** Absolute path of the oversqlite-server binary for this platform. */
 function getServerPath() {
   return prebuilt(SERVER, 'server');
+}
+
+/** Absolute path of the `oversqlite` command-line tool for this platform. */
+function getCliPath() {
+  return prebuilt(CLI, 'command-line tool');
 }
 
 /**
@@ -78,4 +85,4 @@ function load(db) {
 
 const { version } = require('./package.json');
 
-module.exports = { getLoadablePath, getServerPath, load, version };
+module.exports = { getLoadablePath, getServerPath, getCliPath, load, version };

@@ -3,5 +3,5 @@ import { createRequire } from 'node:module';
 
 const oversqlite = createRequire(import.meta.url)('./index.js');
 
-export const { getLoadablePath, getServerPath, load, version } = oversqlite;
+export const { getLoadablePath, getServerPath, getCliPath, load, version } = oversqlite;
 export default oversqlite;

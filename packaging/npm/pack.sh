@@ -14,6 +14,6 @@ mkdir -p "$stage/prebuilds/linux-x64" "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 cp -r "$here/package.json" "$here/README.md" "$here/index.js" "$here/index.mjs" "$here/index.d.ts" "$here/bin" "$stage/"
 cp "$root/LICENSE" "$stage/"
-install -m 0755 "$bin_dir/liboversqlite.so" "$bin_dir/oversqlite-server" "$stage/prebuilds/linux-x64/"
+install -m 0755 "$bin_dir/liboversqlite.so" "$bin_dir/oversqlite-server" "$bin_dir/oversqlite" "$stage/prebuilds/linux-x64/"
 (cd "$stage" && npm pkg set "version=$version" && npm pack --silent --pack-destination "$out_dir" >/dev/null)
 echo "$out_dir/oversqlite-$version.tgz"

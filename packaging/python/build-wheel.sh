@@ -18,7 +18,7 @@ platform=$policy
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 rm -f "$out_dir"/oversqlite-*.whl
-(cd "$here" && OVERSQLITE_LIB="$bin_dir/liboversqlite.so" OVERSQLITE_SERVER="$bin_dir/oversqlite-server" \
+(cd "$here" && OVERSQLITE_LIB="$bin_dir/liboversqlite.so" OVERSQLITE_SERVER="$bin_dir/oversqlite-server" OVERSQLITE_CLI="$bin_dir/oversqlite" \
   OVERSQLITE_WHEEL_PLATFORM="$platform" "$DIST_TOOLS/bin/python" -m hatchling build -t wheel -d "$out_dir" >&2)
 wheel=$(ls "$out_dir"/oversqlite-*.whl)
 

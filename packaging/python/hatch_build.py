@@ -3,6 +3,7 @@
 The binaries come from `make dist` (cargo-zigbuild for an old glibc), named by:
   OVERSQLITE_LIB           liboversqlite.so  -> oversqlite/liboversqlite.so (package data)
   OVERSQLITE_SERVER        oversqlite-server -> the wheel's scripts (on PATH once installed)
+  OVERSQLITE_CLI           oversqlite        -> the wheel's scripts (the command-line tool)
   OVERSQLITE_WHEEL_PLATFORM the platform tag the binaries really satisfy, checked afterwards
                            with `auditwheel show` (e.g. manylinux_2_17_x86_64)
 """
@@ -34,3 +35,4 @@ class CustomBuildHook(BuildHookInterface):
         build_data["tag"] = f"py3-none-{_required('OVERSQLITE_WHEEL_PLATFORM')}"
         build_data["force_include"][_existing_file("OVERSQLITE_LIB")] = "oversqlite/liboversqlite.so"
         build_data["shared_scripts"][_existing_file("OVERSQLITE_SERVER")] = "oversqlite-server"
+        build_data["shared_scripts"][_existing_file("OVERSQLITE_CLI")] = "oversqlite"

@@ -40,7 +40,7 @@ def check_members(artifact: str, found: set, expected: set) -> None:
 def check_wheel(path: Path, version: str) -> None:
     data_dir = f"oversqlite-{version}.data"
     info = f"oversqlite-{version}.dist-info"
-    binaries = {"oversqlite/liboversqlite.so", f"{data_dir}/scripts/oversqlite-server"}
+    binaries = {"oversqlite/liboversqlite.so", f"{data_dir}/scripts/oversqlite-server", f"{data_dir}/scripts/oversqlite"}
     with zipfile.ZipFile(path) as wheel:
         check_members(
             path.name,
@@ -62,7 +62,7 @@ def check_wheel(path: Path, version: str) -> None:
 
 
 def check_npm(path: Path, version: str) -> None:
-    binaries = {"package/prebuilds/linux-x64/liboversqlite.so", "package/prebuilds/linux-x64/oversqlite-server"}
+    binaries = {f"package/prebuilds/linux-x64/{n}" for n in ("liboversqlite.so", "oversqlite-server", "oversqlite")}
     with tarfile.open(path) as tgz:
         members = {m.name: m for m in tgz.getmembers() if m.isfile()}
         check_members(
@@ -70,20 +70,20 @@ def check_npm(path: Path, version: str) -> None:
             set(members),
             binaries
             | {f"package/{n}" for n in ("package.json", "index.js", "index.mjs", "index.d.ts", "README.md", "LICENSE")}
-            | {"package/bin/oversqlite-server"},
+            | {"package/bin/oversqlite-server", "package/bin/oversqlite", "package/bin/forward.js"},
         )
         for name in binaries:
             check_elf(f"{path.name}:{name}", tgz.extractfile(name).read(), members[name].mode)
         manifest = json.load(io.BytesIO(tgz.extractfile("package/package.json").read()))
     check(manifest["name"] == "oversqlite" and manifest["version"] == version, f"package.json is {manifest['name']}@{manifest['version']}")
-    check(manifest["bin"] == {"oversqlite-server": "bin/oversqlite-server"}, "package.json bin")
+    check(manifest["bin"] == {"oversqlite-server": "bin/oversqlite-server", "oversqlite": "bin/oversqlite"}, "package.json bin")
     check("better-sqlite3" not in manifest.get("dependencies", {}), "better-sqlite3 must be a peer dependency only")
     check(manifest["peerDependenciesMeta"]["better-sqlite3"]["optional"] is True, "better-sqlite3 peer is not optional")
 
 
 def check_archive(path: Path, version: str) -> None:
     top = f"oversqlite-{version}-linux-x86_64"
-    binaries = {f"{top}/liboversqlite.so", f"{top}/oversqlite-server"}
+    binaries = {f"{top}/liboversqlite.so", f"{top}/oversqlite-server", f"{top}/oversqlite"}
     with tarfile.open(path) as archive:
         members = {m.name: m for m in archive.getmembers() if m.isfile()}
         check_members(path.name, set(members), binaries | {f"{top}/README.md", f"{top}/LICENSE"})

@@ -3,7 +3,9 @@
 # as a user installs them, each into a fresh place outside the repository:
 #   * the wheel alone into a fresh venv (Debian's python3 -m venv, pip --no-index);
 #   * the npm tarball into a fresh Node project, with better-sqlite3 and typescript;
-# and each one syncs two devices through the oversqlite-server it installed.
+# and each one syncs two devices through the oversqlite-server it installed, then
+# continues both files with the `oversqlite` command-line tool it installed; the archive
+# is unpacked and its CLI run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$root/tests/packaging
@@ -49,4 +51,13 @@ cp "$addon" "$project/node_modules/better-sqlite3/build/Release/"
 (cd "$project/types" && "${clean_env[@]}" "PATH=/usr/bin:/bin" ../node_modules/.bin/tsc -p . \
   && echo "node: index.d.ts type-checks (ES module and CommonJS entries)")
 
-echo "packaging: 3 passed, 0 failed"
+echo "== Archive: unpacked, its command-line tool run"
+mkdir "$work/archive" && tar -C "$work/archive" -xzf "$dist/oversqlite-$version-linux-x86_64.tar.gz"
+archive_cli=$work/archive/oversqlite-$version-linux-x86_64/oversqlite
+shown=$("${clean_env[@]}" "$archive_cli" --version)
+[[ $shown == "oversqlite $version" ]] || { echo "archive: oversqlite --version printed '$shown'" >&2; exit 1; }
+status=0; "${clean_env[@]}" "$archive_cli" --db "$work/archive/missing.db" status 2>/dev/null || status=$?
+[[ $status == 66 ]] || { echo "archive: oversqlite on a missing file exited $status, expected 66" >&2; exit 1; }
+echo "archive: $shown runs (exit 66 on a missing database file)"
+
+echo "packaging: 4 passed, 0 failed"

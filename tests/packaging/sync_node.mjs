@@ -2,7 +2,8 @@
 // only what `npm install oversqlite-<VERSION>.tgz better-sqlite3@12` put into this project.
 //
 // Run by tests/packaging/run.sh from a fresh Node project outside the repository: the
-// library comes from node_modules/oversqlite, the server through `npx oversqlite-server`.
+// library comes from node_modules/oversqlite, the server through `npx oversqlite-server`;
+// `npx oversqlite` (the command-line tool) then continues both files.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import oversqlite, { getLoadablePath, getServerPath, load, version } from 'oversqlite';
+import oversqlite, { getCliPath, getLoadablePath, getServerPath, load, version } from 'oversqlite';
 
 const SERVER_CONFIG = `
 app_name = "packaging-test"
@@ -43,7 +44,7 @@ function elfMachine(path) {
 function checkInstallation(expectedVersion) {
   const installed = realpathSync(join(process.cwd(), 'node_modules', 'oversqlite'));
   check(version === expectedVersion, `version ${version}, expected ${expectedVersion}`);
-  for (const binary of [getLoadablePath(), getServerPath()]) {
+  for (const binary of [getLoadablePath(), getServerPath(), getCliPath()]) {
     check(binary.startsWith(`${installed}/`), `${binary} is not inside ${installed}`);
     const machine = elfMachine(binary);
     check(machine === ELF_MACHINES[process.arch], `${binary}: ELF machine ${machine} on ${process.arch}`);
@@ -98,6 +99,33 @@ function device(path, url, token) {
   };
 }
 
+// `npx -- oversqlite --db FILE --json COMMAND` with the token in OVERSQLITE_TOKEN (after `--`, so
+// npm keeps none of the tool's options, such as --json or --version, for itself).
+function cli(db, command, token) {
+  return spawnSync('npx', ['--no', '--', 'oversqlite', '--db', db, '--json', command],
+    { env: { ...process.env, OVERSQLITE_TOKEN: token }, encoding: 'utf8' });
+}
+
+// The laptop's next change goes up with `npx oversqlite sync`, the phone pulls it with
+// `npx oversqlite pull`: files the extension synced continue with the CLI.
+function syncWithCli(work, token) {
+  const shown = spawnSync('npx', ['--no', '--', 'oversqlite', '--version'], { encoding: 'utf8' });
+  check(shown.status === 0 && shown.stdout.trim() === `oversqlite ${version}`, `npx oversqlite --version: ${shown.stdout}${shown.stderr}`);
+  const laptop = new Database(join(work, 'laptop.db'));
+  laptop.exec("INSERT INTO person VALUES ('p3', 'Grace Hopper')");
+  laptop.close();
+  const synced = cli(join(work, 'laptop.db'), 'sync', token);
+  check(synced.status === 0, `npx oversqlite sync: status ${synced.status}: ${synced.stderr}`);
+  check(JSON.parse(synced.stdout).push_outcome === 'committed', `npx oversqlite sync: ${synced.stdout}`);
+  const pulled = cli(join(work, 'phone.db'), 'pull', token);
+  check(pulled.status === 0, `npx oversqlite pull: status ${pulled.status}: ${pulled.stderr}`);
+  const phone = new Database(join(work, 'phone.db'));
+  const names = phone.prepare('SELECT name FROM person ORDER BY id').pluck().all().join(',');
+  phone.close();
+  check(names === 'Ada Lovelace,Alan Turing,Grace Hopper', `phone after npx oversqlite pull: ${names}`);
+  console.log('node: npx oversqlite continued both files (sync, pull)');
+}
+
 async function syncTwoDevices(work) {
   writeFileSync(join(work, 'server.toml'), SERVER_CONFIG);
   const env = { ...process.env, OVERSQLITE_JWT_SECRET: randomBytes(16).toString('hex') };
@@ -122,6 +150,7 @@ async function syncTwoDevices(work) {
     phone.db.close();
     laptop.db.close();
     console.log(`node: two devices synced through npx oversqlite-server at ${url}`);
+    syncWithCli(work, token);
   } finally {
     process.kill(-server.pid, 'SIGTERM');
     await stopped;

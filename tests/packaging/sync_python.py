@@ -1,5 +1,6 @@
 """sync_python.py VERSION: two devices of one user syncing through oversqlite-server,
-using only what `pip install oversqlite-<VERSION>-*.whl` put into this venv.
+using only what `pip install oversqlite-<VERSION>-*.whl` put into this venv; then the
+installed `oversqlite` command-line tool continues both files (same on-disk state).
 
 Run by tests/packaging/run.sh with the venv's python, from a directory outside the
 repository and with a scrubbed environment, so nothing of the repository can stand in
@@ -48,8 +49,9 @@ def elf_machine(path: Path) -> int:
     return int.from_bytes(head[18:20], "little")
 
 
-def check_installation(version: str) -> Path:
-    """The package's files are the venv's own, for this architecture; returns the server."""
+def check_installation(version: str) -> tuple:
+    """The package's files are the venv's own, for this architecture; returns the server
+    and the command-line tool."""
     venv = Path(sys.prefix).resolve()
     check(oversqlite.__version__ == version, f"__version__ {oversqlite.__version__}, expected {version}")
     library = Path(oversqlite.loadable_path())
@@ -58,7 +60,13 @@ def check_installation(version: str) -> Path:
     check(found is not None, "oversqlite-server is not on PATH")
     server = Path(found).resolve()
     check(server.parent == venv / "bin", f"oversqlite-server {server} is not the venv's")
-    for binary in (library, server):
+    found = shutil.which("oversqlite")
+    check(found is not None, "oversqlite (the command-line tool) is not on PATH")
+    cli = Path(found).resolve()
+    check(cli.parent == venv / "bin", f"oversqlite {cli} is not the venv's")
+    shown = subprocess.run([cli, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    check(shown == f"oversqlite {version}", f"oversqlite --version printed {shown!r}")
+    for binary in (library, server, cli):
         machine = elf_machine(binary)
         check(machine == ELF_MACHINES[platform.machine()], f"{binary}: ELF machine {machine} on {platform.machine()}")
 
@@ -71,7 +79,7 @@ def check_installation(version: str) -> Path:
     except oversqlite.ExtensionLoadingUnavailable as error:
         check("--enable-loadable-sqlite-extensions" in str(error), f"the error names no fix: {error}")
     check_test_faults_are_ignored()
-    return server
+    return server, cli
 
 
 # The shipped binaries are built without the `test-faults` feature: OVERSQLITE_TEST_FAULT
@@ -141,7 +149,48 @@ def sync(conn: sqlite3.Connection) -> dict:
     return json.loads(one(conn, "SELECT oversqlite_sync()"))
 
 
-def sync_two_devices(server: Path, work: Path) -> None:
+def cli_run(cli: Path, db: Path, command: str, token: str) -> subprocess.CompletedProcess:
+    """`oversqlite --db DB --json COMMAND` with the token in OVERSQLITE_TOKEN."""
+    env = dict(os.environ, OVERSQLITE_TOKEN=token)
+    return subprocess.run([cli, "--db", db, "--json", command], env=env, capture_output=True, text=True)
+
+
+def plain_rows(path: Path) -> list:
+    conn = sqlite3.connect(path)
+    try:
+        return rows(conn)
+    finally:
+        conn.close()
+
+
+def sync_with_cli(cli: Path, work: Path, token: str) -> None:
+    """The laptop's next change goes up with the installed CLI, the phone pulls it with
+    the CLI; both files were synced by the extension before."""
+    conn = sqlite3.connect(work / "laptop.db", isolation_level=None)  # no extension: triggers capture
+    conn.execute("INSERT INTO person VALUES ('p3', 'Grace Hopper')")
+    conn.close()
+    done = cli_run(cli, work / "laptop.db", "sync", token)
+    check(done.returncode == 0, f"oversqlite sync: status {done.returncode}: {done.stderr}")
+    check(json.loads(done.stdout)["push_outcome"] == "committed", f"oversqlite sync: {done.stdout}")
+    check(token not in done.stdout + done.stderr, "oversqlite printed the token")
+    done = cli_run(cli, work / "phone.db", "pull", token)
+    check(done.returncode == 0, f"oversqlite pull: status {done.returncode}: {done.stderr}")
+    check(plain_rows(work / "phone.db") == plain_rows(work / "laptop.db") == [
+        ("p1", "Ada Lovelace"), ("p2", "Alan Turing"), ("p3", "Grace Hopper")],
+        f"after the CLI: phone {plain_rows(work / 'phone.db')}, laptop {plain_rows(work / 'laptop.db')}")
+
+
+def check_cli_retry_later(cli: Path, work: Path, token: str) -> None:
+    """With the server stopped, a sync with a change to send exits 75 (retry later)."""
+    conn = sqlite3.connect(work / "laptop.db", isolation_level=None)
+    conn.execute("INSERT INTO person VALUES ('p4', 'Barbara Liskov')")
+    conn.close()
+    done = cli_run(cli, work / "laptop.db", "sync", token)
+    check(done.returncode == 75, f"oversqlite sync against a stopped server: status {done.returncode}: {done.stderr}")
+    check(json.loads(done.stderr)["error"]["retry_later"] is True, f"oversqlite sync: {done.stderr}")
+
+
+def sync_two_devices(server: Path, cli: Path, work: Path) -> None:
     (work / "server.toml").write_text(SERVER_CONFIG)
     env = dict(os.environ, OVERSQLITE_JWT_SECRET=secrets.token_hex(16))
     process, url = start_server(server, work, env)
@@ -166,15 +215,19 @@ def sync_two_devices(server: Path, work: Path) -> None:
         phone.close()
         laptop.close()
         print(f"python: two devices synced through the installed oversqlite-server at {url}")
+        sync_with_cli(cli, work, token)
+        print("python: the installed oversqlite CLI continued both files (sync, pull)")
     finally:
         process.terminate()
         process.wait(timeout=15)
+    check_cli_retry_later(cli, work, token)
+    print("python: the installed oversqlite CLI exits 75 while the server is down")
 
 
 def main(version: str) -> None:
-    server = check_installation(version)
+    server, cli = check_installation(version)
     with tempfile.TemporaryDirectory(prefix="oversqlite-wheel-") as work:
-        sync_two_devices(server, Path(work))
+        sync_two_devices(server, cli, Path(work))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ Use the connection in autocommit (``isolation_level=None``, or ``autocommit=True
 Python 3.12+): the sync functions refuse to run inside an open transaction, and the
 module's default mode opens one implicitly before every INSERT, UPDATE or DELETE.
 
-The package also installs the ``oversqlite-server`` command, the sync server.
+The package also installs the ``oversqlite-server`` command, the sync server, and the
+``oversqlite`` command-line tool (``oversqlite --db app.db sync``).
 """
 
 from __future__ import annotations

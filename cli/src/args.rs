@@ -9,7 +9,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
    0  ok
   75  retry later: server unreachable, HTTP 5xx/429/408, database busy or locked,
-      another sync running (sync_in_progress), attach told to wait (retry_later)
+      another sync running (sync_in_progress), attach told to wait (retry_later),
+      a call stopped by its deadline (timeout) or an interrupt (interrupted)
   64  usage: invalid arguments or options
   65  the database's sync state needs an action (the message names it), e.g.
       pending_local_changes, rebuild_required, attached_to_other_user,

@@ -43,7 +43,9 @@ const SQLITE_LOCKED: i32 = 6;
 pub fn classify(e: &SyncError) -> Exit {
     use ErrorKind as K;
     match e.kind {
-        K::NetworkError | K::SyncInProgress | K::InTransaction => Exit::TempFail,
+        K::NetworkError | K::SyncInProgress | K::InTransaction | K::Timeout | K::Interrupted => {
+            Exit::TempFail
+        }
         K::HttpError => match e.http_status {
             Some(s) if s >= 500 || s == 429 || s == 408 => Exit::TempFail,
             Some(401) | Some(403) => Exit::NoPerm,

@@ -464,3 +464,85 @@ fn chunk_bodies_are_exactly_the_protocol_push_chunk_request() {
     ops.sort();
     assert_eq!(ops, ["DELETE", "INSERT", "INSERT", "INSERT", "UPDATE"]);
 }
+
+/// A server that answers `413` to a chunk of more than 3 rows (oversqlite-server's
+/// per-route body limit, met by rows with large blobs): the push sends that chunk again
+/// as smaller ones, from its first row, and commits every row once; a single row over
+/// the limit fails the push naming the 413, with the rows kept.
+#[test]
+fn a_chunk_too_large_for_the_server_is_sent_again_in_halves() {
+    let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, usize)>::new()));
+    let seen = sizes.clone();
+    let max_rows = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(3));
+    let limit = max_rows.clone();
+    let server = FakeServer::new(move |_st, req| {
+        if route(req).0 != "push_chunk" {
+            return None;
+        }
+        let body: Value = serde_json::from_slice(req.body.as_ref().unwrap()).unwrap();
+        let rows = body["rows"].as_array().unwrap().len();
+        seen.lock()
+            .unwrap()
+            .push((body["start_row_ordinal"].as_i64().unwrap(), rows));
+        (rows > limit.load(std::sync::atomic::Ordering::SeqCst)).then(|| {
+            oversqlite_engine::remote::transport::ScriptedResponse::error(
+                413,
+                "request_body_too_large",
+                "request body exceeds this route's limit",
+            )
+        })
+    });
+    let db = TestDb::new();
+    let conn = users_db(&db);
+    let mut client = support::client_for(&server);
+    client.settings.upload_chunk_rows = 10;
+    client.attach(&conn, "user-1").unwrap();
+    insert_users(&conn, 12);
+
+    let report = client.push_pending(&conn).unwrap();
+    assert_eq!(report.row_count, 12);
+    assert_eq!(q(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows"), 0);
+    assert_eq!(
+        q(
+            &conn,
+            "SELECT COUNT(*) FROM _sync_row_state WHERE row_version > 0"
+        ),
+        12
+    );
+    // 10 refused, then 5 refused, then chunks of 2 from ordinal 0 on.
+    assert_eq!(
+        *sizes.lock().unwrap(),
+        vec![
+            (0, 10),
+            (0, 5),
+            (0, 2),
+            (2, 2),
+            (4, 2),
+            (6, 2),
+            (8, 2),
+            (10, 2)
+        ]
+    );
+
+    // One row over the limit: nothing to halve, the push fails and keeps the row.
+    max_rows.store(0, std::sync::atomic::Ordering::SeqCst);
+    insert_users_from(&conn, 100, 1);
+    let err = client.push_pending(&conn).unwrap_err();
+    assert_eq!(err.http_status, Some(413), "{err}");
+    assert!(err.message.contains("make the row smaller"), "{err}");
+    assert_eq!(
+        q(&conn, "SELECT COUNT(*) FROM _sync_dirty_rows")
+            + q(&conn, "SELECT COUNT(*) FROM _sync_outbox_rows"),
+        1
+    );
+}
+
+fn insert_users_from(conn: &Connection, first: usize, n: usize) {
+    for i in first..first + n {
+        conn.execute(
+            "INSERT INTO users(id, name) VALUES (?1, ?2)",
+            [format!("u{i}"), format!("User {i}")],
+        )
+        .unwrap();
+    }
+}

@@ -442,6 +442,11 @@ fn stage_and_commit(
 const CHUNK_UPLOAD: &str = "push chunk upload";
 
 /// The chunk loop of [`stage_and_commit`].
+///
+/// A chunk the server finds too large (`413`, e.g. oversqlite-server's per-route body
+/// limit; go-oversync has none) is sent again as chunks of half as many rows, down to
+/// one row: the session staged everything before it, so the upload goes on from that
+/// chunk's first row. Only a single row over the server's limit fails the push.
 fn upload_chunks(
     ctx: &Ctx,
     source: &str,
@@ -449,10 +454,12 @@ fn upload_chunks(
     outbox: &OutboxBundle,
     sender: &AheadSender,
 ) -> Result<()> {
-    let chunk = ctx.push_chunk_rows();
+    let mut chunk = ctx.push_chunk_rows();
     let mut built = 0i64;
     let mut after = None;
-    let mut in_flight: Option<i64> = None;
+    // The chunk awaiting its answer: where it ends, and where it began (ordinal and
+    // keyset position) and how many rows it has, to send it again smaller.
+    let mut in_flight: Option<(i64, i64, Option<i64>, usize)> = None;
     loop {
         let next = if built < outbox.row_count {
             let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
@@ -462,14 +469,15 @@ fn upload_chunks(
                     outbox.row_count
                 )));
             };
+            let began = (built, after);
             after = Some(last.row_ordinal);
             let body = chunk_body(ctx, built, &stored)?;
             built += stored.len() as i64;
-            Some((built, body))
+            Some((built, began, stored.len(), body))
         } else {
             None
         };
-        if let Some(end) = in_flight.take() {
+        if let Some((end, start, start_after, rows)) = in_flight.take() {
             let (req, sent) = sender.recv(CHUNK_UPLOAD)?;
             let reply: Reply<oversqlite_protocol::PushChunkResponse> =
                 ctx.remote.finish(req, sent, CHUNK_UPLOAD)?;
@@ -482,11 +490,18 @@ fn upload_chunks(
                         )));
                     }
                 }
+                Reply::Failed(f) if f.status == 413 && rows > 1 => {
+                    // The chunk built meanwhile is dropped: rebuilt from `start`.
+                    chunk = rows / 2;
+                    built = start;
+                    after = start_after;
+                    continue;
+                }
                 Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
             oversqlite_core::fault::point("push.after_chunk");
         }
-        let Some((end, body)) = next else {
+        let Some((end, (start, start_after), rows, body)) = next else {
             return Ok(());
         };
         let req = ctx.remote.authorized(
@@ -495,7 +510,7 @@ fn upload_chunks(
                 .push_session_chunk_body(source, push_id, body),
         )?;
         sender.send(req, CHUNK_UPLOAD)?;
-        in_flight = Some(end);
+        in_flight = Some((end, start, start_after, rows));
     }
 }
 

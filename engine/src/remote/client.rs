@@ -137,6 +137,7 @@ impl HttpFailure {
                 "; no sync route at {}: the server URL given to oversqlite_init must be the sync API root (e.g. http://host:port, where /sync/... lives), without an extra path",
                 self.url.as_deref().unwrap_or("the configured URL")
             ),
+            (413, _) => "; the request is larger than the server accepts (a push is already split down to one row per chunk before this is reported): make the row smaller, e.g. keep large blobs out of synced tables, or raise the server's body limit; the change stays pending".to_string(),
             _ => String::new(),
         }
     }

@@ -44,6 +44,7 @@ fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     )?;
     rows_vtab::register::<runtime_vtabs::Pending>(db)?;
     rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
+    rows_vtab::register::<runtime_vtabs::SyncLog>(db)?;
     // The sync functions share one per-connection state (engine client, token, policies).
     sync::register_all(raw)?;
     Ok(())

@@ -45,6 +45,8 @@ pub struct EngineSettings {
     /// How long an operation waits for another one on the same database to finish
     /// before failing with `sync_in_progress` (0 = fail at once, the reference rule).
     pub lock_wait: Duration,
+    /// Rows the sync journal keeps (the newest; `_oversqlite_sync_log`).
+    pub journal_keep: i64,
 }
 
 impl Default for EngineSettings {
@@ -62,6 +64,7 @@ impl Default for EngineSettings {
             max_conflict_retries: 2,
             sync_then_detach_rounds: 3,
             lock_wait: Duration::ZERO,
+            journal_keep: oversqlite_core::store::sync_log::DEFAULT_KEEP,
         }
     }
 }

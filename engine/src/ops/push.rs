@@ -419,6 +419,9 @@ fn upload_chunks(
     let mut built = 0i64;
     let mut after = None;
     let mut in_flight: Option<i64> = None;
+    let mut acknowledged = 0i64;
+    crate::progress::set_phase(crate::progress::Phase::Uploading);
+    crate::progress::rows_up(0, Some(outbox.row_count));
     loop {
         let next = if built < outbox.row_count {
             let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
@@ -450,6 +453,8 @@ fn upload_chunks(
                 }
                 Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
+            crate::progress::rows_up(end - acknowledged, Some(outbox.row_count));
+            acknowledged = end;
             oversqlite_core::fault::point("push.after_chunk");
         }
         let Some((end, body)) = next else {

@@ -173,8 +173,10 @@ impl<'a> Remote<'a> {
     }
 
     fn send_once(&self, req: &HttpRequest, what: &str, sent: &[String]) -> Result<HttpResponse> {
-        send_with_retry(self.transport, self.retry, req)
-            .map_err(|e| network_error(what, &e.message, sent))
+        let resp = send_with_retry(self.transport, self.retry, req)
+            .map_err(|e| network_error(what, &e.message, sent))?;
+        crate::progress::bytes(body_len(req), resp.body.len());
+        Ok(resp)
     }
 
     /// Sends and decodes a 2xx JSON body into `T`; other statuses become `Reply::Failed`.
@@ -269,8 +271,11 @@ impl<'a> Remote<'a> {
         file: &mut std::fs::File,
         sent: &[String],
     ) -> Result<ResponseHead> {
-        send_to_with_retry(self.transport, self.retry, req, file)
-            .map_err(|e| network_error(what, &e.message, sent))
+        let head = send_to_with_retry(self.transport, self.retry, req, file)
+            .map_err(|e| network_error(what, &e.message, sent))?;
+        let down = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        crate::progress::bytes(body_len(req), down);
+        Ok(head)
     }
 
     pub fn create_push(
@@ -357,6 +362,8 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<T>> {
         let mut tokens = tokens_of(&req);
         let resp = sent.map_err(|e| network_error(what, &e.message, &tokens))?;
+        // Sent on a helper thread; counted here, on the operation's thread.
+        crate::progress::bytes(body_len(&req), resp.body.len());
         let resp = self.after_unauthorized(
             req,
             resp,
@@ -378,6 +385,10 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<SnapshotChunkResponse>> {
         self.finish(req, sent, "snapshot chunk fetch")
     }
+}
+
+fn body_len(req: &HttpRequest) -> usize {
+    req.body.as_ref().map_or(0, Vec::len)
 }
 
 /// Sends an already authorised request with transient retry; touches no token, so

@@ -1,0 +1,463 @@
+//! The worker loop: one thread, one connection, one run at a time. Between runs it
+//! waits on its inbox (stop, watch events) with a timeout that is the next due time or
+//! the next `data_version` poll, whichever comes first.
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::error::{ErrorKind, Result, SyncError};
+use crate::journal::{self, Outcome};
+use crate::local::state;
+use crate::progress::now_millis;
+use crate::sync_client::SyncClient;
+
+use super::backoff;
+use super::watch_feed::WatchFeed;
+use super::{AutoStatus, AutoSyncSettings, Controls};
+
+pub(crate) enum Wake {
+    Stop,
+    BundleEvent,
+    WatchEnded { failed: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Sync,
+    Push,
+    Pull,
+}
+
+pub(crate) struct Worker {
+    pub client: SyncClient,
+    pub settings: AutoSyncSettings,
+    pub controls: Controls,
+    pub inbox: Receiver<Wake>,
+    pub wake: Sender<Wake>,
+    pub stopped: Arc<AtomicBool>,
+    pub status: Arc<Mutex<AutoStatus>>,
+}
+
+/// How long closing waits for the watch reader (it ends at the next heartbeat).
+const WATCH_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+fn fingerprint(token: &Option<String>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut h);
+    h.finish()
+}
+
+fn at(instant: Instant) -> String {
+    let ahead = instant.saturating_duration_since(Instant::now());
+    oversqlite_protocol::values::rfc3339::format_millis(now_millis() + ahead.as_millis() as i64)
+}
+
+fn data_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap_or(-1)
+}
+
+fn is_auth_failure(e: &SyncError) -> bool {
+    e.kind == ErrorKind::AuthenticationFailed
+        || e.kind == ErrorKind::TokenUnavailable
+        || e.http_status == Some(401)
+}
+
+/// The worker's schedule and memory between runs.
+struct Plan {
+    next_sync: Instant,
+    push_due: Option<Instant>,
+    pull_due: Option<Instant>,
+    retry_at: Option<Instant>,
+    failures: u32,
+    /// Set while waiting for a token other than this one (its fingerprint).
+    waiting_token: Option<u64>,
+    watch_supported: Option<bool>,
+    watch_retry_at: Instant,
+    watch_failures: u32,
+    /// The pause flags as last seen, to notice a resume.
+    paused: (bool, bool),
+}
+
+impl Worker {
+    fn paused_up(&self) -> bool {
+        self.controls.uploads_paused.load(Ordering::SeqCst)
+    }
+
+    fn paused_down(&self) -> bool {
+        self.controls.downloads_paused.load(Ordering::SeqCst)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut AutoStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    pub fn run(mut self, open: impl FnOnce() -> Result<Connection>) {
+        let conn = match open() {
+            Ok(c) => c,
+            Err(e) => {
+                self.update(|s| {
+                    s.running = false;
+                    s.state = "failed".into();
+                    s.last_error_code = Some(e.code().to_string());
+                    s.last_error = Some(e.message.clone());
+                });
+                return;
+            }
+        };
+        let mut feed: Option<WatchFeed> = None;
+        self.main_loop(&conn, &mut feed);
+        if let Some(f) = feed.take() {
+            f.close(WATCH_CLOSE_WAIT);
+        }
+        self.update(|s| {
+            s.running = false;
+            s.state = "stopped".into();
+            s.watching = false;
+            s.next_run_at = None;
+        });
+    }
+
+    fn main_loop(&mut self, conn: &Connection, feed: &mut Option<WatchFeed>) {
+        let now = Instant::now();
+        let mut plan = Plan {
+            next_sync: now,
+            push_due: None,
+            pull_due: None,
+            retry_at: None,
+            failures: 0,
+            waiting_token: None,
+            watch_supported: None,
+            watch_retry_at: now,
+            watch_failures: 0,
+            paused: (self.paused_up(), self.paused_down()),
+        };
+        let mut last_dv = data_version(conn);
+        while !self.is_stopped() {
+            let now = Instant::now();
+            // Local writes by any other connection or process move data_version.
+            let dv = data_version(conn);
+            if dv != last_dv {
+                last_dv = dv;
+                if state::pending_row_count(conn).unwrap_or(0) > 0 {
+                    plan.push_due = Some(now + self.settings.debounce);
+                }
+            }
+            // A resumed direction catches up at once on what waited meanwhile.
+            let paused = (self.paused_up(), self.paused_down());
+            if plan.paused.0 && !paused.0 && state::pending_row_count(conn).unwrap_or(0) > 0 {
+                plan.push_due = Some(now);
+            }
+            if plan.paused.1 && !paused.1 {
+                plan.pull_due = Some(now);
+            }
+            plan.paused = paused;
+            if let Some(rejected) = plan.waiting_token {
+                let current = self.client.tokens_ref().token().ok().flatten();
+                if current.is_some() && fingerprint(&current) != rejected {
+                    plan.waiting_token = None;
+                    plan.retry_at = None;
+                    plan.next_sync = now;
+                    self.update(|s| s.advice = None);
+                } else {
+                    self.set_state("waiting_for_token", None);
+                    if self.wait(
+                        self.settings.poll.max(Duration::from_millis(200)),
+                        &mut plan,
+                        feed,
+                    ) {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if !self.ensure_attached(conn) {
+                self.set_state("waiting_for_attach", Some(now + self.settings.interval));
+                if self.wait(
+                    self.settings.interval.min(Duration::from_secs(2)),
+                    &mut plan,
+                    feed,
+                ) {
+                    return;
+                }
+                continue;
+            }
+            self.manage_watch(conn, &mut plan, feed, now);
+            let ready = plan.retry_at.is_none_or(|t| now >= t);
+            let due = if !ready {
+                None
+            } else if now >= plan.next_sync && !(self.paused_up() && self.paused_down()) {
+                Some(Run::Sync)
+            } else if plan.push_due.is_some_and(|t| now >= t) && !self.paused_up() {
+                Some(Run::Push)
+            } else if plan.pull_due.is_some_and(|t| now >= t) && !self.paused_down() {
+                Some(Run::Pull)
+            } else {
+                None
+            };
+            if let Some(run) = due {
+                self.set_state("syncing", None);
+                let paused = (self.paused_up(), self.paused_down());
+                let result = self.run_once(conn, run);
+                let now = Instant::now();
+                match result {
+                    Ok(()) => {
+                        plan.failures = 0;
+                        plan.retry_at = None;
+                        match run {
+                            Run::Sync => {
+                                plan.next_sync = now + self.settings.interval;
+                                // A paused direction did not run: what it owes stays due.
+                                if !paused.0 {
+                                    plan.push_due = None;
+                                }
+                                if !paused.1 {
+                                    plan.pull_due = None;
+                                }
+                            }
+                            Run::Push => plan.push_due = None,
+                            Run::Pull => plan.pull_due = None,
+                        }
+                        // Writes that landed during the run are pushed after a debounce.
+                        if !self.paused_up() && state::pending_row_count(conn).unwrap_or(0) > 0 {
+                            plan.push_due.get_or_insert(now + self.settings.debounce);
+                        }
+                        self.update(|s| {
+                            s.consecutive_failures = 0;
+                            s.last_error = None;
+                            s.last_error_code = None;
+                        });
+                    }
+                    Err(e) => {
+                        plan.failures += 1;
+                        let failures = plan.failures;
+                        if is_auth_failure(&e) {
+                            let current = self.client.tokens_ref().token().ok().flatten();
+                            plan.waiting_token = Some(fingerprint(&current));
+                            self.update(|s| s.advice = Some(
+                                "the server refused the token (or there is none): call oversqlite_set_token(token) on the connection that started auto sync, update OVERSQLITE_TOKEN_FILE, or (with a host oversqlite_auth_token() function) call oversqlite_auto_sync_status() or any sync function on that connection to refresh it".into(),
+                            ));
+                        } else {
+                            let wait = backoff::delay(
+                                failures,
+                                self.settings.min_backoff,
+                                self.settings.max_backoff,
+                            );
+                            plan.retry_at = Some(now + wait);
+                        }
+                        self.update(|s| {
+                            s.consecutive_failures = failures;
+                            s.last_error_code = Some(e.code().to_string());
+                            s.last_error =
+                                Some(crate::remote::redact::scrub_credentials(&e.message));
+                        });
+                        if run == Run::Sync {
+                            // Retried at retry_at (not after a whole interval).
+                            plan.next_sync = now;
+                        }
+                    }
+                }
+                continue;
+            }
+            let next = [Some(plan.next_sync), plan.push_due, plan.pull_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| plan.retry_at.map_or(t, |r| t.max(r)));
+            let state = if plan.retry_at.is_some_and(|r| r > now) {
+                "backing_off"
+            } else {
+                "idle"
+            };
+            self.set_state(state, next);
+            let wait = next
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(self.settings.poll)
+                .min(self.settings.poll);
+            if self.wait(wait, &mut plan, feed) {
+                return;
+            }
+        }
+    }
+
+    fn set_state(&self, state: &str, next: Option<Instant>) {
+        self.update(|s| {
+            if s.state != state {
+                s.state = state.to_string();
+            }
+            s.next_run_at = next.map(at);
+        });
+    }
+
+    /// Waits for the inbox up to `d`; true when told to stop.
+    fn wait(&self, d: Duration, plan: &mut Plan, feed: &mut Option<WatchFeed>) -> bool {
+        match self.inbox.recv_timeout(d) {
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => true,
+            Ok(Wake::BundleEvent) => {
+                plan.pull_due = Some(Instant::now());
+                self.is_stopped()
+            }
+            Ok(Wake::WatchEnded { failed }) => {
+                if let Some(f) = feed.take() {
+                    f.close(Duration::ZERO);
+                }
+                self.update(|s| s.watching = false);
+                // Catch up on anything the stream may have missed, then reopen later.
+                plan.pull_due = Some(Instant::now());
+                if failed {
+                    plan.watch_failures += 1;
+                }
+                plan.watch_retry_at = Instant::now()
+                    + backoff::delay(
+                        plan.watch_failures.max(1),
+                        self.settings.min_backoff,
+                        self.settings.max_backoff,
+                    );
+                self.is_stopped()
+            }
+            Err(RecvTimeoutError::Timeout) => self.is_stopped(),
+        }
+    }
+
+    /// The client must be connected (attach in this client) before it may sync: a
+    /// database attached by another connection resumes without a network request.
+    fn ensure_attached(&mut self, conn: &Connection) -> bool {
+        let Ok(att) = state::attachment(conn) else {
+            return false;
+        };
+        if !state::is_attached(&att) {
+            self.client.set_connected(None);
+            return false;
+        }
+        if self.client.connected_user() == Some(att.attached_user_id.as_str()) {
+            return true;
+        }
+        let user = att.attached_user_id.clone();
+        let keep = self.settings.journal_keep;
+        let trigger = self.settings.trigger;
+        let client = &mut self.client;
+        match journal::recorded(conn, "attach", trigger, keep, || client.attach(conn, &user)) {
+            Ok(_) => self.client.connected_user() == Some(user.as_str()),
+            Err(e) => {
+                self.update(|s| {
+                    s.last_error_code = Some(e.code().to_string());
+                    s.last_error = Some(crate::remote::redact::scrub_credentials(&e.message));
+                });
+                false
+            }
+        }
+    }
+
+    fn manage_watch(
+        &mut self,
+        conn: &Connection,
+        plan: &mut Plan,
+        feed: &mut Option<WatchFeed>,
+        now: Instant,
+    ) {
+        let wanted = self.settings.watch != Some(false) && !self.paused_down();
+        if !wanted {
+            if let Some(f) = feed.take() {
+                f.close(Duration::ZERO);
+                self.update(|s| s.watching = false);
+            }
+            return;
+        }
+        if feed.as_ref().is_some_and(|f| f.is_finished()) {
+            feed.take();
+            self.update(|s| s.watching = false);
+        }
+        if feed.is_some() || now < plan.watch_retry_at || plan.waiting_token.is_some() {
+            return;
+        }
+        if plan.watch_supported.is_none() {
+            match self.client.bundle_change_watch_supported(conn) {
+                Ok(s) => plan.watch_supported = Some(s),
+                Err(_) => {
+                    plan.watch_failures += 1;
+                    plan.watch_retry_at = now
+                        + backoff::delay(
+                            plan.watch_failures,
+                            self.settings.min_backoff,
+                            self.settings.max_backoff,
+                        );
+                    return;
+                }
+            }
+        }
+        if plan.watch_supported != Some(true) {
+            return;
+        }
+        match WatchFeed::open(&self.client, conn, self.wake.clone()) {
+            Ok(f) => {
+                *feed = Some(f);
+                plan.watch_failures = 0;
+                self.update(|s| s.watching = true);
+            }
+            Err(_) => {
+                plan.watch_failures += 1;
+                plan.watch_retry_at = now
+                    + backoff::delay(
+                        plan.watch_failures,
+                        self.settings.min_backoff,
+                        self.settings.max_backoff,
+                    );
+            }
+        }
+    }
+
+    /// One journaled run.
+    fn run_once(&mut self, conn: &Connection, run: Run) -> Result<()> {
+        let (up, down) = (!self.paused_up(), !self.paused_down());
+        let pending = state::pending_row_count(conn).unwrap_or(0);
+        let keep = self.settings.journal_keep;
+        let trigger = self.settings.trigger;
+        let client = &mut self.client;
+        let (operation, result): (&str, Result<Outcome>) = match run {
+            Run::Sync if up && down => (
+                "sync",
+                journal::recorded(conn, "sync", trigger, keep, || client.sync(conn))
+                    .map(|r| journal::Journaled::outcome(&r)),
+            ),
+            Run::Sync if up => (
+                "push",
+                journal::recorded(conn, "push", trigger, keep, || client.push_pending(conn))
+                    .map(|_| Outcome::Ok),
+            ),
+            Run::Sync | Run::Pull if pending > 0 && up => (
+                "sync",
+                journal::recorded(conn, "sync", trigger, keep, || client.sync(conn))
+                    .map(|r| journal::Journaled::outcome(&r)),
+            ),
+            Run::Sync | Run::Pull => (
+                "pull",
+                journal::recorded(conn, "pull", trigger, keep, || client.pull_beside(conn))
+                    .map(|_| Outcome::Ok),
+            ),
+            Run::Push => (
+                "push",
+                journal::recorded(conn, "push", trigger, keep, || client.push_pending(conn))
+                    .map(|_| Outcome::Ok),
+            ),
+        };
+        let finished = oversqlite_protocol::values::rfc3339::format_millis(now_millis());
+        self.update(|s| {
+            s.runs += 1;
+            s.last_run_at = Some(finished);
+            s.last_operation = Some(operation.to_string());
+            s.last_outcome = Some(match &result {
+                Ok(o) => o.as_str().to_string(),
+                Err(_) => "error".to_string(),
+            });
+        });
+        result.map(|_| ())
+    }
+}

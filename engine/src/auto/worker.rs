@@ -56,8 +56,10 @@ fn at(instant: Instant) -> String {
     oversqlite_protocol::values::rfc3339::format_millis(now_millis() + ahead.as_millis() as i64)
 }
 
+/// One cached statement: the only query an idle worker runs per poll.
 fn data_version(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .unwrap_or(-1)
 }
 
@@ -81,6 +83,11 @@ struct Plan {
     watch_failures: u32,
     /// The pause flags as last seen, to notice a resume.
     paused: (bool, bool),
+    /// The binding was checked since the last change by another connection (an
+    /// attach or detach elsewhere moves data_version).
+    attach_checked: bool,
+    /// The next run time last published in the status (to skip re-formatting it).
+    shown_next: Option<Instant>,
 }
 
 impl Worker {
@@ -139,6 +146,8 @@ impl Worker {
             watch_retry_at: now,
             watch_failures: 0,
             paused: (self.paused_up(), self.paused_down()),
+            attach_checked: false,
+            shown_next: None,
         };
         let mut last_dv = data_version(conn);
         while !self.is_stopped() {
@@ -147,6 +156,7 @@ impl Worker {
             let dv = data_version(conn);
             if dv != last_dv {
                 last_dv = dv;
+                plan.attach_checked = false;
                 if state::pending_row_count(conn).unwrap_or(0) > 0 {
                     plan.push_due = Some(now + self.settings.debounce);
                 }
@@ -179,7 +189,7 @@ impl Worker {
                     continue;
                 }
             }
-            if !self.ensure_attached(conn) {
+            if !plan.attach_checked && !self.ensure_attached(conn) {
                 self.set_state("waiting_for_attach", Some(now + self.settings.interval));
                 if self.wait(
                     self.settings.interval.min(Duration::from_secs(2)),
@@ -190,6 +200,7 @@ impl Worker {
                 }
                 continue;
             }
+            plan.attach_checked = true;
             self.manage_watch(conn, &mut plan, feed, now);
             let ready = plan.retry_at.is_none_or(|t| now >= t);
             let due = if !ready {
@@ -205,6 +216,7 @@ impl Worker {
             };
             if let Some(run) = due {
                 self.set_state("syncing", None);
+                plan.shown_next = None;
                 let paused = (self.paused_up(), self.paused_down());
                 let result = self.run_once(conn, run);
                 let now = Instant::now();
@@ -253,6 +265,8 @@ impl Worker {
                             );
                             plan.retry_at = Some(now + wait);
                         }
+                        // A failure may mean the binding changed (lost lease, detach).
+                        plan.attach_checked = false;
                         self.update(|s| {
                             s.consecutive_failures = failures;
                             s.last_error_code = Some(e.code().to_string());
@@ -277,7 +291,17 @@ impl Worker {
             } else {
                 "idle"
             };
-            self.set_state(state, next);
+            // An idle worker wakes every poll; it formats a time only when it changed.
+            let changed = plan.shown_next != next;
+            plan.shown_next = next;
+            self.update(|s| {
+                if s.state != state {
+                    s.state = state.to_string();
+                }
+                if changed {
+                    s.next_run_at = next.map(at);
+                }
+            });
             let wait = next
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or(self.settings.poll)

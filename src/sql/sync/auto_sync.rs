@@ -252,6 +252,7 @@ pub fn start(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String> {
             "another connection in this process already runs auto sync for this database file; one worker per file",
         ));
     }
+    crate::pin_library();
     // Prime the host-function token cache on this (the host's) thread.
     let _ = s.tokens.refresh_host_cache();
     s.journal_keep

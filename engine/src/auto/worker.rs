@@ -43,7 +43,7 @@ pub(crate) struct Worker {
 }
 
 /// How long closing waits for the watch reader (it ends at the next heartbeat).
-const WATCH_CLOSE_WAIT: Duration = Duration::from_secs(2);
+const WATCH_CLOSE_WAIT: Duration = Duration::from_millis(300);
 
 fn fingerprint(token: &Option<String>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -402,6 +402,7 @@ fn stage_and_commit(
         upload_chunks(ctx, source, push_id, outbox, &sender)
         // Returning drops the sender: the helper finishes its request (if any) and ends.
     })?;
+    crate::progress::set_phase(crate::progress::Phase::Finishing);
     commit(ctx, source, push_id, outbox)
 }
 

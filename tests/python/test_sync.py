@@ -289,9 +289,22 @@ def run_checks(server, workdir):
         assert set(asked) == {threading.get_ident()}, "the host function ran on another thread"
         log = [r[0] for r in e.execute("SELECT error_message FROM oversqlite_sync_log WHERE error_message IS NOT NULL")]
         assert all(good not in m and "not.a.token" not in m for m in log), log
+        def worker_threads():
+            names = []
+            for t in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{t}/comm") as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    pass  # the thread ended meanwhile
+            return [n for n in names if n.startswith(("oversqlite-auto", "oversqlite-watc"))]
+        assert len(worker_threads()) == 2, worker_threads()  # the worker and its watch reader
         started = time.monotonic()
         e.close()
-        assert time.monotonic() - started < 10, "closing took too long"
+        assert time.monotonic() - started < 5, "closing took too long"
+        # This server sends a heartbeat only every 25 s: the reader is woken by
+        # cancelling its stream, not by the next line.
+        wait_for("no worker thread left", 3, lambda: worker_threads() == [])
         checker.close()
 
     a.close()

@@ -3,9 +3,9 @@
 //! wakes the worker; every pull happens on the worker's thread, under the operation
 //! lock, like any other run. The helper touches no database.
 //!
-//! A blocked read cannot be interrupted: when the feed is closed the helper ends at the
-//! server's next line (a heartbeat at the latest). [`WatchFeed::close`] waits for that
-//! up to a bound and otherwise leaves it to end by itself.
+//! A blocked read is interrupted by the transport (`Transport::cancel_streams`), which the
+//! worker calls before [`WatchFeed::close`]; close then joins the helper (waiting up to
+//! a bound; a transport that cannot cancel leaves it to end at the server's next line).
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;

@@ -43,7 +43,9 @@ pub(crate) struct Worker {
 }
 
 /// How long closing waits for the watch reader (it ends at the next heartbeat).
-const WATCH_CLOSE_WAIT: Duration = Duration::from_millis(300);
+/// How long closing waits for the watch reader: its stream is cancelled first
+/// (`Transport::cancel_streams`), so it normally ends at once.
+const WATCH_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 fn fingerprint(token: &Option<String>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -123,6 +125,8 @@ impl Worker {
         let mut feed: Option<WatchFeed> = None;
         self.main_loop(&conn, &mut feed);
         if let Some(f) = feed.take() {
+            // The worker's transport is its own: cancelling ends only its watch stream.
+            self.client.transport_ref().cancel_streams();
             f.close(WATCH_CLOSE_WAIT);
         }
         self.update(|s| {
@@ -331,7 +335,7 @@ impl Worker {
             }
             Ok(Wake::WatchEnded { failed }) => {
                 if let Some(f) = feed.take() {
-                    f.close(Duration::ZERO);
+                    f.close(Duration::from_millis(100));
                 }
                 self.update(|s| s.watching = false);
                 // Catch up on anything the stream may have missed, then reopen later.
@@ -390,7 +394,8 @@ impl Worker {
         let wanted = self.settings.watch != Some(false) && !self.paused_down();
         if !wanted {
             if let Some(f) = feed.take() {
-                f.close(Duration::ZERO);
+                self.client.transport_ref().cancel_streams();
+                f.close(WATCH_CLOSE_WAIT);
                 self.update(|s| s.watching = false);
             }
             return;

@@ -468,3 +468,47 @@ fn progress_is_visible_from_another_connection_during_a_large_push_and_a_hydrate
     assert_eq!(mid[0]["rows_down_total"], json!(n), "{}", mid[0]);
     assert_eq!(c.count("SELECT COUNT(*) FROM users"), n);
 }
+
+#[test]
+fn a_detach_elsewhere_parks_the_worker_until_the_next_attach() {
+    let server = TestServer::start();
+    let a = attached(&server, "detach-a", "ivan");
+    start(&a, FAST);
+    wait_until("the first run", Duration::from_secs(8), || {
+        auto_status(&a)["runs"].as_u64().unwrap_or(0) >= 1
+    });
+    // Detach from another connection: the worker notices through data_version.
+    let other = a.reopen();
+    let token = server.token("ivan");
+    other
+        .query_row("SELECT oversqlite_set_token(?1)", [&token], |_| Ok(()))
+        .unwrap();
+    let detached = loop {
+        // The worker may hold the operation lock for a moment: retry sync_in_progress.
+        match other.query_row("SELECT oversqlite_detach()", [], |r| r.get::<_, String>(0)) {
+            Ok(text) => break text,
+            Err(e) if e.to_string().contains("sync_in_progress") => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("detach: {e}"),
+        }
+    };
+    assert!(detached.contains("\"detached\""), "{detached}");
+    wait_until("waiting_for_attach", Duration::from_secs(8), || {
+        auto_status(&a)["state"] == json!("waiting_for_attach")
+    });
+    let runs = auto_status(&a)["runs"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        auto_status(&a)["runs"].as_u64().unwrap(),
+        runs,
+        "no runs while detached"
+    );
+    // Attached again (the server's state wins over rows written while detached, by the
+    // protocol): the worker resumes and pushes what is written next.
+    a.ok("SELECT oversqlite_attach('ivan')");
+    a.exec("INSERT INTO users VALUES ('x1', 'written after the new attach')");
+    wait_until("x1 on the server", Duration::from_secs(8), || {
+        server.rows("users", "ivan", "id").len() == 1
+    });
+}

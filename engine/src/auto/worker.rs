@@ -285,11 +285,18 @@ impl Worker {
                 }
                 continue;
             }
-            let next = [Some(plan.next_sync), plan.push_due, plan.pull_due]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| plan.retry_at.map_or(t, |r| t.max(r)));
+            // Only what may run counts: a run a paused direction holds back is not due
+            // (waiting for it would spin).
+            let (up, down) = (!self.paused_up(), !self.paused_down());
+            let next = [
+                Some(plan.next_sync).filter(|_| up || down),
+                plan.push_due.filter(|_| up),
+                plan.pull_due.filter(|_| down),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| plan.retry_at.map_or(t, |r| t.max(r)));
             let state = if plan.retry_at.is_some_and(|r| r > now) {
                 "backing_off"
             } else {

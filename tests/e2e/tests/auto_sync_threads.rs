@@ -12,6 +12,24 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
+/// CPU ticks (1/100 s) used so far by this process's worker threads.
+fn worker_ticks() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !comm.starts_with("oversqlite-auto") {
+                return None;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
 fn oversqlite_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -37,6 +55,17 @@ fn closing_the_connection_stops_the_worker_and_its_threads() {
     assert!(threads() >= baseline + 2);
     let sub = server.watch_subscribers("hank");
     assert_eq!(sub, 1);
+
+    // Work held back by paused directions is not "due": the worker sleeps, it does not
+    // spin (a spinning thread would use about 100 ticks a second).
+    a.ok("SELECT oversqlite_pause_uploads()");
+    a.ok("SELECT oversqlite_pause_downloads()");
+    a.exec("INSERT INTO users VALUES ('held', 'back')");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = worker_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = worker_ticks() - before;
+    assert!(used < 20, "the paused worker used {used} ticks in 1 s");
 
     drop(a);
     // The worker is joined while the connection closes; the watch reader ends at the

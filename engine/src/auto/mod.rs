@@ -16,6 +16,7 @@
 //! the caller's trigger. The worker never calls back into the host: its token provider
 //! must be usable from any thread (see the SQL layer's `auto_sync.rs`).
 mod backoff;
+mod runs;
 mod watch_feed;
 mod worker;
 

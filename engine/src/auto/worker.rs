@@ -1,7 +1,6 @@
 //! The worker loop: one thread, one connection, one run at a time. Between runs it
 //! waits on its inbox (stop, watch events) with a timeout that is the next due time or
 //! the next `data_version` poll, whichever comes first.
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -9,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::error::{ErrorKind, Result, SyncError};
-use crate::journal::{self, Outcome};
+use crate::error::Result;
 use crate::local::state;
 use crate::progress::now_millis;
 use crate::sync_client::SyncClient;
 
 use super::backoff;
+use super::runs::{fingerprint, Run};
 use super::watch_feed::WatchFeed;
 use super::{AutoStatus, AutoSyncSettings, Controls};
 
@@ -23,13 +22,6 @@ pub(crate) enum Wake {
     Stop,
     BundleEvent,
     WatchEnded { failed: bool },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Run {
-    Sync,
-    Push,
-    Pull,
 }
 
 pub(crate) struct Worker {
@@ -47,12 +39,6 @@ pub(crate) struct Worker {
 /// (`Transport::cancel_streams`), so it normally ends at once.
 const WATCH_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-fn fingerprint(token: &Option<String>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    token.hash(&mut h);
-    h.finish()
-}
-
 fn at(instant: Instant) -> String {
     let ahead = instant.saturating_duration_since(Instant::now());
     oversqlite_protocol::values::rfc3339::format_millis(now_millis() + ahead.as_millis() as i64)
@@ -65,43 +51,37 @@ fn data_version(conn: &Connection) -> i64 {
         .unwrap_or(-1)
 }
 
-fn is_auth_failure(e: &SyncError) -> bool {
-    e.kind == ErrorKind::AuthenticationFailed
-        || e.kind == ErrorKind::TokenUnavailable
-        || e.http_status == Some(401)
-}
-
 /// The worker's schedule and memory between runs.
-struct Plan {
-    next_sync: Instant,
-    push_due: Option<Instant>,
-    pull_due: Option<Instant>,
-    retry_at: Option<Instant>,
-    failures: u32,
+pub(super) struct Plan {
+    pub(super) next_sync: Instant,
+    pub(super) push_due: Option<Instant>,
+    pub(super) pull_due: Option<Instant>,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) failures: u32,
     /// Set while waiting for a token other than this one (its fingerprint).
-    waiting_token: Option<u64>,
-    watch_supported: Option<bool>,
-    watch_retry_at: Instant,
-    watch_failures: u32,
+    pub(super) waiting_token: Option<u64>,
+    pub(super) watch_supported: Option<bool>,
+    pub(super) watch_retry_at: Instant,
+    pub(super) watch_failures: u32,
     /// The pause flags as last seen, to notice a resume.
-    paused: (bool, bool),
+    pub(super) paused: (bool, bool),
     /// The binding was checked since the last change by another connection (an
     /// attach or detach elsewhere moves data_version).
-    attach_checked: bool,
+    pub(super) attach_checked: bool,
     /// The next run time last published in the status (to skip re-formatting it).
-    shown_next: Option<Instant>,
+    pub(super) shown_next: Option<Instant>,
 }
 
 impl Worker {
-    fn paused_up(&self) -> bool {
+    pub(super) fn paused_up(&self) -> bool {
         self.controls.uploads_paused.load(Ordering::SeqCst)
     }
 
-    fn paused_down(&self) -> bool {
+    pub(super) fn paused_down(&self) -> bool {
         self.controls.downloads_paused.load(Ordering::SeqCst)
     }
 
-    fn update(&self, f: impl FnOnce(&mut AutoStatus)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut AutoStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
@@ -223,65 +203,9 @@ impl Worker {
                 plan.shown_next = None;
                 let paused = (self.paused_up(), self.paused_down());
                 let result = self.run_once(conn, run);
-                let now = Instant::now();
                 match result {
-                    Ok(()) => {
-                        plan.failures = 0;
-                        plan.retry_at = None;
-                        match run {
-                            Run::Sync => {
-                                plan.next_sync = now + self.settings.interval;
-                                // A paused direction did not run: what it owes stays due.
-                                if !paused.0 {
-                                    plan.push_due = None;
-                                }
-                                if !paused.1 {
-                                    plan.pull_due = None;
-                                }
-                            }
-                            Run::Push => plan.push_due = None,
-                            Run::Pull => plan.pull_due = None,
-                        }
-                        // Writes that landed during the run are pushed after a debounce.
-                        if !self.paused_up() && state::pending_row_count(conn).unwrap_or(0) > 0 {
-                            plan.push_due.get_or_insert(now + self.settings.debounce);
-                        }
-                        self.update(|s| {
-                            s.consecutive_failures = 0;
-                            s.last_error = None;
-                            s.last_error_code = None;
-                        });
-                    }
-                    Err(e) => {
-                        plan.failures += 1;
-                        let failures = plan.failures;
-                        if is_auth_failure(&e) {
-                            let current = self.client.tokens_ref().token().ok().flatten();
-                            plan.waiting_token = Some(fingerprint(&current));
-                            self.update(|s| s.advice = Some(
-                                "the server refused the token (or there is none): call oversqlite_set_token(token) on the connection that started auto sync, update OVERSQLITE_TOKEN_FILE, or (with a host oversqlite_auth_token() function) call oversqlite_auto_sync_status() or any sync function on that connection to refresh it".into(),
-                            ));
-                        } else {
-                            let wait = backoff::delay(
-                                failures,
-                                self.settings.min_backoff,
-                                self.settings.max_backoff,
-                            );
-                            plan.retry_at = Some(now + wait);
-                        }
-                        // A failure may mean the binding changed (lost lease, detach).
-                        plan.attach_checked = false;
-                        self.update(|s| {
-                            s.consecutive_failures = failures;
-                            s.last_error_code = Some(e.code().to_string());
-                            s.last_error =
-                                Some(crate::remote::redact::scrub_credentials(&e.message));
-                        });
-                        if run == Run::Sync {
-                            // Retried at retry_at (not after a whole interval).
-                            plan.next_sync = now;
-                        }
-                    }
+                    Ok(()) => self.after_success(conn, &mut plan, run, paused),
+                    Err(e) => self.after_failure(&mut plan, run, e),
                 }
                 continue;
             }
@@ -362,35 +286,6 @@ impl Worker {
         }
     }
 
-    /// The client must be connected (attach in this client) before it may sync: a
-    /// database attached by another connection resumes without a network request.
-    fn ensure_attached(&mut self, conn: &Connection) -> bool {
-        let Ok(att) = state::attachment(conn) else {
-            return false;
-        };
-        if !state::is_attached(&att) {
-            self.client.set_connected(None);
-            return false;
-        }
-        if self.client.connected_user() == Some(att.attached_user_id.as_str()) {
-            return true;
-        }
-        let user = att.attached_user_id.clone();
-        let keep = self.settings.journal_keep;
-        let trigger = self.settings.trigger;
-        let client = &mut self.client;
-        match journal::recorded(conn, "attach", trigger, keep, || client.attach(conn, &user)) {
-            Ok(_) => self.client.connected_user() == Some(user.as_str()),
-            Err(e) => {
-                self.update(|s| {
-                    s.last_error_code = Some(e.code().to_string());
-                    s.last_error = Some(crate::remote::redact::scrub_credentials(&e.message));
-                });
-                false
-            }
-        }
-    }
-
     fn manage_watch(
         &mut self,
         conn: &Connection,
@@ -448,52 +343,5 @@ impl Worker {
                     );
             }
         }
-    }
-
-    /// One journaled run.
-    fn run_once(&mut self, conn: &Connection, run: Run) -> Result<()> {
-        let (up, down) = (!self.paused_up(), !self.paused_down());
-        let pending = state::pending_row_count(conn).unwrap_or(0);
-        let keep = self.settings.journal_keep;
-        let trigger = self.settings.trigger;
-        let client = &mut self.client;
-        let (operation, result): (&str, Result<Outcome>) = match run {
-            Run::Sync if up && down => (
-                "sync",
-                journal::recorded(conn, "sync", trigger, keep, || client.sync(conn))
-                    .map(|r| journal::Journaled::outcome(&r)),
-            ),
-            Run::Sync if up => (
-                "push",
-                journal::recorded(conn, "push", trigger, keep, || client.push_pending(conn))
-                    .map(|_| Outcome::Ok),
-            ),
-            Run::Sync | Run::Pull if pending > 0 && up => (
-                "sync",
-                journal::recorded(conn, "sync", trigger, keep, || client.sync(conn))
-                    .map(|r| journal::Journaled::outcome(&r)),
-            ),
-            Run::Sync | Run::Pull => (
-                "pull",
-                journal::recorded(conn, "pull", trigger, keep, || client.pull_beside(conn))
-                    .map(|_| Outcome::Ok),
-            ),
-            Run::Push => (
-                "push",
-                journal::recorded(conn, "push", trigger, keep, || client.push_pending(conn))
-                    .map(|_| Outcome::Ok),
-            ),
-        };
-        let finished = oversqlite_protocol::values::rfc3339::format_millis(now_millis());
-        self.update(|s| {
-            s.runs += 1;
-            s.last_run_at = Some(finished);
-            s.last_operation = Some(operation.to_string());
-            s.last_outcome = Some(match &result {
-                Ok(o) => o.as_str().to_string(),
-                Err(_) => "error".to_string(),
-            });
-        });
-        result.map(|_| ())
     }
 }

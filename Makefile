@@ -134,7 +134,7 @@ test-node: build-test server node-deps
 # broken demo or benchmark fails CI (the real figures come from `make bench`).
 test-tools: build-test server
 	$(CARGO) test -p oversqlite-bench
-	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --busy-backlog 300 --busy-seconds 1 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
+	$(CARGO) run -p oversqlite-bench -- --sizes 300,600 --busy-backlog 300 --busy-seconds 1 --auto-writes 5 --auto-idle-seconds 1 --no-write --extension $(EXT_DEBUG) --server-bin $(SERVER_DEBUG)
 	OVERSQLITE_EXTENSION=$(EXT_DEBUG) OVERSQLITE_SERVER_BIN=$(SERVER_DEBUG) bash scripts/demo.sh
 
 # The dist artifacts installed as a user would: the wheel in a fresh venv, the npm

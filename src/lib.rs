@@ -44,9 +44,34 @@ fn register_all(db: *mut sqlite3) -> sqlite_loadable::Result<()> {
     )?;
     rows_vtab::register::<runtime_vtabs::Pending>(db)?;
     rows_vtab::register::<runtime_vtabs::SourceInfo>(db)?;
+    rows_vtab::register::<runtime_vtabs::SyncLog>(db)?;
     // The sync functions share one per-connection state (engine client, token, policies).
     sync::register_all(raw)?;
     Ok(())
+}
+
+/// Keeps this library mapped until the process exits. SQLite `dlclose`s an extension
+/// when the connection that loaded it closes; the auto-sync worker is joined before that
+/// (in the functions' destructors), but its watch reader may still be blocked in a read
+/// until the server's next heartbeat, and must not find its code unmapped. Idempotent;
+/// failure (no dladdr, static link) leaves things as they were.
+pub(crate) fn pin_library() {
+    static PINNED: std::sync::Once = std::sync::Once::new();
+    PINNED.call_once(|| {
+        // SAFETY: dladdr only reads loader tables for an address inside this library;
+        // dlopen with RTLD_NOLOAD takes one more reference on the already-loaded object
+        // (RTLD_NODELETE: never unloaded), and the handle is deliberately never closed.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let here = pin_library as *const () as *const libc::c_void;
+            if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
+                libc::dlopen(
+                    info.dli_fname,
+                    libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+                );
+            }
+        }
+    });
 }
 
 /// SQLite entry point (found by `.load ./liboversqlite` from the file name).

@@ -23,6 +23,10 @@ usage: oversqlite-bench [options]
   --busy-gap-ms MS         pause between the writer's writes (default 5)
   --busy-only              run the busy-writer step only (nothing is written unless
                            --output is given)
+  --auto-writes N          auto-sync step (issue #11): writes timed from a commit on A to
+                           the row on B, both devices running the worker with
+                           debounce_ms 50 and watch (default 50; 0 skips the step)
+  --auto-idle-seconds S    how long the idle cost of running workers is measured (default 20)
   --output PATH            markdown results file (default bench/results.md)
   --no-write               print the table only
   --require-targets        exit with status 3 when any target is missed
@@ -38,7 +42,7 @@ usage: oversqlite-bench [options]
 ";
 
 /// Step names as `--wrap` takes them (the serde names of `steps::Step`).
-pub const STEP_NAMES: [&str; 10] = [
+pub const STEP_NAMES: [&str; 11] = [
     "floor",
     "baseline",
     "capture_plain",
@@ -49,6 +53,7 @@ pub const STEP_NAMES: [&str; 10] = [
     "pull",
     "hydrate",
     "busy",
+    "auto_sync",
 ];
 
 #[derive(Debug, Clone)]
@@ -73,6 +78,9 @@ pub struct Options {
     pub busy_gap_ms: u64,
     /// Skip the per-size steps.
     pub busy_only: bool,
+    /// 0: no auto-sync step.
+    pub auto_writes: usize,
+    pub auto_idle_seconds: f64,
 }
 
 /// The repository root, so the defaults work from any working directory.
@@ -104,6 +112,8 @@ impl Options {
             busy_seconds: 10.0,
             busy_gap_ms: 5,
             busy_only: false,
+            auto_writes: 50,
+            auto_idle_seconds: 20.0,
         }
     }
 
@@ -161,6 +171,18 @@ impl Options {
                     o.busy_gap_ms = value
                         .parse()
                         .map_err(|_| format!("--busy-gap-ms: not a number: {value}"))?
+                }
+                "--auto-writes" => {
+                    o.auto_writes = value
+                        .parse()
+                        .map_err(|_| format!("--auto-writes: not a count: {value}"))?
+                }
+                "--auto-idle-seconds" => {
+                    o.auto_idle_seconds = value
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| format!("--auto-idle-seconds: not a duration: {value}"))?
                 }
                 "--step-timeout" => {
                     o.step_timeout_secs = value
@@ -290,6 +312,12 @@ mod tests {
         assert!(parse(&["--busy-seconds", "-1"]).is_err());
         assert!(parse(&["--busy-seconds", "0", "--busy-only"]).is_err());
         assert!(parse(&["--busy-backlog", "many"]).is_err());
+        let o = parse(&["--auto-writes", "5", "--auto-idle-seconds", "1.5"])
+            .unwrap()
+            .unwrap();
+        assert_eq!((o.auto_writes, o.auto_idle_seconds), (5, 1.5));
+        assert_eq!(parse(&[]).unwrap().unwrap().auto_writes, 50);
+        assert!(parse(&["--auto-idle-seconds", "0"]).is_err());
     }
 
     #[test]

@@ -480,6 +480,32 @@ pub fn busy_table(runs: &[BusyRun]) -> (String, Verdicts) {
     (out, v)
 }
 
+/// The auto-sync step (issue #11) as a markdown table: latency from a commit on A to the
+/// row on B, and the idle cost of a running worker.
+pub fn auto_table(outcome: &Outcome) -> String {
+    let d = &outcome.detail;
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let lat = &d["latency_ms"];
+    let idle = &d["idle"];
+    format!(
+        "| measure | figure |\n|---|--:|\n\
+         | commit on A → row on B, p50 (ms, {} writes, debounce_ms 50, watch) | {:.0} |\n\
+         | commit on A → row on B, p95 (ms) | {:.0} |\n\
+         | commit on A → row on B, max (ms) | {:.0} |\n\
+         | idle worker CPU (ms per minute, default options, {:.0} s measured) | {:.1} |\n\
+         | idle worker wakeups (context switches per minute, its {} threads / {} workers) | {:.0} |\n",
+        d["writes"],
+        f(&lat["p50"]),
+        f(&lat["p95"]),
+        f(&lat["max"]),
+        f(&idle["seconds"]),
+        f(&idle["cpu_ms_per_min_per_worker"]),
+        idle["threads"],
+        idle["workers"],
+        f(&idle["wakeups_per_min_per_worker"]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::auto::AutoSpec;
 use crate::busy::{BusySpec, Journal, Role};
 use crate::child::run_step;
 use crate::options::Options;
@@ -43,11 +44,12 @@ impl Drop for WorkDir {
     }
 }
 
-/// Every size's steps, then the busy-writer step in WAL and with a rollback journal.
-pub fn run_all(
-    o: &Options,
-    work: &WorkDir,
-) -> Result<(Vec<SizeRun>, Vec<BusyRun>, String), String> {
+/// Everything one run measured: per size, busy writer, auto sync, the server's description.
+pub type Runs = (Vec<SizeRun>, Vec<BusyRun>, Option<Outcome>, String);
+
+/// Every size's steps, the busy-writer step in WAL and with a rollback journal, then
+/// the auto-sync step.
+pub fn run_all(o: &Options, work: &WorkDir) -> Result<Runs, String> {
     if !o.extension.is_file() {
         return Err(format!(
             "extension {} not found: build it (cargo build --release -p oversqlite) or pass --extension",
@@ -91,6 +93,7 @@ pub fn run_all(
             schema: o.schema.clone(),
             user: user.clone(),
             busy: None,
+            auto: None,
         };
         let step = |step: Step, db: &str| run_one(o, &server, &spec(step, db), &token);
         let (floor, _) = step(Step::Floor, "floor.db")?;
@@ -137,6 +140,7 @@ pub fn run_all(
                 server_url: server.url.clone(),
                 schema: o.schema.clone(),
                 user,
+                auto: None,
                 busy: Some(BusySpec {
                     journal,
                     role,
@@ -153,6 +157,31 @@ pub fn run_all(
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    let mut auto_run = None;
+    if o.auto_writes > 0 && !o.busy_only {
+        let dir = work.path.join("auto-sync");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let user = format!("bench-{run_id}-auto");
+        let token = server.token(&user)?;
+        let spec = Spec {
+            step: Step::AutoSync,
+            db: dir.join("device.db"),
+            extension: o.extension.clone(),
+            n: o.auto_writes,
+            tag: format!("{:08x}", nanos() as u32),
+            server_url: server.url.clone(),
+            schema: o.schema.clone(),
+            user,
+            busy: None,
+            auto: Some(AutoSpec {
+                writes: o.auto_writes,
+                idle_seconds: o.auto_idle_seconds,
+            }),
+        };
+        let (outcome, _) = run_one(o, &server, &spec, &token)?;
+        auto_run = Some(outcome);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let server_desc = match &o.server_url {
         Some(url) => format!("external server {url}, schema `{}`", o.schema),
         None => {
@@ -160,7 +189,7 @@ pub fn run_all(
                 .to_string()
         }
     };
-    Ok((runs, busy_runs, server_desc))
+    Ok((runs, busy_runs, auto_run, server_desc))
 }
 
 /// Runs one step in its own process (under its `--wrap` command, if any), reports it on

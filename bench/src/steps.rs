@@ -38,6 +38,9 @@ pub enum Step {
     /// Device A syncs in a loop over an N-row backlog while another connection keeps
     /// writing (issue #16; `busy.rs`).
     Busy,
+    /// Two devices with the background worker: commit-to-visible latency and the idle
+    /// worker's cost (issue #11; `auto.rs`).
+    AutoSync,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +57,9 @@ pub struct Spec {
     /// Settings of the busy step (absent for every other step).
     #[serde(default)]
     pub busy: Option<BusySpec>,
+    /// Settings of the auto-sync step (absent for every other step).
+    #[serde(default)]
+    pub auto: Option<crate::auto::AutoSpec>,
 }
 
 /// Timed phases (name → wall ms and client CPU ms) plus whatever the step checked.
@@ -136,6 +142,13 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
                 },
             );
             detail
+        }
+        Step::AutoSync => {
+            let auto = spec
+                .auto
+                .as_ref()
+                .ok_or("the auto-sync step needs its settings")?;
+            crate::auto::run(spec, auto, &token()?)?
         }
     };
     Ok(Outcome {

@@ -14,10 +14,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auto;
 pub mod conflict;
 pub mod error;
+pub mod journal;
 mod local;
 pub mod ops;
+pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod sync_client;

@@ -59,6 +59,8 @@ pub struct EngineSettings {
     /// Talk to this server instead of the one configured in the database (the CLI's
     /// `--server`); the file's configuration is left unchanged. `None`: the configured URL.
     pub server_url: Option<String>,
+    /// Rows the sync journal keeps (the newest; `_oversqlite_sync_log`).
+    pub journal_keep: i64,
 }
 
 impl Default for EngineSettings {
@@ -79,6 +81,7 @@ impl Default for EngineSettings {
             lock_wait: Duration::ZERO,
             recover_copied_database: false,
             server_url: None,
+            journal_keep: oversqlite_core::store::sync_log::DEFAULT_KEEP,
         }
     }
 }

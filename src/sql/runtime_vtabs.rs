@@ -1,4 +1,5 @@
-//! `oversqlite_pending` and `oversqlite_source_info`.
+//! `oversqlite_pending`, `oversqlite_source_info` and `oversqlite_sync_log`.
+use oversqlite_core::store::sync_log;
 use oversqlite_core::{pending, state, Error};
 use rusqlite::Connection;
 
@@ -51,5 +52,40 @@ impl RowSource for SourceInfo {
             Cell::Text(info.attached_user_id),
             Cell::Int(info.last_bundle_seq_seen),
         ]])
+    }
+}
+
+/// `oversqlite_sync_log`: the sync journal, newest first (empty before the first
+/// journaled operation). Any connection that loaded the extension reads it, whichever
+/// process wrote the rows.
+pub struct SyncLog;
+
+impl RowSource for SyncLog {
+    const NAME: &'static str = "oversqlite_sync_log";
+    const SCHEMA: &'static str =
+        "CREATE TABLE x(id INTEGER, operation TEXT, trigger TEXT, started_at TEXT, \
+        finished_at TEXT, outcome TEXT, rows_up INTEGER, rows_down INTEGER, bytes_up INTEGER, \
+        bytes_down INTEGER, error_code TEXT, error_message TEXT)";
+
+    fn rows(conn: &Connection) -> Result<Vec<Vec<Cell>>, Error> {
+        Ok(sync_log::recent(conn, i64::MAX)?
+            .into_iter()
+            .map(|e| {
+                vec![
+                    Cell::Int(e.id),
+                    Cell::Text(e.operation),
+                    Cell::Text(e.trigger),
+                    Cell::Text(e.started_at),
+                    Cell::Text(e.finished_at),
+                    Cell::Text(e.outcome),
+                    Cell::Int(e.rows_up),
+                    Cell::Int(e.rows_down),
+                    Cell::Int(e.bytes_up),
+                    Cell::Int(e.bytes_down),
+                    e.error_code.into(),
+                    e.error_message.into(),
+                ]
+            })
+            .collect())
     }
 }

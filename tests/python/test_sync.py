@@ -247,8 +247,8 @@ def run_checks(server, workdir):
         stalled.listen(8)
         held = []
         threading.Thread(target=lambda: [held.append(stalled.accept()) for _ in range(8)], daemon=True).start()
-        e = device(server, workdir, "device_e", user="erin")
-        e.execute("INSERT INTO users VALUES ('e1', 'Erin')")
+        e = device(server, workdir, "device_i", user="ivan")
+        e.execute("INSERT INTO users VALUES ('i1', 'Ivan')")
         stalled_url = "http://127.0.0.1:%d" % stalled.getsockname()[1]
         scalar(e, "SELECT oversqlite_init(?, 'main')", stalled_url)
         timer = threading.Timer(0.4, e.interrupt)
@@ -268,9 +268,79 @@ def run_checks(server, workdir):
         scalar(e, "SELECT oversqlite_init(?, 'main')", server.url)
         r = report(e, "SELECT oversqlite_sync()")
         assert r["push_outcome"] == "committed", r
-        assert rows(e, "users") == [("e1", "Erin")]
+        assert rows(e, "users") == [("i1", "Ivan")]
         e.close()
         stalled.close()
+
+    @check("auto sync with a host token function: the worker never calls it, a busy host neither deadlocks nor stalls it")
+    def _():
+        import threading
+        import time
+        path = os.path.join(workdir, "device_e.db")
+        e = connect(path, check_same_thread=False)
+        e.executescript(SCHEMA)
+        scalar(e, "SELECT oversqlite_init(?, 'main')", server.url)
+        scalar(e, "SELECT oversqlite_enable_sync('users')")
+        scalar(e, "SELECT oversqlite_enable_sync('notes')")
+        scalar(e, "SELECT oversqlite_open()")
+        good = server.token("erin")
+        current = {"token": good}
+        asked = []
+        def host_token():
+            asked.append(threading.get_ident())
+            return current["token"]
+        e.create_function("oversqlite_auth_token", 0, host_token)
+        report(e, "SELECT oversqlite_attach('erin')")
+        checker = device(server, workdir, "device_e_checker", user="erin")
+        def on_server(ids):
+            report(checker, "SELECT oversqlite_sync()")
+            have = {r[0] for r in rows(checker, "users")}
+            return set(ids) <= have
+        def wait_for(what, limit, fn):
+            start = time.monotonic()
+            while not fn():
+                assert time.monotonic() - start < limit, f"timed out waiting for {what}"
+                time.sleep(0.05)
+        started = report(e, """SELECT oversqlite_auto_sync_start('{"debounce_ms": 100, "interval_ms": 3600000, "min_backoff_ms": 100, "max_backoff_ms": 500}')""")
+        assert started["running"] is True, started
+        # The host keeps its connection busy in a write transaction for 2 s: the worker
+        # (its own connection) waits on the lock, backs off, and catches up afterwards.
+        e.execute("BEGIN IMMEDIATE")
+        e.execute("INSERT INTO users VALUES ('e1', 'written in a long host transaction')")
+        time.sleep(2.0)
+        e.execute("COMMIT")
+        wait_for("e1 on the server", 20, lambda: on_server(["e1"]))
+        # A token the server refuses: the worker waits for another one instead of retrying.
+        current["token"] = "not.a.token"
+        report(e, "SELECT oversqlite_auto_sync_status()")  # refreshes the worker's copy
+        e.execute("INSERT INTO users VALUES ('e2', 'needs a fresh token')")
+        wait_for("waiting_for_token", 10,
+                 lambda: report(e, "SELECT oversqlite_auto_sync_status()")["state"] == "waiting_for_token")
+        status = report(e, "SELECT oversqlite_auto_sync_status()")
+        assert "oversqlite_set_token" in status["advice"], status
+        current["token"] = good
+        report(e, "SELECT oversqlite_auto_sync_status()")  # the host function answers a good one again
+        wait_for("e2 on the server", 20, lambda: on_server(["e1", "e2"]))
+        assert set(asked) == {threading.get_ident()}, "the host function ran on another thread"
+        log = [r[0] for r in e.execute("SELECT error_message FROM oversqlite_sync_log WHERE error_message IS NOT NULL")]
+        assert all(good not in m and "not.a.token" not in m for m in log), log
+        def worker_threads():
+            names = []
+            for t in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{t}/comm") as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    pass  # the thread ended meanwhile
+            return [n for n in names if n.startswith(("oversqlite-auto", "oversqlite-watc"))]
+        assert len(worker_threads()) == 2, worker_threads()  # the worker and its watch reader
+        started = time.monotonic()
+        e.close()
+        assert time.monotonic() - started < 5, "closing took too long"
+        # This server sends a heartbeat only every 25 s: the reader is woken by
+        # cancelling its stream, not by the next line.
+        wait_for("no worker thread left", 3, lambda: worker_threads() == [])
+        checker.close()
 
     a.close()
     b.close()

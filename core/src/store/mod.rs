@@ -15,6 +15,7 @@ pub mod registry;
 pub mod row_state;
 pub mod snapshot_stage;
 pub mod source;
+pub mod sync_log;
 
 pub use enums::{BindingState, OperationKind, OutboxState, RowOp};
 

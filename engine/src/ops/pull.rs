@@ -206,6 +206,7 @@ fn pull_pages(
     let mut counts = PullCounts::default();
     let max = ctx.pull_max_bundles();
     let mut spool = Spool::create(ctx.conn)?;
+    crate::progress::set_phase(crate::progress::Phase::Downloading);
     if until > 0 {
         if until <= initial {
             // Already past the ceiling: nothing to ask for (the server would answer a
@@ -659,6 +660,7 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
         *self.after = head.bundle_seq;
         *self.applied += 1;
         self.counts.rows += rows;
+        crate::progress::rows_down(rows, None);
         if head.source_id == self.source {
             self.counts.own_bundles += 1;
             self.counts.own_rows += rows;

@@ -436,6 +436,7 @@ fn stage_and_commit(
         upload_chunks(ctx, source, push_id, outbox, &sender)
         // Returning drops the sender: the helper finishes its request (if any) and ends.
     })?;
+    crate::progress::set_phase(crate::progress::Phase::Finishing);
     commit(ctx, source, push_id, outbox)
 }
 
@@ -460,6 +461,9 @@ fn upload_chunks(
     // The chunk awaiting its answer: where it ends, and where it began (ordinal and
     // keyset position) and how many rows it has, to send it again smaller.
     let mut in_flight: Option<(i64, i64, Option<i64>, usize)> = None;
+    let mut acknowledged = 0i64;
+    crate::progress::set_phase(crate::progress::Phase::Uploading);
+    crate::progress::rows_up(0, Some(outbox.row_count));
     loop {
         let next = if built < outbox.row_count {
             let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
@@ -499,6 +503,8 @@ fn upload_chunks(
                 }
                 Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
+            crate::progress::rows_up(end - acknowledged, Some(outbox.row_count));
+            acknowledged = end;
             oversqlite_core::fault::point("push.after_chunk");
         }
         let Some((end, (start, start_after), rows, body)) = next else {

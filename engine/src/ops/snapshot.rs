@@ -119,6 +119,7 @@ pub(crate) fn rebuild_from_snapshot(
     mode: OutboxMode,
     changed: &mut ChangedTables,
 ) -> Result<Restore> {
+    crate::progress::set_phase(crate::progress::Phase::ApplyingSnapshot);
     match mode {
         OutboxMode::ClearAll => require_drained(ctx)?,
         // Dirty rows are carried over (see final_apply): push is gated by
@@ -225,6 +226,7 @@ struct StagedChunk<'t> {
 /// failed staging write, after which the one request already sent is left unread.
 fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse) -> Result<()> {
     let max_rows = ctx.snapshot_chunk_rows();
+    crate::progress::set_phase(crate::progress::Phase::StagingSnapshot);
     let remote = &ctx.remote;
     let id = session.snapshot_id.as_str();
     const WHAT: &str = "snapshot chunk fetch";
@@ -245,6 +247,7 @@ fn stage_chunks(ctx: &Ctx, source: &str, session: &SnapshotSessionCreateResponse
                 .ok_or_error("snapshot chunk fetch")?;
             validate_snapshot_chunk(&chunk, id, session.snapshot_bundle_seq, after)?;
             let staged = convert_chunk(ctx, &chunk, after)?;
+            crate::progress::rows_down(staged.rows.len() as i64, Some(session.row_count));
             let (has_more, next) = (chunk.has_more, chunk.next_row_ordinal);
             drop(chunk);
             if !has_more {

@@ -227,11 +227,14 @@ impl<'a> Remote<'a> {
     fn send_once(&self, req: &HttpRequest, what: &str, sent: &[String]) -> Result<HttpResponse> {
         let (transport, retry, owned) = self.owned(req);
         let stop = self.limits.stop.clone();
-        self.limits
+        let resp = self
+            .limits
             .wait(what, move || {
                 send_prepared_until(&*transport, &retry, &owned, &stop)
             })?
-            .map_err(|e| network_error(what, &e.message, sent))
+            .map_err(|e| network_error(what, &e.message, sent))?;
+        crate::progress::bytes(body_len(req), resp.body.len());
+        Ok(resp)
     }
 
     /// What a detached exchange thread needs, owned.
@@ -345,13 +348,17 @@ impl<'a> Remote<'a> {
         })?;
         let (transport, retry, owned) = self.owned(req);
         let stop = self.limits.stop.clone();
-        self.limits
+        let head = self
+            .limits
             .wait(what, move || {
                 send_to_with_retry_until(&*transport, &retry, &owned, &mut spool, &|| {
                     stop.check("").is_err()
                 })
             })?
-            .map_err(|e| network_error(what, &e.message, sent))
+            .map_err(|e| network_error(what, &e.message, sent))?;
+        let down = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        crate::progress::bytes(body_len(req), down);
+        Ok(head)
     }
 
     pub fn create_push(
@@ -439,6 +446,8 @@ impl<'a> Remote<'a> {
         let mut tokens = tokens_of(&req);
         let url = req.url.clone();
         let resp = sent.map_err(|e| network_error(what, &e.message, &tokens))?;
+        // Sent on a helper thread; counted here, on the operation's thread.
+        crate::progress::bytes(body_len(&req), resp.body.len());
         let resp = self.after_unauthorized(
             req,
             resp,
@@ -460,6 +469,10 @@ impl<'a> Remote<'a> {
     ) -> Result<Reply<SnapshotChunkResponse>> {
         self.finish(req, sent, "snapshot chunk fetch")
     }
+}
+
+fn body_len(req: &HttpRequest) -> usize {
+    req.body.as_ref().map_or(0, Vec::len)
 }
 
 /// Sends an already authorised request with transient retry; touches no token, so

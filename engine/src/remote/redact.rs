@@ -27,6 +27,30 @@ pub fn server_text(text: &str, tokens: &[String]) -> String {
     out
 }
 
+/// `text` with anything that looks like a credential replaced by [`REDACTED`]: the
+/// word after `Bearer`, and JWT-shaped words (`eyJ…` with two dots). For texts kept
+/// beyond the request that produced them (the sync journal), where the exact token
+/// sent is no longer known. Then cut like [`server_text`].
+pub fn scrub_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_bearer = false;
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let bare = word
+            .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.');
+        let jwt = bare.starts_with("eyJ") && bare.matches('.').count() >= 2;
+        if (after_bearer && !bare.is_empty()) || jwt {
+            out.push_str(&word.replace(bare, REDACTED));
+        } else {
+            out.push_str(word);
+        }
+        after_bearer = bare.eq_ignore_ascii_case("bearer");
+    }
+    server_text(&out, &[])
+}
+
 /// The bearer token a request carries (the value after `Bearer `), if any.
 pub fn bearer_of(headers: &[(String, String)]) -> Option<String> {
     headers
@@ -58,5 +82,14 @@ mod tests {
         assert!(!cut.contains("tok"));
         assert_eq!(server_text("plain", &[]), "plain");
         assert_eq!(server_text("x", &[" ".into()]), "x");
+    }
+
+    #[test]
+    fn scrub_credentials_removes_bearer_words_and_jwts() {
+        assert_eq!(
+            scrub_credentials("got Authorization: Bearer abc.def, then eyJhbGci.eyJzdWIi.sig!"),
+            "got Authorization: Bearer [redacted], then [redacted]!"
+        );
+        assert_eq!(scrub_credentials("plain 1.2.3 text"), "plain 1.2.3 text");
     }
 }

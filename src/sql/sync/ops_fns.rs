@@ -196,7 +196,22 @@ pub fn status(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sy
     out.insert("connection_attached".into(), json!(connected));
     out.insert("uploads_paused".into(), json!(s.uploads_paused()));
     out.insert("downloads_paused".into(), json!(s.downloads_paused()));
+    out.insert("progress".into(), progress_value(conn));
+    out.insert("auto_sync".into(), super::auto_sync::status_value(s));
     text(Value::Object(out))
+}
+
+fn progress_value(conn: &Connection) -> Value {
+    oversqlite_engine::progress::current_for(conn)
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// `oversqlite_progress()`: the operation running on this database file in this process
+/// (any connection, the worker included) as JSON, or JSON `null` when none runs.
+pub fn progress(_s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {
+    args.expect_count(0, 0, "oversqlite_progress()")?;
+    text(progress_value(conn))
 }
 
 pub fn source_info(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, SyncError> {

@@ -2,7 +2,7 @@
 //! and the pause flags. Created when the extension is loaded on a connection and handed to
 //! every sync function as auxiliary data; dropped when the connection closes. Nothing of
 //! it is persisted: pause flags and tokens last as long as the connection.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use oversqlite_engine::{ErrorKind, Result, SyncClient, SyncError};
@@ -16,8 +16,14 @@ pub struct ConnSync {
     client: Mutex<SyncClient>,
     pub tokens: Arc<ConnTokens>,
     pub resolver: Arc<ConnResolver>,
-    pub uploads_paused: AtomicBool,
-    pub downloads_paused: AtomicBool,
+    /// Shared with this connection's auto-sync worker, which honours them.
+    pub uploads_paused: Arc<AtomicBool>,
+    pub downloads_paused: Arc<AtomicBool>,
+    /// Rows the sync journal keeps (`journal_keep` of `oversqlite_auto_sync_start`).
+    pub journal_keep: AtomicI64,
+    /// The background worker this connection started; dropping the state (the
+    /// connection closes) stops it and joins its thread.
+    pub auto: Mutex<Option<super::auto_sync::Running>>,
     /// `oversqlite_set_call_timeout`: the overall bound of each call, 0 = none.
     pub call_timeout_ms: AtomicU64,
 }
@@ -41,10 +47,16 @@ impl ConnSync {
             client: Mutex::new(client),
             tokens,
             resolver,
-            uploads_paused: AtomicBool::new(false),
-            downloads_paused: AtomicBool::new(false),
+            uploads_paused: Arc::new(AtomicBool::new(false)),
+            downloads_paused: Arc::new(AtomicBool::new(false)),
+            journal_keep: AtomicI64::new(oversqlite_core::store::sync_log::DEFAULT_KEEP),
+            auto: Mutex::new(None),
             call_timeout_ms: AtomicU64::new(0),
         }
+    }
+
+    pub fn journal_keep(&self) -> i64 {
+        self.journal_keep.load(Ordering::SeqCst)
     }
 
     pub fn uploads_paused(&self) -> bool {

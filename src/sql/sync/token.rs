@@ -33,6 +33,10 @@ enum Source {
 /// as long as this state lives: it is dropped when the connection closes).
 pub struct ConnTokens {
     pub explicit: SharedToken,
+    /// The last token the host function returned on this connection: what this
+    /// connection's auto-sync worker uses, as it must never call the host function
+    /// itself (see `auto_sync.rs`).
+    pub host_cache: SharedToken,
     db: usize,
     last: Mutex<Option<Source>>,
 }
@@ -45,6 +49,7 @@ impl ConnTokens {
     pub fn new(db: *mut rusqlite::ffi::sqlite3) -> Self {
         ConnTokens {
             explicit: SharedToken::new(None),
+            host_cache: SharedToken::new(None),
             db: db as usize,
             last: Mutex::new(None),
         }
@@ -55,7 +60,24 @@ impl ConnTokens {
     }
 
     /// `SELECT oversqlite_auth_token()`; `None` when the host registered no such function.
+    /// Asks the host function (on the calling thread, which must be a call on this
+    /// connection) and refreshes `host_cache`; nothing when a token was set explicitly.
+    pub fn refresh_host_cache(&self) -> Result<()> {
+        if non_empty(self.explicit.get()).is_none() {
+            self.ask_host()?;
+        }
+        Ok(())
+    }
+
     fn ask_host(&self) -> Result<Option<String>> {
+        let token = self.call_host()?;
+        if token.is_some() {
+            self.host_cache.set(token.clone());
+        }
+        Ok(token)
+    }
+
+    fn call_host(&self) -> Result<Option<String>> {
         // The handle belongs to the connection that owns this state; requests are only made
         // from calls on that connection, on the calling thread.
         let conn = connection(self.db as *mut rusqlite::ffi::sqlite3)?;

@@ -446,3 +446,105 @@ fn pull_to_stable_over_pending_changes_names_the_way_forward() {
     assert_eq!(r["push_outcome"], "committed", "{r}");
     assert_converged(&server, USER, &[&a]);
 }
+
+/// Issue #11: the same busy writers, with nobody calling sync: both devices run the
+/// background worker (`oversqlite_auto_sync_start`, 50 ms debounce, 1 s period, watch
+/// on). Every write succeeds (the worker never holds the lock long), and once the
+/// writers stop the workers alone bring A, B and the server level.
+#[test]
+fn busy_writers_under_the_auto_sync_worker() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let backlog: usize = env_or("OVERSQLITE_BUSY_BACKLOG", 5_000);
+    let seconds: f64 = env_or("OVERSQLITE_BUSY_SECONDS", 6.0);
+    let server = TestServer::start_with(CONFIG, &[]);
+    let (a, _) = Device::attached(&db_path("busy-auto-a"), &server, USER);
+    let (b, _) = Device::attached(&db_path("busy-auto-b"), &server, USER);
+    set_journal(&a, Journal::Wal);
+    set_journal(&b, Journal::Wal);
+    insert_backlog(&a, backlog);
+    let options = r#"{"debounce_ms": 50, "interval_ms": 1000, "min_backoff_ms": 100, "max_backoff_ms": 1000}"#;
+    for d in [&a, &b] {
+        let st = d.json(&format!("SELECT oversqlite_auto_sync_start('{options}')"));
+        assert_eq!(st["running"], true, "{st}");
+    }
+    let process = Command::new(env!("CARGO_BIN_EXE_busy_writer"))
+        .arg(&a.path)
+        .arg(serde_json::to_string(&writer_spec("qa", (3, 5), seconds, backlog, true)).unwrap())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start busy_writer");
+    let (a_path, b_path) = (a.path.clone(), b.path.clone());
+    let writer_a = std::thread::spawn(move || {
+        oversqlite_tests::busy_writer::run(
+            &a_path,
+            &writer_spec("xa", (3, 5), seconds, backlog, true),
+        )
+    });
+    let writer_b = std::thread::spawn(move || {
+        oversqlite_tests::busy_writer::run(
+            &b_path,
+            &writer_spec("xb", (20, 40), seconds, backlog, false),
+        )
+    });
+    let wa = writer_a.join().expect("writer thread of A panicked");
+    let wb = writer_b.join().expect("writer thread of B panicked");
+    let out = process.wait_with_output().expect("wait for busy_writer");
+    assert!(
+        out.status.success(),
+        "busy_writer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pa: WriterReport = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("busy_writer printed no report ({e}): {stdout}"));
+    for (name, w) in [
+        ("A thread", &wa),
+        ("A other process", &pa),
+        ("B thread", &wb),
+    ] {
+        assert!(w.inserts > 0, "writer {name} wrote nothing");
+        assert!(
+            w.errors.is_empty(),
+            "writer {name} had failed writes: {:?}",
+            w.errors
+        );
+    }
+
+    // The workers alone converge (bounded).
+    let start = Instant::now();
+    loop {
+        if a.pending() == 0
+            && b.pending() == 0
+            && a.dump() == b.dump()
+            && a.dump() == dump_server(&server, USER)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the workers did not converge: A pending {}, B pending {}; A {}; B {}",
+            a.pending(),
+            b.pending(),
+            a.json("SELECT oversqlite_auto_sync_status()"),
+            b.json("SELECT oversqlite_auto_sync_status()")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for d in [&a, &b] {
+        let st = d.json("SELECT oversqlite_auto_sync_stop()");
+        assert_eq!(st["stopped"], true, "{st}");
+    }
+    let users = a.count("SELECT count(*) FROM users") as usize;
+    assert_eq!(users, backlog + wa.inserts + pa.inserts + wb.inserts);
+    assert!(
+        duplicated_bundle_rows(&server, USER).is_empty(),
+        "a change was uploaded twice: {:?}",
+        duplicated_bundle_rows(&server, USER)
+    );
+    let runs = a.count("SELECT count(*) FROM oversqlite_sync_log WHERE trigger = 'auto'");
+    assert!(runs >= 2, "the worker journaled its runs ({runs})");
+    let (c, _) = Device::attached(&db_path("busy-auto-c"), &server, USER);
+    assert_converged(&server, USER, &[&a, &b, &c]);
+}

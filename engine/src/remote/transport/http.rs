@@ -189,6 +189,11 @@ pub trait Transport: Send + Sync {
             headers: resp.headers,
         })
     }
+
+    /// Ends every stream this transport has open (a blocked read returns at once, as at
+    /// end of stream); later streams open normally. The default does nothing: a
+    /// transport that cannot interrupt a read leaves it to the server's next line.
+    fn cancel_streams(&self) {}
 }
 
 fn header_lookup<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -30,7 +30,9 @@ impl Default for UreqTransportConfig {
 
 pub struct UreqTransport {
     agent: ureq::Agent,
-    stream_agent: ureq::Agent,
+    /// Only for watch streams; replaced by a fresh one when its streams are cancelled
+    /// (a shut-down agent opens no more connections).
+    stream_agent: std::sync::Mutex<ureq::Agent>,
     config: UreqTransportConfig,
 }
 
@@ -43,20 +45,23 @@ impl UreqTransport {
             .timeout_recv_body(Some(config.read_timeout))
             .build()
             .new_agent();
-        // The watch stream stays open indefinitely; heartbeats arrive every ~25 s, so
-        // a per-read timeout well above that detects a dead connection.
-        let stream_agent = ureq::Agent::config_builder()
+        UreqTransport {
+            agent,
+            stream_agent: std::sync::Mutex::new(Self::stream_agent(&config)),
+            config,
+        }
+    }
+
+    /// The watch stream stays open indefinitely; heartbeats arrive every ~25 s, so a
+    /// per-read timeout well above that detects a dead connection.
+    fn stream_agent(config: &UreqTransportConfig) -> ureq::Agent {
+        ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_per_read(Some(Duration::from_secs(90)))
             .build()
-            .new_agent();
-        UreqTransport {
-            agent,
-            stream_agent,
-            config,
-        }
+            .new_agent()
     }
 
     fn build(request: &HttpRequest) -> Result<ureq::http::Request<Vec<u8>>, TransportError> {
@@ -195,8 +200,14 @@ impl Transport for UreqTransport {
 
     fn open_stream(&self, request: &HttpRequest) -> Result<StreamResponse, TransportError> {
         let req = Self::build(request)?;
-        let resp = self
+        // Cloned out of the lock: a stream may take long to answer, and cancelling must
+        // not wait for it.
+        let agent = self
             .stream_agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let resp = agent
             .run(req)
             .map_err(|e| transport_error(&request.url, e))?;
         let status = resp.status().as_u16();
@@ -207,6 +218,17 @@ impl Transport for UreqTransport {
             headers,
             body: Box::new(BufReader::new(reader)),
         })
+    }
+
+    /// Shuts the stream agent's connections down (ureq wakes a blocked read with end of
+    /// stream) and puts a fresh agent in its place for later streams.
+    fn cancel_streams(&self) {
+        let fresh = Self::stream_agent(&self.config);
+        let old = std::mem::replace(
+            &mut *self.stream_agent.lock().unwrap_or_else(|p| p.into_inner()),
+            fresh,
+        );
+        old.shutdown();
     }
 }
 

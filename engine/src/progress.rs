@@ -233,6 +233,14 @@ pub(crate) fn rows_up(n: i64, total: Option<i64>) {
     });
 }
 
+/// Raises the push's row total to at least `total`: a push of several bundles knows
+/// its total only as the rows pending, and rows written meanwhile may ride along.
+pub(crate) fn raise_rows_up_total(total: i64) {
+    with_current(|e| {
+        e.rows_up_total.fetch_max(total, Ordering::Relaxed);
+    });
+}
+
 pub(crate) fn rows_down(n: i64, total: Option<i64>) {
     with_current(|e| {
         if let Some(t) = total {

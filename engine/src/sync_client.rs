@@ -22,6 +22,10 @@ use crate::remote::requests::Requests;
 use crate::remote::transport::{RetryPolicy, Transport, UreqTransport};
 use crate::report::{Authority, PendingStatus, SyncStatus};
 
+/// How long a call waits for a run of this process's background worker (auto sync) on
+/// the same database before failing with `sync_in_progress`.
+pub const BACKGROUND_RUN_WAIT: Duration = Duration::from_secs(60);
+
 /// Tunables. Defaults follow the reference client (§7.4, §7.6, §7.7, §7.11).
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -186,7 +190,18 @@ impl SyncClient {
         }
         oversqlite_core::state::require_runtime(conn)?;
         let lock = if lock {
-            OperationLock::acquire_waiting(conn, self.settings.lock_wait)?
+            // Past the usual short wait, a call waits out a run of this process's
+            // background worker (bounded, and stopped by an interrupt or the call's
+            // deadline) rather than failing with `sync_in_progress`: an app that
+            // enabled auto sync and also syncs on demand should not see its own worker
+            // as a conflict.
+            let limits = crate::remote::cancel::Limits::new(conn, self.call_stop());
+            let started = std::time::Instant::now();
+            OperationLock::acquire_waiting(conn, self.settings.lock_wait, || {
+                limits.check("waiting for the background sync's run to finish")?;
+                Ok(started.elapsed() < BACKGROUND_RUN_WAIT
+                    && crate::progress::current_for(conn).is_some_and(|p| p.trigger == "auto"))
+            })?
         } else {
             OperationLock::none()
         };

@@ -27,15 +27,21 @@ impl OperationLock {
         OperationLock { _file: None }
     }
 
-    /// Takes the lock, polling for up to `wait` while another holder has it.
-    pub fn acquire_waiting(conn: &Connection, wait: std::time::Duration) -> Result<Self> {
+    /// Takes the lock, polling for up to `wait` while another holder has it; past that,
+    /// for as long as `wait_longer` says (it also stops the wait with an error, e.g. an
+    /// interrupt).
+    pub fn acquire_waiting(
+        conn: &Connection,
+        wait: std::time::Duration,
+        wait_longer: impl Fn() -> Result<bool>,
+    ) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
         loop {
             match Self::acquire(conn) {
-                Err(e)
-                    if e.kind == ErrorKind::SyncInProgress
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if e.kind == ErrorKind::SyncInProgress => {
+                    if std::time::Instant::now() >= deadline && !wait_longer()? {
+                        return Err(e);
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 other => return other,

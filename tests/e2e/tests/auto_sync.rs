@@ -512,3 +512,51 @@ fn a_detach_elsewhere_parks_the_worker_until_the_next_attach() {
         server.rows("users", "ivan", "id").len() == 1
     });
 }
+
+/// A sync called on demand while this process's worker is mid-run waits for the run
+/// instead of failing with `sync_in_progress`, and then sends what was written since.
+#[test]
+fn a_sync_on_demand_during_a_worker_run_waits_for_it() {
+    let server = TestServer::start();
+    let a = attached(&server, "ondemand-a", "hana");
+    a.exec("BEGIN");
+    for i in 0..20_000 {
+        a.conn
+            .execute(
+                "INSERT INTO users VALUES (?1, 'backlog for the worker')",
+                [format!("w{i:06}")],
+            )
+            .unwrap();
+    }
+    a.exec("COMMIT");
+    start(&a, r#"{"debounce_ms": 50, "interval_ms": 3600000}"#);
+    let other = oversqlite_tests::host::file(&a.path);
+    wait_until("the worker's run", Duration::from_secs(30), || {
+        let t: String = other
+            .query_row("SELECT oversqlite_progress()", [], |r| r.get(0))
+            .unwrap();
+        serde_json::from_str::<Value>(&t).unwrap()["trigger"] == json!("auto")
+    });
+    other
+        .execute(
+            "INSERT INTO users VALUES ('on-demand', 'written during the run')",
+            [],
+        )
+        .unwrap();
+    let token = server.token("hana");
+    let _: String = other
+        .query_row("SELECT oversqlite_set_token(?1)", [&token], |r| r.get(0))
+        .unwrap();
+    let report: String = other
+        .query_row("SELECT oversqlite_attach('hana')", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("attach on the second connection: {e}"));
+    assert!(report.contains("connected"), "{report}");
+    let report: String = other
+        .query_row("SELECT oversqlite_sync()", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("a sync during the worker's run failed: {e}"));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["complete"], json!(true), "{report}");
+    let b = attached(&server, "ondemand-b", "hana");
+    assert!(has_user(&b, "on-demand"));
+    assert_eq!(b.count("SELECT COUNT(*) FROM users"), 20_001);
+}

@@ -14,7 +14,8 @@ Exit codes:
   64  usage: invalid arguments or options
   65  the database's sync state needs an action (the message names it), e.g.
       pending_local_changes, rebuild_required, attached_to_other_user,
-      blocked_unsynced_data
+      blocked_unsynced_data, push_rejected (fix the row the server names),
+      schema_mismatch (migrate this database or the server)
   66  the database file does not exist
   70  internal error (a bug)
   74  SQLite error other than busy/locked (not a database, disk I/O, ...)

@@ -78,7 +78,9 @@ pub fn classify(e: &SyncError) -> Exit {
         | K::InvalidState
         | K::StateConflict
         | K::ForeignKeyViolation
-        | K::PushCommitRefused => Exit::DataErr,
+        | K::PushCommitRefused
+        | K::PushRejected
+        | K::SchemaMismatch => Exit::DataErr,
     }
 }
 

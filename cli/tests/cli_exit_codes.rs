@@ -384,9 +384,10 @@ fn a_table_the_server_does_not_know_is_fix_something() {
         .execute("INSERT INTO gadgets(id, name) VALUES ('g1', 'x')", [])
         .unwrap();
     let r = cli_as(&server, "alice", &db, &["--json", "sync"]);
-    assert_eq!(r.code, 78, "{}", r.stderr);
+    // The server rejects the staged row: fix something (the rows stay pending).
+    assert_eq!(r.code, 65, "{}", r.stderr);
     let e = r.error_json();
-    assert_eq!(e["error"]["code"], "http_error", "{e}");
+    assert_eq!(e["error"]["code"], "push_rejected", "{e}");
     assert_eq!(e["error"]["http_status"], 400);
     assert_eq!(e["error"]["server_code"], "push_chunk_invalid");
     assert_eq!(e["error"]["retry_later"], false);

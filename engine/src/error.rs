@@ -71,6 +71,14 @@ pub enum ErrorKind {
     /// 5xx the client could not tell from a refusal) for a reason the client could not
     /// settle; the message names the bundle, its rows and the way out.
     PushCommitRefused,
+    /// The server rejected a row of a pushed bundle while staging it (400
+    /// `push_chunk_invalid`: a value its schema refuses); nothing was committed and the
+    /// bundle is back among the local changes; the message names the row's problem.
+    PushRejected,
+    /// Rows from the server do not fit this database's tables (a column or table the
+    /// device lacks, a NOT NULL column the rows lack): one side's schema is newer and
+    /// must be migrated; the message names the migration. Nothing was applied.
+    SchemaMismatch,
     /// The host called `sqlite3_interrupt` on the connection while the call ran (a
     /// wait on the server, or a local statement SQLite stopped).
     Interrupted,
@@ -113,6 +121,8 @@ impl ErrorKind {
             ErrorKind::StateConflict => "state_conflict",
             ErrorKind::ForeignKeyViolation => "foreign_key_violation",
             ErrorKind::PushCommitRefused => "push_commit_refused",
+            ErrorKind::PushRejected => "push_rejected",
+            ErrorKind::SchemaMismatch => "schema_mismatch",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal_error",

@@ -343,14 +343,17 @@ impl Ctx<'_> {
     pub fn table(&self, name: &str) -> Result<&crate::local::schema::ManagedTable> {
         self.config.table(name).ok_or_else(|| {
             let managed: Vec<&str> = self.config.tables.iter().map(|t| t.name.as_str()).collect();
-            SyncError::protocol(format!(
-                "the server sent rows of table {name:?}, which this database does not sync \
+            SyncError::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "the server sent rows of table {name:?}, which this database does not sync \
                  (its synced tables: {}): the server's schema is newer. Migrate this database: \
                  CREATE TABLE {name} (…) as the app's new schema has it, \
                  SELECT oversqlite_enable_sync('{name}'), then SELECT oversqlite_open(); \
                  nothing was applied",
-                managed.join(", ")
-            ))
+                    managed.join(", ")
+                ),
+            )
         })
     }
 

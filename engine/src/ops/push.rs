@@ -35,6 +35,8 @@ enum Step {
     ConflictResolved(String, String),
     /// The server refused to commit; the bundle is back among the local changes.
     Refused(Refusal),
+    /// The server rejected a staged row; the bundle is back among the local changes.
+    Rejected(Refusal),
     /// Another copy of this database file committed our next bundle id with its own
     /// rows; this copy moved to a source of its own (`copied.rs`): push again.
     MovedToOwnSource,
@@ -48,6 +50,8 @@ enum Upload {
     Conflict(PushConflictDetails),
     /// A commit refusal a pull beside the local changes may settle (`refused.rs`).
     Refused(HttpFailure),
+    /// A staged chunk rejected for its rows (`refused::is_rejected_chunk`).
+    Rejected(HttpFailure),
 }
 
 impl SyncClient {
@@ -136,6 +140,7 @@ pub(crate) fn push_reporting(
                 crate::progress::raise_rows_up_total(row_count + dirty);
             }
             Step::Refused(refusal) => return Err(refusal.requeued_error()),
+            Step::Rejected(refusal) => return Err(refusal.rejected_error()),
             Step::ConflictResolved(table, key) => {
                 conflicts += 1;
                 let seen = per_row.entry((table, key)).or_insert(0);
@@ -240,6 +245,11 @@ fn push_once(
                 let refusal = Refusal::of(&f, &outbox, ctx.conn)?;
                 refused::requeue(ctx, &outbox)?;
                 return Ok(Step::Refused(refusal));
+            }
+            Upload::Rejected(f) => {
+                let refusal = Refusal::of(&f, &outbox, ctx.conn)?;
+                refused::requeue(ctx, &outbox)?;
+                return Ok(Step::Rejected(refusal));
             }
         }
     };
@@ -435,11 +445,16 @@ fn stage_and_commit(
     push_id: &str,
     outbox: &OutboxBundle,
 ) -> Result<Upload> {
-    std::thread::scope(|scope| {
+    let rejected = std::thread::scope(|scope| {
         let sender = AheadSender::spawn(scope, &ctx.remote);
         upload_chunks(ctx, source, push_id, outbox, &sender)
         // Returning drops the sender: the helper finishes its request (if any) and ends.
     })?;
+    if let Some(f) = rejected {
+        ctx.remote
+            .best_effort(ctx.remote.requests.push_session_delete(source, push_id));
+        return Ok(Upload::Rejected(f));
+    }
     crate::progress::set_phase(crate::progress::Phase::Finishing);
     commit(ctx, source, push_id, outbox)
 }
@@ -452,13 +467,14 @@ const CHUNK_UPLOAD: &str = "push chunk upload";
 /// limit; go-oversync has none) is sent again as chunks of half as many rows, down to
 /// one row: the session staged everything before it, so the upload goes on from that
 /// chunk's first row. Only a single row over the server's limit fails the push.
+/// Returns the server's answer when it rejected a chunk for its rows.
 fn upload_chunks(
     ctx: &Ctx,
     source: &str,
     push_id: &str,
     outbox: &OutboxBundle,
     sender: &AheadSender,
-) -> Result<()> {
+) -> Result<Option<HttpFailure>> {
     let mut chunk = ctx.push_chunk_rows();
     let mut built = 0i64;
     let mut after = None;
@@ -505,6 +521,7 @@ fn upload_chunks(
                     after = start_after;
                     continue;
                 }
+                Reply::Failed(f) if refused::is_rejected_chunk(&f) => return Ok(Some(f)),
                 Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
             crate::progress::rows_up(end - acknowledged, None);
@@ -512,7 +529,7 @@ fn upload_chunks(
             oversqlite_core::fault::point("push.after_chunk");
         }
         let Some((end, (start, start_after), rows, body)) = next else {
-            return Ok(());
+            return Ok(None);
         };
         let req = ctx.remote.authorized(
             ctx.remote

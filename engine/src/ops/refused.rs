@@ -72,6 +72,15 @@ pub(crate) fn is_refusal(f: &HttpFailure) -> bool {
     f.status == 400 && f.code() == Some(codes::PUSH_COMMIT_INVALID)
 }
 
+/// A staged chunk the server rejects for its rows (`400 push_chunk_invalid`, e.g. a
+/// NULL where the server's column is NOT NULL, or a key that is not a canonical UUID).
+/// Nothing was committed, so the bundle goes back among the local changes: a fix the
+/// app writes then replaces the rejected row at the next freeze. Kept as the frozen
+/// outbox instead, the rejected row would be sent again for ever.
+pub(crate) fn is_rejected_chunk(f: &HttpFailure) -> bool {
+    f.status == 400 && f.code() == Some(codes::PUSH_CHUNK_INVALID)
+}
+
 /// What a probe after a 5xx found.
 pub(crate) enum Probe {
     /// The bundle committed after all, or no bundle was waiting: push again as usual.
@@ -156,6 +165,21 @@ impl Refusal {
             rows.join(", "),
             self.status
         )
+    }
+
+    /// A bundle whose row the server rejected while staging it (`push_chunk_invalid`):
+    /// nothing to settle by pulling, the row itself must change.
+    pub(crate) fn rejected_error(&self) -> SyncError {
+        let mut e = SyncError::new(
+            ErrorKind::PushRejected,
+            format!(
+                "{}. Nothing was committed and the rows are back among the local changes (SELECT * FROM oversqlite_pending lists them): change or delete the row the server names so that it fits the server's schema, then sync again; oversqlite_detach('discard_local_changes') discards every unsent change",
+                self.describe().replacen("refused to commit", "rejected a row of", 1)
+            ),
+        );
+        e.http_status = Some(self.status);
+        e.server_code = Some(self.code.clone()).filter(|c| !c.is_empty());
+        e
     }
 
     /// The error `push_in` returns right after requeueing: the caller settles it.

@@ -13,7 +13,7 @@ use oversqlite_protocol::values::{
 use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
 
-use crate::error::{Result, SyncError};
+use crate::error::{ErrorKind, Result, SyncError};
 use crate::local::schema::{ColumnKind, KeyKind, ManagedTable};
 
 fn column_error(table: &str, column: &str, what: impl std::fmt::Display) -> SyncError {
@@ -263,7 +263,7 @@ pub fn wire_payload_to_row(
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        return Err(SyncError::protocol(format!(
+        return Err(SyncError::new(ErrorKind::SchemaMismatch, format!(
             "payload for {t} has column(s) {cols} that the local table {t} lacks: the server's schema is newer. \
              Migrate this database: ALTER TABLE {t} ADD COLUMN <column> <type> for each, then SELECT oversqlite_open(); \
              nothing was applied",
@@ -286,7 +286,7 @@ pub fn wire_payload_to_row(
         .map(|c| c.json_name.as_str())
         .collect();
     if !required.is_empty() {
-        return Err(SyncError::protocol(format!(
+        return Err(SyncError::new(ErrorKind::SchemaMismatch, format!(
             "payload for {t} must contain every table column: it lacks NOT NULL column(s) {cols} without a default; the server's schema for {t} is older than this database's. \
              Migrate the server (add the column(s) to its config, with a default), or give the local column(s) a DEFAULT; nothing was applied",
             t = table.name,

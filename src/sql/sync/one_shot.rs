@@ -86,7 +86,12 @@ fn upload(s: &ConnSync, conn: &Connection) -> Result<Value, SyncError> {
                 .map_err(|e| SyncError::new(ErrorKind::Internal, e.to_string()))?;
             Ok(report)
         }
-        Err(e) if e.kind == ErrorKind::PushCommitRefused => {
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::PushCommitRefused | ErrorKind::PushRejected
+            ) =>
+        {
             let kept = oversqlite_engine::sync_status(conn)?
                 .pending
                 .pending_row_count;

@@ -395,6 +395,7 @@ fn pending_changes_made_before_local_migration_push_after_server_migrates() {
 }
 
 fn assert_refused_pull(err: &str) {
+    assert!(err.contains(": schema_mismatch: "), "{err}");
     assert!(
         err.contains("payload for person has column(s) email that the local table person lacks"),
         "{err}"
@@ -632,7 +633,7 @@ fn a_remote_table_the_device_lacks_is_refused_naming_the_table() {
     let seq = checkpoint(&d);
     let before = d.dump();
     let err = d.try_sql("SELECT oversqlite_sync()").unwrap_err();
-    assert!(err.starts_with("oversqlite_sync: protocol_error: the server sent rows of table \"pet\", which this database does not sync (its synced tables: person)"), "{err}");
+    assert!(err.starts_with("oversqlite_sync: schema_mismatch: the server sent rows of table \"pet\", which this database does not sync (its synced tables: person)"), "{err}");
     assert!(err.contains("the server's schema is newer"), "{err}");
     assert!(
         err.contains("SELECT oversqlite_enable_sync('pet')"),

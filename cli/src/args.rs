@@ -85,6 +85,15 @@ pub enum Command {
     Status,
     /// The local changes not yet uploaded, in upload order (no network).
     Pending,
+    /// The newest rows of the sync journal: one per operation (sql, auto or cli), newest first (no network).
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// How many rows to print (the journal keeps the last 1000 operations).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +121,7 @@ impl Command {
             Command::Detach(_) => "detach",
             Command::Status => "status",
             Command::Pending => "pending",
+            Command::Log(_) => "log",
         }
     }
 }

@@ -87,6 +87,29 @@ pub enum Command {
     Pending,
     /// The newest rows of the sync journal: one per operation (sql, auto or cli), newest first (no network).
     Log(LogArgs),
+    /// Keep the file in sync until SIGTERM or SIGINT: push after local writes settle, sync
+    /// periodically, pull on the server's watch events, back off on errors (a sidecar).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Periodic sync (push, then pull) every MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+
+    /// Push MS milliseconds after the last local write (by any process).
+    #[arg(long, value_name = "MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub debounce_ms: u64,
+
+    /// Do not hold the server's watch stream (by default it is held when the server
+    /// advertises it, and every new bundle is pulled at once).
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// The longest wait between retries after failures (capped exponential backoff with jitter).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_backoff_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +145,7 @@ impl Command {
             Command::Status => "status",
             Command::Pending => "pending",
             Command::Log(_) => "log",
+            Command::Run(_) => "run",
         }
     }
 }

@@ -7,6 +7,7 @@ mod log;
 mod pending;
 mod pull;
 mod push;
+mod run;
 mod status;
 mod sync;
 
@@ -143,5 +144,6 @@ pub fn run(cli: &Cli) -> Result<Outcome, Failure> {
         Command::Status => status::run(&ctx),
         Command::Pending => pending::run(&ctx),
         Command::Log(a) => log::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a, cli.json),
     }
 }

@@ -23,6 +23,8 @@ Exit codes:
   78  configuration: database not configured for sync, not attached, server URL,
       server refuses the schema or the request (other HTTP 4xx), unsupported server
 Only 75 is worth retrying unchanged; every other non-zero code needs a fix first.
+`run` exits 0 after SIGTERM or SIGINT once the worker has stopped (a second signal
+while stopping: 1); a server that is down is retried inside it, never an exit.
 Errors print `oversqlite <command>: <code>: <message>` on stderr (a JSON object with
 --json).
 
@@ -33,11 +35,12 @@ OVERSQLITE_TOKEN_FILE; a file is re-read on every request. Tokens are never prin
 #[command(
     name = "oversqlite",
     version,
-    about = "Sync a SQLite database file with an oversqlite / go-oversync server.",
+    about = "Sync a SQLite database file with an oversqlite / go-oversync server, once (sync, push, pull) or continuously (run).",
     long_about = "Sync a SQLite database file with an oversqlite / go-oversync server.\n\n\
         The server URL, schema and synced tables come from the database itself (written by \
         the extension's oversqlite_init and oversqlite_enable_sync), so a file synced by the \
-        extension continues with this tool and back again.",
+        extension continues with this tool and back again. Every operation is recorded in the \
+        file's sync journal with trigger `cli` (see `oversqlite log`).",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -45,7 +48,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "OVERSQLITE_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// Print the result as one JSON object on stdout (errors: a JSON object on stderr).
+    /// Print the result as JSON on stdout (`run`: also one JSON object per line on stderr; errors: a JSON object on stderr).
     #[arg(long, global = true)]
     pub json: bool,
 

@@ -106,7 +106,9 @@ pub(crate) fn push_reporting(
     // A backlog larger than one bundle goes up as several (see `freeze`); the bundles
     // are counted from what is pending now, so rows written meanwhile may ride along
     // but cannot keep one push going for ever.
-    let mut bundles_left = bundles_for(ctx, state::pending_row_count(ctx.conn)?);
+    let pending = state::pending_row_count(ctx.conn)?;
+    crate::progress::rows_up_total_at_least(pending);
+    let mut bundles_left = bundles_for(ctx, pending);
     let mut moved = false;
     loop {
         match push_once(ctx, changed, settled)? {
@@ -463,7 +465,9 @@ fn upload_chunks(
     let mut in_flight: Option<(i64, i64, Option<i64>, usize)> = None;
     let mut acknowledged = 0i64;
     crate::progress::set_phase(crate::progress::Phase::Uploading);
-    crate::progress::rows_up(0, Some(outbox.row_count));
+    // Not `outbox.row_count` alone: a push of several bundles counts its rows across
+    // them, so the total must too (else the bar reads 10000/5000 in the second bundle).
+    crate::progress::rows_up_bundle(outbox.row_count);
     loop {
         let next = if built < outbox.row_count {
             let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;
@@ -503,7 +507,7 @@ fn upload_chunks(
                 }
                 Reply::Failed(f) => return Err(push_failure(ctx, f, CHUNK_UPLOAD)),
             }
-            crate::progress::rows_up(end - acknowledged, Some(outbox.row_count));
+            crate::progress::rows_up(end - acknowledged, None);
             acknowledged = end;
             oversqlite_core::fault::point("push.after_chunk");
         }

@@ -29,7 +29,7 @@ use crate::failure::Failure;
 /// How long a stop may take (a run in progress finishes first; systemd's default
 /// TimeoutStopSec is 90 s).
 const STOP_WAIT: Duration = Duration::from_secs(10);
-/// How often the main thread checks for a signal and for new journal rows.
+/// How often the main thread checks for a signal and for finished runs.
 const TICK: Duration = Duration::from_millis(50);
 
 pub fn run(ctx: &Ctx, args: &RunArgs, json: bool) -> Result<Outcome, Failure> {
@@ -44,9 +44,16 @@ pub fn run(ctx: &Ctx, args: &RunArgs, json: bool) -> Result<Outcome, Failure> {
     };
     let mut worker = start_worker(ctx, args)?;
     let mut last_state = String::new();
+    let mut last_runs = None;
     while !stop.load(Ordering::SeqCst) {
-        log.print_new(&conn);
         let status = worker.status();
+        // The journal is read only when the worker has finished a run or changed state
+        // (an idle sidecar touches the file only through the worker's data_version poll).
+        let runs = (status.runs, status.last_run_at.clone());
+        if last_runs.as_ref() != Some(&runs) || status.state != last_state {
+            log.print_new(&conn);
+            last_runs = Some(runs);
+        }
         if status.state != last_state {
             note_state(&status, json);
             last_state = status.state.clone();

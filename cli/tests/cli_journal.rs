@@ -96,16 +96,22 @@ fn cli_operations_are_journaled_with_trigger_cli_success_and_failure_without_the
     let all = format!("{rows:?}");
     assert!(!all.contains(&token), "the journal holds the token");
 
-    // Detach is journaled too (after a successful sync of the pending row).
+    // Detach is journaled too: refused while u4 is unsent (exit 65, `incomplete`, not
+    // `ok`), then done after a sync delivered it.
     server.restart();
+    assert_eq!(cli_as(&server, "alice", &db, &["detach"]).code, 65);
     cli_as(&server, "alice", &db, &["sync"]).ok();
     cli_as(&server, "alice", &db, &["detach"]).ok();
     let rows = journal(&db);
-    let tail: Vec<(&str, &str)> = rows[rows.len() - 2..]
+    let tail: Vec<(&str, &str)> = rows[rows.len() - 3..]
         .iter()
         .map(|r| (r.0.as_str(), r.2.as_str()))
         .collect();
-    assert_eq!(tail, [("sync", "ok"), ("detach", "ok")], "{rows:?}");
+    assert_eq!(
+        tail,
+        [("detach", "incomplete"), ("sync", "ok"), ("detach", "ok")],
+        "{rows:?}"
+    );
     assert!(rows.iter().all(|r| r.1 == "cli"));
     assert_eq!(rows[rows.len() - 2].3, 1, "the retried sync sent u4");
 }

@@ -24,6 +24,8 @@ Exit codes:
   78  configuration: database not configured for sync, not attached, server URL,
       server refuses the schema or the request (other HTTP 4xx), unsupported server
 Only 75 is worth retrying unchanged; every other non-zero code needs a fix first.
+`run` exits 0 after SIGTERM or SIGINT once the worker has stopped (a second signal
+while stopping: 1); a server that is down is retried inside it, never an exit.
 Errors print `oversqlite <command>: <code>: <message>` on stderr (a JSON object with
 --json).
 
@@ -34,11 +36,12 @@ OVERSQLITE_TOKEN_FILE; a file is re-read on every request. Tokens are never prin
 #[command(
     name = "oversqlite",
     version,
-    about = "Sync a SQLite database file with an oversqlite / go-oversync server.",
+    about = "Sync a SQLite database file with an oversqlite / go-oversync server, once (sync, push, pull) or continuously (run).",
     long_about = "Sync a SQLite database file with an oversqlite / go-oversync server.\n\n\
         The server URL, schema and synced tables come from the database itself (written by \
         the extension's oversqlite_init and oversqlite_enable_sync), so a file synced by the \
-        extension continues with this tool and back again.",
+        extension continues with this tool and back again. Every operation is recorded in the \
+        file's sync journal with trigger `cli` (see `oversqlite log`).",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -46,7 +49,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "OVERSQLITE_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// Print the result as one JSON object on stdout (errors: a JSON object on stderr).
+    /// Print the result as JSON on stdout (`run`: also one JSON object per line on stderr; errors: a JSON object on stderr).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -86,6 +89,38 @@ pub enum Command {
     Status,
     /// The local changes not yet uploaded, in upload order (no network).
     Pending,
+    /// The newest rows of the sync journal: one per operation (sql, auto or cli), newest first (no network).
+    Log(LogArgs),
+    /// Keep the file in sync until SIGTERM or SIGINT: push after local writes settle, sync
+    /// periodically, pull on the server's watch events, back off on errors (a sidecar).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Periodic sync (push, then pull) every MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+
+    /// Push MS milliseconds after the last local write (by any process).
+    #[arg(long, value_name = "MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub debounce_ms: u64,
+
+    /// Do not hold the server's watch stream (by default it is held when the server
+    /// advertises it, and every new bundle is pulled at once).
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// The longest wait between retries after failures (capped exponential backoff with jitter).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// How many rows to print (the journal keeps the last 1000 operations).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +148,8 @@ impl Command {
             Command::Detach(_) => "detach",
             Command::Status => "status",
             Command::Pending => "pending",
+            Command::Log(_) => "log",
+            Command::Run(_) => "run",
         }
     }
 }

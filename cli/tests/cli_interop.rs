@@ -102,6 +102,25 @@ fn a_file_synced_by_the_extension_continues_with_the_cli_and_back() {
     let s = sql_sync(&conn);
     assert_eq!(s["push_outcome"], "no_change", "{s}");
     assert_eq!(s["remote_outcome"], "already_at_target", "{s}");
+
+    // One journal for both: the extension's virtual table shows the CLI's runs (trigger
+    // cli) between the app's (trigger sql), in the order they ran.
+    let mut stmt = conn
+        .prepare("SELECT operation, trigger, outcome FROM oversqlite_sync_log ORDER BY id")
+        .unwrap();
+    let journal: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    drop(stmt);
+    let syncs: Vec<&str> = journal
+        .iter()
+        .filter(|r| r.0 == "sync")
+        .map(|r| r.1.as_str())
+        .collect();
+    assert_eq!(syncs, ["sql", "cli", "sql", "cli", "sql"], "{journal:?}");
+    assert!(journal.iter().all(|r| r.2 == "ok"), "{journal:?}");
     drop(conn);
 
     assert_eq!(users(&a), users(&b));

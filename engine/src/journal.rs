@@ -75,7 +75,17 @@ pub trait Journaled {
 
 impl Journaled for PushReport {}
 impl Journaled for PullReport {}
-impl Journaled for DetachReport {}
+impl Journaled for DetachReport {
+    /// A detach refused because local changes are unsent returns normally but did not
+    /// detach: the journal must not call it `ok`.
+    fn outcome(&self) -> Outcome {
+        if self.outcome == crate::report::DetachOutcome::BlockedUnsyncedData {
+            Outcome::Incomplete
+        } else {
+            Outcome::Ok
+        }
+    }
+}
 impl Journaled for SyncReport {
     fn outcome(&self) -> Outcome {
         if self.complete {

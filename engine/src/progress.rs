@@ -233,11 +233,20 @@ pub(crate) fn rows_up(n: i64, total: Option<i64>) {
     });
 }
 
-/// Raises the push's row total to at least `total`: a push of several bundles knows
-/// its total only as the rows pending, and rows written meanwhile may ride along.
-pub(crate) fn raise_rows_up_total(total: i64) {
+/// A push's total is at least `total` rows (a push of several bundles: what was pending
+/// when it started, raised when rows written meanwhile ride along). Never lowered.
+pub(crate) fn rows_up_total_at_least(total: i64) {
     with_current(|e| {
         e.rows_up_total.fetch_max(total, Ordering::Relaxed);
+    });
+}
+
+/// A bundle of `rows` starts uploading: the total covers the rows already uploaded by
+/// this operation's earlier bundles plus this one's.
+pub(crate) fn rows_up_bundle(rows: i64) {
+    with_current(|e| {
+        let done = e.rows_up.load(Ordering::Relaxed);
+        e.rows_up_total.fetch_max(done + rows, Ordering::Relaxed);
     });
 }
 

@@ -58,6 +58,9 @@ shown=$("${clean_env[@]}" "$archive_cli" --version)
 [[ $shown == "oversqlite $version" ]] || { echo "archive: oversqlite --version printed '$shown'" >&2; exit 1; }
 status=0; "${clean_env[@]}" "$archive_cli" --db "$work/archive/missing.db" status 2>/dev/null || status=$?
 [[ $status == 66 ]] || { echo "archive: oversqlite on a missing file exited $status, expected 66" >&2; exit 1; }
-echo "archive: $shown runs (exit 66 on a missing database file)"
+: > "$work/archive/empty.db"
+journal=$("${clean_env[@]}" "$archive_cli" --db "$work/archive/empty.db" --json log)
+[[ $journal == "[]" ]] || { echo "archive: oversqlite log on a file that never synced printed '$journal', expected []" >&2; exit 1; }
+echo "archive: $shown runs (exit 66 on a missing database file, an empty journal from log)"
 
 echo "packaging: 4 passed, 0 failed"

@@ -4,18 +4,20 @@
 use oversqlite_engine::report::DetachOutcome;
 use serde_json::json;
 
-use super::{changed_text, to_json, Ctx, Outcome};
+use super::{changed_text, recorded, to_json, Ctx, Outcome};
 use crate::args::DetachArgs;
 use crate::exit::Exit;
 use crate::failure::Failure;
 
 pub fn run(ctx: &Ctx, args: &DetachArgs) -> Result<Outcome, Failure> {
     let (conn, mut client) = ctx.started()?;
-    let report = if args.discard_local_changes {
-        client.detach_discarding_local_changes(&conn)?
-    } else {
-        client.detach(&conn)?
-    };
+    let report = recorded(&conn, "detach", &mut client, |c| {
+        if args.discard_local_changes {
+            c.detach_discarding_local_changes(&conn)
+        } else {
+            c.detach(&conn)
+        }
+    })?;
     if report.outcome == DetachOutcome::BlockedUnsyncedData {
         return Err(Failure::new(
             "blocked_unsynced_data",

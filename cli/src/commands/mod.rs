@@ -3,9 +3,11 @@
 //! without it.
 mod attach;
 mod detach;
+mod log;
 mod pending;
 mod pull;
 mod push;
+mod run;
 mod status;
 mod sync;
 
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oversqlite_engine::journal::{self, Journaled, Trigger};
 use oversqlite_engine::SyncClient;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -95,6 +98,19 @@ impl Ctx {
     }
 }
 
+/// Runs one engine operation as the extension's SQL functions do, but journaled with
+/// trigger `cli`: live progress for the progress bar and one `_oversqlite_sync_log` row
+/// (outcome, rows and bytes, a redacted error) once it returns.
+pub fn recorded<T: Journaled>(
+    conn: &Connection,
+    operation: &'static str,
+    client: &mut SyncClient,
+    op: impl FnOnce(&mut SyncClient) -> oversqlite_engine::Result<T>,
+) -> oversqlite_engine::Result<T> {
+    let keep = client.settings.journal_keep;
+    journal::recorded(conn, operation, Trigger::Cli, keep, || op(client))
+}
+
 pub fn to_json<T: Serialize>(v: &T) -> Result<Value, Failure> {
     serde_json::to_value(v).map_err(|e| {
         Failure::new(
@@ -127,5 +143,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, Failure> {
         Command::Detach(a) => detach::run(&ctx, a),
         Command::Status => status::run(&ctx),
         Command::Pending => pending::run(&ctx),
+        Command::Log(a) => log::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a, cli.json),
     }
 }

@@ -1,14 +1,14 @@
 //! `oversqlite push`: upload the pending local changes as one bundle
 //! (`oversqlite_push_pending()`). JSON: the engine's push report.
-use super::{changed_text, to_json, Ctx, Outcome};
+use super::{changed_text, recorded, to_json, Ctx, Outcome};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
 pub fn run(ctx: &Ctx) -> Result<Outcome, Failure> {
     let (conn, mut client) = ctx.online()?;
     let report = {
-        let _p = Progress::start(format!("pushing {}", ctx.label()));
-        client.push_pending(&conn)?
+        let _p = Progress::start(format!("pushing {}", ctx.label()), &ctx.db);
+        recorded(&conn, "push", &mut client, |c| c.push_pending(&conn))?
     };
     let json = to_json(&report)?;
     let bundle = report

@@ -111,8 +111,8 @@ pub(crate) fn push_reporting(
     // are counted from what is pending now, so rows written meanwhile may ride along
     // but cannot keep one push going for ever.
     let pending = state::pending_row_count(ctx.conn)?;
+    crate::progress::rows_up_total_at_least(pending);
     let mut bundles_left = bundles_for(ctx, pending);
-    crate::progress::raise_rows_up_total(pending);
     let mut moved = false;
     loop {
         match push_once(ctx, changed, settled)? {
@@ -137,7 +137,7 @@ pub(crate) fn push_reporting(
                 if bundles_left == 0 || dirty == 0 {
                     break;
                 }
-                crate::progress::raise_rows_up_total(row_count + dirty);
+                crate::progress::rows_up_total_at_least(row_count + dirty);
             }
             Step::Refused(refusal) => return Err(refusal.requeued_error()),
             Step::Rejected(refusal) => return Err(refusal.rejected_error()),
@@ -483,7 +483,9 @@ fn upload_chunks(
     let mut in_flight: Option<(i64, i64, Option<i64>, usize)> = None;
     let mut acknowledged = 0i64;
     crate::progress::set_phase(crate::progress::Phase::Uploading);
-    crate::progress::raise_rows_up_total(outbox.row_count);
+    // Not `outbox.row_count` alone: a push of several bundles counts its rows across
+    // them, so the total must too (else the bar reads 10000/5000 in the second bundle).
+    crate::progress::rows_up_bundle(outbox.row_count);
     loop {
         let next = if built < outbox.row_count {
             let stored = freeze::outbox_page(ctx.conn, outbox.source_bundle_id, after, chunk)?;

@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::{ErrorKind, Result, SyncError};
-use crate::remote::cancel::Limits;
+use crate::remote::cancel::{CallStop, Limits};
 use crate::remote::client::{HttpFailure, Remote};
 use crate::remote::requests::Requests;
 use crate::remote::sse::SseParser;
@@ -164,11 +164,19 @@ impl SyncClient {
         // One stop state for the whole round: the host's interrupt ends it with
         // `interrupted`; the call's deadline ends it like `deadline` (outcome `stopped`).
         let call = self.call_stop();
-        let limits = Limits::new(conn, call.clone());
         let deadline = match (deadline, call.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // The round's own limit (`timeout_ms`) bounds the stream's setup too: a server
+        // that accepts and never answers must not hold the call past it.
+        let round = match deadline {
+            Some(d) if call.deadline() != Some(d) => {
+                CallStop::new(Some(d.saturating_duration_since(std::time::Instant::now())))
+            }
+            _ => call.clone(),
+        };
+        let limits = Limits::new(conn, round);
         let opened = {
             let remote = Remote {
                 requests: Requests::new(&url),
@@ -209,6 +217,13 @@ impl SyncClient {
                 return Ok(report);
             }
             Err(e) if e.kind == ErrorKind::Interrupted => return Err(e),
+            // The limit passed while the stream was being opened: the round ends as at
+            // its limit (no fallback pull, which would wait on the same server).
+            Err(e) if e.kind == ErrorKind::Timeout => {
+                report.outcome = WatchOutcome::Stopped;
+                report.error_code = Some(e.code().to_string());
+                return Ok(report);
+            }
             Err(e) => {
                 report.outcome = WatchOutcome::SetupFailed;
                 report.error_code = Some(e.code().to_string());

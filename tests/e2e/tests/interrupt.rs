@@ -199,3 +199,36 @@ fn call_timeout_fails_a_stalled_sync_with_timeout_and_the_next_sync_succeeds() {
         json!({"call_timeout_ms": null})
     );
 }
+
+/// `oversqlite_watch_once(timeout_ms)` against a server that accepts and never answers
+/// ends at its limit with outcome `stopped` (no fallback pull on the same server), and so
+/// does a watch bounded only by the call timeout.
+#[test]
+fn watch_once_with_a_timeout_stops_at_it_against_a_stalled_server() {
+    let server = TestServer::start();
+    let stalled = StalledServer::start();
+    let d = device(&server, "watch-stalled", "alice");
+    d.ok("SELECT oversqlite_attach('alice')");
+    point_at(&d, &stalled.url);
+
+    let started = Instant::now();
+    let w: Value = d.ok("SELECT oversqlite_watch_once(700)");
+    let elapsed = started.elapsed();
+    assert_eq!(w["outcome"], json!("stopped"), "{w}");
+    assert!(
+        elapsed >= Duration::from_millis(700) && elapsed < RETURN_BOUND,
+        "{elapsed:?}"
+    );
+
+    d.ok("SELECT oversqlite_set_call_timeout(600)");
+    let started = Instant::now();
+    let w: Value = d.ok("SELECT oversqlite_watch_once()");
+    assert_eq!(w["outcome"], json!("stopped"), "{w}");
+    assert!(started.elapsed() < RETURN_BOUND, "{:?}", started.elapsed());
+    d.ok("SELECT oversqlite_set_call_timeout(NULL)");
+
+    // Back on the real server, the watch works as before.
+    point_at(&d, &server.url);
+    let w: Value = d.ok("SELECT oversqlite_watch_once(300)");
+    assert_eq!(w["outcome"], json!("stopped"), "{w}");
+}

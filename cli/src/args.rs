@@ -69,6 +69,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MS", default_value_t = 250)]
     pub lock_wait_ms: u64,
 
+    /// Bound on the whole of sync, push, pull, attach or detach; past it the command
+    /// stops with `timeout` (exit 75). Without it a stalled server is given up on only
+    /// after the transport's own timeouts (60 s per read, 3 attempts).
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -432,3 +432,98 @@ fn a_second_sync_of_the_same_file_is_retry_later() {
     cli_as(&server, "alice", &db, &["sync"]).ok();
     assert_eq!(server.rows("users", "alice", "id").len(), 1);
 }
+
+/// A listener that accepts connections and never answers (a stalled server).
+fn stalled_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    (url, held)
+}
+
+/// `--timeout-ms` bounds a command against a server that never answers, and SIGINT
+/// (Ctrl-C) stops one: both exit 75 (retry later) with `timeout` / `interrupted`, the
+/// change still pending, and the next sync against the real server sends it once.
+#[test]
+fn a_stalled_server_is_bounded_by_timeout_ms_and_interrupted_by_sigint() {
+    let server = TestServer::start();
+    let db = device(&server, "stalled");
+    cli_as(&server, "alice", &db, &["attach", "--user", "alice"]).ok();
+    insert_user(&db, "s1", "Stalled");
+    let (stalled, _held) = stalled_server();
+
+    let started = std::time::Instant::now();
+    let r = cli_as(
+        &server,
+        "alice",
+        &db,
+        &[
+            "--server",
+            &stalled,
+            "--timeout-ms",
+            "600",
+            "--json",
+            "sync",
+        ],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert_eq!(r.error_json()["error"]["code"], "timeout", "{}", r.stderr);
+    assert!(
+        elapsed >= std::time::Duration::from_millis(600)
+            && elapsed < std::time::Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+
+    let token = server.token("alice");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oversqlite"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--server",
+            &stalled,
+            "--json",
+            "sync",
+        ])
+        .env("OVERSQLITE_TOKEN", &token)
+        .env_remove("OVERSQLITE_TOKEN_FILE")
+        .env_remove("OVERSQLITE_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let sent = std::time::Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(5),
+            "the sync did not stop within 5 s of SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let err: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).trim()).unwrap();
+    assert_eq!(err["error"]["code"], "interrupted", "{err}");
+
+    // Nothing lost, nothing sent twice.
+    cli_as(&server, "alice", &db, &["sync"]).ok();
+    assert_eq!(server.rows("users", "alice", "id").len(), 1);
+}

@@ -134,6 +134,13 @@ impl SyncClient {
         self.call = None;
     }
 
+    /// The current call's stop state (None outside [`SyncClient::start_call`]): a host
+    /// without a running SQLite statement to interrupt (the CLI on a signal) stops the
+    /// call with [`CallStop::interrupt`].
+    pub fn current_call(&self) -> Option<Arc<CallStop>> {
+        self.call.clone()
+    }
+
     /// The stop state operations of the current call share.
     pub(crate) fn call_stop(&self) -> Arc<CallStop> {
         self.call.clone().unwrap_or_else(|| CallStop::new(None))

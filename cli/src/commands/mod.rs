@@ -38,6 +38,7 @@ pub struct Ctx {
     pub token_file: Option<PathBuf>,
     pub busy_timeout: Duration,
     pub lock_wait: Duration,
+    pub timeout: Option<Duration>,
 }
 
 impl Ctx {
@@ -55,6 +56,7 @@ impl Ctx {
             token_file: cli.token_file.clone(),
             busy_timeout: Duration::from_millis(cli.busy_timeout_ms),
             lock_wait: Duration::from_millis(cli.lock_wait_ms),
+            timeout: cli.timeout_ms.map(Duration::from_millis),
         })
     }
 
@@ -82,7 +84,13 @@ impl Ctx {
     pub fn started(&self) -> Result<(Connection, SyncClient), Failure> {
         let conn = self.connection()?;
         db::start_runtime(&conn)?;
-        Ok((conn, self.client()))
+        let mut client = self.client();
+        // One command, one call: `--timeout-ms` bounds it as a whole, and SIGINT or
+        // SIGTERM interrupt it (the engine stops within ~100 ms with `interrupted`,
+        // local state as before or resumable) instead of killing the process mid-way.
+        client.start_call(self.timeout);
+        interrupt_on_signals(&conn, client.current_call())?;
+        Ok((conn, client))
     }
 
     /// [`Ctx::started`] plus the client connected to the attached user: for sync, push
@@ -109,6 +117,42 @@ pub fn recorded<T: Journaled>(
 ) -> oversqlite_engine::Result<T> {
     let keep = client.settings.journal_keep;
     journal::recorded(conn, operation, Trigger::Cli, keep, || op(client))
+}
+
+/// SIGINT and SIGTERM stop the command's call: a wait on the server through its stop
+/// state, a running SQLite statement through `sqlite3_interrupt` (a thread waiting for
+/// the signals lives as long as the process, which runs one command).
+fn interrupt_on_signals(
+    conn: &Connection,
+    call: Option<Arc<oversqlite_engine::remote::cancel::CallStop>>,
+) -> Result<(), Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let handle = conn.get_interrupt_handle();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| {
+        Failure::new(
+            "internal_error",
+            Exit::Software,
+            format!("cannot install the signal handlers: {e}"),
+        )
+    })?;
+    std::thread::Builder::new()
+        .name("oversqlite-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if let Some(call) = &call {
+                    call.interrupt();
+                }
+                handle.interrupt();
+            }
+        })
+        .map_err(|e| {
+            Failure::new(
+                "internal_error",
+                Exit::Software,
+                format!("cannot start the signal thread: {e}"),
+            )
+        })?;
+    Ok(())
 }
 
 pub fn to_json<T: Serialize>(v: &T) -> Result<Value, Failure> {

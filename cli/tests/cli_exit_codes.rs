@@ -527,3 +527,25 @@ fn a_stalled_server_is_bounded_by_timeout_ms_and_interrupted_by_sigint() {
     cli_as(&server, "alice", &db, &["sync"]).ok();
     assert_eq!(server.rows("users", "alice", "id").len(), 1);
 }
+
+/// `status` of a file configured by the app but never opened (no runtime tables yet)
+/// reports that and the way on, instead of failing with advice the CLI cannot follow.
+#[test]
+fn status_of_a_configured_file_never_opened_reports_it_and_the_way_on() {
+    let server = TestServer::start();
+    let db = db_path("never-opened");
+    let conn = oversqlite_tests::host::file(&db);
+    conn.execute_batch("CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL)")
+        .unwrap();
+    oversqlite_tests::host::call(&conn, "SELECT oversqlite_init(?1, 'main')", &[&server.url])
+        .unwrap();
+    oversqlite_tests::host::call(&conn, "SELECT oversqlite_enable_sync('users')", &[]).unwrap();
+    drop(conn);
+    let path = db.to_str().unwrap();
+    let j = cli(&["--db", path, "--json", "status"], &[]).ok().json();
+    assert_eq!(j["opened"], false, "{j}");
+    assert_eq!(j["tables"], serde_json::json!(["users"]), "{j}");
+    let text = cli(&["--db", path, "status"], &[]).ok().stdout;
+    assert!(text.contains("not opened for sync yet"), "{text}");
+    assert!(text.contains("oversqlite attach --user USER"), "{text}");
+}

@@ -9,9 +9,31 @@ use crate::failure::Failure;
 pub fn run(ctx: &Ctx) -> Result<Outcome, Failure> {
     let conn = ctx.connection()?;
     let settings = config::read_settings(&conn)?;
-    let source = oversqlite_core::state::source_info(&conn)?;
-    let status = oversqlite_engine::sync_status(&conn)?;
     let tables: Vec<&str> = settings.tables.iter().map(|t| t.table.as_str()).collect();
+    let source = match oversqlite_core::state::source_info(&conn) {
+        Ok(s) => s,
+        // Configured but never opened (no runtime tables yet): a state to report, not
+        // an error; the way on is an attach (which opens it), or the app's open.
+        Err(e) if Failure::from(e.clone()).code == "not_open" => {
+            let json = json!({
+                "database": ctx.label(),
+                "server_url": settings.server_url,
+                "schema": settings.schema,
+                "tables": tables,
+                "opened": false,
+            });
+            let text = format!(
+                "database:    {}\nserver:      {}\nschema:      {}\ntables:      {}\nnot opened for sync yet: run `oversqlite attach --user USER` (it opens the file) or open it from the app (SELECT oversqlite_open())",
+                ctx.label(),
+                settings.server_url.as_deref().unwrap_or("(not configured)"),
+                settings.schema.as_deref().unwrap_or("(not configured)"),
+                tables.join(", "),
+            );
+            return Ok(Outcome { json, text });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let status = oversqlite_engine::sync_status(&conn)?;
     let json = json!({
         "database": ctx.label(),
         "server_url": settings.server_url,
@@ -19,6 +41,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, Failure> {
         "tables": tables,
         "source": to_json(&source)?,
         "status": to_json(&status)?,
+        "opened": true,
     });
     let user = if source.binding_state == "attached" {
         format!("attached as {}", source.attached_user_id)

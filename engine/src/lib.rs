@@ -25,6 +25,7 @@ pub mod remote;
 pub mod report;
 pub mod sync_client;
 pub mod values;
+mod wording;
 
 pub use conflict::{
     CallbackResolver, ClientWins, ConflictContext, ConflictResolver, Resolution, ServerWins,

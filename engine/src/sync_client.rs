@@ -192,7 +192,7 @@ impl SyncClient {
         if !conn.is_autocommit() {
             return Err(SyncError::new(
                 ErrorKind::InTransaction,
-                "cannot sync inside an open transaction; commit or roll back first",
+                "this call talks to the server, so it cannot run inside an open transaction; commit or roll back first",
             ));
         }
         oversqlite_core::state::require_runtime(conn)?;

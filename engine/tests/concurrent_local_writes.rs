@@ -45,6 +45,12 @@ fn pull_refuses_a_bundle_when_a_local_write_lands_while_it_downloads() {
 
     let err = client.pull_to_stable(&conn).unwrap_err();
     assert_eq!(err.code(), "pending_local_changes");
+    assert!(
+        err.message
+            .starts_with("1 local row was written while the pull was in flight"),
+        "{}",
+        err.message
+    );
     assert_eq!(
         support::scalar_text(&conn, "SELECT name FROM users WHERE id = 'u1'"),
         "local edit"
@@ -124,6 +130,12 @@ fn keep_source_snapshot_keeps_a_local_write_made_while_it_downloads() {
 
     let err = client.pull_to_stable(&conn).unwrap_err();
     assert_eq!(err.code(), "pending_local_changes");
+    assert!(
+        err.message
+            .starts_with("1 local row was written while the snapshot downloaded"),
+        "{}",
+        err.message
+    );
     assert_eq!(
         support::scalar_text(&conn, "SELECT name FROM users WHERE id = 'u2'"),
         "written during download"

@@ -151,7 +151,7 @@ fn a_row_count_mismatch_is_refused() {
 
     assert!(
         err.to_string()
-            .contains("bundle 1 row_count 2 does not match the 1 rows received"),
+            .contains("bundle 1 row_count 2 does not match the 1 row received"),
         "{err}"
     );
     assert!(users(&d.conn).is_empty());

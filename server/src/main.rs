@@ -7,6 +7,7 @@ mod codec;
 mod config;
 mod error;
 mod http;
+mod logging;
 mod migrate;
 mod service;
 mod state;
@@ -100,8 +101,10 @@ struct ServeArgs {
     /// After SIGTERM/SIGINT: answer 503 service_unavailable this long, then exit.
     #[arg(long, default_value_t = 2_000)]
     shutdown_grace_ms: u64,
-    /// Log level or filter directives (`info`, `debug`, `oversqlite_server=debug`); falls back
-    /// to OVERSQLITE_LOG, then RUST_LOG, then `info`. Logs go to stderr.
+    /// Log level (off, error, warn, info, debug, trace) or `target=level` directives
+    /// (`oversqlite_server=debug`); an invalid one stops start-up (exit 2). Falls back to
+    /// OVERSQLITE_LOG, then RUST_LOG (an invalid value warns and is ignored), then `info`.
+    /// Logs go to stderr.
     #[arg(long)]
     log_level: Option<String>,
     /// How a push commit violating a foreign key is answered: `ours` (400
@@ -195,29 +198,8 @@ fn token(args: TokenArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Installs the stderr log subscriber: `--log-level`, else OVERSQLITE_LOG, else RUST_LOG,
-/// else `info` (one line per request, each refused token's reason).
-fn init_logging(flag: Option<&str>) -> Result<(), String> {
-    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let directives = flag
-        .map(str::to_string)
-        .or_else(|| from_env("OVERSQLITE_LOG"))
-        .or_else(|| from_env("RUST_LOG"))
-        .unwrap_or_else(|| "info".to_string());
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse(&directives)
-        .map_err(|e| format!("invalid log level {directives:?}: {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
-}
-
 fn serve(args: ServeArgs) -> Result<(), String> {
-    init_logging(args.log_level.as_deref())?;
+    logging::init(args.log_level.as_deref())?;
     let registry = Arc::new(Registry::load(&args.config)?);
     let jwt_secret = resolve_secret(&args.secret, &registry)?;
     if args.retained_window < 0 || args.prune_batch <= 0 {

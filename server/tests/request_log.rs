@@ -172,27 +172,42 @@ fn log_level_comes_from_the_flag_then_oversqlite_log_then_rust_log() {
         run(&["--log-level", "info"], &[("OVERSQLITE_LOG", "error")]),
         (true, true)
     );
-    // A bad level stops start-up with a message.
-    let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(config_path())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            SECRET,
-            "--log-level",
-            "loud==",
-        ])
-        .arg("--data")
-        .arg(dir.0.join("bad.db"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("invalid log level"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // An invalid environment value warns once and logs at info.
+    assert_eq!(run(&[], &[("OVERSQLITE_LOG", "nonsense")]), (true, true));
+    let warned = std::fs::read_to_string(dir.0.join("level.log")).unwrap();
+    assert_eq!(
+        warned.matches("warning: OVERSQLITE_LOG").count(),
+        1,
+        "{warned}"
     );
+    assert!(warned.contains("logging at info"), "{warned}");
+    assert_eq!(run(&[], &[("RUST_LOG", "wran")]), (true, true));
+    // A bad --log-level stops start-up with exit status 2, naming the valid levels; a
+    // typo must not parse as a target name and silently turn logging off.
+    for bad in ["loud==", "wran", "nonsense", "info,wran"] {
+        let out = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(config_path())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--jwt-secret",
+                SECRET,
+                "--log-level",
+                bad,
+            ])
+            .arg("--data")
+            .arg(dir.0.join("bad.db"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("invalid log level"), "{stderr}");
+        assert!(
+            stderr.contains("off, error, warn, info, debug, trace"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "never started: {bad}");
+    }
 }

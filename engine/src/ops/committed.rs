@@ -15,6 +15,7 @@ use crate::remote::client::{Remote, Reply};
 use crate::remote::validate::{validate_committed_page, CommittedMeta};
 use crate::sync_client::Ctx;
 use crate::values::codec::{parse_object, payloads_equivalent, PayloadForm};
+use crate::wording::counted;
 
 pub(crate) enum Fetch {
     Pruned,
@@ -162,8 +163,9 @@ fn verify_pages(
         // rather than reading without bound.
         if hasher.row_count() + page.rows.len() as i64 > meta.row_count {
             return Err(Fetch::Failed(SyncError::protocol(format!(
-                "committed bundle {} returned more than its row_count {} rows",
-                meta.bundle_seq, meta.row_count
+                "committed bundle {} returned more than its row_count of {}",
+                meta.bundle_seq,
+                counted(meta.row_count, "row", "rows")
             ))));
         }
         let uploaded = freeze::outbox_page(
@@ -218,8 +220,10 @@ fn verify_pages(
     let fetched = out.versions.len() as i64;
     if fetched != meta.row_count {
         return Err(Fetch::Failed(SyncError::protocol(format!(
-            "committed bundle {} returned {fetched} rows but row_count is {}",
-            meta.bundle_seq, meta.row_count
+            "committed bundle {} returned {} but row_count is {}",
+            meta.bundle_seq,
+            counted(fetched, "row", "rows"),
+            meta.row_count
         ))));
     }
     let hash = hasher.finish().bundle_hash;
@@ -231,8 +235,9 @@ fn verify_pages(
     }
     if fetched != outbox.row_count {
         out.mismatch = Some(format!(
-            "{fetched} committed rows for {} uploaded rows",
-            outbox.row_count
+            "{} for {}",
+            counted(fetched, "committed row", "committed rows"),
+            counted(outbox.row_count, "uploaded row", "uploaded rows")
         ));
     }
     Ok(out)

@@ -20,6 +20,7 @@ use crate::sync_client::Ctx;
 use crate::values::codec::{
     local_key_from_key_json, local_key_to_wire, local_payload_to_wire, parse_object,
 };
+use crate::wording::counted;
 use oversqlite_core::store::dirty_rows::{self, FreezeRead};
 use oversqlite_core::store::outbox::{self, RowWriter};
 use oversqlite_core::store::source;
@@ -357,7 +358,8 @@ pub(crate) fn verify(conn: &Connection) -> Result<OutboxBundle> {
     }
     if count != bundle.row_count {
         return Err(corrupt(&format!(
-            "{count} rows stored, row_count {}",
+            "{} stored, row_count {}",
+            counted(count, "row", "rows"),
             bundle.row_count
         )));
     }

@@ -6,6 +6,7 @@ use crate::error::{ErrorKind, Result, SyncError};
 use crate::local::state;
 use crate::local::state::OperationKind;
 use crate::sync_client::Ctx;
+use crate::wording::counted;
 
 /// Gates shared by push, pull and sync: source recovery first, then the rebuild gate.
 pub(crate) fn check_gates(ctx: &Ctx) -> Result<()> {
@@ -53,7 +54,10 @@ pub(crate) fn require_drained(ctx: &Ctx) -> Result<()> {
     if dirty > 0 {
         return Err(SyncError::new(
             ErrorKind::PendingLocalChanges,
-            format!("cannot pull while {dirty} local changes are unsent; call oversqlite_sync(), which sends them and then pulls beside any written meanwhile"),
+            format!(
+                "cannot pull while {} unsent; call oversqlite_sync(), which sends them and then pulls beside any written meanwhile",
+                counted(dirty, "local change is", "local changes are")
+            ),
         ));
     }
     Ok(())

@@ -31,6 +31,7 @@ use crate::report::{ChangedTables, PullCounts, PullReport, RemoteOutcome};
 use crate::sync_client::{sync_status, Ctx, SyncClient};
 use crate::values::codec::{wire_key_to_local, wire_payload_to_row};
 use crate::values::rows;
+use crate::wording::counted;
 use oversqlite_core::store::{apply, attachment};
 
 use crate::ops::beside::{
@@ -577,7 +578,10 @@ impl<'c, 'a: 'c> PageSink for Applier<'_, 'c, 'a> {
         if dirty > 0 {
             return Err(SyncError::new(
                 ErrorKind::PendingLocalChanges,
-                format!("{dirty} local rows were written while the pull was in flight; nothing was applied; call oversqlite_sync() to push them first"),
+                format!(
+                    "{} written while the pull was in flight; nothing was applied; call oversqlite_sync() to push them first",
+                    counted(dirty, "local row was", "local rows were")
+                ),
             ));
         }
         self.tx = Some(tx);

@@ -26,6 +26,7 @@ use crate::values::codec::{
     wire_payload_to_row,
 };
 use crate::values::rows::{self, quote_ident};
+use crate::wording::counted;
 use oversqlite_core::store::{
     attachment, dirty_rows, outbox, registry, row_state, snapshot_stage, source,
 };
@@ -371,7 +372,10 @@ pub(crate) fn final_apply(
             if pending > 0 {
                 return Err(SyncError::new(
                     ErrorKind::PendingLocalChanges,
-                    format!("{pending} local rows were written while the snapshot downloaded; nothing was applied; call oversqlite_sync() to push them first"),
+                    format!(
+                        "{} written while the snapshot downloaded; nothing was applied; call oversqlite_sync() to push them first",
+                        counted(pending, "local row was", "local rows were")
+                    ),
                 ));
             }
         }

@@ -132,7 +132,7 @@ impl HttpFailure {
     /// carries an envelope).
     fn advice(&self) -> String {
         match (self.status, &self.body) {
-            (401, _) => "; the server refused the bearer token: check the token's expiry and that it was signed with the server's secret (oversqlite_set_token or the token provider)".to_string(),
+            (401, _) => "; the server refused the bearer token: check the token's expiry and that it was signed with the server's secret (oversqlite_set_token, OVERSQLITE_TOKEN/OVERSQLITE_TOKEN_FILE, or the host's oversqlite_auth_token())".to_string(),
             (404, None) => format!(
                 "; no sync route at {}: the server URL given to oversqlite_init must be the sync API root (e.g. http://host:port, where /sync/... lives), without an extra path",
                 self.url.as_deref().unwrap_or("the configured URL")

@@ -8,6 +8,7 @@ use oversqlite_protocol::{
 };
 
 use crate::error::{Result, SyncError};
+use crate::wording::counted;
 use oversqlite_protocol::values::rfc3339;
 
 pub use oversqlite_protocol::HIDDEN_SCOPE_COLUMN;
@@ -143,7 +144,8 @@ pub fn validate_bundle_digest(
     if let Some(expected) = row_count {
         if expected != rows {
             return fail(format!(
-                "bundle {bundle_seq} row_count {expected} does not match the {rows} rows received"
+                "bundle {bundle_seq} row_count {expected} does not match the {} received",
+                counted(rows, "row", "rows")
             ));
         }
     }

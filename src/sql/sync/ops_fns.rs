@@ -96,9 +96,12 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
     args.expect_count(0, 0, "oversqlite_sync()")?;
     match (s.uploads_paused(), s.downloads_paused()) {
         (false, false) => text(to_json(&s.with_client(|c| c.sync(conn))?)?),
-        (true, true) => text(
-            json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": BOTH_PAUSED, "changed_tables": []}),
-        ),
+        (true, true) => text(paused_sync_report(
+            conn,
+            object(
+                json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": BOTH_PAUSED, "changed_tables": []}),
+            ),
+        )?),
         (true, false) => {
             // Uploads paused: download beside the unsent local changes (they stay).
             let (pull, settled) = s.with_client(|c| c.pull_beside(conn))?;
@@ -116,7 +119,7 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
             out.insert("skipped".into(), json!(UPLOADS_PAUSED));
             pull.remove("bundles_applied");
             out.extend(pull);
-            text(Value::Object(out))
+            text(paused_sync_report(conn, out)?)
         }
         (false, true) => {
             let mut push = object(to_json(&s.with_client(|c| c.push_pending(conn))?)?);
@@ -132,9 +135,31 @@ pub fn sync(s: &ConnSync, conn: &Connection, args: &Args) -> Result<String, Sync
                     out.insert(k.into(), v);
                 }
             }
-            text(Value::Object(out))
+            text(paused_sync_report(conn, out)?)
         }
     }
+}
+
+/// Completes a sync report built with a direction paused so it carries every member
+/// of an ordinary one (README, `oversqlite_sync()`): `status`, `complete` (no local
+/// change left pending), `pending_row_count` and `foreign_key_resolutions`.
+fn paused_sync_report(conn: &Connection, mut out: Map<String, Value>) -> Result<Value, SyncError> {
+    if !out.contains_key("status") {
+        out.insert(
+            "status".into(),
+            to_json(&oversqlite_engine::sync_status(conn)?)?,
+        );
+    }
+    let pending = out["status"]["pending"]["pending_row_count"]
+        .as_i64()
+        .ok_or_else(|| {
+            SyncError::new(ErrorKind::Internal, "sync report without a pending count")
+        })?;
+    out.insert("complete".into(), json!(pending == 0));
+    out.insert("pending_row_count".into(), json!(pending));
+    out.entry("foreign_key_resolutions")
+        .or_insert_with(|| json!([]));
+    Ok(Value::Object(out))
 }
 
 /// `oversqlite_rebuild()` downloads a snapshot, so paused downloads skip it.

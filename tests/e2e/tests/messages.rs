@@ -54,7 +54,54 @@ fn unauthorized_gives_the_servers_reason_and_says_check_the_tokens_expiry_and_se
         &err,
         &["HTTP 401", "Invalid token", "expiry", "server's secret"],
     );
+    // Every place a token can come from is named.
+    assert_contains(
+        &err,
+        &[
+            "oversqlite_set_token, OVERSQLITE_TOKEN/OVERSQLITE_TOKEN_FILE, or the host's oversqlite_auth_token()",
+        ],
+    );
     assert!(!err.contains(&bad), "the token is echoed: {err}");
+}
+
+#[test]
+fn attach_and_detach_inside_a_transaction_say_the_call_talks_to_the_server() {
+    let server = TestServer::start();
+    let d = device(&server, "msg-in-tx", "alice");
+    for (sql, name) in [
+        ("SELECT oversqlite_attach('alice')", "oversqlite_attach"),
+        ("SELECT oversqlite_detach()", "oversqlite_detach"),
+    ] {
+        d.exec("BEGIN");
+        let err = d.err(sql);
+        d.exec("ROLLBACK");
+        assert!(
+            err.starts_with(&format!("{name}: transaction_open: ")),
+            "{err}"
+        );
+        assert_contains(
+            &err,
+            &[
+                "talks to the server",
+                "cannot run inside an open transaction",
+                "commit or roll back first",
+            ],
+        );
+        assert!(!err.contains("cannot sync"), "{err}");
+    }
+}
+
+#[test]
+fn a_single_unsent_change_is_counted_in_the_singular() {
+    let server = TestServer::start();
+    let d = device(&server, "msg-one", "alice");
+    d.ok("SELECT oversqlite_attach('alice')");
+    d.exec("INSERT INTO users VALUES ('u1', 'Ada')");
+    let err = d.err("SELECT oversqlite_pull_to_stable()");
+    assert_contains(&err, &["cannot pull while 1 local change is unsent"]);
+    d.exec("INSERT INTO users VALUES ('u2', 'Grace')");
+    let err = d.err("SELECT oversqlite_pull_to_stable()");
+    assert_contains(&err, &["cannot pull while 2 local changes are unsent"]);
 }
 
 #[test]

@@ -88,6 +88,12 @@ fn paused_uploads_send_nothing_and_say_so() {
         "{sync}"
     );
     assert_eq!(d.users(), ["u1=Ada", "u2=Grace"]);
+    assert_sync_members(&sync, 0);
+    // A change written while uploads are paused stays pending, and the report says so.
+    d.exec("INSERT INTO users VALUES ('u4', 'Barbara')");
+    let sync = d.ok("SELECT oversqlite_sync()");
+    assert_eq!(sync["skipped"], json!("uploads_paused"), "{sync}");
+    assert_sync_members(&sync, 1);
     let err = d.err("SELECT oversqlite_sync_then_detach()");
     assert!(
         err.starts_with(
@@ -150,17 +156,20 @@ fn paused_downloads_fetch_nothing_and_say_so() {
     assert_eq!(sync["push_outcome"], json!("committed"), "{sync}");
     assert_eq!(sync["remote_outcome"], json!("skipped"));
     assert_eq!(sync["skipped"], json!("downloads_paused"));
+    assert_sync_members(&sync, 0);
     assert_eq!(d.users(), ["u2=Grace"]);
     assert_eq!(server.bundle_count("bob"), 2);
 
     // Both paused: sync and sync_once do nothing at all.
     d.ok("SELECT oversqlite_pause_uploads()");
     let before = requests.load(Ordering::SeqCst);
+    d.exec("INSERT INTO users VALUES ('u3', 'Edsger')");
     let sync = d.ok("SELECT oversqlite_sync()");
-    assert_eq!(
-        sync,
-        json!({"push_outcome": "skipped", "remote_outcome": "skipped", "skipped": "uploads_and_downloads_paused", "changed_tables": []})
-    );
+    assert_eq!(sync["push_outcome"], json!("skipped"), "{sync}");
+    assert_eq!(sync["remote_outcome"], json!("skipped"), "{sync}");
+    assert_eq!(sync["skipped"], json!("uploads_and_downloads_paused"));
+    assert_eq!(sync["changed_tables"], json!([]));
+    assert_sync_members(&sync, 1);
     let once = d.ok("SELECT oversqlite_sync_once()");
     assert_eq!(once["downloaded"], json!(0));
     assert_eq!(once["skipped"], json!("uploads_and_downloads_paused"));
@@ -169,9 +178,24 @@ fn paused_downloads_fetch_nothing_and_say_so() {
 
     d.ok("SELECT oversqlite_resume_uploads()");
     d.ok("SELECT oversqlite_resume_downloads()");
+    let push = d.ok("SELECT oversqlite_push_pending()");
+    assert_eq!(push["outcome"], json!("committed"), "{push}");
     let pull = d.ok("SELECT oversqlite_pull_to_stable()");
     assert_eq!(pull["outcome"], json!("applied_incremental"), "{pull}");
-    assert_eq!(d.users(), ["u1=Ada", "u2=Grace"]);
+    assert_eq!(d.users(), ["u1=Ada", "u2=Grace", "u3=Edsger"]);
+}
+
+/// Every sync report, a paused direction's included, carries the members the README
+/// documents as always present, with the pending count the status reports.
+fn assert_sync_members(sync: &serde_json::Value, pending: i64) {
+    assert_eq!(sync["complete"], json!(pending == 0), "{sync}");
+    assert_eq!(sync["pending_row_count"], json!(pending), "{sync}");
+    assert_eq!(sync["foreign_key_resolutions"], json!([]), "{sync}");
+    assert_eq!(
+        sync["status"]["pending"]["pending_row_count"],
+        json!(pending),
+        "{sync}"
+    );
 }
 
 #[test]

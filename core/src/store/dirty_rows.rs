@@ -224,24 +224,16 @@ pub struct FreezeRead {
     pub live_state: bool,
 }
 
-/// Streams every dirty row with its row state into `f`, in bundle order: upserts
-/// parents-first, then deletes children-first; ties keep capture order (`dirty_ordinal`,
-/// then schema, table and key). `table_order` gives each table's FK position (parents
-/// first); an unlisted table sorts last. `f` returns whether to go on: a freeze that
-/// cuts a bundle short stops there.
-///
-/// Rows are read `page` at a time (`None`: all at once) in two steps: SQLite sorts only
-/// rowids and sort keys (`LIMIT`/`OFFSET` over one total order, so pages neither overlap
-/// nor skip while the caller's transaction holds the set still), then each row of the
-/// page is read with its row state. A freeze that takes a few thousand rows of a large
-/// backlog so costs a light pass over the backlog rather than a full read and sort of it,
-/// which matters because a capped push freezes many times.
-pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
+/// The rowids of every dirty row, in bundle order: upserts parents-first, then deletes
+/// children-first; ties keep capture order (`dirty_ordinal`, then schema, table and
+/// key). `table_order` gives each table's FK position (parents first); an unlisted table
+/// sorts last (deletes: first). SQLite sorts only rowids and sort keys; the rows
+/// themselves are read by [`read_in_order`], a bundle at a time, so a push of several
+/// bundles sorts its backlog once instead of once per bundle (engine `ops/freeze.rs`).
+pub fn bundle_order(
     conn: &Connection,
     table_order: &[(String, usize)],
-    page: Option<usize>,
-    mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
-) -> std::result::Result<(), E> {
+) -> rusqlite::Result<Vec<i64>> {
     let mut pos = String::from("CASE table_name");
     let mut binds = Vec::new();
     for (name, p) in table_order {
@@ -251,53 +243,61 @@ pub fn for_each_in_bundle_order<E: From<rusqlite::Error>>(
     pos.push_str(&format!(" ELSE {} END", i64::MAX / 2));
     // A payload-less row whose server state is not live is a no-op delete: it is read
     // (and consumed) but never uploaded, so its sort position does not matter.
-    let order_sql = format!(
+    let sql = format!(
         "SELECT rowid FROM _sync_dirty_rows
          ORDER BY (payload IS NULL), CASE WHEN payload IS NULL THEN -({pos}) ELSE {pos} END,
-                  dirty_ordinal, schema_name, table_name, key_json
-         LIMIT ?{limit} OFFSET ?{offset}",
-        limit = binds.len() + 1,
-        offset = binds.len() + 2,
+                  dirty_ordinal, schema_name, table_name, key_json"
     );
-    let mut order = conn.prepare(&order_sql)?;
-    let mut row = conn.prepare_cached(
-        "SELECT d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload,
+    let mut stmt = conn.prepare(&sql)?;
+    let rowids = stmt
+        .query_map(rusqlite::params_from_iter(binds), |r| r.get::<_, i64>(0))?
+        .collect();
+    rowids
+}
+
+/// Streams the dirty rows of `rowids`, in that order, with their row state into `f`;
+/// a rowid no longer present is skipped. `f` returns whether to go on (a freeze that
+/// cuts its bundle short stops there). Returns how many rowids were passed to `f`
+/// (or skipped) before it stopped.
+pub fn read_in_order<E: From<rusqlite::Error>>(
+    conn: &Connection,
+    rowids: &[i64],
+    mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
+) -> std::result::Result<usize, E> {
+    let list = format!(
+        "[{}]",
+        rowids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut stmt = conn.prepare_cached(
+        "SELECT je.key, d.rowid, d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload,
                 (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0)
-         FROM _sync_dirty_rows AS d
+         FROM json_each(?1) AS je
+         JOIN _sync_dirty_rows AS d ON d.rowid = je.value
          LEFT JOIN _sync_row_state AS rs
            ON rs.schema_name = d.schema_name AND rs.table_name = d.table_name AND rs.key_json = d.key_json
-         WHERE d.rowid = ?1",
+         ORDER BY je.key",
     )?;
-    let limit = page.map_or(-1, |p| p.max(1) as i64);
-    let mut offset = 0i64;
-    loop {
-        let mut params = binds.clone();
-        params.push(Value::Integer(limit));
-        params.push(Value::Integer(offset));
-        let rowids = order
-            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        for &rowid in &rowids {
-            let read = row.query_row([rowid], |r| {
-                Ok(FreezeRead {
-                    rowid,
-                    schema: r.get(0)?,
-                    table: r.get(1)?,
-                    key_json: r.get(2)?,
-                    base_row_version: r.get(3)?,
-                    payload: r.get(4)?,
-                    live_state: r.get::<_, i64>(5)? != 0,
-                })
-            })?;
-            if !f(read)? {
-                return Ok(());
-            }
+    let mut read = stmt.query([list])?;
+    while let Some(r) = read.next()? {
+        let index: i64 = r.get(0)?;
+        let go_on = f(FreezeRead {
+            rowid: r.get(1)?,
+            schema: r.get(2)?,
+            table: r.get(3)?,
+            key_json: r.get(4)?,
+            base_row_version: r.get(5)?,
+            payload: r.get(6)?,
+            live_state: r.get::<_, i64>(7)? != 0,
+        })?;
+        if !go_on {
+            return Ok(index as usize);
         }
-        if limit < 0 || (rowids.len() as i64) < limit {
-            return Ok(());
-        }
-        offset += rowids.len() as i64;
     }
+    Ok(rowids.len())
 }
 
 /// Deletes the dirty rows of `rowids` (those a freeze consumed when it cut its bundle

@@ -114,8 +114,15 @@ pub(crate) fn push_reporting(
     crate::progress::rows_up_total_at_least(pending);
     let mut bundles_left = bundles_for(ctx, pending);
     let mut moved = false;
+    // The bundle order of the backlog, kept from one bundle to the next (`freeze`).
+    let mut order = None;
     loop {
-        match push_once(ctx, changed, settled)? {
+        let step = push_once(ctx, changed, settled, &mut order)?;
+        if !matches!(step, Step::Committed { .. } | Step::NoChange) {
+            // Rows were put back (or the source changed): sort afresh.
+            order = None;
+        }
+        match step {
             Step::NoChange => break,
             // A fresh source cannot meet another copy's bundle: once per push at most.
             Step::MovedToOwnSource if moved => {
@@ -210,9 +217,10 @@ fn push_once(
     ctx: &Ctx,
     changed: &mut ChangedTables,
     settled: &mut Vec<ForeignKeyResolution>,
+    order: &mut Option<freeze::FreezeOrder>,
 ) -> Result<Step> {
     let outbox = match state::outbox(ctx.conn)?.state.as_str() {
-        "none" => match freeze::freeze(ctx)? {
+        "none" => match freeze::freeze(ctx, order)? {
             Some(o) => {
                 oversqlite_core::fault::point("push.after_freeze");
                 o

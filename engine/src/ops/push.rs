@@ -155,7 +155,7 @@ pub(crate) fn push_reporting(
                 if *seen > ctx.settings.max_conflict_retries {
                     return Err(SyncError::new(
                         ErrorKind::PushConflictRetryExhausted,
-                        format!("the same row kept conflicting after {seen} resolutions; local changes are kept, push again later"),
+                        format!("the same row kept conflicting after {}; local changes are kept, push again later", crate::wording::counted(*seen as i64, "resolution", "resolutions")),
                     ));
                 }
                 if state::dirty_count(ctx.conn)? == 0 {
@@ -166,7 +166,7 @@ pub(crate) fn push_reporting(
         if conflicts > MAX_CONFLICT_ROUNDS {
             return Err(SyncError::new(
                 ErrorKind::PushConflictRetryExhausted,
-                format!("push conflicts kept recurring after {conflicts} resolutions; local changes are kept, push again later"),
+                format!("push conflicts kept recurring after {}; local changes are kept, push again later", crate::wording::counted(conflicts as i64, "resolution", "resolutions")),
             ));
         }
     }

@@ -303,10 +303,19 @@ pub fn read_in_order<E: From<rusqlite::Error>>(
 /// Deletes the dirty rows of `rowids` (those a freeze consumed when it cut its bundle
 /// short).
 pub fn delete_rowids(conn: &Connection, rowids: &[i64]) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached("DELETE FROM _sync_dirty_rows WHERE rowid = ?1")?;
-    for rowid in rowids {
-        stmt.execute([rowid])?;
-    }
+    // One statement for the bundle (its rowids as a JSON array), not one per row.
+    let list = format!(
+        "[{}]",
+        rowids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    conn.prepare_cached(
+        "DELETE FROM _sync_dirty_rows WHERE rowid IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([list])?;
     Ok(())
 }
 

@@ -433,23 +433,6 @@ fn a_second_sync_of_the_same_file_is_retry_later() {
     assert_eq!(server.rows("users", "alice", "id").len(), 1);
 }
 
-/// A listener that accepts connections and never answers (a stalled server).
-fn stalled_server() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let keep = held.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            keep.lock().unwrap().push(stream);
-        }
-    });
-    (url, held)
-}
-
 /// `--timeout-ms` bounds a command against a server that never answers, and SIGINT
 /// (Ctrl-C) stops one: both exit 75 (retry later) with `timeout` / `interrupted`, the
 /// change still pending, and the next sync against the real server sends it once.
@@ -459,7 +442,8 @@ fn a_stalled_server_is_bounded_by_timeout_ms_and_interrupted_by_sigint() {
     let db = device(&server, "stalled");
     cli_as(&server, "alice", &db, &["attach", "--user", "alice"]).ok();
     insert_user(&db, "s1", "Stalled");
-    let (stalled, _held) = stalled_server();
+    let stalled_server = oversqlite_tests::stalled::StalledServer::start();
+    let stalled = stalled_server.url.clone();
 
     let started = std::time::Instant::now();
     let r = cli_as(

@@ -264,14 +264,7 @@ pub fn read_in_order<E: From<rusqlite::Error>>(
     rowids: &[i64],
     mut f: impl FnMut(FreezeRead) -> std::result::Result<bool, E>,
 ) -> std::result::Result<usize, E> {
-    let list = format!(
-        "[{}]",
-        rowids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let list = rowid_list(rowids);
     let mut stmt = conn.prepare_cached(
         "SELECT je.key, d.rowid, d.schema_name, d.table_name, d.key_json, d.base_row_version, d.payload,
                 (rs.key_json IS NOT NULL AND COALESCE(rs.deleted, 0) = 0)
@@ -300,18 +293,17 @@ pub fn read_in_order<E: From<rusqlite::Error>>(
     Ok(rowids.len())
 }
 
+/// `rowids` as a JSON array, bound as one parameter and read back with `json_each`
+/// (one statement for a bundle's rows, not one per row).
+fn rowid_list(rowids: &[i64]) -> String {
+    let items: Vec<String> = rowids.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
 /// Deletes the dirty rows of `rowids` (those a freeze consumed when it cut its bundle
 /// short).
 pub fn delete_rowids(conn: &Connection, rowids: &[i64]) -> rusqlite::Result<()> {
-    // One statement for the bundle (its rowids as a JSON array), not one per row.
-    let list = format!(
-        "[{}]",
-        rowids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let list = rowid_list(rowids);
     conn.prepare_cached(
         "DELETE FROM _sync_dirty_rows WHERE rowid IN (SELECT value FROM json_each(?1))",
     )?

@@ -249,16 +249,8 @@ fn push_once(
                 let key = serde_json::to_string(&details.key).unwrap_or_default();
                 return Ok(Step::ConflictResolved(details.table, key));
             }
-            Upload::Refused(f) => {
-                let refusal = Refusal::of(&f, &outbox, ctx.conn)?;
-                refused::requeue(ctx, &outbox)?;
-                return Ok(Step::Refused(refusal));
-            }
-            Upload::Rejected(f) => {
-                let refusal = Refusal::of(&f, &outbox, ctx.conn)?;
-                refused::requeue(ctx, &outbox)?;
-                return Ok(Step::Rejected(refusal));
-            }
+            Upload::Refused(f) => return Ok(Step::Refused(refused::put_back(ctx, &outbox, &f)?)),
+            Upload::Rejected(f) => return Ok(Step::Rejected(refused::put_back(ctx, &outbox, &f)?)),
         }
     };
     let committed = match fetch_committed(ctx, &meta, &outbox, strict) {

@@ -143,7 +143,8 @@ impl Refusal {
         })
     }
 
-    fn describe(&self) -> String {
+    /// `the server <what> source bundle N (rows: …) with HTTP …: <its message>`.
+    fn describe(&self, what: &str) -> String {
         let rows: Vec<String> = self
             .tables
             .iter()
@@ -160,7 +161,7 @@ impl Refusal {
             format!(": {}", self.message.chars().take(300).collect::<String>())
         };
         format!(
-            "the server refused to commit source bundle {} (rows: {}) with HTTP {}{code}{message}",
+            "the server {what} source bundle {} (rows: {}) with HTTP {}{code}{message}",
             self.source_bundle_id,
             rows.join(", "),
             self.status
@@ -170,28 +171,37 @@ impl Refusal {
     /// A bundle whose row the server rejected while staging it (`push_chunk_invalid`):
     /// nothing to settle by pulling, the row itself must change.
     pub(crate) fn rejected_error(&self) -> SyncError {
-        let mut e = SyncError::new(
+        self.error(
             ErrorKind::PushRejected,
             format!(
                 "{}. Nothing was committed and the rows are back among the local changes (SELECT * FROM oversqlite_pending lists them): change or delete the row the server names so that it fits the server's schema, then sync again; oversqlite_detach('discard_local_changes') discards every unsent change",
-                self.describe().replacen("refused to commit", "rejected a row of", 1)
+                self.describe("rejected a row of")
             ),
-        );
-        e.http_status = Some(self.status);
-        e.server_code = Some(self.code.clone()).filter(|c| !c.is_empty());
-        e
+        )
     }
 
     /// The error `push_in` returns right after requeueing: the caller settles it.
     pub(crate) fn requeued_error(&self) -> SyncError {
-        let mut e = SyncError::new(
+        self.error(
             ErrorKind::PushCommitRefused,
-            format!("{}{REQUEUED}", self.describe()),
-        );
+            format!("{}{REQUEUED}", self.describe("refused to commit")),
+        )
+    }
+
+    /// An error carrying the server's status and code, as every refusal's does.
+    fn error(&self, kind: ErrorKind, message: String) -> SyncError {
+        let mut e = SyncError::new(kind, message);
         e.http_status = Some(self.status);
         e.server_code = Some(self.code.clone()).filter(|c| !c.is_empty());
         e
     }
+}
+
+/// The refusal `f` of the prepared `outbox`, its rows put back among the local changes.
+pub(crate) fn put_back(ctx: &Ctx, outbox: &OutboxBundle, f: &HttpFailure) -> Result<Refusal> {
+    let refusal = Refusal::of(f, outbox, ctx.conn)?;
+    requeue(ctx, outbox)?;
+    Ok(refusal)
 }
 
 /// Puts every row of the refused (uncommitted) bundle back into the dirty set and

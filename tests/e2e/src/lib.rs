@@ -6,4 +6,5 @@ pub mod catalog;
 pub mod fixtures;
 pub mod host;
 pub mod server;
+pub mod stalled;
 pub mod state_dump;

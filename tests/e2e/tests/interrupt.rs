@@ -9,12 +9,11 @@
 //! oversqlite-server`.
 mod sql_sync_support;
 
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oversqlite_tests::host;
 use oversqlite_tests::server::{TestServer, SCHEMA};
+use oversqlite_tests::stalled::StalledServer;
 use rusqlite::ffi;
 use serde_json::{json, Value};
 use sql_sync_support::{device, Device};
@@ -22,28 +21,6 @@ use sql_sync_support::{device, Device};
 /// Generous bound on how long an interrupted or timed-out call may take to return
 /// (the engine polls every 100 ms; a debug build on a busy 2-core machine is slow).
 const RETURN_BOUND: Duration = Duration::from_secs(5);
-
-/// A server that accepts every connection and never answers. Connections stay open
-/// until it is dropped.
-struct StalledServer {
-    url: String,
-    _held: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl StalledServer {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let keep = held.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                keep.lock().unwrap().push(stream);
-            }
-        });
-        StalledServer { url, _held: held }
-    }
-}
 
 fn point_at(d: &Device, url: &str) {
     host::call(&d.conn, "SELECT oversqlite_init(?1, ?2)", &[&url, &SCHEMA]).unwrap();

@@ -707,35 +707,3 @@ mod tests {
         assert!(!eq(json!({"name": "Ada"}), json!({"name": "Ada"})));
     }
 }
-
-/// The RFC 3339 rule of typed equivalence, as the engine uses it (the parser is
-/// protocol's).
-#[cfg(test)]
-mod rfc3339_tests {
-    use oversqlite_protocol::values::rfc3339::parse;
-
-    #[test]
-    fn offset_equivalent_instants_compare_equal() {
-        assert_eq!(
-            parse("2026-03-24T18:42:11Z"),
-            parse("2026-03-24T20:42:11+02:00")
-        );
-        assert_ne!(
-            parse("2026-03-24T18:42:11Z"),
-            parse("2026-03-24T20:42:12+02:00")
-        );
-        assert_eq!(
-            parse("2026-03-24T18:42:11.500Z"),
-            parse("2026-03-24T18:42:11.5Z")
-        );
-        assert_eq!(parse("1970-01-01T00:00:00Z").unwrap().epoch_seconds, 0);
-    }
-
-    #[test]
-    fn rejects_non_rfc3339_text() {
-        assert!(parse("2026-06-09 10:13:08").is_none());
-        assert!(parse("not-a-timestamp").is_none());
-        assert!(parse("2026-02-30T00:00:00Z").is_none());
-        assert!(parse("2026-03-24T18:42:11").is_none());
-    }
-}
